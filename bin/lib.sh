@@ -1,0 +1,69 @@
+# shellcheck shell=bash
+# Shared by bin/start and bin/test: install what is missing, with visible progress, and skip
+# whatever is already in place. Source it; do not run it.
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TOOLS="$ROOT/.tools"
+VENV="$ROOT/.venv"
+LITEFS_VERSION="v0.5.14"
+KRAKEND_VERSION="v2.13.8"
+export PATH="$TOOLS/bin:$VENV/bin:$PATH"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf '\033[31mError: %s\033[0m\n' "$*" >&2; exit 1; }
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+ensure_debian_packages() {
+    local missing=()
+    command -v fusermount3 >/dev/null || missing+=(fuse3)
+    command -v entr >/dev/null || missing+=(entr)
+    command -v foreman >/dev/null || missing+=(ruby-foreman)
+    command -v sqlite3 >/dev/null || missing+=(sqlite3)
+    python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+    if [ ${#missing[@]} -gt 0 ]; then
+        say "Installing Debian packages: ${missing[*]}"
+        as_root apt-get update -q
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+    fi
+}
+
+ensure_python() {
+    python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+        || die "Python 3.11 or newer is needed (found $(python3 --version 2>&1)); install it and rerun."
+    local stamp="$VENV/.requirements.sha256" want
+    want="$(sha256sum "$ROOT/requirements.txt" | cut -d' ' -f1)"
+    if [ -x "$VENV/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+        return
+    fi
+    say "Installing Python packages into .venv (requirements.txt)"
+    [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+    "$VENV/bin/pip" install --disable-pip-version-check -q --progress-bar on -r "$ROOT/requirements.txt"
+    echo "$want" >"$stamp"
+}
+
+go_build() {  # go_build NAME MODULE@VERSION [ldflags]
+    local name="$1" module="$2" ldflags="${3:-}"
+    local version="${module##*@}" marker="$TOOLS/bin/.$1.version"
+    if [ -x "$TOOLS/bin/$name" ] && [ "$(cat "$marker" 2>/dev/null)" = "$version" ]; then
+        return
+    fi
+    command -v go >/dev/null || die "Go is needed to build $name; install Go >= 1.25 and rerun."
+    say "Building $name $version with go install (first time only; this takes a few minutes)"
+    mkdir -p "$TOOLS/bin"
+    if ! GOBIN="$TOOLS/bin" GOFLAGS=-trimpath go install -ldflags "$ldflags" "$module"; then
+        die "could not build $name from the Go module proxy ($module); see the go output above."
+    fi
+    echo "$version" >"$marker"
+}
+
+ensure_litefs() {
+    go_build litefs "github.com/superfly/litefs/cmd/litefs@$LITEFS_VERSION"
+}
+
+ensure_krakend() {
+    go_build krakend "github.com/krakend/krakend-ce/v2/cmd/krakend-ce@$KRAKEND_VERSION" \
+        "-X github.com/luraproject/lura/v2/core.KrakendVersion=${KRAKEND_VERSION#v}"
+    # go install names the binary after the package directory
+    [ -x "$TOOLS/bin/krakend" ] || mv "$TOOLS/bin/krakend-ce" "$TOOLS/bin/krakend"
+}
