@@ -1,4 +1,4 @@
-"""SQLite connections shared by both services: WAL, busy timeout, foreign keys, explicit transactions."""
+"""SQLite connections for both services: WAL, busy timeout, foreign keys, explicit transactions."""
 
 import sqlite3
 from collections.abc import Iterator

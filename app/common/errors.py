@@ -1,6 +1,6 @@
 """Domain errors carry their HTTP status; one handler turns every error into one body shape:
 
-    {"detail": "<human sentence>", "code": "<machine code>", "errors": [{"field": ..., "message": ...}]}
+    {"detail": "<sentence>", "code": "<code>", "errors": [{"field": ..., "message": ...}]}
 
 `errors` appears only on validation failures (422) and names each offending field.
 """

@@ -1,0 +1,90 @@
+"""Request dependencies: the database connection and the caller's identity."""
+
+import hmac
+import sqlite3
+import threading
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from app.common.db import connect
+from app.common.errors import Forbidden, Unauthenticated
+from app.common.identity import (
+    GATEWAY_SECRET_HEADER,
+    ROLES,
+    ROLES_HEADER,
+    USER_ID_HEADER,
+    USERNAME_HEADER,
+)
+from app.enrollment.service import Identity
+from app.enrollment.settings import Settings
+
+_local = threading.local()
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def db(request: Request) -> sqlite3.Connection:
+    """One connection per worker thread, opened once: no per-request connection setup."""
+    settings: Settings = request.app.state.settings
+    key = str(settings.database)
+    conns: dict[str, sqlite3.Connection] = _local.__dict__.setdefault("conns", {})
+    conn = conns.get(key)
+    if conn is None:
+        conn = conns[key] = connect(settings.database)
+    return conn
+
+
+Db = Annotated[sqlite3.Connection, Depends(db)]
+
+
+def caller(
+    request: Request,
+    header_user_id: Annotated[
+        str | None, Header(alias=USER_ID_HEADER, include_in_schema=False)
+    ] = None,
+    header_username: Annotated[
+        str | None, Header(alias=USERNAME_HEADER, include_in_schema=False)
+    ] = None,
+    header_roles: Annotated[str | None, Header(alias=ROLES_HEADER, include_in_schema=False)] = None,
+    secret: Annotated[
+        str | None, Header(alias=GATEWAY_SECRET_HEADER, include_in_schema=False)
+    ] = None,
+) -> Identity:
+    """The identity the gateway vouches for. Without the gateway's secret, or without the
+    identity headers, the request is not signed in (401)."""
+    expected: str = request.app.state.gateway_secret
+    if secret is None or not hmac.compare_digest(secret.encode(), expected.encode()):
+        raise Unauthenticated("request did not come through the gateway", code="no_gateway")
+    if not header_user_id or not header_username or not header_roles:
+        raise Unauthenticated(
+            f"missing identity: {USER_ID_HEADER}, {USERNAME_HEADER} and {ROLES_HEADER} are required"
+        )
+    if (
+        not (header_user_id.isascii() and header_user_id.isdigit())
+        or not 0 < int(header_user_id) < 2**63
+    ):
+        raise Unauthenticated(f"{USER_ID_HEADER} is not a user id")
+    role_set = frozenset(r.strip() for r in header_roles.split(",") if r.strip()) & frozenset(ROLES)
+    if not role_set:
+        raise Unauthenticated(f"{ROLES_HEADER} names no known role")
+    return Identity(user_id=int(header_user_id), username=header_username, roles=role_set)
+
+
+Caller = Annotated[Identity, Depends(caller)]
+
+
+def allow(*roles: str) -> Callable[[Identity], Identity]:
+    """The gateway's role check, repeated here so a backend never trusts a route's roles to
+    configuration alone."""
+    allowed = frozenset(roles)
+
+    def check(who: Caller) -> Identity:
+        if not who.roles & allowed:
+            raise Forbidden(f"this needs one of the roles: {', '.join(sorted(allowed))}")
+        return who
+
+    return check

@@ -1,0 +1,71 @@
+"""Create the enrollment database: schema, then (optionally) the demo seed.
+
+python -m app.enrollment.init_db PATH [--no-seed]
+"""
+
+import argparse
+import json
+import sqlite3
+import sys
+from pathlib import Path
+
+from app.common.db import connect, immediate
+
+SHARE = Path(__file__).resolve().parents[2] / "share"
+SCHEMA = SHARE / "enroll" / "schema.sql"
+SEED = SHARE / "enroll" / "seed.sql"
+PEOPLE = SHARE / "seed" / "people.json"
+
+
+def sql_statements(script: str) -> list[str]:
+    """Split a SQL script into complete statements (executescript would commit on its own)."""
+    statements, pending = [], ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            statements.append(pending)
+            pending = ""
+    if pending.strip() and not all(
+        ln.strip().startswith("--") or not ln.strip() for ln in pending.splitlines()
+    ):
+        raise ValueError(f"incomplete SQL statement at the end of the script: {pending[:80]!r}")
+    return statements
+
+
+def init_db(path: Path, *, seed: bool = True) -> None:
+    """Create the schema in `path` and, if asked and the database is empty, load the demo seed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = connect(path)
+    try:
+        conn.executescript(SCHEMA.read_text())
+        if not seed or conn.execute("SELECT COUNT(*) FROM users").fetchone()[0]:
+            return
+        people = json.loads(PEOPLE.read_text())
+        # One transaction: the seed lands whole or not at all.
+        with immediate(conn):
+            conn.executemany(
+                "INSERT INTO users (id, username, first_name, last_name, roles)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [
+                    (p["id"], p["username"], p["first_name"], p["last_name"], ",".join(p["roles"]))
+                    for p in people
+                ],
+            )
+            for statement in sql_statements(SEED.read_text()):
+                conn.execute(statement)
+    finally:
+        conn.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("path", type=Path)
+    parser.add_argument("--no-seed", action="store_true", help="schema only")
+    args = parser.parse_args(argv)
+    init_db(args.path, seed=not args.no_seed)
+    print(f"enrollment database ready: {args.path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

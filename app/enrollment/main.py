@@ -1,0 +1,45 @@
+"""The enrollment service's ASGI app: `uvicorn --factory app.enrollment.main:create_app`."""
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.common.errors import install_error_handlers
+from app.enrollment.routes import router
+from app.enrollment.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; settings come from ENROLL_* environment variables unless given."""
+    settings = settings or get_settings()
+    app = FastAPI(title="Enrollment service", version="1.0.0")
+    app.state.settings = settings
+    app.state.gateway_secret = settings.gateway_secret
+    install_error_handlers(app)
+    app.include_router(router)
+
+    app.add_middleware(InstanceHeader, instance=settings.instance)
+
+    @app.get("/health", include_in_schema=False)
+    def health() -> dict:
+        return {"status": "ok", "instance": settings.instance}
+
+    return app
+
+
+class InstanceHeader:
+    """Name the instance that answered in X-Instance (plain ASGI: no per-request task overhead)."""
+
+    def __init__(self, app: ASGIApp, instance: str) -> None:
+        self.app = app
+        self.header = (b"x-instance", instance.encode())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_with_header(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), self.header]
+            await send(message)
+
+        await self.app(scope, receive, send_with_header)

@@ -1,0 +1,321 @@
+"""Every SQL statement of the enrollment service. Functions take the connection first and
+keyword-only arguments after it; none of them opens or commits a transaction."""
+
+import sqlite3
+from collections.abc import Iterable
+
+NOW = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
+
+# A waitlisted row's position is its rank by arrival (id) among its section's waitlisted rows.
+_POSITION = """
+    CASE WHEN e.status = 'waitlisted' THEN (
+        SELECT COUNT(*) FROM enrollments w
+        WHERE w.section_id = e.section_id AND w.status = 'waitlisted' AND w.id <= e.id
+    ) END AS position
+"""
+
+_ENROLLMENT_COLUMNS = f"""
+    e.id, e.section_id, e.user_id, e.status, e.created_at, e.enrolled_at, e.dropped_at,
+    e.drop_reason, {_POSITION}
+"""
+
+_SECTION_SELECT = """
+    SELECT s.id, s.course_id, c.code AS course_code, c.title AS course_title, s.section_number,
+           s.instructor_id, s.capacity, s.waitlist_capacity, s.frozen, s.room, s.schedule,
+           COALESCE(n.enrolled, 0) AS enrolled, COALESCE(n.waitlisted, 0) AS waitlisted,
+           MAX(s.capacity - COALESCE(n.enrolled, 0), 0) AS seats_available
+    FROM sections s
+    JOIN courses c ON c.id = s.course_id
+    LEFT JOIN (
+        SELECT section_id,
+               SUM(status = 'enrolled') AS enrolled, SUM(status = 'waitlisted') AS waitlisted
+        FROM enrollments WHERE status IN ('enrolled', 'waitlisted')
+        GROUP BY section_id
+    ) n ON n.section_id = s.id
+    WHERE s.deleted_at IS NULL
+"""
+
+_COURSE_SELECT = """
+    SELECT c.id, c.department_id, d.code AS department_code, c.code, c.title, c.credits
+    FROM courses c JOIN departments d ON d.id = c.department_id
+"""
+
+
+def _rows(cur: sqlite3.Cursor) -> list[dict]:
+    return [dict(r) for r in cur.fetchall()]
+
+
+def _one(cur: sqlite3.Cursor) -> dict | None:
+    row = cur.fetchone()
+    return dict(row) if row is not None else None
+
+
+# departments and courses
+
+
+def get_department(conn: sqlite3.Connection, *, department_id: int) -> dict | None:
+    return _one(conn.execute("SELECT * FROM departments WHERE id = ?", (department_id,)))
+
+
+def list_courses(conn: sqlite3.Connection) -> list[dict]:
+    return _rows(conn.execute(_COURSE_SELECT + " ORDER BY c.code"))
+
+
+def get_course(conn: sqlite3.Connection, *, course_id: int) -> dict | None:
+    return _one(conn.execute(_COURSE_SELECT + " WHERE c.id = ?", (course_id,)))
+
+
+def get_course_by_code(conn: sqlite3.Connection, *, code: str) -> dict | None:
+    return _one(conn.execute(_COURSE_SELECT + " WHERE c.code = ?", (code,)))
+
+
+def create_course(
+    conn: sqlite3.Connection, *, department_id: int, code: str, title: str, credits: int
+) -> int:
+    cur = conn.execute(
+        "INSERT INTO courses (department_id, code, title, credits) VALUES (?, ?, ?, ?)",
+        (department_id, code, title, credits),
+    )
+    return int(cur.lastrowid)
+
+
+# sections
+
+
+def list_sections(conn: sqlite3.Connection, *, course_id: int | None = None) -> list[dict]:
+    if course_id is None:
+        return _rows(conn.execute(_SECTION_SELECT + " ORDER BY c.code, s.section_number"))
+    return _rows(
+        conn.execute(
+            _SECTION_SELECT + " AND s.course_id = ? ORDER BY s.section_number", (course_id,)
+        )
+    )
+
+
+def get_section(conn: sqlite3.Connection, *, section_id: int) -> dict | None:
+    """A live (not deleted) section with its counts."""
+    return _one(conn.execute(_SECTION_SELECT + " AND s.id = ?", (section_id,)))
+
+
+def sections_taught_by(conn: sqlite3.Connection, *, instructor_id: int) -> list[dict]:
+    return _rows(
+        conn.execute(
+            _SECTION_SELECT + " AND s.instructor_id = ? ORDER BY c.code, s.section_number",
+            (instructor_id,),
+        )
+    )
+
+
+def sections_enrolled_by(conn: sqlite3.Connection, *, user_id: int) -> list[dict]:
+    return _rows(
+        conn.execute(
+            _SECTION_SELECT + " AND s.id IN (SELECT section_id FROM enrollments"
+            " WHERE user_id = ? AND status = 'enrolled') ORDER BY c.code, s.section_number",
+            (user_id,),
+        )
+    )
+
+
+def section_number_taken(conn: sqlite3.Connection, *, course_id: int, section_number: int) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM sections WHERE course_id = ? AND section_number = ? AND deleted_at IS NULL",
+        (course_id, section_number),
+    ).fetchone()
+    return row is not None
+
+
+def create_section(
+    conn: sqlite3.Connection,
+    *,
+    course_id: int,
+    section_number: int,
+    instructor_id: int | None,
+    capacity: int,
+    waitlist_capacity: int,
+    room: str,
+    schedule: str,
+) -> int:
+    cur = conn.execute(
+        "INSERT INTO sections (course_id, section_number, instructor_id, capacity,"
+        " waitlist_capacity, room, schedule) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (course_id, section_number, instructor_id, capacity, waitlist_capacity, room, schedule),
+    )
+    return int(cur.lastrowid)
+
+
+_SECTION_UPDATABLE = {"instructor_id", "capacity", "waitlist_capacity", "frozen"}
+
+
+def update_section(conn: sqlite3.Connection, *, section_id: int, changes: dict) -> None:
+    unknown = set(changes) - _SECTION_UPDATABLE
+    if unknown:
+        raise ValueError(f"not updatable: {sorted(unknown)}")
+    if not changes:
+        return
+    assignments = ", ".join(f"{column} = ?" for column in changes)
+    conn.execute(f"UPDATE sections SET {assignments} WHERE id = ?", (*changes.values(), section_id))
+
+
+def mark_section_deleted(conn: sqlite3.Connection, *, section_id: int) -> None:
+    conn.execute(f"UPDATE sections SET deleted_at = {NOW} WHERE id = ?", (section_id,))
+
+
+def count_in_section(conn: sqlite3.Connection, *, section_id: int, status: str) -> int:
+    row = conn.execute(
+        "SELECT COUNT(*) FROM enrollments WHERE section_id = ? AND status = ?",
+        (section_id, status),
+    ).fetchone()
+    return int(row[0])
+
+
+def count_waitlists_of(conn: sqlite3.Connection, *, user_id: int) -> int:
+    row = conn.execute(
+        "SELECT COUNT(*) FROM enrollments WHERE user_id = ? AND status = 'waitlisted'",
+        (user_id,),
+    ).fetchone()
+    return int(row[0])
+
+
+# enrollments
+
+
+def get_enrollment(conn: sqlite3.Connection, *, enrollment_id: int) -> dict | None:
+    return _one(
+        conn.execute(
+            f"SELECT {_ENROLLMENT_COLUMNS} FROM enrollments e WHERE e.id = ?", (enrollment_id,)
+        )
+    )
+
+
+def get_live_enrollment(conn: sqlite3.Connection, *, section_id: int, user_id: int) -> dict | None:
+    """The enrolled or waitlisted row of a student in a section, if any."""
+    return _one(
+        conn.execute(
+            f"SELECT {_ENROLLMENT_COLUMNS} FROM enrollments e WHERE e.section_id = ?"
+            " AND e.user_id = ? AND e.status IN ('enrolled', 'waitlisted')",
+            (section_id, user_id),
+        )
+    )
+
+
+def insert_enrollment(
+    conn: sqlite3.Connection, *, section_id: int, user_id: int, status: str
+) -> int:
+    enrolled_at = NOW if status == "enrolled" else "NULL"
+    cur = conn.execute(
+        f"INSERT INTO enrollments (section_id, user_id, status, enrolled_at)"
+        f" VALUES (?, ?, ?, {enrolled_at})",
+        (section_id, user_id, status),
+    )
+    return int(cur.lastrowid)
+
+
+def mark_dropped(conn: sqlite3.Connection, *, enrollment_id: int, reason: str) -> None:
+    conn.execute(
+        f"UPDATE enrollments SET status = 'dropped', dropped_at = {NOW}, drop_reason = ?"
+        " WHERE id = ?",
+        (reason, enrollment_id),
+    )
+
+
+def drop_all_live_in_section(conn: sqlite3.Connection, *, section_id: int, reason: str) -> None:
+    conn.execute(
+        f"UPDATE enrollments SET status = 'dropped', dropped_at = {NOW}, drop_reason = ?"
+        " WHERE section_id = ? AND status IN ('enrolled', 'waitlisted')",
+        (reason, section_id),
+    )
+
+
+def waitlist_head_ids(conn: sqlite3.Connection, *, section_id: int, limit: int) -> list[int]:
+    """Ids of the first `limit` waitlisted rows of a section, in arrival order."""
+    cur = conn.execute(
+        "SELECT id FROM enrollments WHERE section_id = ? AND status = 'waitlisted'"
+        " ORDER BY id LIMIT ?",
+        (section_id, limit),
+    )
+    return [int(r[0]) for r in cur.fetchall()]
+
+
+def mark_enrolled(conn: sqlite3.Connection, *, enrollment_ids: Iterable[int]) -> None:
+    conn.executemany(
+        f"UPDATE enrollments SET status = 'enrolled', enrolled_at = {NOW} WHERE id = ?",
+        [(i,) for i in enrollment_ids],
+    )
+
+
+def list_section_enrollments(
+    conn: sqlite3.Connection, *, section_id: int, status: str | None
+) -> list[dict]:
+    sql = f"SELECT {_ENROLLMENT_COLUMNS} FROM enrollments e WHERE e.section_id = ?"
+    params: tuple = (section_id,)
+    if status is not None:
+        sql += " AND e.status = ?"
+        params += (status,)
+    return _rows(conn.execute(sql + " ORDER BY e.id", params))
+
+
+def list_user_enrollments(
+    conn: sqlite3.Connection, *, user_id: int, status: str | None
+) -> list[dict]:
+    """A student's enrollment rows in live sections."""
+    sql = (
+        f"SELECT {_ENROLLMENT_COLUMNS} FROM enrollments e"
+        " JOIN sections s ON s.id = e.section_id AND s.deleted_at IS NULL WHERE e.user_id = ?"
+    )
+    params: tuple = (user_id,)
+    if status is not None:
+        sql += " AND e.status = ?"
+        params += (status,)
+    return _rows(conn.execute(sql + " ORDER BY e.id", params))
+
+
+_WAITLIST_SELECT = """
+    SELECT e.section_id, e.user_id, u.username, e.created_at AS joined_at,
+           ROW_NUMBER() OVER (PARTITION BY e.section_id ORDER BY e.id) AS position
+    FROM enrollments e JOIN users u ON u.id = e.user_id
+    WHERE e.status = 'waitlisted'
+"""
+
+
+def section_waitlist(conn: sqlite3.Connection, *, section_ids: list[int]) -> list[dict]:
+    """Waitlist entries of the given sections, by section then position."""
+    if not section_ids:
+        return []
+    marks = ",".join("?" * len(section_ids))
+    return _rows(
+        conn.execute(
+            _WAITLIST_SELECT + f" AND e.section_id IN ({marks}) ORDER BY e.section_id, e.id",
+            section_ids,
+        )
+    )
+
+
+def user_waitlist(conn: sqlite3.Connection, *, user_id: int) -> list[dict]:
+    """A student's waitlist entries with their positions in each section."""
+    return _rows(
+        conn.execute(
+            "SELECT * FROM (" + _WAITLIST_SELECT + " AND e.section_id IN (SELECT section_id"
+            " FROM enrollments WHERE user_id = ? AND status = 'waitlisted'))"
+            " WHERE user_id = ? ORDER BY section_id",
+            (user_id, user_id),
+        )
+    )
+
+
+# users
+
+
+def list_users(conn: sqlite3.Connection) -> list[dict]:
+    return _rows(conn.execute("SELECT * FROM users ORDER BY id"))
+
+
+def get_user(conn: sqlite3.Connection, *, user_id: int) -> dict | None:
+    return _one(conn.execute("SELECT * FROM users WHERE id = ?", (user_id,)))
+
+
+def upsert_user(conn: sqlite3.Connection, *, user_id: int, username: str, roles: str) -> None:
+    conn.execute(
+        "INSERT INTO users (id, username, roles) VALUES (?, ?, ?)"
+        " ON CONFLICT(id) DO UPDATE SET username = excluded.username, roles = excluded.roles",
+        (user_id, username, roles),
+    )

@@ -1,0 +1,203 @@
+"""HTTP routes of the enrollment service: thin wrappers over `service`.
+
+Each route declares the roles the gateway lets through (`x-roles` in the OpenAPI schema); the
+gateway config is checked against this table by tests/test_gateway_routes.py.
+"""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Response
+
+from app.enrollment import queries, service
+from app.enrollment.deps import Caller, Db, allow
+from app.enrollment.models import (
+    CourseCreate,
+    CourseOut,
+    DropOut,
+    EnrollIn,
+    EnrollmentOut,
+    EnrollmentStatus,
+    Id,
+    SectionChange,
+    SectionCreate,
+    SectionOut,
+    SectionsType,
+    SectionUpdate,
+    UserOut,
+    WaitlistEntry,
+)
+
+router = APIRouter()
+
+ANY_ROLE = ("student", "instructor", "registrar")
+STAFF = ("instructor", "registrar")
+SELF = ("student", "instructor", "registrar")  # object rule: that user, or the registrar
+
+CourseId = Annotated[int, Path(gt=0, le=2**63 - 1)]
+SectionId = Annotated[int, Path(gt=0, le=2**63 - 1)]
+UserId = Annotated[int, Path(gt=0, le=2**63 - 1)]
+
+
+def route(method: str, path: str, roles: tuple[str, ...], **kwargs: Any):
+    """Declare a route with the roles allowed to call it."""
+    return router.api_route(
+        path,
+        methods=[method],
+        dependencies=[Depends(allow(*roles))],
+        openapi_extra={"x-roles": list(roles)},
+        **kwargs,
+    )
+
+
+def _user_out(row: dict) -> dict:
+    return {**row, "roles": row["roles"].split(",")}
+
+
+# courses
+
+
+@route("GET", "/courses", ANY_ROLE, response_model=list[CourseOut])
+def list_courses(conn: Db, _: Caller):
+    """Every course in the catalog."""
+    return queries.list_courses(conn)
+
+
+@route("GET", "/courses/{course_id}", ANY_ROLE, response_model=CourseOut)
+def get_course(course_id: CourseId, conn: Db, _: Caller):
+    """One course."""
+    return service.get_course_or_404(conn, course_id)
+
+
+@route("POST", "/courses", ("registrar",), response_model=CourseOut, status_code=201)
+def create_course(body: CourseCreate, conn: Db, _: Caller):
+    """Add a course to the catalog."""
+    return service.create_course(conn, body)
+
+
+@route("GET", "/courses/{course_id}/waitlist", STAFF, response_model=list[WaitlistEntry])
+def course_waitlist(course_id: CourseId, conn: Db, who: Caller):
+    """Waitlists of a course's sections (an instructor sees only the sections they teach)."""
+    return service.course_waitlist(conn, who, course_id)
+
+
+# sections
+
+
+@route("GET", "/sections", ANY_ROLE, response_model=list[SectionOut])
+def list_sections(conn: Db, _: Caller, course_id: Annotated[Id | None, Query()] = None):
+    """Live sections, optionally of one course."""
+    if course_id is not None:
+        service.get_course_or_404(conn, course_id)
+    return queries.list_sections(conn, course_id=course_id)
+
+
+@route("GET", "/sections/{section_id}", ANY_ROLE, response_model=SectionOut)
+def get_section(section_id: SectionId, conn: Db, _: Caller):
+    """One live section with its seat and waitlist counts."""
+    return service.get_section_or_404(conn, section_id)
+
+
+@route("POST", "/sections", ("registrar",), response_model=SectionOut, status_code=201)
+def create_section(body: SectionCreate, conn: Db, _: Caller):
+    """Open a new section of a course."""
+    return service.create_section(conn, body)
+
+
+@route("PATCH", "/sections/{section_id}", ("registrar",), response_model=SectionChange)
+def update_section(section_id: SectionId, body: SectionUpdate, conn: Db, who: Caller):
+    """Freeze/unfreeze, reassign, or resize a section; says who was promoted as a result."""
+    return service.update_section(conn, who, section_id, body)
+
+
+@route("DELETE", "/sections/{section_id}", ("registrar",), status_code=204)
+def delete_section(section_id: SectionId, conn: Db, _: Caller):
+    """Remove a section from the catalog (its history stays in the database)."""
+    service.delete_section(conn, section_id)
+    return Response(status_code=204)
+
+
+@route("GET", "/sections/{section_id}/enrollments", STAFF, response_model=list[EnrollmentOut])
+def section_enrollments(
+    section_id: SectionId,
+    conn: Db,
+    who: Caller,
+    status: Annotated[EnrollmentStatus | None, Query()] = None,
+):
+    """A section's roster, optionally filtered by status (enrolled, waitlisted, dropped)."""
+    return service.section_roster(conn, who, section_id, status)
+
+
+@route("GET", "/sections/{section_id}/waitlist", STAFF, response_model=list[WaitlistEntry])
+def section_waitlist(section_id: SectionId, conn: Db, who: Caller):
+    """A section's waitlist in position order."""
+    return service.section_waitlist(conn, who, section_id)
+
+
+@route("DELETE", "/sections/{section_id}/enrollments/{user_id}", STAFF, response_model=DropOut)
+def administrative_drop(section_id: SectionId, user_id: UserId, conn: Db, who: Caller):
+    """Drop a student from a section (or its waitlist) on the staff's authority."""
+    return service.administrative_drop(conn, who, section_id, user_id)
+
+
+# users
+
+
+@route("GET", "/users", ("registrar",), response_model=list[UserOut])
+def list_users(conn: Db, _: Caller):
+    """Every user the enrollment service knows."""
+    return [_user_out(u) for u in queries.list_users(conn)]
+
+
+@route("GET", "/users/{user_id}", SELF, response_model=UserOut)
+def get_user(user_id: UserId, conn: Db, who: Caller):
+    """A user's record: your own, or anyone's for the registrar."""
+    return _user_out(service.user_record(conn, who, user_id))
+
+
+@route("GET", "/users/{user_id}/enrollments", SELF, response_model=list[EnrollmentOut])
+def user_enrollments(
+    user_id: UserId,
+    conn: Db,
+    who: Caller,
+    status: Annotated[EnrollmentStatus | None, Query()] = None,
+):
+    """A user's enrollments, optionally filtered by status."""
+    return service.user_enrollments(conn, who, user_id, status)
+
+
+@route("GET", "/users/{user_id}/sections", SELF, response_model=list[SectionOut])
+def user_sections(
+    user_id: UserId, conn: Db, who: Caller, type: Annotated[SectionsType, Query()] = "all"
+):
+    """Sections a user is enrolled in, instructs, or both."""
+    return service.user_sections(conn, who, user_id, type)
+
+
+@route("GET", "/users/{user_id}/waitlist", SELF, response_model=list[WaitlistEntry])
+def user_waitlist(user_id: UserId, conn: Db, who: Caller):
+    """The waitlists a user is on, with their position in each."""
+    return service.user_waitlist(conn, who, user_id)
+
+
+@route(
+    "POST",
+    "/users/{user_id}/enrollments",
+    ("student", "registrar"),
+    response_model=EnrollmentOut,
+    status_code=201,
+)
+def enroll(user_id: UserId, body: EnrollIn, conn: Db, who: Caller):
+    """Enroll in a section: a seat if one is free and nobody waits, else the waitlist."""
+    return service.enroll(conn, who, user_id, body)
+
+
+@route("DELETE", "/users/{user_id}/enrollments/{section_id}", SELF, response_model=DropOut)
+def drop(user_id: UserId, section_id: SectionId, conn: Db, who: Caller):
+    """Drop a section; the head of its waitlist takes the seat unless the section is frozen."""
+    return service.drop(conn, who, user_id, section_id)
+
+
+@route("DELETE", "/users/{user_id}/waitlist/{section_id}", SELF, response_model=DropOut)
+def leave_waitlist(user_id: UserId, section_id: SectionId, conn: Db, who: Caller):
+    """Leave a section's waitlist; everyone behind moves up one place."""
+    return service.leave_waitlist(conn, who, user_id, section_id)

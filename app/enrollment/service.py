@@ -1,0 +1,349 @@
+"""The registration rules of SPEC §2, each implemented once, by name.
+
+Every function that reads and then writes runs inside one `BEGIN IMMEDIATE` transaction
+(`immediate(conn)`), so the three instances sharing the database file serialise on SQLite's
+write lock and never act on a stale read. Nothing here keeps state between requests.
+"""
+
+import sqlite3
+from dataclasses import dataclass
+
+from app.common.db import immediate, snapshot
+from app.common.errors import Conflict, Forbidden, NotFound
+from app.enrollment import queries
+from app.enrollment.models import CourseCreate, EnrollIn, SectionCreate, SectionUpdate
+
+MAX_WAITLISTS_PER_STUDENT = 3
+
+
+@dataclass(frozen=True)
+class Identity:
+    user_id: int
+    username: str
+    roles: frozenset[str]
+
+    @property
+    def is_registrar(self) -> bool:
+        return "registrar" in self.roles
+
+
+# object rules ("that user", "instructor of that section")
+
+
+def require_self_or_registrar(caller: Identity, user_id: int) -> None:
+    """Rule: a user's own records are theirs and the registrar's, nobody else's."""
+    if caller.user_id != user_id and not caller.is_registrar:
+        raise Forbidden(f"user {caller.user_id} may not act on user {user_id}'s records")
+
+
+def require_section_staff(caller: Identity, section: dict) -> None:
+    """Rule: only the registrar and the section's own instructor manage a section's roster."""
+    if caller.is_registrar:
+        return
+    if "instructor" in caller.roles and section["instructor_id"] == caller.user_id:
+        return
+    raise Forbidden(f"user {caller.user_id} does not teach section {section['id']}")
+
+
+# lookups that 404
+
+
+def get_section_or_404(conn: sqlite3.Connection, section_id: int) -> dict:
+    section = queries.get_section(conn, section_id=section_id)
+    if section is None:
+        raise NotFound(f"section {section_id} not found")
+    return section
+
+
+def get_course_or_404(conn: sqlite3.Connection, course_id: int) -> dict:
+    course = queries.get_course(conn, course_id=course_id)
+    if course is None:
+        raise NotFound(f"course {course_id} not found")
+    return course
+
+
+def get_user_or_404(conn: sqlite3.Connection, user_id: int) -> dict:
+    user = queries.get_user(conn, user_id=user_id)
+    if user is None:
+        raise NotFound(f"user {user_id} not found")
+    return user
+
+
+def _require_instructor(conn: sqlite3.Connection, instructor_id: int) -> None:
+    user = get_user_or_404(conn, instructor_id)
+    if "instructor" not in user["roles"].split(","):
+        raise Conflict(f"user {instructor_id} is not an instructor", code="not_an_instructor")
+
+
+# identity
+
+
+def remember_user(conn: sqlite3.Connection, caller: Identity) -> None:
+    """Identity rule: a signed-in user exists here from their first request, no manual step."""
+    roles = ",".join(sorted(caller.roles))
+    known = queries.get_user(conn, user_id=caller.user_id)
+    if known is not None and known["username"] == caller.username and known["roles"] == roles:
+        return
+    try:
+        with immediate(conn):
+            queries.upsert_user(conn, user_id=caller.user_id, username=caller.username, roles=roles)
+    except sqlite3.IntegrityError as exc:
+        raise Conflict(
+            f"username {caller.username!r} belongs to another user id", code="identity_conflict"
+        ) from exc
+
+
+# catalog
+
+
+def create_course(conn: sqlite3.Connection, data: CourseCreate) -> dict:
+    """Registrar adds a course; its code is unique."""
+    with immediate(conn):
+        if queries.get_department(conn, department_id=data.department_id) is None:
+            raise NotFound(f"department {data.department_id} not found")
+        if queries.get_course_by_code(conn, code=data.code) is not None:
+            raise Conflict(f"course {data.code} already exists", code="course_exists")
+        course_id = queries.create_course(
+            conn,
+            department_id=data.department_id,
+            code=data.code,
+            title=data.title,
+            credits=data.credits,
+        )
+        return get_course_or_404(conn, course_id)
+
+
+def create_section(conn: sqlite3.Connection, data: SectionCreate) -> dict:
+    """Registrar opens a section of a course; section numbers are unique per course."""
+    with immediate(conn):
+        get_course_or_404(conn, data.course_id)
+        if data.instructor_id is not None:
+            _require_instructor(conn, data.instructor_id)
+        if queries.section_number_taken(
+            conn, course_id=data.course_id, section_number=data.section_number
+        ):
+            raise Conflict(
+                f"course {data.course_id} already has a section {data.section_number}",
+                code="section_exists",
+            )
+        section_id = queries.create_section(conn, **data.model_dump())
+        return get_section_or_404(conn, section_id)
+
+
+# rule 2 and 3: enroll
+
+
+def enroll(conn: sqlite3.Connection, caller: Identity, user_id: int, data: EnrollIn) -> dict:
+    """Rules 1-3: a free seat only when nobody waits; else the end of a waitlist within its
+    limits; else 409 naming the limit. Already enrolled or waitlisted here: 409."""
+    user_record(conn, caller, user_id)
+    with immediate(conn):
+        section = get_section_or_404(conn, data.section_id)
+        current = queries.get_live_enrollment(conn, section_id=section["id"], user_id=user_id)
+        if current is not None:
+            raise Conflict(
+                f"user {user_id} is already {current['status']} in section {section['id']}",
+                code=f"already_{current['status']}",
+            )
+        if section["enrolled"] < section["capacity"] and section["waitlisted"] == 0:
+            status = "enrolled"
+        elif section["waitlisted"] >= section["waitlist_capacity"]:
+            raise Conflict(
+                f"section {section['id']} is full and its waitlist is full"
+                f" ({section['waitlist_capacity']} students)",
+                code="waitlist_full",
+            )
+        elif queries.count_waitlists_of(conn, user_id=user_id) >= MAX_WAITLISTS_PER_STUDENT:
+            raise Conflict(
+                f"section {section['id']} is full and user {user_id} is already on"
+                f" {MAX_WAITLISTS_PER_STUDENT} waitlists, the most allowed",
+                code="waitlist_limit_reached",
+            )
+        else:
+            status = "waitlisted"
+        enrollment_id = queries.insert_enrollment(
+            conn, section_id=section["id"], user_id=user_id, status=status
+        )
+        return queries.get_enrollment(conn, enrollment_id=enrollment_id)  # type: ignore[return-value]
+
+
+# rule 4 and 5: drop, leave, promote
+
+
+def promote_from_waitlist(conn: sqlite3.Connection, section_id: int) -> list[dict]:
+    """Rules 4, 6, 7: fill every free seat from the head of the waitlist, in arrival order,
+    unless the section is frozen. Call inside the transaction that freed the seats."""
+    section = get_section_or_404(conn, section_id)
+    free = section["capacity"] - section["enrolled"]
+    if section["frozen"] or free <= 0 or section["waitlisted"] == 0:
+        return []
+    ids = queries.waitlist_head_ids(conn, section_id=section_id, limit=free)
+    queries.mark_enrolled(conn, enrollment_ids=ids)
+    return [queries.get_enrollment(conn, enrollment_id=i) for i in ids]  # type: ignore[misc]
+
+
+def drop(conn: sqlite3.Connection, caller: Identity, user_id: int, section_id: int) -> dict:
+    """Rule 4 (self-service): the student's seat becomes `dropped`; the waitlist head moves up."""
+    require_self_or_registrar(caller, user_id)
+    with immediate(conn):
+        get_section_or_404(conn, section_id)
+        current = queries.get_live_enrollment(conn, section_id=section_id, user_id=user_id)
+        if current is None or current["status"] != "enrolled":
+            raise NotFound(f"user {user_id} is not enrolled in section {section_id}")
+        return _drop_and_promote(conn, current, "dropped")
+
+
+def administrative_drop(
+    conn: sqlite3.Connection, caller: Identity, section_id: int, user_id: int
+) -> dict:
+    """Rule 4 (administrative): registrar or the section's instructor removes a student,
+    whether enrolled or waitlisted."""
+    with immediate(conn):
+        section = get_section_or_404(conn, section_id)
+        require_section_staff(caller, section)
+        current = queries.get_live_enrollment(conn, section_id=section_id, user_id=user_id)
+        if current is None:
+            raise NotFound(f"user {user_id} is not enrolled or waitlisted in section {section_id}")
+        return _drop_and_promote(conn, current, "administrative")
+
+
+def leave_waitlist(
+    conn: sqlite3.Connection, caller: Identity, user_id: int, section_id: int
+) -> dict:
+    """Rule 5: leaving the waitlist moves everyone behind up one place (positions are ranks)."""
+    require_self_or_registrar(caller, user_id)
+    with immediate(conn):
+        get_section_or_404(conn, section_id)
+        current = queries.get_live_enrollment(conn, section_id=section_id, user_id=user_id)
+        if current is None or current["status"] != "waitlisted":
+            raise NotFound(f"user {user_id} is not on the waitlist of section {section_id}")
+        queries.mark_dropped(conn, enrollment_id=current["id"], reason="left_waitlist")
+        return {
+            "dropped": queries.get_enrollment(conn, enrollment_id=current["id"]),
+            "promoted": [],
+        }
+
+
+def _drop_and_promote(conn: sqlite3.Connection, current: dict, reason: str) -> dict:
+    queries.mark_dropped(conn, enrollment_id=current["id"], reason=reason)
+    promoted = promote_from_waitlist(conn, current["section_id"])
+    return {
+        "dropped": queries.get_enrollment(conn, enrollment_id=current["id"]),
+        "promoted": promoted,
+    }
+
+
+# rules 6-8: section changes
+
+
+def update_section(
+    conn: sqlite3.Connection, caller: Identity, section_id: int, data: SectionUpdate
+) -> dict:
+    """Rules 6 and 7: freeze/unfreeze, instructor, capacity and waitlist capacity. Unfreezing or
+    raising capacity fills free seats from the waitlist; shrinking below current use is 409."""
+    with immediate(conn):
+        section = get_section_or_404(conn, section_id)
+        changes: dict = {}
+        if data.instructor_id is not None:
+            _require_instructor(conn, data.instructor_id)
+            changes["instructor_id"] = data.instructor_id
+        if data.capacity is not None:
+            if data.capacity < section["enrolled"]:
+                raise Conflict(
+                    f"capacity {data.capacity} is below the {section['enrolled']} students"
+                    f" enrolled in section {section_id}",
+                    code="capacity_below_enrollment",
+                )
+            changes["capacity"] = data.capacity
+        if data.waitlist_capacity is not None:
+            if data.waitlist_capacity < section["waitlisted"]:
+                raise Conflict(
+                    f"waitlist_capacity {data.waitlist_capacity} is below the"
+                    f" {section['waitlisted']} students waitlisted in section {section_id}",
+                    code="waitlist_capacity_below_waitlist",
+                )
+            changes["waitlist_capacity"] = data.waitlist_capacity
+        if data.freeze is not None:
+            changes["frozen"] = int(data.freeze)
+        queries.update_section(conn, section_id=section_id, changes=changes)
+        promoted = promote_from_waitlist(conn, section_id)
+        return {"section": get_section_or_404(conn, section_id), "promoted": promoted}
+
+
+def delete_section(conn: sqlite3.Connection, section_id: int) -> None:
+    """Rule 8: the section vanishes from listings and lookups; its waitlist and seats are
+    released (rows kept as dropped with reason section_deleted, for history)."""
+    with immediate(conn):
+        get_section_or_404(conn, section_id)
+        queries.drop_all_live_in_section(conn, section_id=section_id, reason="section_deleted")
+        queries.mark_section_deleted(conn, section_id=section_id)
+
+
+# reads with object rules
+
+
+def section_roster(
+    conn: sqlite3.Connection, caller: Identity, section_id: int, status: str | None
+) -> list[dict]:
+    """A section's enrollment rows (optionally one status), for its staff."""
+    with snapshot(conn):
+        section = get_section_or_404(conn, section_id)
+        require_section_staff(caller, section)
+        return queries.list_section_enrollments(conn, section_id=section_id, status=status)
+
+
+def section_waitlist(conn: sqlite3.Connection, caller: Identity, section_id: int) -> list[dict]:
+    """A section's waitlist in position order, for its staff."""
+    with snapshot(conn):
+        section = get_section_or_404(conn, section_id)
+        require_section_staff(caller, section)
+        return queries.section_waitlist(conn, section_ids=[section_id])
+
+
+def course_waitlist(conn: sqlite3.Connection, caller: Identity, course_id: int) -> list[dict]:
+    """Waitlists of a course's sections: all of them for the registrar, an instructor's own
+    sections for an instructor (403 if they teach none of them)."""
+    with snapshot(conn):
+        get_course_or_404(conn, course_id)
+        sections = queries.list_sections(conn, course_id=course_id)
+        if not caller.is_registrar:
+            sections = [s for s in sections if s["instructor_id"] == caller.user_id]
+            if not sections:
+                raise Forbidden(f"user {caller.user_id} teaches no section of course {course_id}")
+        return queries.section_waitlist(conn, section_ids=[s["id"] for s in sections])
+
+
+def user_record(conn: sqlite3.Connection, caller: Identity, user_id: int) -> dict:
+    """A user's own record, or anyone's for the registrar (404 for an unknown user)."""
+    require_self_or_registrar(caller, user_id)
+    if caller.user_id == user_id:
+        remember_user(conn, caller)
+    return get_user_or_404(conn, user_id)
+
+
+def user_enrollments(
+    conn: sqlite3.Connection, caller: Identity, user_id: int, status: str | None
+) -> list[dict]:
+    user_record(conn, caller, user_id)
+    return queries.list_user_enrollments(conn, user_id=user_id, status=status)
+
+
+def user_waitlist(conn: sqlite3.Connection, caller: Identity, user_id: int) -> list[dict]:
+    user_record(conn, caller, user_id)
+    return queries.user_waitlist(conn, user_id=user_id)
+
+
+def user_sections(
+    conn: sqlite3.Connection, caller: Identity, user_id: int, kind: str
+) -> list[dict]:
+    """Sections a user is enrolled in, teaches, or both (`all`)."""
+    user_record(conn, caller, user_id)
+    with snapshot(conn):
+        found: dict[int, dict] = {}
+        if kind in ("all", "enrolled"):
+            found.update((s["id"], s) for s in queries.sections_enrolled_by(conn, user_id=user_id))
+        if kind in ("all", "instructing"):
+            found.update(
+                (s["id"], s) for s in queries.sections_taught_by(conn, instructor_id=user_id)
+            )
+        return sorted(found.values(), key=lambda s: (s["course_code"], s["section_number"]))

@@ -1,0 +1,47 @@
+"""Typed settings of the enrollment service, read from ENROLL_* environment variables."""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ENROLL_", frozen=True)
+
+    database: Path
+    """The one SQLite file that every enrollment instance shares."""
+
+    gateway_secret_file: Path
+    """File holding the secret the gateway adds to every request (X-Gateway-Secret)."""
+
+    instance: str = "enrollment"
+    """Name of this instance, returned in the X-Instance header (shows load balancing)."""
+
+    @field_validator("database")
+    @classmethod
+    def _database_exists(cls, path: Path) -> Path:
+        if not path.is_file():
+            raise ValueError(f"enrollment database {path} does not exist; run bin/init.sh first")
+        return path
+
+    @field_validator("gateway_secret_file")
+    @classmethod
+    def _secret_usable(cls, path: Path) -> Path:
+        if not path.is_file():
+            raise ValueError(f"gateway secret file {path} does not exist; run bin/init.sh first")
+        if path.stat().st_mode & 0o077:
+            raise ValueError(f"gateway secret file {path} is readable by others; chmod 600 it")
+        if len(path.read_text().strip()) < 32:
+            raise ValueError(f"gateway secret in {path} is too short (32 characters at least)")
+        return path
+
+    @property
+    def gateway_secret(self) -> str:
+        return self.gateway_secret_file.read_text().strip()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()  # type: ignore[call-arg]  # values come from the environment

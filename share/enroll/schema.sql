@@ -1,0 +1,61 @@
+-- Enrollment service schema. Idempotent: every statement is IF NOT EXISTS.
+-- Waitlist positions are not stored: a waitlisted row's position is its rank by `id` (arrival
+-- order) among the section's waitlisted rows, so positions are 1..n without gaps or ties by
+-- construction, whatever joins, leaves or promotions happen (SPEC §2 rule 5).
+
+CREATE TABLE IF NOT EXISTS departments (
+    id   INTEGER PRIMARY KEY,
+    code TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS users (
+    id         INTEGER PRIMARY KEY,
+    username   TEXT NOT NULL UNIQUE,
+    first_name TEXT NOT NULL DEFAULT '',
+    last_name  TEXT NOT NULL DEFAULT '',
+    roles      TEXT NOT NULL DEFAULT 'student'  -- comma-separated, as last seen in a token
+);
+
+CREATE TABLE IF NOT EXISTS courses (
+    id            INTEGER PRIMARY KEY,
+    department_id INTEGER NOT NULL REFERENCES departments(id),
+    code          TEXT NOT NULL UNIQUE,            -- e.g. 'CPSC 449'
+    title         TEXT NOT NULL,
+    credits       INTEGER NOT NULL DEFAULT 3 CHECK (credits BETWEEN 0 AND 12)
+);
+
+CREATE TABLE IF NOT EXISTS sections (
+    id                INTEGER PRIMARY KEY,
+    course_id         INTEGER NOT NULL REFERENCES courses(id),
+    section_number    INTEGER NOT NULL CHECK (section_number > 0),
+    instructor_id     INTEGER REFERENCES users(id),
+    capacity          INTEGER NOT NULL CHECK (capacity >= 0),
+    waitlist_capacity INTEGER NOT NULL DEFAULT 15 CHECK (waitlist_capacity >= 0),
+    frozen            INTEGER NOT NULL DEFAULT 0 CHECK (frozen IN (0, 1)),
+    room              TEXT NOT NULL DEFAULT '',
+    schedule          TEXT NOT NULL DEFAULT '',
+    deleted_at        TEXT                         -- set by DELETE: hidden, history kept
+);
+CREATE UNIQUE INDEX IF NOT EXISTS sections_live_number
+    ON sections(course_id, section_number) WHERE deleted_at IS NULL;
+CREATE INDEX IF NOT EXISTS sections_instructor ON sections(instructor_id);
+
+-- One row per attempt: re-enrolling after a drop adds a new row, so drops stay listed.
+CREATE TABLE IF NOT EXISTS enrollments (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,  -- AUTOINCREMENT: ids never reused, so
+                                                    -- arrival order is id order
+    section_id  INTEGER NOT NULL REFERENCES sections(id),
+    user_id     INTEGER NOT NULL REFERENCES users(id),
+    status      TEXT NOT NULL CHECK (status IN ('enrolled', 'waitlisted', 'dropped')),
+    created_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    enrolled_at TEXT,           -- when a seat was taken (directly or by promotion)
+    dropped_at  TEXT,
+    drop_reason TEXT CHECK (drop_reason IN
+        ('dropped', 'administrative', 'left_waitlist', 'section_deleted'))
+);
+-- Rule 3 as a constraint: at most one live (enrolled or waitlisted) row per student and section.
+CREATE UNIQUE INDEX IF NOT EXISTS enrollments_one_live
+    ON enrollments(section_id, user_id) WHERE status IN ('enrolled', 'waitlisted');
+CREATE INDEX IF NOT EXISTS enrollments_section_status ON enrollments(section_id, status, id);
+CREATE INDEX IF NOT EXISTS enrollments_user_status ON enrollments(user_id, status);
