@@ -79,6 +79,13 @@ def _validation_errors(exc: RequestValidationError) -> list[dict]:
     out = []
     for err in exc.errors():
         loc = err.get("loc", ())
+        if err.get("type") == "json_invalid":
+            where = f" at character {loc[1]}" if len(loc) > 1 else ""
+            reason = (err.get("ctx") or {}).get("error", "not valid JSON")
+            out.append(
+                {"field": "body", "in": "body", "message": f"malformed JSON{where}: {reason}"}
+            )
+            continue
         out.append(
             {"field": _field_name(loc), "in": str(loc[0]) if loc else "body", "message": err["msg"]}
         )

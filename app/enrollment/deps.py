@@ -2,13 +2,12 @@
 
 import hmac
 import sqlite3
-import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
-from app.common.db import connect
+from app.common.db import ConnectionPool
 from app.common.errors import Forbidden, Unauthenticated
 from app.common.identity import (
     GATEWAY_SECRET_HEADER,
@@ -20,22 +19,16 @@ from app.common.identity import (
 from app.enrollment.service import Identity
 from app.enrollment.settings import Settings
 
-_local = threading.local()
-
 
 def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def db(request: Request) -> sqlite3.Connection:
-    """One connection per worker thread, opened once: no per-request connection setup."""
-    settings: Settings = request.app.state.settings
-    key = str(settings.database)
-    conns: dict[str, sqlite3.Connection] = _local.__dict__.setdefault("conns", {})
-    conn = conns.get(key)
-    if conn is None:
-        conn = conns[key] = connect(settings.database)
-    return conn
+async def db(request: Request) -> AsyncIterator[sqlite3.Connection]:
+    """A pooled connection lent to this request alone (no per-request connection setup)."""
+    pool: ConnectionPool = request.app.state.pool
+    with pool.connection() as conn:
+        yield conn
 
 
 Db = Annotated[sqlite3.Connection, Depends(db)]

@@ -3,6 +3,7 @@
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.common.db import ConnectionPool
 from app.common.errors import install_error_handlers
 from app.enrollment.routes import router
 from app.enrollment.settings import Settings, get_settings
@@ -14,6 +15,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="Enrollment service", version="1.0.0")
     app.state.settings = settings
     app.state.gateway_secret = settings.gateway_secret
+    app.state.pool = ConnectionPool(settings.database)
     install_error_handlers(app)
     app.include_router(router)
 

@@ -1,5 +1,6 @@
 """A fresh seeded enrollment database per test, served through FastAPI's TestClient."""
 
+import json
 import secrets
 import sqlite3
 from collections.abc import Iterator
@@ -9,9 +10,19 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.common.identity import GATEWAY_SECRET_HEADER, ROLES_HEADER, USER_ID_HEADER, USERNAME_HEADER
+from app.enrollment.init_db import PEOPLE as PEOPLE_FILE
 from app.enrollment.init_db import init_db
 from app.enrollment.main import create_app
 from app.enrollment.settings import Settings
+
+PEOPLE = {p["id"]: p for p in json.loads(PEOPLE_FILE.read_text())}
+
+
+def person(user_id: int) -> tuple:
+    """A seed person as (id, username, *roles), the shape `Api.as_` takes."""
+    p = PEOPLE[user_id]
+    return (p["id"], p["username"], *p["roles"])
+
 
 # Seed people (share/seed/people.json) the tests act as.
 REGISTRAR = (1, "rhenderson", "registrar")
@@ -73,13 +84,12 @@ class _As:
     def __init__(self, client: TestClient, headers: dict[str, str]) -> None:
         self.client, self.headers = client, headers
 
-    def __getattr__(self, method: str):
-        def call(url: str, **kwargs):
-            return self.client.request(
-                method.upper(), url, headers={**self.headers, **kwargs.pop("headers", {})}, **kwargs
-            )
+    def request(self, method: str, url: str, **kwargs):
+        headers = {**self.headers, **kwargs.pop("headers", {})}
+        return self.client.request(method, url, headers=headers, **kwargs)
 
-        return call
+    def __getattr__(self, method: str):
+        return lambda url, **kwargs: self.request(method.upper(), url, **kwargs)
 
 
 @pytest.fixture

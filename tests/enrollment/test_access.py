@@ -1,0 +1,157 @@
+"""Every route, with each role and object rule: who may call it and who is refused."""
+
+import pytest
+
+from tests.enrollment.conftest import AVA, KAVERY, LCHEN, LIAM, REGISTRAR, person
+
+STUDENT_NEW = (40, "newstudent", "student")  # signed in, never seen by the service before
+
+NEW_COURSE = {"department_id": 1, "code": "CPSC 490", "title": "Capstone", "credits": 3}
+NEW_SECTION = {"course_id": 2, "section_number": 9, "instructor_id": 6, "capacity": 10}
+
+# (method, url, json body, caller, expected status)
+CASES = [
+    # catalog reads: any signed-in role
+    ("GET", "/courses", None, AVA, 200),
+    ("GET", "/courses", None, KAVERY, 200),
+    ("GET", "/courses", None, REGISTRAR, 200),
+    ("GET", "/courses/4", None, AVA, 200),
+    ("GET", "/courses/4", None, KAVERY, 200),
+    ("GET", "/sections", None, AVA, 200),
+    ("GET", "/sections?course_id=4", None, KAVERY, 200),
+    ("GET", "/sections/1", None, REGISTRAR, 200),
+    ("GET", "/sections/1", None, STUDENT_NEW, 200),
+    # catalog writes: registrar only
+    ("POST", "/courses", NEW_COURSE, REGISTRAR, 201),
+    ("POST", "/courses", NEW_COURSE, KAVERY, 403),
+    ("POST", "/courses", NEW_COURSE, AVA, 403),
+    ("POST", "/sections", NEW_SECTION, REGISTRAR, 201),
+    ("POST", "/sections", NEW_SECTION, KAVERY, 403),
+    ("POST", "/sections", NEW_SECTION, AVA, 403),
+    ("PATCH", "/sections/2", {"capacity": 31}, REGISTRAR, 200),
+    ("PATCH", "/sections/2", {"capacity": 31}, KAVERY, 403),
+    ("PATCH", "/sections/2", {"capacity": 31}, AVA, 403),
+    ("DELETE", "/sections/2", None, REGISTRAR, 204),
+    ("DELETE", "/sections/2", None, KAVERY, 403),
+    ("DELETE", "/sections/2", None, AVA, 403),
+    # course waitlist: registrar; instructor only for sections they teach
+    ("GET", "/courses/4/waitlist", None, REGISTRAR, 200),
+    ("GET", "/courses/4/waitlist", None, KAVERY, 200),
+    ("GET", "/courses/4/waitlist", None, LCHEN, 403),
+    ("GET", "/courses/4/waitlist", None, AVA, 403),
+    # section roster and waitlist: registrar; the section's own instructor
+    ("GET", "/sections/1/enrollments", None, REGISTRAR, 200),
+    ("GET", "/sections/1/enrollments", None, KAVERY, 200),
+    ("GET", "/sections/1/enrollments", None, LCHEN, 403),
+    ("GET", "/sections/1/enrollments", None, AVA, 403),
+    ("GET", "/sections/1/waitlist", None, REGISTRAR, 200),
+    ("GET", "/sections/1/waitlist", None, KAVERY, 200),
+    ("GET", "/sections/1/waitlist", None, LCHEN, 403),
+    ("GET", "/sections/1/waitlist", None, AVA, 403),
+    # administrative drop: registrar; the section's own instructor
+    ("DELETE", "/sections/1/enrollments/9", None, REGISTRAR, 200),
+    ("DELETE", "/sections/1/enrollments/9", None, KAVERY, 200),
+    ("DELETE", "/sections/1/enrollments/9", None, LCHEN, 403),
+    ("DELETE", "/sections/1/enrollments/9", None, AVA, 403),
+    # users: registrar; a user may read their own record
+    ("GET", "/users", None, REGISTRAR, 200),
+    ("GET", "/users", None, KAVERY, 403),
+    ("GET", "/users", None, AVA, 403),
+    ("GET", "/users/9", None, REGISTRAR, 200),
+    ("GET", "/users/9", None, AVA, 200),
+    ("GET", "/users/9", None, LIAM, 403),
+    ("GET", "/users/9", None, KAVERY, 403),
+    ("GET", "/users/40", None, STUDENT_NEW, 200),
+    # a user's enrollments, sections and waitlists: that user; registrar
+    ("GET", "/users/9/enrollments", None, AVA, 200),
+    ("GET", "/users/9/enrollments", None, REGISTRAR, 200),
+    ("GET", "/users/9/enrollments", None, LIAM, 403),
+    ("GET", "/users/9/enrollments", None, KAVERY, 403),
+    ("GET", "/users/9/sections", None, AVA, 200),
+    ("GET", "/users/3/sections?type=instructing", None, KAVERY, 200),
+    ("GET", "/users/9/sections", None, REGISTRAR, 200),
+    ("GET", "/users/9/sections", None, LIAM, 403),
+    ("GET", "/users/13/waitlist", None, person(13), 200),
+    ("GET", "/users/13/waitlist", None, REGISTRAR, 200),
+    ("GET", "/users/13/waitlist", None, AVA, 403),
+    # enroll: that user as a student; registrar on their behalf
+    ("POST", "/users/10/enrollments", {"section_id": 4}, LIAM, 201),
+    ("POST", "/users/10/enrollments", {"section_id": 4}, REGISTRAR, 201),
+    ("POST", "/users/10/enrollments", {"section_id": 4}, AVA, 403),
+    ("POST", "/users/3/enrollments", {"section_id": 4}, KAVERY, 403),
+    ("POST", "/users/40/enrollments", {"section_id": 4}, STUDENT_NEW, 201),
+    # drop and leave: that user; registrar
+    ("DELETE", "/users/9/enrollments/2", None, AVA, 200),
+    ("DELETE", "/users/9/enrollments/2", None, REGISTRAR, 200),
+    ("DELETE", "/users/9/enrollments/2", None, LIAM, 403),
+    ("DELETE", "/users/9/enrollments/2", None, KAVERY, 403),
+    ("DELETE", "/users/13/waitlist/1", None, person(13), 200),
+    ("DELETE", "/users/13/waitlist/1", None, REGISTRAR, 200),
+    ("DELETE", "/users/13/waitlist/1", None, AVA, 403),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "body", "who", "status"),
+    CASES,
+    ids=[f"{m} {u} as {w[1]} -> {s}" for m, u, _, w, s in CASES],
+)
+def test_route_access(api, method, url, body, who, status):
+    before = api.dump()
+    response = api.as_(who).request(method, url, json=body)
+    assert response.status_code == status, response.text
+    if status == 403:
+        assert response.json()["code"] == "forbidden"
+        assert api.dump() == before, "a refused request changed the database"
+
+
+def test_every_route_is_covered_by_the_matrix():
+    from app.enrollment.routes import router
+
+    covered = set()
+    for method, url, *_ in CASES:
+        path = url.split("?")[0]
+        for route in router.routes:
+            if method in route.methods and route.path_regex.match(path):
+                covered.add((method, route.path))
+    declared = {(m, r.path) for r in router.routes for m in r.methods}
+    assert declared == covered
+
+
+@pytest.mark.parametrize("route", ["/courses", "/sections/1", "/users/9/enrollments"])
+def test_without_identity_headers_is_401(api, route):
+    headers = api.headers(AVA)
+    del headers["X-User-Id"]
+    response = api.client.get(route, headers=headers)
+    assert response.status_code == 401
+    assert "X-User-Id" in response.json()["detail"]
+
+
+def test_forged_identity_without_the_gateway_secret_is_401(api):
+    forged = api.headers(REGISTRAR)
+    forged["X-Gateway-Secret"] = "guess" * 8
+    response = api.client.get("/users", headers=forged)
+    assert response.status_code == 401
+    assert response.json()["code"] == "no_gateway"
+    no_secret = api.headers(REGISTRAR)
+    del no_secret["X-Gateway-Secret"]
+    assert api.client.get("/users", headers=no_secret).status_code == 401
+
+
+@pytest.mark.parametrize("roles", ["", "admin", " , "])
+def test_unknown_roles_are_not_signed_in(api, roles):
+    headers = api.headers(AVA)
+    headers["X-User-Roles"] = roles
+    assert api.client.get("/courses", headers=headers).status_code == 401
+
+
+def test_instructor_sees_only_own_sections_in_course_waitlist(api):
+    # Give lchen section 2 of CPSC 449 (kavery keeps section 1, which has the waitlist).
+    api.as_(REGISTRAR).patch("/sections/2", json={"instructor_id": 4})
+    api.as_(REGISTRAR).patch("/sections/2", json={"capacity": 2})
+    api.as_(person(30)).post("/users/30/enrollments", json={"section_id": 2})
+    theirs = api.as_(LCHEN).get("/courses/4/waitlist").json()
+    assert {e["section_id"] for e in theirs} == {2}
+    assert [e["user_id"] for e in theirs] == [30]
+    everyone = api.as_(REGISTRAR).get("/courses/4/waitlist").json()
+    assert {e["section_id"] for e in everyone} == {1, 2}
