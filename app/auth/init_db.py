@@ -1,0 +1,101 @@
+"""Initialise the auth service: users database (schema + seed users) and signing keys.
+
+    python -m app.auth.init_db --database var/auth/auth.db \\
+        --private-jwks var/auth/private.jwks.json --public-jwks var/gateway/jwks.json
+
+Safe to rerun: the schema is IF NOT EXISTS, seed users already present are left alone, and an
+existing private key is kept (the public JWKS is rewritten from it, so the gateways always match).
+"""
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from app.auth import keys, queries
+from app.common.db import apply_schema, connect, immediate
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA = ROOT / "share" / "users" / "schema.sql"
+SEED_PEOPLE = ROOT / "share" / "seed" / "people.json"
+SEED_PASSWORDS = ROOT / "share" / "users" / "seed_passwords.json"
+
+
+def init_database(path: Path) -> int:
+    """Create the schema and add the seed users missing from `path`; return how many were added."""
+    people = json.loads(SEED_PEOPLE.read_text())
+    hashes = json.loads(SEED_PASSWORDS.read_text())["hashes"]
+    missing = sorted({person["username"] for person in people} - hashes.keys())
+    if missing:
+        raise SystemExit(f"{SEED_PASSWORDS} has no password hash for: {', '.join(missing)}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = connect(path)
+    try:
+        apply_schema(conn, SCHEMA.read_text())
+        added = 0
+        with immediate(conn):
+            for person in people:
+                if queries.get(conn, user_id=person["id"]) is not None:
+                    continue
+                queries.create(
+                    conn,
+                    user_id=person["id"],
+                    username=person["username"],
+                    password_hash=hashes[person["username"]],
+                    first_name=person["first_name"],
+                    last_name=person["last_name"],
+                    roles=person["roles"],
+                )
+                added += 1
+        return added
+    finally:
+        conn.close()
+
+
+def init_keys(private_path: Path, public_path: Path, kid: str) -> bool:
+    """Generate the private JWKS unless it exists; (re)write the public JWKS from it.
+
+    Return True if a new key was generated.
+    """
+    generated = not private_path.exists()
+    if generated:
+        keys.write_private_jwks(private_path, keys.generate_jwks([kid]))
+    else:
+        keys.check_private_file(private_path)
+    private = json.loads(private_path.read_text())
+    keys.write_public_jwks(public_path, keys.public_jwks(private))
+    return generated
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m app.auth.init_db", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--database", type=Path, required=True, help="users database to create")
+    parser.add_argument(
+        "--private-jwks", type=Path, required=True, help="private keys, read by auth only (0600)"
+    )
+    parser.add_argument(
+        "--public-jwks", type=Path, required=True, help="public keys, read by the gateways"
+    )
+    parser.add_argument(
+        "--kid",
+        default=f"auth-{datetime.now(UTC):%Y%m%d}",
+        help="key id of a newly generated key (default: auth-YYYYMMDD)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        added = init_database(args.database)
+        generated = init_keys(args.private_jwks, args.public_jwks, args.kid)
+    except ValueError as exc:
+        print(f"auth init: {exc}", file=sys.stderr)
+        return 1
+    print(f"auth init: {args.database}: {added} seed users added")
+    key_state = f"generated key {args.kid!r}" if generated else "kept the existing key"
+    print(f"auth init: {args.private_jwks}: {key_state}; public keys in {args.public_jwks}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

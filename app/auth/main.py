@@ -1,0 +1,40 @@
+"""The auth service's ASGI app.
+
+    AUTH_DATABASE=... AUTH_PRIVATE_JWKS=... uvicorn app.auth.main:app --host 127.0.0.1 --port 5100
+
+`app` is built on first access from the AUTH_* environment (see settings.py), so importing this
+module has no side effects; `uvicorn --factory app.auth.main:create_app` works the same way.
+"""
+
+from functools import cache
+
+from fastapi import FastAPI
+
+from app.auth.routes import router
+from app.auth.settings import Settings, load_settings
+from app.auth.tokens import KeyRing
+from app.common.errors import install_error_handlers
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the auth app; without `settings`, read them from the environment (or exit)."""
+    settings = settings if settings is not None else load_settings()
+    keys = KeyRing.from_file(settings.private_jwks)
+    app = FastAPI(title="Registrar auth service", version="1.0")
+    app.state.settings = settings
+    app.state.keys = keys
+    install_error_handlers(app)
+    app.include_router(router)
+    return app
+
+
+@cache
+def _app_from_environment() -> FastAPI:
+    return create_app()
+
+
+def __getattr__(name: str) -> FastAPI:
+    # `uvicorn app.auth.main:app` looks the attribute up; build the app only then.
+    if name == "app":
+        return _app_from_environment()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,101 @@
+"""Request and response bodies of the auth service. Input is strict: wrong types, unknown fields
+and out-of-range values are 422 with the field named, before anything is read or written."""
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
+
+Role = Literal["student", "instructor", "registrar"]
+
+
+def _lowercase(value: Any) -> Any:
+    # Usernames are case-insensitive: "AJohnson" signs in as, and collides with, "ajohnson".
+    return value.lower() if isinstance(value, str) else value
+
+
+def _printable(value: str) -> str:
+    if not value.isprintable():
+        raise ValueError("must not contain control characters")
+    return value
+
+
+def _distinct(roles: list[str]) -> list[str]:
+    if len(set(roles)) != len(roles):
+        raise ValueError("roles must not repeat")
+    return roles
+
+
+# Constraints first, then BeforeValidator: it wraps them, so they see the lowercased value.
+NewUsername = Annotated[
+    str,
+    StringConstraints(min_length=3, max_length=32, pattern=r"^[a-z0-9._-]+$"),
+    BeforeValidator(_lowercase),
+    Field(description="3-32 of a-z 0-9 . _ -, stored lowercase"),
+]
+# Length per OWASP ASVS 2.1: at least 12 characters, at least 64 allowed, any characters at all.
+NewPassword = Annotated[str, StringConstraints(min_length=12, max_length=128)]
+PersonName = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=64),
+    AfterValidator(_printable),
+]
+Roles = Annotated[list[Role], Field(min_length=1, max_length=3), AfterValidator(_distinct)]
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class RegisterIn(_Input):
+    username: NewUsername
+    password: NewPassword
+    first_name: PersonName
+    last_name: PersonName
+    roles: Roles = ["student"]
+
+    @field_validator("password")
+    @classmethod
+    def _not_the_username(cls, password: str, info: ValidationInfo) -> str:
+        username = info.data.get("username")
+        if username is not None and password.lower() == username:
+            raise ValueError("password must not be the username")
+        return password
+
+
+class LoginIn(_Input):
+    # Deliberately loose: any username or password is a 401 if wrong, never a hint about format.
+    username: Annotated[
+        str, StringConstraints(min_length=1, max_length=64), BeforeValidator(_lowercase)
+    ]
+    password: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+
+
+class RefreshIn(_Input):
+    refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=8192)]
+
+
+class UserOut(BaseModel):
+    id: int
+    username: str
+    first_name: str
+    last_name: str
+    roles: list[Role]
+
+
+class AccessTokenOut(BaseModel):
+    access_token: str
+    token_type: Literal["Bearer"] = "Bearer"
+    expires_in: int = Field(description="seconds until the access token expires")
+
+
+class TokenOut(AccessTokenOut):
+    refresh_token: str

@@ -1,0 +1,51 @@
+"""HTTP routes of the auth service. Routes that touch the database or a password are plain `def`:
+FastAPI runs them in its thread pool, so hashing (tens of milliseconds of CPU) never blocks the
+event loop and the other requests on it. The JWKS route does neither and stays on the loop."""
+
+from fastapi import APIRouter, Response
+
+from app.auth import service
+from app.auth.deps import AppSettings, Authorization, Keys, ReadDb, WriteDb
+from app.auth.models import AccessTokenOut, LoginIn, RefreshIn, RegisterIn, TokenOut, UserOut
+
+router = APIRouter()
+
+
+@router.post("/register", status_code=201)
+def register(
+    body: RegisterIn,
+    db: WriteDb,
+    settings: AppSettings,
+    keys: Keys,
+    authorization: Authorization = None,
+) -> UserOut:
+    """Create an account: a student, or any roles when a registrar's token is presented."""
+    user = service.register(db, settings=settings, keys=keys, new=body, authorization=authorization)
+    return UserOut(
+        id=user.id,
+        username=user.username,
+        first_name=user.first_name,
+        last_name=user.last_name,
+        roles=user.roles,
+    )
+
+
+@router.post("/login")
+def login(body: LoginIn, db: ReadDb, settings: AppSettings, keys: Keys) -> TokenOut:
+    """Trade a username and password for an access token and a refresh token."""
+    return service.login(
+        db, settings=settings, keys=keys, username=body.username, password=body.password
+    )
+
+
+@router.post("/refresh")
+def refresh(body: RefreshIn, db: ReadDb, settings: AppSettings, keys: Keys) -> AccessTokenOut:
+    """Trade a refresh token for a new access token."""
+    return service.refresh(db, settings=settings, keys=keys, refresh_token=body.refresh_token)
+
+
+@router.get("/.well-known/jwks.json")
+async def jwks(keys: Keys, response: Response) -> dict:
+    """The public signing keys, for anyone verifying this service's tokens."""
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return keys.public_jwks

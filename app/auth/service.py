@@ -1,0 +1,151 @@
+"""The auth service's rules: who may register with which roles, how a login is checked, what a
+refresh may renew. Login and refresh only read, so they run on LiteFS read replicas too."""
+
+import sqlite3
+
+from app.auth import passwords, queries
+from app.auth.models import AccessTokenOut, RegisterIn, TokenOut
+from app.auth.settings import Settings
+from app.auth.tokens import InvalidToken, KeyRing, TokenUse, build_claims
+from app.common.db import immediate
+from app.common.errors import Conflict, Forbidden, Unauthenticated, Unavailable
+
+BAD_CREDENTIALS = "invalid username or password"
+SELF_SERVICE_ROLES = ["student"]
+
+
+def replica_reason(settings: Settings) -> str | None:
+    """Why this node must not write (it is a read replica), or None on the primary."""
+    # LiteFS puts `.primary` (holding the primary's name) in the mount on replicas only.
+    marker = settings.database.parent / ".primary"
+    if marker.is_file():
+        primary = marker.read_text().strip() or "unknown"
+        return f"this node is a read replica (primary: {primary})"
+    if settings.read_only:
+        return "this node is a read replica (AUTH_READ_ONLY)"
+    return None
+
+
+def ensure_primary(settings: Settings) -> None:
+    """Refuse a write on a read replica with 503 rather than a database error."""
+    reason = replica_reason(settings)
+    if reason is not None:
+        raise Unavailable(f"{reason}; registration goes to the primary", code="read_replica")
+
+
+def register(
+    conn: sqlite3.Connection,
+    *,
+    settings: Settings,
+    keys: KeyRing,
+    new: RegisterIn,
+    authorization: str | None,
+) -> queries.StoredUser:
+    """Create an account. Students sign themselves up; any other role needs a registrar's token."""
+    if new.roles != SELF_SERVICE_ROLES:
+        _require_registrar(settings=settings, keys=keys, authorization=authorization)
+    # Hash before taking the write lock: the lock is then held for two inserts, not 25 ms.
+    password_hash = passwords.hash_password(new.password)
+    try:
+        with immediate(conn):
+            if queries.get_by_username(conn, username=new.username) is not None:
+                raise Conflict(f"username {new.username!r} is taken", code="username_taken")
+            user_id = queries.create(
+                conn,
+                username=new.username,
+                password_hash=password_hash,
+                first_name=new.first_name,
+                last_name=new.last_name,
+                roles=list(new.roles),
+            )
+    except sqlite3.OperationalError as exc:
+        if getattr(exc, "sqlite_errorname", "").startswith("SQLITE_READONLY"):
+            # The database refused the write although nothing told us this node is a replica.
+            raise Unavailable(
+                "this node's database is read-only (a read replica); registration goes to the "
+                "primary",
+                code="read_replica",
+            ) from exc
+        raise
+    user = queries.get(conn, user_id=user_id)
+    assert user is not None
+    return user
+
+
+def login(
+    conn: sqlite3.Connection, *, settings: Settings, keys: KeyRing, username: str, password: str
+) -> TokenOut:
+    """Check a username and password; on success issue an access and a refresh token.
+
+    Unknown users are checked against a dummy hash so they cost the same time as a wrong password.
+    No write happens here: a replica's database is read-only.
+    """
+    user = queries.get_by_username(conn, username=username)
+    stored_hash = user.password_hash if user is not None else passwords.DUMMY_HASH
+    password_ok = passwords.verify_password(password, stored_hash)
+    if user is None or not password_ok:
+        raise Unauthenticated(BAD_CREDENTIALS, code="invalid_credentials")
+    return TokenOut(
+        access_token=_issue(keys, settings, user, "access"),
+        refresh_token=_issue(keys, settings, user, "refresh"),
+        expires_in=settings.access_ttl_seconds,
+    )
+
+
+def refresh(
+    conn: sqlite3.Connection, *, settings: Settings, keys: KeyRing, refresh_token: str
+) -> AccessTokenOut:
+    """Trade a valid refresh token for a new access token with the user's current roles."""
+    try:
+        claims = keys.verify(
+            refresh_token, issuer=settings.issuer, audience=settings.audience, token_use="refresh"
+        )
+    except InvalidToken as exc:
+        raise Unauthenticated(
+            "refresh token is invalid or expired; sign in again", code="invalid_token"
+        ) from exc
+    user = queries.get(conn, user_id=int(claims["sub"]))
+    if user is None or user.username != claims["preferred_username"]:
+        raise Unauthenticated(
+            "the account of this refresh token no longer exists", code="invalid_token"
+        )
+    return AccessTokenOut(
+        access_token=_issue(keys, settings, user, "access"), expires_in=settings.access_ttl_seconds
+    )
+
+
+def _require_registrar(*, settings: Settings, keys: KeyRing, authorization: str | None) -> None:
+    if authorization is None:
+        raise Forbidden(
+            "self-registration creates students only; instructor and registrar accounts need a "
+            "registrar's access token (Authorization: Bearer ...)",
+            code="registrar_required",
+        )
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("Authorization must be `Bearer <access token>`", code="invalid_token")
+    try:
+        claims = keys.verify(
+            token.strip(), issuer=settings.issuer, audience=settings.audience, token_use="access"
+        )
+    except InvalidToken as exc:
+        raise Unauthenticated("access token is invalid or expired", code="invalid_token") from exc
+    if "registrar" not in claims["roles"]:
+        raise Forbidden(
+            "only a registrar may create instructor or registrar accounts",
+            code="registrar_required",
+        )
+
+
+def _issue(keys: KeyRing, settings: Settings, user: queries.StoredUser, use: TokenUse) -> str:
+    ttl = settings.access_ttl_seconds if use == "access" else settings.refresh_ttl_seconds
+    claims = build_claims(
+        user_id=user.id,
+        username=user.username,
+        roles=user.roles,
+        issuer=settings.issuer,
+        audience=settings.audience,
+        ttl_seconds=ttl,
+        token_use=use,
+    )
+    return keys.sign(claims)

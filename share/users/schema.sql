@@ -1,0 +1,19 @@
+-- The auth service's database: accounts and their roles. Replicated by LiteFS; written only on the
+-- primary (register), read everywhere (login, refresh).
+
+-- AUTOINCREMENT: a user id is never reused, because the enrollment service keys its records on it.
+CREATE TABLE IF NOT EXISTS users (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    username      TEXT    NOT NULL UNIQUE
+                  CHECK (length(username) BETWEEN 3 AND 32 AND username = lower(username)),
+    password_hash TEXT    NOT NULL,
+    first_name    TEXT    NOT NULL CHECK (length(first_name) BETWEEN 1 AND 64),
+    last_name     TEXT    NOT NULL CHECK (length(last_name) BETWEEN 1 AND 64),
+    created_at    TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);
+
+CREATE TABLE IF NOT EXISTS user_roles (
+    user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    role    TEXT    NOT NULL CHECK (role IN ('student', 'instructor', 'registrar')),
+    PRIMARY KEY (user_id, role)
+) WITHOUT ROWID;

@@ -1,0 +1,92 @@
+"""Plain helper functions for the auth tests: a fresh database and keys, requests, token checks."""
+
+import sqlite3
+from pathlib import Path
+
+import jwt
+from fastapi.testclient import TestClient
+from httpx import Response
+
+from app.auth.init_db import init_database, init_keys
+from app.auth.settings import Settings
+from app.auth.tokens import KeyRing
+
+DEMO_PASSWORD = "registrar-day-2026"  # every seed user's password
+ISSUER = "registrar-auth"
+AUDIENCE = "registrar"
+REFRESH_AUDIENCE = "registrar:refresh"
+GOOD_PASSWORD = "correct-horse-battery"
+
+
+def make_settings(root: Path, **overrides) -> Settings:
+    """A freshly initialised users database and key pair under `root`, and settings using them."""
+    database = root / "users" / "auth.db"
+    private_jwks = root / "auth" / "private.jwks.json"
+    init_database(database)
+    init_keys(private_jwks, root / "gateway" / "jwks.json", "test-key")
+    return Settings(database=database, private_jwks=private_jwks, **overrides)
+
+
+def new_user(**overrides) -> dict:
+    body = {
+        "username": "newstudent",
+        "password": GOOD_PASSWORD,
+        "first_name": "New",
+        "last_name": "Student",
+    }
+    body.update(overrides)
+    return body
+
+
+def register(client: TestClient, token: str | None = None, **fields) -> Response:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return client.post("/register", json=new_user(**fields), headers=headers)
+
+
+def login(client: TestClient, username: str, password: str = DEMO_PASSWORD) -> Response:
+    return client.post("/login", json={"username": username, "password": password})
+
+
+def tokens_for(client: TestClient, username: str, password: str = DEMO_PASSWORD) -> dict:
+    reply = login(client, username, password)
+    assert reply.status_code == 200, reply.text
+    return reply.json()
+
+
+def user_count(settings: Settings) -> int:
+    with sqlite3.connect(settings.database) as conn:
+        return conn.execute("SELECT count(*) FROM users").fetchone()[0]
+
+
+def stored_user(settings: Settings, username: str) -> dict | None:
+    conn = sqlite3.connect(settings.database)
+    conn.row_factory = sqlite3.Row
+    try:
+        row = conn.execute("SELECT * FROM users WHERE username = ?", (username,)).fetchone()
+        if row is None:
+            return None
+        roles = conn.execute(
+            "SELECT role FROM user_roles WHERE user_id = ? ORDER BY role", (row["id"],)
+        ).fetchall()
+        return dict(row) | {"roles": [r["role"] for r in roles]}
+    finally:
+        conn.close()
+
+
+def verify_with_pyjwt(client: TestClient, token: str, *, audience: str = AUDIENCE) -> dict:
+    """Verify `token` with PyJWT (not the library that signed it) against the served JWKS."""
+    jwks = jwt.PyJWKSet.from_dict(client.get("/.well-known/jwks.json").json())
+    kid = jwt.get_unverified_header(token)["kid"]
+    return jwt.decode(
+        token,
+        key=jwks[kid].key,
+        algorithms=["RS256"],
+        audience=audience,
+        issuer=ISSUER,
+        options={"require": ["iss", "aud", "sub", "iat", "exp", "jti"]},
+    )
+
+
+def sign(settings: Settings, claims: dict) -> str:
+    """A token signed with the service's own key, for claims the service would never issue."""
+    return KeyRing.from_file(settings.private_jwks).sign(claims)

@@ -1,0 +1,170 @@
+"""/login: seed and new users sign in; failures look alike; hashing runs off the event loop."""
+
+import asyncio
+import json
+import statistics
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.auth import passwords
+from app.auth.main import create_app
+from tests.auth.helpers import (
+    DEMO_PASSWORD,
+    GOOD_PASSWORD,
+    login,
+    register,
+    stored_user,
+    verify_with_pyjwt,
+)
+
+PEOPLE = json.loads((Path(__file__).parents[2] / "share" / "seed" / "people.json").read_text())
+
+
+@pytest.mark.parametrize(
+    ("username", "user_id", "role"),
+    [
+        ("rhenderson", 1, "registrar"),
+        ("kavery", 3, "instructor"),
+        ("ajohnson", 9, "student"),
+    ],
+)
+def test_seed_users_sign_in_with_the_demo_password(client, username, user_id, role):
+    reply = login(client, username)
+
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert set(body) == {"access_token", "refresh_token", "token_type", "expires_in"}
+    assert body["token_type"] == "Bearer"
+    assert body["expires_in"] == 20 * 60
+    claims = verify_with_pyjwt(client, body["access_token"])
+    assert claims["sub"] == str(user_id)
+    assert claims["preferred_username"] == username
+    assert claims["roles"] == [role]
+
+
+def test_every_seed_person_is_in_the_database_with_the_same_id_and_roles(settings):
+    for person in PEOPLE:
+        stored = stored_user(settings, person["username"])
+        assert stored is not None, person["username"]
+        assert (stored["id"], stored["first_name"], stored["last_name"], stored["roles"]) == (
+            person["id"],
+            person["first_name"],
+            person["last_name"],
+            sorted(person["roles"]),
+        )
+
+
+def test_every_seed_users_stored_hash_accepts_the_demo_password(settings):
+    hashes = [stored_user(settings, person["username"])["password_hash"] for person in PEOPLE]
+    assert all(h.startswith("pbkdf2_sha256$600000$") for h in hashes)
+
+    with ThreadPoolExecutor() as pool:  # PBKDF2 releases the GIL: this uses every core
+        results = list(pool.map(lambda h: passwords.verify_password(DEMO_PASSWORD, h), hashes))
+
+    assert all(results)
+
+
+def test_login_accepts_the_username_in_any_case(client):
+    assert login(client, "RHenderson").status_code == 200
+
+
+def test_wrong_password_and_unknown_user_get_the_same_401(client):
+    wrong_password = login(client, "rhenderson", "not-the-password")
+    unknown_user = login(client, "nobody-here", "not-the-password")
+
+    assert wrong_password.status_code == unknown_user.status_code == 401
+    assert wrong_password.json() == unknown_user.json()
+    assert wrong_password.json()["detail"] == "invalid username or password"
+
+
+def test_an_unknown_user_still_costs_a_password_verification(client, monkeypatch):
+    checked = []
+    real_verify = passwords.verify_password
+
+    def recording_verify(password: str, stored_hash: str) -> bool:
+        checked.append(stored_hash)
+        return real_verify(password, stored_hash)
+
+    monkeypatch.setattr(passwords, "verify_password", recording_verify)
+
+    assert login(client, "nobody-here", "some-password").status_code == 401
+    assert checked == [passwords.DUMMY_HASH]
+
+
+def test_unknown_user_takes_about_as_long_as_a_wrong_password(client):
+    assert register(client, username="newstudent").status_code == 201
+
+    def median_seconds(username: str) -> float:
+        times = []
+        for _ in range(7):
+            start = time.perf_counter()
+            assert login(client, username, "wrong-password-here").status_code == 401
+            times.append(time.perf_counter() - start)
+        return statistics.median(times)
+
+    known, unknown = median_seconds("newstudent"), median_seconds("nobody-here")
+
+    # Without the dummy verification the unknown user would answer ~20x faster.
+    assert 0.5 < unknown / known < 2.0, (known, unknown)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"username": "rhenderson"},
+        {"password": DEMO_PASSWORD},
+        {"username": "", "password": DEMO_PASSWORD},
+        {"username": "rhenderson", "password": ""},
+        {"username": 1, "password": DEMO_PASSWORD},
+        {"username": "rhenderson", "password": ["registrar-day-2026"]},
+        {"username": "rhenderson", "password": DEMO_PASSWORD, "remember_me": True},
+    ],
+)
+def test_malformed_login_is_422(client, body):
+    reply = client.post("/login", json=body)
+
+    assert reply.status_code == 422
+    assert reply.json()["errors"]
+
+
+def test_a_slow_password_check_does_not_stall_other_logins(settings, monkeypatch):
+    release = threading.Event()
+    real_verify = passwords.verify_password
+
+    def verify_stuck_for_rhenderson(password: str, stored_hash: str) -> bool:
+        if password == "rhenderson-is-slow":
+            release.wait(timeout=10)
+        return real_verify(password, stored_hash)
+
+    monkeypatch.setattr(passwords, "verify_password", verify_stuck_for_rhenderson)
+    app = create_app(settings)
+
+    async def scenario() -> tuple[int, bool, int]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://auth") as http:
+            slow = {"username": "rhenderson", "password": "rhenderson-is-slow"}
+            stuck = asyncio.create_task(http.post("/login", json=slow))
+            await asyncio.sleep(0.2)  # the stuck login is now inside its password check
+            other = await asyncio.wait_for(
+                http.post("/login", json={"username": "ajohnson", "password": DEMO_PASSWORD}),
+                timeout=8,
+            )
+            stuck_still_waiting = not stuck.done()
+            release.set()
+            return other.status_code, stuck_still_waiting, (await stuck).status_code
+
+    assert asyncio.run(scenario()) == (200, True, 401)
+
+
+def test_new_users_sign_in_with_their_own_password_only(client):
+    register(client, username="newstudent", password=GOOD_PASSWORD)
+
+    assert login(client, "newstudent", GOOD_PASSWORD).status_code == 200
+    assert login(client, "newstudent", GOOD_PASSWORD.upper()).status_code == 401
+    assert login(client, "newstudent", DEMO_PASSWORD).status_code == 401

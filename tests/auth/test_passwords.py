@@ -1,0 +1,67 @@
+"""Password hashes: the seed's PBKDF2 format verifies; new ones are argon2id at OWASP's minimum."""
+
+import base64
+import hashlib
+import re
+import secrets
+
+import pytest
+
+from app.auth import passwords
+
+
+def seed_document_hash(password: str, iterations: int = 600_000) -> str:
+    """The seed document's algorithm, written out independently of the service's code."""
+    salt = secrets.token_hex(16)
+    dk = hashlib.pbkdf2_hmac("sha256", password.encode(), salt.encode(), iterations)
+    return f"pbkdf2_sha256${iterations}${salt}${base64.b64encode(dk).decode().strip()}"
+
+
+def test_a_seed_format_pbkdf2_hash_verifies():
+    stored = seed_document_hash("registrar-day-2026")
+
+    assert passwords.verify_password("registrar-day-2026", stored)
+    assert not passwords.verify_password("registrar-day-2025", stored)
+
+
+def test_pbkdf2_hashes_verify_at_whatever_iteration_count_they_record():
+    stored = seed_document_hash("pässwörd ✓", iterations=1000)
+
+    assert passwords.verify_password("pässwörd ✓", stored)
+    assert not passwords.verify_password("passwort", stored)
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        "pbkdf2_sha256$1000$salt",  # a field short
+        "pbkdf2_sha256$many$salt$AAAA",  # iterations not a number
+        "pbkdf2_sha256$0$salt$AAAA",  # no iterations
+        "pbkdf2_sha256$1000$salt$not base64!",
+        "$argon2id$v=19$m=19456,t=2,p=1$garbage",
+        "md5$abc",
+        "",
+    ],
+)
+def test_a_malformed_stored_hash_refuses_the_login_instead_of_crashing(stored):
+    assert passwords.verify_password("anything", stored) is False
+
+
+def test_new_hashes_are_salted_argon2id_at_owasp_minimum_or_stronger():
+    first = passwords.hash_password("correct-horse-battery")
+    second = passwords.hash_password("correct-horse-battery")
+
+    params = re.fullmatch(r"\$argon2id\$v=19\$m=(\d+),t=(\d+),p=(\d+)\$[^$]+\$[^$]+", first)
+    assert params, first
+    memory_kib, time_cost, parallelism = map(int, params.groups())
+    assert memory_kib >= 19 * 1024 and time_cost >= 2 and parallelism >= 1
+    assert first != second
+    assert passwords.verify_password("correct-horse-battery", first)
+    assert not passwords.verify_password("correct-horse-batterY", first)
+
+
+def test_the_dummy_hash_uses_the_same_scheme_as_new_hashes():
+    # Unknown users are timed against it: it must cost what a real account's check costs.
+    new = passwords.hash_password("x" * 12)
+
+    assert passwords.DUMMY_HASH.split("$")[:4] == new.split("$")[:4]

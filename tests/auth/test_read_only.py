@@ -1,0 +1,83 @@
+"""LiteFS replicas: their database is read-only. Login and refresh work there and never write;
+registration answers 503 pointing at the primary, never a 500."""
+
+import hashlib
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.auth import deps
+from app.auth.main import create_app
+from app.common import db
+from tests.auth.helpers import make_settings, register, tokens_for, user_count
+
+
+def _files(database) -> dict[str, str]:
+    """Digest of the database and its WAL: any write changes one of them."""
+    found = {}
+    for path in (database, database.with_name(database.name + "-wal")):
+        if path.exists():
+            found[path.name] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return found
+
+
+@pytest.mark.parametrize("read_only_node", [True, False])
+def test_login_and_refresh_work_on_a_read_only_database_and_write_nothing(
+    tmp_path, monkeypatch, read_only_node
+):
+    settings = make_settings(tmp_path, read_only=read_only_node)
+    settings.database.chmod(0o444)  # refuses writes outright when the tests run as a normal user
+    opened_read_only = []
+    real_connect = db.connect
+
+    def recording_connect(path, *, readonly=False):
+        opened_read_only.append(readonly)
+        return real_connect(path, readonly=readonly)
+
+    monkeypatch.setattr(deps, "connect", recording_connect)
+    before = _files(settings.database)
+
+    with TestClient(create_app(settings)) as client:
+        tokens = tokens_for(client, "ajohnson")
+        refreshed = client.post("/refresh", json={"refresh_token": tokens["refresh_token"]})
+
+    assert refreshed.status_code == 200
+    assert opened_read_only == [True, True]
+    after = _files(settings.database)
+    assert after.pop("auth.db-wal", None) in (None, hashlib.sha256(b"").hexdigest())
+    assert after == before
+
+
+def test_register_on_a_read_only_node_is_503_pointing_at_the_primary(tmp_path):
+    settings = make_settings(tmp_path, read_only=True)
+    with TestClient(create_app(settings)) as client:
+        reply = register(client)
+
+    assert reply.status_code == 503
+    assert reply.json()["code"] == "read_replica"
+    assert "primary" in reply.json()["detail"]
+    assert user_count(settings) == 38
+
+
+def test_a_litefs_replica_is_recognised_by_its_primary_file(client, settings):
+    # LiteFS writes `.primary`, naming the primary, into the mount of every replica.
+    (settings.database.parent / ".primary").write_text("auth-primary\n")
+
+    reply = register(client)
+
+    assert reply.status_code == 503
+    assert "auth-primary" in reply.json()["detail"]
+    assert user_count(settings) == 38
+    assert tokens_for(client, "ajohnson")["access_token"]
+
+
+def test_a_database_that_refuses_the_write_is_503_not_500(client, settings, monkeypatch):
+    # A node that does not know it is a replica: SQLite itself reports the database read-only.
+    real_connect = db.connect
+    monkeypatch.setattr(deps, "connect", lambda path, **_: real_connect(path, readonly=True))
+
+    reply = register(client)
+
+    assert reply.status_code == 503
+    assert reply.json()["code"] == "read_replica"
+    assert user_count(settings) == 38
