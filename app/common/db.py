@@ -87,3 +87,31 @@ class ConnectionPool:
             if conn.in_transaction:  # never hand a half-finished transaction to the next request
                 conn.execute("ROLLBACK")
             self._idle.put(conn)
+
+
+class WrongSchema(RuntimeError):
+    """The database file is not this service's, or not at the schema version this code knows."""
+
+
+def check_schema(path: str | Path, *, application_id: int, user_version: int) -> None:
+    """Refuse a database that is missing, another service's, or at another schema version."""
+    if not Path(path).is_file():
+        raise WrongSchema(f"database {path} does not exist; run bin/init.sh first")
+    conn = connect(path, readonly=True)
+    try:
+        found_app = conn.execute("PRAGMA application_id").fetchone()[0]
+        found_version = conn.execute("PRAGMA user_version").fetchone()[0]
+    except sqlite3.DatabaseError as exc:
+        raise WrongSchema(f"{path} is not a SQLite database ({exc})") from exc
+    finally:
+        conn.close()
+    if found_app != application_id:
+        raise WrongSchema(
+            f"{path} is not this service's database (application_id {found_app},"
+            f" expected {application_id}); point the setting at the right file or run bin/init.sh"
+        )
+    if found_version != user_version:
+        raise WrongSchema(
+            f"{path} has schema version {found_version}, this code needs {user_version};"
+            " recreate it with bin/init.sh"
+        )

@@ -122,3 +122,27 @@ class UserOut(BaseModel):
     first_name: str
     last_name: str
     roles: list[str]
+
+
+AuditAction = Literal[
+    "course.create",
+    "section.create",
+    "section.update",
+    "section.delete",
+    "enrollment.enroll",
+    "enrollment.drop",
+    "enrollment.administrative_drop",
+    "waitlist.leave",
+]
+
+
+class AuditEntry(BaseModel):
+    id: int
+    at: str
+    actor_id: int
+    actor_role: str
+    action: AuditAction
+    course_id: int | None
+    section_id: int | None
+    user_id: int | None
+    details: dict

@@ -319,3 +319,52 @@ def upsert_user(conn: sqlite3.Connection, *, user_id: int, username: str, roles:
         " ON CONFLICT(id) DO UPDATE SET username = excluded.username, roles = excluded.roles",
         (user_id, username, roles),
     )
+
+
+# audit trail
+
+
+def insert_audit(
+    conn: sqlite3.Connection,
+    *,
+    actor_id: int,
+    actor_role: str,
+    action: str,
+    course_id: int | None,
+    section_id: int | None,
+    user_id: int | None,
+    details: str,
+) -> None:
+    conn.execute(
+        "INSERT INTO audit_log (actor_id, actor_role, action, course_id, section_id, user_id,"
+        " details) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (actor_id, actor_role, action, course_id, section_id, user_id, details),
+    )
+
+
+def list_audit(
+    conn: sqlite3.Connection,
+    *,
+    actor_id: int | None,
+    section_id: int | None,
+    user_id: int | None,
+    action: str | None,
+    before_id: int | None,
+    limit: int,
+) -> list[dict]:
+    """Newest first; `before_id` pages backwards."""
+    filters = {
+        "actor_id = ?": actor_id,
+        "section_id = ?": section_id,
+        "user_id = ?": user_id,
+        "action = ?": action,
+        "id < ?": before_id,
+    }
+    used = {clause: value for clause, value in filters.items() if value is not None}
+    where = " AND ".join(used) or "1"
+    return _rows(
+        conn.execute(
+            f"SELECT * FROM audit_log WHERE {where} ORDER BY id DESC LIMIT ?",
+            (*used.values(), limit),
+        )
+    )

@@ -11,6 +11,8 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 from app.enrollment import queries, service
 from app.enrollment.deps import Caller, Db, allow
 from app.enrollment.models import (
+    AuditAction,
+    AuditEntry,
     CourseCreate,
     CourseOut,
     DropOut,
@@ -69,9 +71,9 @@ def get_course(course_id: CourseId, conn: Db, _: Caller):
 
 
 @route("POST", "/courses", ("registrar",), response_model=CourseOut, status_code=201)
-def create_course(body: CourseCreate, conn: Db, _: Caller):
+def create_course(body: CourseCreate, conn: Db, who: Caller):
     """Add a course to the catalog."""
-    return service.create_course(conn, body)
+    return service.create_course(conn, who, body)
 
 
 @route("GET", "/courses/{course_id}/waitlist", STAFF, response_model=list[WaitlistEntry])
@@ -98,9 +100,9 @@ def get_section(section_id: SectionId, conn: Db, _: Caller):
 
 
 @route("POST", "/sections", ("registrar",), response_model=SectionOut, status_code=201)
-def create_section(body: SectionCreate, conn: Db, _: Caller):
+def create_section(body: SectionCreate, conn: Db, who: Caller):
     """Open a new section of a course."""
-    return service.create_section(conn, body)
+    return service.create_section(conn, who, body)
 
 
 @route("PATCH", "/sections/{section_id}", ("registrar",), response_model=SectionChange)
@@ -110,9 +112,9 @@ def update_section(section_id: SectionId, body: SectionUpdate, conn: Db, who: Ca
 
 
 @route("DELETE", "/sections/{section_id}", ("registrar",), status_code=204)
-def delete_section(section_id: SectionId, conn: Db, _: Caller):
+def delete_section(section_id: SectionId, conn: Db, who: Caller):
     """Remove a section from the catalog (its history stays in the database)."""
-    service.delete_section(conn, section_id)
+    service.delete_section(conn, who, section_id)
     return Response(status_code=204)
 
 
@@ -201,3 +203,29 @@ def drop(user_id: UserId, section_id: SectionId, conn: Db, who: Caller):
 def leave_waitlist(user_id: UserId, section_id: SectionId, conn: Db, who: Caller):
     """Leave a section's waitlist; everyone behind moves up one place."""
     return service.leave_waitlist(conn, who, user_id, section_id)
+
+
+# audit
+
+
+@route("GET", "/audit", ("registrar",), response_model=list[AuditEntry])
+def audit_trail(
+    conn: Db,
+    _: Caller,
+    actor_id: Annotated[Id | None, Query()] = None,
+    section_id: Annotated[Id | None, Query()] = None,
+    user_id: Annotated[Id | None, Query()] = None,
+    action: Annotated[AuditAction | None, Query()] = None,
+    before_id: Annotated[Id | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+):
+    """Registrar and instructor actions, newest first (page back with before_id)."""
+    return service.audit_trail(
+        conn,
+        actor_id=actor_id,
+        section_id=section_id,
+        user_id=user_id,
+        action=action,
+        before_id=before_id,
+        limit=limit,
+    )

@@ -5,6 +5,7 @@ Every function that reads and then writes runs inside one `BEGIN IMMEDIATE` tran
 write lock and never act on a stale read. Nothing here keeps state between requests.
 """
 
+import json
 import sqlite3
 from dataclasses import dataclass
 
@@ -75,6 +76,41 @@ def _require_instructor(conn: sqlite3.Connection, instructor_id: int) -> None:
         raise Conflict(f"user {instructor_id} is not an instructor", code="not_an_instructor")
 
 
+# audit trail
+
+
+def record(
+    conn: sqlite3.Connection,
+    caller: Identity,
+    action: str,
+    *,
+    course_id: int | None = None,
+    section_id: int | None = None,
+    user_id: int | None = None,
+    **details: object,
+) -> None:
+    """Audit rule: every registrar or instructor action is logged (who, what, when) inside the
+    transaction that performs it. A student acting on their own records is not logged."""
+    if caller.user_id == user_id and not caller.is_registrar:
+        return
+    queries.insert_audit(
+        conn,
+        actor_id=caller.user_id,
+        actor_role="registrar" if caller.is_registrar else "instructor",
+        action=action,
+        course_id=course_id,
+        section_id=section_id,
+        user_id=user_id,
+        details=json.dumps(details, sort_keys=True),
+    )
+
+
+def audit_trail(conn: sqlite3.Connection, **filters) -> list[dict]:
+    """The registrar's view of the audit log, newest first."""
+    rows = queries.list_audit(conn, **filters)
+    return [{**r, "details": json.loads(r["details"])} for r in rows]
+
+
 # identity
 
 
@@ -96,7 +132,7 @@ def remember_user(conn: sqlite3.Connection, caller: Identity) -> None:
 # catalog
 
 
-def create_course(conn: sqlite3.Connection, data: CourseCreate) -> dict:
+def create_course(conn: sqlite3.Connection, caller: Identity, data: CourseCreate) -> dict:
     """Registrar adds a course; its code is unique."""
     with immediate(conn):
         if queries.get_department(conn, department_id=data.department_id) is None:
@@ -110,10 +146,11 @@ def create_course(conn: sqlite3.Connection, data: CourseCreate) -> dict:
             title=data.title,
             credits=data.credits,
         )
+        record(conn, caller, "course.create", course_id=course_id, code=data.code)
         return get_course_or_404(conn, course_id)
 
 
-def create_section(conn: sqlite3.Connection, data: SectionCreate) -> dict:
+def create_section(conn: sqlite3.Connection, caller: Identity, data: SectionCreate) -> dict:
     """Registrar opens a section of a course; section numbers are unique per course."""
     with immediate(conn):
         get_course_or_404(conn, data.course_id)
@@ -127,6 +164,14 @@ def create_section(conn: sqlite3.Connection, data: SectionCreate) -> dict:
                 code="section_exists",
             )
         section_id = queries.create_section(conn, **data.model_dump())
+        record(
+            conn,
+            caller,
+            "section.create",
+            course_id=data.course_id,
+            section_id=section_id,
+            **data.model_dump(exclude={"course_id"}),
+        )
         return get_section_or_404(conn, section_id)
 
 
@@ -164,6 +209,14 @@ def enroll(conn: sqlite3.Connection, caller: Identity, user_id: int, data: Enrol
         enrollment_id = queries.insert_enrollment(
             conn, section_id=section["id"], user_id=user_id, status=status
         )
+        record(
+            conn,
+            caller,
+            "enrollment.enroll",
+            section_id=section["id"],
+            user_id=user_id,
+            outcome=status,
+        )
         return queries.get_enrollment(conn, enrollment_id=enrollment_id)  # type: ignore[return-value]
 
 
@@ -190,6 +243,7 @@ def drop(conn: sqlite3.Connection, caller: Identity, user_id: int, section_id: i
         current = queries.get_live_enrollment(conn, section_id=section_id, user_id=user_id)
         if current is None or current["status"] != "enrolled":
             raise NotFound(f"user {user_id} is not enrolled in section {section_id}")
+        record(conn, caller, "enrollment.drop", section_id=section_id, user_id=user_id)
         return _drop_and_promote(conn, current, "dropped")
 
 
@@ -204,6 +258,14 @@ def administrative_drop(
         current = queries.get_live_enrollment(conn, section_id=section_id, user_id=user_id)
         if current is None:
             raise NotFound(f"user {user_id} is not enrolled or waitlisted in section {section_id}")
+        record(
+            conn,
+            caller,
+            "enrollment.administrative_drop",
+            section_id=section_id,
+            user_id=user_id,
+            was=current["status"],
+        )
         return _drop_and_promote(conn, current, "administrative")
 
 
@@ -218,6 +280,7 @@ def leave_waitlist(
         if current is None or current["status"] != "waitlisted":
             raise NotFound(f"user {user_id} is not on the waitlist of section {section_id}")
         queries.mark_dropped(conn, enrollment_id=current["id"], reason="left_waitlist")
+        record(conn, caller, "waitlist.leave", section_id=section_id, user_id=user_id)
         return {
             "dropped": queries.get_enrollment(conn, enrollment_id=current["id"]),
             "promoted": [],
@@ -267,16 +330,33 @@ def update_section(
             changes["frozen"] = int(data.freeze)
         queries.update_section(conn, section_id=section_id, changes=changes)
         promoted = promote_from_waitlist(conn, section_id)
+        record(
+            conn,
+            caller,
+            "section.update",
+            course_id=section["course_id"],
+            section_id=section_id,
+            changes=changes,
+            promoted=[p["user_id"] for p in promoted],
+        )
         return {"section": get_section_or_404(conn, section_id), "promoted": promoted}
 
 
-def delete_section(conn: sqlite3.Connection, section_id: int) -> None:
+def delete_section(conn: sqlite3.Connection, caller: Identity, section_id: int) -> None:
     """Rule 8: the section vanishes from listings and lookups; its waitlist and seats are
     released (rows kept as dropped with reason section_deleted, for history)."""
     with immediate(conn):
-        get_section_or_404(conn, section_id)
+        section = get_section_or_404(conn, section_id)
         queries.drop_all_live_in_section(conn, section_id=section_id, reason="section_deleted")
         queries.mark_section_deleted(conn, section_id=section_id)
+        record(
+            conn,
+            caller,
+            "section.delete",
+            course_id=section["course_id"],
+            section_id=section_id,
+            released=section["enrolled"] + section["waitlisted"],
+        )
 
 
 # reads with object rules

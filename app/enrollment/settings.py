@@ -6,6 +6,12 @@ from pathlib import Path
 from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.common.db import WrongSchema, check_schema
+from app.common.settings import load_or_exit
+
+APPLICATION_ID = int.from_bytes(b"ENRL", "big")  # share/enroll/schema.sql sets these two
+SCHEMA_VERSION = 1
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ENROLL_", frozen=True)
@@ -21,9 +27,11 @@ class Settings(BaseSettings):
 
     @field_validator("database")
     @classmethod
-    def _database_exists(cls, path: Path) -> Path:
-        if not path.is_file():
-            raise ValueError(f"enrollment database {path} does not exist; run bin/init.sh first")
+    def _database_is_ours(cls, path: Path) -> Path:
+        try:
+            check_schema(path, application_id=APPLICATION_ID, user_version=SCHEMA_VERSION)
+        except WrongSchema as exc:
+            raise ValueError(str(exc)) from exc
         return path
 
     @field_validator("gateway_secret_file")
@@ -44,4 +52,5 @@ class Settings(BaseSettings):
 
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()  # type: ignore[call-arg]  # values come from the environment
+    """Settings from the ENROLL_* environment, or exit with one line per bad variable."""
+    return load_or_exit(Settings, "enrollment service")

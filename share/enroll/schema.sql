@@ -59,3 +59,24 @@ CREATE UNIQUE INDEX IF NOT EXISTS enrollments_one_live
     ON enrollments(section_id, user_id) WHERE status IN ('enrolled', 'waitlisted');
 CREATE INDEX IF NOT EXISTS enrollments_section_status ON enrollments(section_id, status, id);
 CREATE INDEX IF NOT EXISTS enrollments_user_status ON enrollments(user_id, status);
+
+-- Who did what, when: every registrar or instructor action, written in the same transaction as
+-- the action itself (so an action and its audit entry land together or not at all).
+CREATE TABLE IF NOT EXISTS audit_log (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    at         TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    actor_id   INTEGER NOT NULL,
+    actor_role TEXT NOT NULL,
+    action     TEXT NOT NULL,
+    course_id  INTEGER,
+    section_id INTEGER,
+    user_id    INTEGER,
+    details    TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS audit_log_actor ON audit_log(actor_id, id);
+CREATE INDEX IF NOT EXISTS audit_log_section ON audit_log(section_id, id);
+
+-- Identifies the file as this service's database, at this schema version; the service refuses to
+-- start on anything else.
+PRAGMA application_id = 1162760780;  -- 'ENRL'
+PRAGMA user_version = 1;

@@ -88,6 +88,11 @@ CASES = [
     ("DELETE", "/users/13/waitlist/1", None, person(13), 200),
     ("DELETE", "/users/13/waitlist/1", None, REGISTRAR, 200),
     ("DELETE", "/users/13/waitlist/1", None, AVA, 403),
+    # audit trail: registrar only
+    ("GET", "/audit", None, REGISTRAR, 200),
+    ("GET", "/audit?section_id=1&limit=5", None, REGISTRAR, 200),
+    ("GET", "/audit", None, KAVERY, 403),
+    ("GET", "/audit", None, AVA, 403),
 ]
 
 

@@ -1,0 +1,81 @@
+"""Startup hygiene: the service refuses to start on a wrong database or an unsafe secret,
+with one clear message, instead of serving errors later."""
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.enrollment.init_db import init_db
+from tests.enrollment.conftest import make_secret_file
+from tests.procs import ROOT, free_port
+
+
+def start(env: dict[str, str]) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "uvicorn", "--factory", "app.enrollment.main:create_app",
+           "--host", "127.0.0.1", "--port", str(free_port())]  # fmt: skip
+    return subprocess.run(
+        cmd, cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True, timeout=30
+    )
+
+
+@pytest.fixture
+def good(tmp_path: Path) -> dict[str, str]:
+    db = tmp_path / "enroll.db"
+    init_db(db)
+    return {
+        "ENROLL_DATABASE": str(db),
+        "ENROLL_GATEWAY_SECRET_FILE": str(make_secret_file(tmp_path)),
+    }
+
+
+def refused(env: dict[str, str], message: str) -> None:
+    result = start(env)
+    assert result.returncode != 0
+    assert "enrollment service cannot start" in result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_database(good, tmp_path):
+    refused({**good, "ENROLL_DATABASE": str(tmp_path / "nope.db")}, "does not exist")
+
+
+def test_another_services_database(good, tmp_path):
+    other = tmp_path / "auth.db"
+    sqlite3.connect(other).execute("CREATE TABLE users (id INTEGER)").connection.commit()
+    refused({**good, "ENROLL_DATABASE": str(other)}, "is not this service's database")
+
+
+def test_older_schema_version(good):
+    conn = sqlite3.connect(good["ENROLL_DATABASE"])
+    conn.execute("PRAGMA user_version = 0")
+    conn.close()
+    refused(good, "schema version 0")
+
+
+def test_not_a_database(good, tmp_path):
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"this is not sqlite" * 100)
+    refused({**good, "ENROLL_DATABASE": str(junk)}, "not a SQLite database")
+
+
+def test_world_readable_or_missing_secret(good, tmp_path):
+    secret = Path(good["ENROLL_GATEWAY_SECRET_FILE"])
+    secret.chmod(0o644)
+    refused(good, "readable by others")
+    refused({**good, "ENROLL_GATEWAY_SECRET_FILE": str(tmp_path / "none")}, "does not exist")
+
+
+def test_unset_variables_are_named():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ENROLL_")}
+    result = subprocess.run(
+        [sys.executable, "-c", "from app.enrollment.main import create_app; create_app()"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "ENROLL_DATABASE: not set" in result.stderr
+    assert "ENROLL_GATEWAY_SECRET_FILE: not set" in result.stderr
