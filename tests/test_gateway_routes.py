@@ -1,0 +1,362 @@
+"""The KrakenD configs under etc/ against the services they front.
+
+Each gateway config is a flexible-configuration template (etc/<gateway>/krakend.tmpl with its
+settings/ and templates/). The tests render it, as KrakenD would at start-up, with per-run values
+that differ from the committed defaults, and check the result: every enrollment route exactly once
+at /enroll_api + route with its roles, the auth routes under /auth_api, one validator, the gateway
+secret on every backend request and never taken from the client, statuses passed through.
+
+Rendering uses `krakend check` when a krakend binary is installed (.tools/bin or PATH), so KrakenD
+itself parses the result; otherwise .ci/fcrender, a small Go program that renders templates with
+the same functions as KrakenD's flexible configuration (sprig + marshal + include).
+"""
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+from fastapi.routing import APIRoute
+
+from app.common.identity import (
+    GATEWAY_SECRET_HEADER,
+    ROLES_HEADER,
+    USER_ID_HEADER,
+    USERNAME_HEADER,
+)
+from app.enrollment.routes import router as enrollment_router
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = "secret-of-this-test-run-0123456789abcdef"
+ENROLL_HOSTS = ["http://127.0.0.1:15000", "http://127.0.0.1:15001", "http://127.0.0.1:15002"]
+AUTH_PRIMARY = "http://127.0.0.1:15100"
+AUTH_REPLICAS = ["http://127.0.0.1:15101", "http://127.0.0.1:15102"]
+IDENTITY_CLAIMS = [
+    ["sub", USER_ID_HEADER],
+    ["preferred_username", USERNAME_HEADER],
+    ["roles", ROLES_HEADER],
+]
+
+Endpoint = tuple[str, str]  # (method, gateway path)
+
+
+class Rendering(NamedTuple):
+    ok: bool
+    log: str
+    config: dict | None
+
+
+Renderer = Callable[[str, dict[str, str]], Rendering]
+
+
+def settings(gateway: str, name: str) -> dict:
+    return json.loads((ROOT / "etc" / gateway / "settings" / f"{name}.json").read_text())
+
+
+def service_routes(router) -> dict[Endpoint, APIRoute]:
+    """Every (method, path) a service's router answers."""
+    routes: dict[Endpoint, APIRoute] = {}
+    for route in router.routes:
+        assert isinstance(route, APIRoute)
+        for method in route.methods:
+            routes[(method, route.path)] = route
+    return routes
+
+
+def params(route: APIRoute, kind: str) -> set[str]:
+    """Names of the query or header parameters a route reads, its dependencies' included."""
+    found: set[str] = set()
+    pending = [route.dependant]
+    while pending:
+        dependant = pending.pop()
+        found |= {param.alias for param in getattr(dependant, kind)}
+        pending.extend(dependant.dependencies)
+    return found
+
+
+def lower(names: list[str]) -> set[str]:
+    return {name.lower() for name in names}
+
+
+# rendering
+
+
+@pytest.fixture(scope="session")
+def renderer(tmp_path_factory: pytest.TempPathFactory) -> Renderer:
+    """A function rendering etc/<gateway>/krakend.tmpl with extra environment variables."""
+    tools_path = f"{ROOT / '.tools' / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
+    krakend = shutil.which("krakend", path=tools_path)
+    if krakend:
+        command = [krakend, "check", "-c"]
+    elif shutil.which("go"):
+        binary = tmp_path_factory.mktemp("fcrender") / "fcrender"
+        build = subprocess.run(
+            ["go", "build", "-mod=readonly", "-buildvcs=false", "-o", str(binary), "."],
+            cwd=ROOT / ".ci" / "fcrender",
+            capture_output=True,
+            text=True,
+        )
+        if build.returncode != 0:
+            pytest.fail(f"could not build .ci/fcrender:\n{build.stderr}")
+        command = [str(binary)]
+    else:
+        pytest.skip("neither krakend nor go is installed: the templates cannot be rendered")
+
+    clean_env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("GATEWAY_", "KRAKEND_", "FC_"))
+    }
+
+    def render(gateway: str, extra_env: dict[str, str]) -> Rendering:
+        out = tmp_path_factory.mktemp(gateway) / "krakend.json"
+        env = {
+            **clean_env,
+            "USAGE_DISABLE": "1",
+            "FC_ENABLE": "1",
+            "FC_SETTINGS": f"etc/{gateway}/settings",
+            "FC_TEMPLATES": f"etc/{gateway}/templates",
+            "FC_OUT": str(out),
+            **extra_env,
+        }
+        result = subprocess.run(
+            [*command, f"etc/{gateway}/krakend.tmpl"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode != 0:
+            return Rendering(False, result.stdout + result.stderr, None)
+        return Rendering(True, result.stdout + result.stderr, json.loads(out.read_text()))
+
+    return render
+
+
+def rendered(renderer: Renderer, gateway: str, extra_env: dict[str, str]) -> dict:
+    result = renderer(gateway, extra_env)
+    assert result.ok and result.config, f"{gateway} config did not render:\n{result.log}"
+    return result.config
+
+
+@pytest.fixture(scope="session")
+def enroll_config(renderer: Renderer, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    jwks = tmp_path_factory.mktemp("run") / "jwks.json"
+    return rendered(
+        renderer,
+        "enroll",
+        {
+            "GATEWAY_SECRET": SECRET,
+            "GATEWAY_ENROLL_PORT": "15500",
+            "GATEWAY_ENROLL_BACKENDS": ",".join(ENROLL_HOSTS),
+            "GATEWAY_JWKS_FILE": str(jwks),
+        },
+    )
+
+
+@pytest.fixture(scope="session")
+def user_config(renderer: Renderer) -> dict:
+    return rendered(
+        renderer,
+        "user",
+        {
+            "GATEWAY_SECRET": SECRET,
+            "GATEWAY_USER_PORT": "15400",
+            "GATEWAY_AUTH_PRIMARY": AUTH_PRIMARY,
+            "GATEWAY_AUTH_REPLICAS": ",".join(AUTH_REPLICAS),
+        },
+    )
+
+
+@pytest.fixture(params=["enroll", "user"])
+def config(request: pytest.FixtureRequest) -> dict:
+    return request.getfixturevalue(f"{request.param}_config")
+
+
+def endpoints(config: dict) -> Iterator[dict]:
+    yield from config["endpoints"]
+
+
+def by_route(config: dict) -> dict[Endpoint, dict]:
+    found: dict[Endpoint, dict] = {}
+    for endpoint in endpoints(config):
+        key = (endpoint["method"], endpoint["endpoint"])
+        assert key not in found, f"{key} is declared twice"
+        found[key] = endpoint
+    return found
+
+
+# the enrollment gateway
+
+
+def test_enroll_settings_list_every_enrollment_route_with_its_roles():
+    """Checked on the settings alone, so a typo shows even where nothing can render."""
+    prefix = settings("enroll", "endpoints")["prefix"]
+    declared = {
+        (r["method"], prefix + r["path"]): sorted(r["roles"])
+        for r in settings("enroll", "endpoints")["routes"]
+    }
+    expected = {
+        (method, prefix + path): sorted(route.openapi_extra["x-roles"])
+        for (method, path), route in service_routes(enrollment_router).items()
+    }
+    assert declared == expected
+
+
+def test_enroll_gateway_has_every_enrollment_route_once_with_its_roles(enroll_config):
+    gateway = {
+        key: sorted(endpoint["extra_config"]["auth/validator"]["roles"])
+        for key, endpoint in by_route(enroll_config).items()
+    }
+    expected = {
+        (method, "/enroll_api" + path): sorted(route.openapi_extra["x-roles"])
+        for (method, path), route in service_routes(enrollment_router).items()
+    }
+    assert gateway == expected
+
+
+def test_enroll_gateway_forwards_each_route_to_the_same_route_on_three_instances(enroll_config):
+    for (method, path), endpoint in by_route(enroll_config).items():
+        (backend,) = endpoint["backend"]
+        assert backend["url_pattern"] == path.removeprefix("/enroll_api")
+        assert backend["method"] == method
+        assert backend["host"] == ENROLL_HOSTS
+
+
+def test_enroll_gateway_passes_exactly_the_query_strings_each_route_reads(enroll_config):
+    routes = service_routes(enrollment_router)
+    for (method, path), endpoint in by_route(enroll_config).items():
+        route = routes[(method, path.removeprefix("/enroll_api"))]
+        assert sorted(endpoint["input_query_strings"]) == sorted(params(route, "query_params"))
+
+
+def test_every_enroll_endpoint_uses_the_one_validator(enroll_config):
+    blocks = []
+    for endpoint in endpoints(enroll_config):
+        assert list(endpoint["extra_config"]) == ["auth/validator"]
+        block = dict(endpoint["extra_config"]["auth/validator"])
+        assert block.pop("roles"), endpoint["endpoint"]
+        blocks.append(block)
+    assert all(block == blocks[0] for block in blocks)
+
+    jwt = settings("enroll", "jwt")
+    validator = blocks[0]
+    assert validator["alg"] == "RS256"
+    assert validator["jwk_local_path"].endswith("/jwks.json")
+    assert Path(validator["jwk_local_path"]).is_absolute()  # GATEWAY_JWKS_FILE, not the default
+    assert validator["disable_jwk_security"] is True  # required with jwk_local_path
+    assert validator["cache"] is False  # cache with jwk_local_path is a start-up error
+    assert validator["issuer"] == jwt["issuer"] != ""  # an empty issuer would not be checked
+    assert validator["audience"] == jwt["audience"] != []
+    assert validator["roles_key"] == "roles"
+    assert validator["propagate_claims"] == IDENTITY_CLAIMS
+
+
+def test_enroll_backends_receive_the_identity_headers_the_service_reads(enroll_config):
+    routes = service_routes(enrollment_router)
+    for (method, path), endpoint in by_route(enroll_config).items():
+        read = params(routes[(method, path.removeprefix("/enroll_api"))], "header_params")
+        assert lower(endpoint["input_headers"]) == lower(
+            ["Content-Type", *(read - {GATEWAY_SECRET_HEADER})]
+        )
+        assert lower(endpoint["input_headers"]) >= lower(
+            [USER_ID_HEADER, USERNAME_HEADER, ROLES_HEADER]
+        )
+
+
+# the user gateway
+
+
+def test_user_gateway_routes(user_config):
+    readers = [AUTH_PRIMARY, *AUTH_REPLICAS]
+    assert {key: e["backend"][0]["host"] for key, e in by_route(user_config).items()} == {
+        ("POST", "/auth_api/register"): [AUTH_PRIMARY],  # writes: the LiteFS primary only
+        ("POST", "/auth_api/login"): readers,
+        ("POST", "/auth_api/refresh"): readers,
+        ("GET", "/auth_api/.well-known/jwks.json"): readers,
+    }
+    for (method, path), endpoint in by_route(user_config).items():
+        (backend,) = endpoint["backend"]
+        assert backend["url_pattern"] == path.removeprefix("/auth_api")
+        assert backend["method"] == method
+        assert "extra_config" not in endpoint  # public: no validator
+
+
+def test_user_gateway_matches_the_auth_service(user_config):
+    auth_routes = pytest.importorskip("app.auth.routes")
+    routes = service_routes(auth_routes.router)
+    gateway = by_route(user_config)
+    assert set(gateway) == {(method, "/auth_api" + path) for method, path in routes}
+    for (method, path), endpoint in gateway.items():
+        route = routes[(method, path.removeprefix("/auth_api"))]
+        read = params(route, "header_params") - {GATEWAY_SECRET_HEADER}
+        assert lower(endpoint["input_headers"]) == lower(["Content-Type", *read])
+        assert sorted(endpoint["input_query_strings"]) == sorted(params(route, "query_params"))
+
+
+# both gateways
+
+
+def test_backend_answers_reach_the_client_unchanged(config):
+    for endpoint in endpoints(config):
+        assert endpoint["output_encoding"] == "no-op"
+        assert [backend["encoding"] for backend in endpoint["backend"]] == ["no-op"]
+
+
+def test_gateway_sets_the_secret_on_every_backend_request(config):
+    for endpoint in endpoints(config):
+        for backend in endpoint["backend"]:
+            assert backend["extra_config"] == {
+                "modifier/martian": {
+                    "header.Modifier": {
+                        "scope": ["request"],
+                        "name": GATEWAY_SECRET_HEADER,
+                        "value": SECRET,
+                    }
+                }
+            }
+
+
+def test_no_client_header_passes_as_the_secret_and_nothing_passes_by_wildcard(config):
+    for endpoint in endpoints(config):
+        assert GATEWAY_SECRET_HEADER.lower() not in lower(endpoint["input_headers"])
+        assert "*" not in endpoint["input_headers"]
+        assert "*" not in endpoint["input_query_strings"]
+        for backend in endpoint["backend"]:
+            assert "input_headers" not in backend
+
+
+def test_paths_have_no_trailing_slash_and_are_never_redirected(config):
+    for endpoint in endpoints(config):
+        assert not endpoint["endpoint"].endswith("/")
+    assert config["extra_config"]["router"]["disable_redirect_trailing_slash"] is True
+    assert config["extra_config"]["router"]["disable_redirect_fixed_path"] is True
+    assert config["version"] == 3
+    assert config["listen_ip"] == "127.0.0.1"
+
+
+def test_per_run_ports_are_used(enroll_config, user_config):
+    assert (enroll_config["port"], user_config["port"]) == (15500, 15400)
+
+
+def test_defaults_are_the_spec_ports_and_the_init_jwks(renderer):
+    enroll = rendered(renderer, "enroll", {"GATEWAY_SECRET": SECRET})
+    user = rendered(renderer, "user", {"GATEWAY_SECRET": SECRET})
+    assert (enroll["port"], user["port"]) == (5500, 5400)
+    first = enroll["endpoints"][0]
+    assert first["backend"][0]["host"] == [f"http://127.0.0.1:{p}" for p in (5000, 5001, 5002)]
+    assert first["extra_config"]["auth/validator"]["jwk_local_path"] == "var/gateway/jwks.json"
+    register = by_route(user)[("POST", "/auth_api/register")]
+    assert register["backend"][0]["host"] == ["http://127.0.0.1:5100"]
+
+
+@pytest.mark.parametrize("gateway", ["enroll", "user"])
+@pytest.mark.parametrize("secret", [None, "", "too-short"])
+def test_a_gateway_without_the_secret_does_not_start(renderer, gateway, secret):
+    result = renderer(gateway, {} if secret is None else {"GATEWAY_SECRET": secret})
+    assert not result.ok
+    assert result.config is None
