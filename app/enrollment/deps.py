@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
+from starlette.concurrency import run_in_threadpool
 
 from app.common.db import ConnectionPool
 from app.common.errors import Forbidden, Unauthenticated
@@ -16,6 +17,7 @@ from app.common.identity import (
     USER_ID_HEADER,
     USERNAME_HEADER,
 )
+from app.enrollment import service
 from app.enrollment.service import Identity
 from app.enrollment.settings import Settings
 
@@ -34,8 +36,9 @@ async def db(request: Request) -> AsyncIterator[sqlite3.Connection]:
 Db = Annotated[sqlite3.Connection, Depends(db)]
 
 
-def caller(
+async def caller(
     request: Request,
+    conn: Db,
     header_user_id: Annotated[
         str | None, Header(alias=USER_ID_HEADER, include_in_schema=False)
     ] = None,
@@ -64,7 +67,11 @@ def caller(
     role_set = frozenset(r.strip() for r in header_roles.split(",") if r.strip()) & frozenset(ROLES)
     if not role_set:
         raise Unauthenticated(f"{ROLES_HEADER} names no known role")
-    return Identity(user_id=int(header_user_id), username=header_username, roles=role_set)
+    who = Identity(user_id=int(header_user_id), username=header_username, roles=role_set)
+    if not service.user_is_current(conn, who):
+        # Rare (a user's first request, or new roles): write off the event loop.
+        await run_in_threadpool(service.remember_user, conn, who)
+    return who
 
 
 Caller = Annotated[Identity, Depends(caller)]
@@ -75,7 +82,7 @@ def allow(*roles: str) -> Callable[[Identity], Identity]:
     configuration alone."""
     allowed = frozenset(roles)
 
-    def check(who: Caller) -> Identity:
+    async def check(who: Caller) -> Identity:
         if not who.roles & allowed:
             raise Forbidden(f"this needs one of the roles: {', '.join(sorted(allowed))}")
         return who

@@ -114,12 +114,20 @@ def audit_trail(conn: sqlite3.Connection, **filters) -> list[dict]:
 # identity
 
 
-def remember_user(conn: sqlite3.Connection, caller: Identity) -> None:
-    """Identity rule: a signed-in user exists here from their first request, no manual step."""
-    roles = ",".join(sorted(caller.roles))
+def user_is_current(conn: sqlite3.Connection, caller: Identity) -> bool:
+    """Whether the caller's row exists here with the username and roles of their token."""
     known = queries.get_user(conn, user_id=caller.user_id)
-    if known is not None and known["username"] == caller.username and known["roles"] == roles:
-        return
+    return (
+        known is not None
+        and known["username"] == caller.username
+        and known["roles"] == ",".join(sorted(caller.roles))
+    )
+
+
+def remember_user(conn: sqlite3.Connection, caller: Identity) -> None:
+    """Identity rule: a signed-in user exists here from their first request, no manual step
+    (the dependency that identifies the caller calls this when `user_is_current` is false)."""
+    roles = ",".join(sorted(caller.roles))
     try:
         with immediate(conn):
             queries.upsert_user(conn, user_id=caller.user_id, username=caller.username, roles=roles)
@@ -396,8 +404,6 @@ def course_waitlist(conn: sqlite3.Connection, caller: Identity, course_id: int) 
 def user_record(conn: sqlite3.Connection, caller: Identity, user_id: int) -> dict:
     """A user's own record, or anyone's for the registrar (404 for an unknown user)."""
     require_self_or_registrar(caller, user_id)
-    if caller.user_id == user_id:
-        remember_user(conn, caller)
     return get_user_or_404(conn, user_id)
 
 
