@@ -1,0 +1,201 @@
+"""Faults: a process dies in the middle of a write, or an instance is killed during a rush.
+SQLite's atomicity must hold and every rule of SPEC §2 must still be true afterwards."""
+
+import asyncio
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from app.enrollment.init_db import init_db
+from bench.loadclient import fetch
+from tests.enrollment.conftest import identity_headers, make_secret_file
+from tests.procs import ROOT, free_port, start_uvicorn, stop, wait_http
+
+CRASH_IN_DROP = """
+import os, signal, sys
+from app.common.db import connect
+from app.enrollment import service
+from app.enrollment.service import Identity
+
+def die_before_promotion(conn, section_id):
+    print("inside the transaction, dropped row written, about to die", flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+service.promote_from_waitlist = die_before_promotion
+conn = connect(sys.argv[1])
+student = Identity(user_id=9, username="ajohnson", roles=frozenset({"student"}))
+service.drop(conn, student, 9, 1)
+"""
+
+
+def dump(db: Path) -> list[tuple]:
+    conn = sqlite3.connect(db)
+    try:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        return [(t, *r) for t in sorted(tables) for r in conn.execute(f"SELECT * FROM {t}")]
+    finally:
+        conn.close()
+
+
+def test_a_process_killed_inside_a_write_transaction_changes_nothing(tmp_path):
+    db = tmp_path / "enroll.db"
+    init_db(db)
+    before = dump(db)
+    result = subprocess.run(
+        [sys.executable, "-c", CRASH_IN_DROP, str(db)],
+        cwd=ROOT, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert result.returncode == -signal.SIGKILL
+    assert "about to die" in result.stdout
+    # The half-done drop (row marked dropped, nobody promoted) was never committed...
+    assert dump(db) == before
+    # ...and the write lock died with the process: the next writer gets in at once.
+    conn = sqlite3.connect(db, timeout=1.0)
+    conn.execute("BEGIN IMMEDIATE")
+    conn.execute("ROLLBACK")
+    conn.close()
+
+
+def assert_invariants(db: Path) -> dict:
+    """Every rule of SPEC §2 that can be read off the database."""
+    conn = sqlite3.connect(db)
+    try:
+        over = conn.execute(
+            "SELECT s.id FROM sections s WHERE s.capacity < (SELECT COUNT(*) FROM enrollments e"
+            " WHERE e.section_id = s.id AND e.status = 'enrolled')"
+        ).fetchall()
+        assert over == [], f"sections over capacity: {over}"
+        double = conn.execute(
+            "SELECT section_id, user_id FROM enrollments WHERE status IN ('enrolled','waitlisted')"
+            " GROUP BY section_id, user_id HAVING COUNT(*) > 1"
+        ).fetchall()
+        assert double == [], f"students holding two places in one section: {double}"
+        too_many = conn.execute(
+            "SELECT user_id FROM enrollments WHERE status = 'waitlisted'"
+            " GROUP BY user_id HAVING COUNT(*) > 3"
+        ).fetchall()
+        assert too_many == [], f"students on more than 3 waitlists: {too_many}"
+        waitlist_over = conn.execute(
+            "SELECT s.id FROM sections s WHERE s.waitlist_capacity < (SELECT COUNT(*)"
+            " FROM enrollments e WHERE e.section_id = s.id AND e.status = 'waitlisted')"
+        ).fetchall()
+        assert waitlist_over == [], f"waitlists over their capacity: {waitlist_over}"
+        idle_seats = conn.execute(
+            "SELECT s.id FROM sections s WHERE s.frozen = 0 AND s.deleted_at IS NULL"
+            " AND s.capacity > (SELECT COUNT(*) FROM enrollments e WHERE e.section_id = s.id"
+            " AND e.status = 'enrolled') AND EXISTS (SELECT 1 FROM enrollments e"
+            " WHERE e.section_id = s.id AND e.status = 'waitlisted')"
+        ).fetchall()
+        assert idle_seats == [], f"free seats while students wait (unfrozen): {idle_seats}"
+        return dict(
+            conn.execute("SELECT status, COUNT(*) FROM enrollments GROUP BY status").fetchall()
+        )
+    finally:
+        conn.close()
+
+
+@pytest.mark.slow
+def test_killing_an_instance_during_a_rush_loses_nothing_and_fails_fast(tmp_path):
+    db = tmp_path / "enroll.db"
+    init_db(db)
+    secret_file = make_secret_file(tmp_path)
+    secret = secret_file.read_text()
+    ports = [free_port() for _ in range(3)]
+    env = {"ENROLL_DATABASE": str(db), "ENROLL_GATEWAY_SECRET_FILE": str(secret_file)}
+
+    def launch(i: int) -> subprocess.Popen:
+        return start_uvicorn(
+            "app.enrollment.main:create_app", ports[i],
+            {**env, "ENROLL_INSTANCE": f"enrollment-{i}"}, tmp_path / f"enrollment-{i}.log",
+        )  # fmt: skip
+
+    procs = [launch(i) for i in range(3)]
+    try:
+        for port, proc in zip(ports, procs, strict=True):
+            wait_http(f"http://127.0.0.1:{port}/health", proc)
+        results = asyncio.run(rush_with_a_kill(ports, secret, procs, launch))
+    finally:
+        stop(procs)
+
+    failed_fast = [r for r in results if r["status"] is None]
+    print(
+        f"kill -9 during rush: {len(results)} requests, {len(failed_fast)} failed on the dead"
+        f" instance (slowest failure {max((r['seconds'] for r in failed_fast), default=0):.3f} s),"
+        f" retries {Counter(r['retry'] for r in failed_fast)},"
+        f" answered {Counter(r['status'] for r in results if r['status'])}"
+    )
+    assert failed_fast, "the kill should have cost some requests"
+    assert max(r["seconds"] for r in failed_fast) < 1.0, "a client hung on a dead instance"
+    assert not [r for r in results if r["status"] and r["status"] >= 500]
+    # Retrying each lost request on a live instance is safe: the same outcome, or a clear 409.
+    assert all(r["retry"] in (200, 201, 404, 409) for r in failed_fast), failed_fast
+    counts = assert_invariants(db)
+    assert counts["enrolled"] > 0
+    for i in range(3):
+        assert "Traceback" not in (tmp_path / f"enrollment-{i}.log").read_text()
+
+
+async def rush_with_a_kill(ports, secret, procs, launch) -> list[dict]:
+    """120 students, 8 sections of 10 seats: enroll everywhere, drop some; instance 1 is
+    killed with SIGKILL after 1 s and started again 1.5 s later."""
+    results: list[dict] = []
+    deadline = time.monotonic() + 20
+
+    async def student(user_id: int) -> None:
+        headers = identity_headers(secret, user_id, f"s{user_id}", "student")
+        for step, section in enumerate([1, 2, 4, 5, 7, 8, 9, 10]):
+            if time.monotonic() > deadline:
+                return
+            port = ports[(user_id + step) % 3]
+            method, path, body = "POST", f"/users/{user_id}/enrollments", {"section_id": section}
+            if step % 3 == 2:
+                method, path, body = "DELETE", f"/users/{user_id}/enrollments/{section - 1}", None
+            results.append(await attempt(port, method, path, headers, body, ports))
+            await asyncio.sleep(0.05)
+
+    async def killer() -> None:
+        await asyncio.sleep(1.0)
+        procs[1].send_signal(signal.SIGKILL)
+        procs[1].wait()
+        await asyncio.sleep(1.5)
+        procs[1] = launch(1)
+
+    await asyncio.gather(killer(), *(student(u) for u in range(9000, 9120)))
+    return results
+
+
+async def attempt(port, method, path, headers, body, ports) -> dict:
+    started = time.monotonic()
+    try:
+        reply = await asyncio.wait_for(
+            fetch(method, f"http://127.0.0.1:{port}{path}", headers, body), 10
+        )
+        return {"status": reply.status, "seconds": time.monotonic() - started}
+    except (TimeoutError, OSError, asyncio.IncompleteReadError):
+        seconds = time.monotonic() - started
+        other = ports[(ports.index(port) + 1) % 3]
+        for _ in range(20):
+            try:
+                retry = await fetch(method, f"http://127.0.0.1:{other}{path}", headers, body)
+                return {"status": None, "seconds": seconds, "retry": retry.status}
+            except OSError:
+                await asyncio.sleep(0.1)
+        return {"status": None, "seconds": seconds, "retry": None}
+
+
+def test_invariant_checker_catches_a_broken_database(tmp_path):
+    """The checker used after every fault must itself fail on a violation."""
+    db = tmp_path / "enroll.db"
+    init_db(db)
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE sections SET capacity = 1 WHERE id = 1")  # 4 enrolled
+    conn.commit()
+    conn.close()
+    with pytest.raises(AssertionError, match="over capacity"):
+        assert_invariants(db)
