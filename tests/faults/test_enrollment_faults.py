@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from app.enrollment.init_db import init_db
+from bench.invariants import status_counts, violations
 from bench.loadclient import fetch
 from tests.enrollment.conftest import identity_headers, make_secret_file
 from tests.procs import ROOT, free_port, start_uvicorn, stop, wait_http
@@ -62,42 +63,11 @@ def test_a_process_killed_inside_a_write_transaction_changes_nothing(tmp_path):
     conn.close()
 
 
-def assert_invariants(db: Path) -> dict:
-    """Every rule of SPEC §2 that can be read off the database."""
-    conn = sqlite3.connect(db)
-    try:
-        over = conn.execute(
-            "SELECT s.id FROM sections s WHERE s.capacity < (SELECT COUNT(*) FROM enrollments e"
-            " WHERE e.section_id = s.id AND e.status = 'enrolled')"
-        ).fetchall()
-        assert over == [], f"sections over capacity: {over}"
-        double = conn.execute(
-            "SELECT section_id, user_id FROM enrollments WHERE status IN ('enrolled','waitlisted')"
-            " GROUP BY section_id, user_id HAVING COUNT(*) > 1"
-        ).fetchall()
-        assert double == [], f"students holding two places in one section: {double}"
-        too_many = conn.execute(
-            "SELECT user_id FROM enrollments WHERE status = 'waitlisted'"
-            " GROUP BY user_id HAVING COUNT(*) > 3"
-        ).fetchall()
-        assert too_many == [], f"students on more than 3 waitlists: {too_many}"
-        waitlist_over = conn.execute(
-            "SELECT s.id FROM sections s WHERE s.waitlist_capacity < (SELECT COUNT(*)"
-            " FROM enrollments e WHERE e.section_id = s.id AND e.status = 'waitlisted')"
-        ).fetchall()
-        assert waitlist_over == [], f"waitlists over their capacity: {waitlist_over}"
-        idle_seats = conn.execute(
-            "SELECT s.id FROM sections s WHERE s.frozen = 0 AND s.deleted_at IS NULL"
-            " AND s.capacity > (SELECT COUNT(*) FROM enrollments e WHERE e.section_id = s.id"
-            " AND e.status = 'enrolled') AND EXISTS (SELECT 1 FROM enrollments e"
-            " WHERE e.section_id = s.id AND e.status = 'waitlisted')"
-        ).fetchall()
-        assert idle_seats == [], f"free seats while students wait (unfrozen): {idle_seats}"
-        return dict(
-            conn.execute("SELECT status, COUNT(*) FROM enrollments GROUP BY status").fetchall()
-        )
-    finally:
-        conn.close()
+def assert_invariants(db: Path) -> dict[str, int]:
+    """Every rule of SPEC §2 that can be read off the database holds; returns status counts."""
+    broken = violations(db)
+    assert broken == [], broken
+    return status_counts(db)
 
 
 @pytest.mark.slow
