@@ -2,15 +2,19 @@
 
     {"detail": "<sentence>", "code": "<code>", "errors": [{"field": ..., "message": ...}]}
 
-`errors` appears only on validation failures (422) and names each offending field.
+`errors` appears only on validation failures (422) and names each offending field. `ErrorOut`
+documents that shape in the OpenAPI schema: `error_responses(401, 404)` for a route's `responses=`,
+and the 422 that FastAPI declares by itself is pointed at it too (see `_document_error_shape`).
 """
 
 import logging
 import sqlite3
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -62,6 +66,38 @@ class Unavailable(DomainError):
     code = "unavailable"
 
 
+class FieldError(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    field: str = Field(description="the offending field, e.g. `section_id`, or `body`")
+    in_: str = Field(alias="in", description="where it was: body, path, query or header")
+    message: str
+
+
+class ErrorOut(BaseModel):
+    """The one error body of both services."""
+
+    detail: str = Field(description="one sentence for a person")
+    code: str = Field(description="a stable code for a program, e.g. `not_found`, `waitlist_full`")
+    errors: list[FieldError] | None = Field(None, description="on 422 only: each offending field")
+
+
+_ERROR_DESCRIPTIONS = {
+    401: "Not signed in, or the credentials are not valid",
+    403: "Signed in, but not allowed to do this",
+    404: "No such object",
+    409: "Conflicts with the current state",
+    413: "Request body over the size limit",
+    422: "Invalid input; `errors` names each field",
+    503: "Temporarily unavailable; retry",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries declaring that a route answers these statuses with ErrorOut."""
+    return {s: {"model": ErrorOut, "description": _ERROR_DESCRIPTIONS[s]} for s in statuses}
+
+
 def error_body(detail: str, code: str, errors: list[dict] | None = None) -> dict:
     body: dict = {"detail": detail, "code": code}
     if errors is not None:
@@ -93,7 +129,8 @@ def _validation_errors(exc: RequestValidationError) -> list[dict]:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Register the one error shape for domain errors, validation errors and anything unforeseen."""
+    """Register the one error shape for domain errors, validation errors and anything unforeseen,
+    and declare it in the OpenAPI schema."""
 
     @app.exception_handler(DomainError)
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:
@@ -109,6 +146,13 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        reason = _unparsable_body(exc)
+        if reason is not None:
+            message = f"malformed JSON: {reason}"
+            errors = [{"field": "body", "in": "body", "message": message}]
+            return JSONResponse(
+                error_body("invalid input: body", "validation_error", errors), status_code=422
+            )
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return JSONResponse(
             error_body(str(exc.detail), code), status_code=exc.status_code, headers=exc.headers
@@ -123,3 +167,54 @@ def install_error_handlers(app: FastAPI) -> None:
             status_code=503,
             headers={"Retry-After": "1"},
         )
+
+    _document_error_shape(app)
+
+
+def _unparsable_body(exc: StarletteHTTPException) -> str | None:
+    """Why a JSON body could not be parsed, when FastAPI gave up on it with a bare 400.
+
+    FastAPI turns a JSON syntax error into a 422, but anything else `json.loads` raises into
+    `400 There was an error parsing the body`, with the cause chained: bytes that are not UTF-8,
+    nesting deeper than Python's recursion limit, an integer of more than 4300 digits. Those are
+    invalid bodies like any other, so they get the same 422 naming the body.
+    """
+    cause = exc.__cause__
+    if exc.status_code != 400 or not isinstance(cause, ValueError | RecursionError):
+        return None
+    if isinstance(cause, UnicodeDecodeError):
+        return "not UTF-8 text"
+    if isinstance(cause, RecursionError):
+        return "nested too deeply"
+    if "digits" in str(cause):
+        return "a number with too many digits"
+    return "cannot be parsed"
+
+
+def _document_error_shape(app: FastAPI) -> None:
+    """Make the 422 that FastAPI declares by itself describe the body we really send (ErrorOut),
+    not FastAPI's own HTTPValidationError, which this handler never returns."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        if components.pop("HTTPValidationError", None) is None:
+            return schema
+        components.pop("ValidationError", None)
+        error_out = ErrorOut.model_json_schema(
+            by_alias=True, ref_template="#/components/schemas/{model}", mode="serialization"
+        )
+        for name, definition in {**error_out.pop("$defs", {}), "ErrorOut": error_out}.items():
+            components.setdefault(name, definition)
+        for operation in (op for path in schema["paths"].values() for op in path.values()):
+            declared = operation.get("responses", {}).get("422", {})
+            content = declared.get("content", {}).get("application/json", {})
+            if content.get("schema", {}).get("$ref", "").endswith("/HTTPValidationError"):
+                content["schema"] = {"$ref": "#/components/schemas/ErrorOut"}
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -5,6 +5,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.common.db import ConnectionPool
 from app.common.errors import install_error_handlers
+from app.common.limits import BodySizeLimit
 from app.enrollment.routes import router
 from app.enrollment.settings import Settings, get_settings
 
@@ -19,6 +20,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(router)
 
+    app.add_middleware(BodySizeLimit)
     app.add_middleware(InstanceHeader, instance=settings.instance)
 
     @app.get("/health", include_in_schema=False)

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 
+from app.common.errors import error_responses
 from app.enrollment import queries, service
 from app.enrollment.deps import Caller, Db, allow
 from app.enrollment.models import (
@@ -45,14 +46,33 @@ UserId = Annotated[int, Path(gt=0, le=2**63 - 1)]
 
 
 def route(method: str, path: str, roles: tuple[str, ...], **kwargs: Any):
-    """Declare a route with the roles allowed to call it."""
+    """Declare a route with the roles allowed to call it and the errors it can answer."""
+    responses = {
+        **error_responses(*_error_statuses(method, path, roles)),
+        **kwargs.pop("responses", {}),
+    }
     return router.api_route(
         path,
         methods=[method],
         dependencies=[Depends(allow(*roles))],
         openapi_extra={"x-roles": list(roles)},
+        responses=responses,
         **kwargs,
     )
+
+
+def _error_statuses(method: str, path: str, roles: tuple[str, ...]) -> list[int]:
+    """The error statuses a route can answer, for its OpenAPI schema (FastAPI adds 422 itself)."""
+    # 401: no gateway secret or no usable identity. 409: the caller's username belongs to another
+    # user id here (checked on every request); on writes, also a rule of SPEC §2.
+    statuses = [401, 409]
+    if roles != ANY_ROLE or "{user_id}" in path:
+        statuses.append(403)  # the role, or the object rule "that user" / "staff of that section"
+    if "{" in path or method != "GET":
+        statuses.append(404)  # an id in the path or the body that does not exist
+    if method in ("POST", "PATCH"):
+        statuses.append(413)  # app.common.limits.BodySizeLimit
+    return sorted(statuses)
 
 
 def _user_out(row: dict) -> dict:
@@ -89,7 +109,9 @@ async def course_waitlist(course_id: CourseId, conn: Db, who: Caller):
 # sections
 
 
-@route("GET", "/sections", ANY_ROLE, response_model=list[SectionOut])
+@route(
+    "GET", "/sections", ANY_ROLE, response_model=list[SectionOut], responses=error_responses(404)
+)
 async def list_sections(conn: Db, _: Caller, course_id: Annotated[Id | None, Query()] = None):
     """Live sections, optionally of one course."""
     if course_id is not None:
