@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Create the runtime state under var/ (or $VAR_DIR): the enrollment database with its seed, the
-# auth signing keys (private JWKS for the auth service, public JWKS for the gateways), the auth
-# database with the same seed people, and the gateway's shared secret.
+# auth signing keys (private JWKS for the auth service, public JWKS for the gateways) and the
+# gateway's shared secret. The auth database is not made here: LiteFS replicates only what is
+# written through its mount, so the LiteFS primary creates it, with the same seed people, on the
+# cluster's first start (bin/auth-node); re-initialising deletes the LiteFS state under var/litefs.
 #
 #   bin/init.sh          asks before replacing anything
 #   bin/init.sh --yes    no questions (replaces existing state)
@@ -18,7 +20,8 @@ esac
 
 VAR="${VAR_DIR:-$ROOT/var}"
 ENROLL_DB="$VAR/enroll/enroll.db"
-AUTH_DB="${AUTH_DB_PATH:-$VAR/auth/auth.db}"
+LITEFS="$VAR/litefs"
+OLD_AUTH_DB="$VAR/auth/auth.db"  # written here before the auth database moved onto LiteFS
 PRIVATE_JWKS="$VAR/auth/private.jwks.json"
 PUBLIC_JWKS="$VAR/gateway/jwks.json"
 SECRET="$VAR/gateway.secret"
@@ -31,13 +34,17 @@ confirm() {
 }
 
 existing=()
-for f in "$ENROLL_DB" "$AUTH_DB" "$PRIVATE_JWKS" "$SECRET"; do
+for f in "$ENROLL_DB" "$LITEFS" "$OLD_AUTH_DB" "$PRIVATE_JWKS" "$SECRET"; do
     [ -e "$f" ] && existing+=("${f#"$ROOT"/}")
 done
 if [ ${#existing[@]} -gt 0 ]; then
+    # Refuse while LiteFS runs there; unmount what a killed node left, so rm never recurses into
+    # a FUSE mount.
+    unmount_stale_litefs "$LITEFS"
     confirm "This deletes ${existing[*]} and creates them anew. Continue?" || die "nothing changed"
-    rm -f "$ENROLL_DB" "$ENROLL_DB-wal" "$ENROLL_DB-shm" "$AUTH_DB" "$AUTH_DB-wal" "$AUTH_DB-shm" \
-        "$PRIVATE_JWKS" "$PUBLIC_JWKS" "$SECRET"
+    rm -f "$ENROLL_DB" "$ENROLL_DB-wal" "$ENROLL_DB-shm" \
+        "$OLD_AUTH_DB" "$OLD_AUTH_DB-wal" "$OLD_AUTH_DB-shm" "$PRIVATE_JWKS" "$PUBLIC_JWKS" "$SECRET"
+    rm -rf --one-file-system "$LITEFS"
 else
     confirm "Create the databases, keys and demo data under ${VAR#"$ROOT"/}/?" || die "nothing changed"
 fi
@@ -51,8 +58,8 @@ chmod 600 "$SECRET"
 say "Enrollment database with demo data: ${ENROLL_DB#"$ROOT"/}"
 python -m app.enrollment.init_db "$ENROLL_DB"
 
-say "Auth signing keys and users database: ${AUTH_DB#"$ROOT"/}"
-python -m app.auth.init_db --database "$AUTH_DB" \
-    --private-jwks "$PRIVATE_JWKS" --public-jwks "$PUBLIC_JWKS"
+say "Auth signing keys: ${PRIVATE_JWKS#"$ROOT"/} (public half: ${PUBLIC_JWKS#"$ROOT"/})"
+python -m app.auth.init_db --private-jwks "$PRIVATE_JWKS" --public-jwks "$PUBLIC_JWKS"
 chmod 755 "$VAR/gateway" && chmod 644 "$PUBLIC_JWKS"
+say "Auth users database: created with the demo users by the LiteFS primary on first start"
 say "Done. Demo users sign in with the password in README.md."

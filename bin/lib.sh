@@ -58,7 +58,45 @@ go_build() {  # go_build NAME MODULE@VERSION [ldflags]
 }
 
 ensure_litefs() {
+    local bin="$TOOLS/bin/litefs" marker="$TOOLS/bin/.litefs.version"
+    # A binary built before the version marker existed counts if Go says it is the pinned module.
+    if [ -x "$bin" ] && [ ! -e "$marker" ] && command -v go >/dev/null \
+        && go version -m "$bin" 2>/dev/null \
+        | grep -Eq "^[[:space:]]+mod[[:space:]]+github.com/superfly/litefs[[:space:]]+$LITEFS_VERSION[[:space:]]"; then
+        echo "$LITEFS_VERSION" >"$marker"
+    fi
     go_build litefs "github.com/superfly/litefs/cmd/litefs@$LITEFS_VERSION"
+}
+
+# LiteFS mounts FUSE file systems: that needs /dev/fuse, which only root may open.
+require_fuse() {
+    [ "$(id -u)" = 0 ] \
+        || die "LiteFS mounts FUSE file systems and must run as root: rerun this as root."
+    [ -c /dev/fuse ] \
+        || die "/dev/fuse is missing, so LiteFS cannot mount (load the fuse module, or give the container --device /dev/fuse --cap-add SYS_ADMIN)."
+}
+
+# The LiteFS FUSE mounts at or under DIR, one per line.
+litefs_mounts() {
+    local dir
+    dir="$(realpath -m "$1")"
+    awk -v dir="$dir" '$1 == "litefs" && ($2 == dir || index($2, dir "/") == 1) { print $2 }' \
+        /proc/self/mounts
+}
+
+# Unmount what a killed LiteFS node left mounted at or under DIR, so it can be mounted again or
+# deleted (rm -rf on a live mount would delete the replicated databases). A mount whose LiteFS
+# still runs can be listed; then stop with one sentence instead of touching it. (Not `stat`: the
+# kernel may answer that from its cache for a while after LiteFS died.)
+unmount_stale_litefs() {
+    local mnt
+    while read -r mnt; do
+        if timeout 5 ls -A "$mnt" >/dev/null 2>&1; then
+            die "LiteFS is still running on ${mnt#"$ROOT"/}: stop the cluster (Ctrl-C in bin/start) first."
+        fi
+        say "Unmounting stale LiteFS mount ${mnt#"$ROOT"/}"
+        fusermount3 -u "$mnt" 2>/dev/null || fusermount3 -uz "$mnt"
+    done < <(litefs_mounts "$1")
 }
 
 ensure_krakend() {

@@ -1,4 +1,5 @@
-"""FastAPI dependencies of the auth service: settings, keys and database connections.
+"""FastAPI dependencies of the auth service: settings, keys, database connections and, on a
+replica, the client for the primary.
 
 Every request gets its own connection. Reads (login, refresh) open the database read-only, so
 they work on a LiteFS replica and can never write; writes (register) are refused up front there.
@@ -8,6 +9,7 @@ import sqlite3
 from collections.abc import Iterator
 from typing import Annotated
 
+import httpx
 from fastapi import Depends, Header, Request
 
 from app.auth.service import ensure_primary
@@ -25,8 +27,13 @@ async def key_ring(request: Request) -> KeyRing:
     return request.app.state.keys
 
 
+async def primary_client(request: Request) -> httpx.Client | None:
+    return request.app.state.primary
+
+
 AppSettings = Annotated[Settings, Depends(app_settings)]
 Keys = Annotated[KeyRing, Depends(key_ring)]
+Primary = Annotated[httpx.Client | None, Depends(primary_client)]
 
 
 def read_db(settings: AppSettings) -> Iterator[sqlite3.Connection]:

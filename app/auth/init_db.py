@@ -3,6 +3,9 @@
     python -m app.auth.init_db --database var/auth/auth.db \\
         --private-jwks var/auth/private.jwks.json --public-jwks var/gateway/jwks.json
 
+Either half may be done alone: bin/init.sh makes the keys, and the LiteFS primary creates the
+database inside its mount on first start (bin/auth-node), so that LiteFS replicates it.
+
 Safe to rerun: the schema is IF NOT EXISTS, seed users already present are left alone, and an
 existing private key is kept (the public JWKS is rewritten from it, so the gateways always match).
 """
@@ -72,28 +75,31 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m app.auth.init_db", description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument("--database", type=Path, required=True, help="users database to create")
-    parser.add_argument(
-        "--private-jwks", type=Path, required=True, help="private keys, read by auth only (0600)"
-    )
-    parser.add_argument(
-        "--public-jwks", type=Path, required=True, help="public keys, read by the gateways"
-    )
+    parser.add_argument("--database", type=Path, help="users database to create")
+    parser.add_argument("--private-jwks", type=Path, help="private keys, read by auth only (0600)")
+    parser.add_argument("--public-jwks", type=Path, help="public keys, read by the gateways")
     parser.add_argument(
         "--kid",
         default=f"auth-{datetime.now(UTC):%Y%m%d}",
         help="key id of a newly generated key (default: auth-YYYYMMDD)",
     )
     args = parser.parse_args(argv)
+    keys_given = (args.private_jwks is not None, args.public_jwks is not None)
+    if keys_given in ((True, False), (False, True)):
+        parser.error("--private-jwks and --public-jwks go together")
+    if args.database is None and not any(keys_given):
+        parser.error("nothing to do: give --database, the two key files, or all three")
     try:
-        added = init_database(args.database)
-        generated = init_keys(args.private_jwks, args.public_jwks, args.kid)
+        if args.database is not None:
+            added = init_database(args.database)
+            print(f"auth init: {args.database}: {added} seed users added")
+        if args.private_jwks is not None:
+            generated = init_keys(args.private_jwks, args.public_jwks, args.kid)
+            key_state = f"generated key {args.kid!r}" if generated else "kept the existing key"
+            print(f"auth init: {args.private_jwks}: {key_state}; public keys in {args.public_jwks}")
     except ValueError as exc:
         print(f"auth init: {exc}", file=sys.stderr)
         return 1
-    print(f"auth init: {args.database}: {added} seed users added")
-    key_state = f"generated key {args.kid!r}" if generated else "kept the existing key"
-    print(f"auth init: {args.private_jwks}: {key_state}; public keys in {args.public_jwks}")
     return 0
 
 

@@ -6,25 +6,38 @@
 module has no side effects; `uvicorn --factory app.auth.main:create_app` works the same way.
 """
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from functools import cache
 
 from fastapi import FastAPI
 
+from app.auth.primary import primary_client
 from app.auth.routes import router
 from app.auth.settings import Settings, load_settings
 from app.auth.tokens import KeyRing
 from app.common.errors import install_error_handlers
+from app.common.limits import BodySizeLimit
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the auth app; without `settings`, read them from the environment (or exit)."""
     settings = settings if settings is not None else load_settings()
     keys = KeyRing.from_file(settings.private_jwks)
-    app = FastAPI(title="Registrar auth service", version="1.0")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        with primary_client(settings) as primary:
+            app.state.primary = primary
+            yield
+
+    app = FastAPI(title="Registrar auth service", version="1.0", lifespan=lifespan)
     app.state.settings = settings
     app.state.keys = keys
+    app.state.primary = None  # a replica's client for the primary, while the app runs
     install_error_handlers(app)
     app.include_router(router)
+    app.add_middleware(BodySizeLimit)
     return app
 
 

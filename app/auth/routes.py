@@ -5,13 +5,14 @@ event loop and the other requests on it. The JWKS route does neither and stays o
 from fastapi import APIRouter, Response
 
 from app.auth import service
-from app.auth.deps import AppSettings, Authorization, Keys, ReadDb, WriteDb
+from app.auth.deps import AppSettings, Authorization, Keys, Primary, ReadDb, WriteDb
 from app.auth.models import AccessTokenOut, LoginIn, RefreshIn, RegisterIn, TokenOut, UserOut
+from app.common.errors import error_responses
 
 router = APIRouter()
 
 
-@router.post("/register", status_code=201)
+@router.post("/register", status_code=201, responses=error_responses(401, 403, 409, 413, 503))
 def register(
     body: RegisterIn,
     db: WriteDb,
@@ -30,18 +31,29 @@ def register(
     )
 
 
-@router.post("/login")
-def login(body: LoginIn, db: ReadDb, settings: AppSettings, keys: Keys) -> TokenOut:
+@router.post("/login", responses=error_responses(401, 413))
+def login(
+    body: LoginIn, db: ReadDb, settings: AppSettings, keys: Keys, primary: Primary
+) -> TokenOut:
     """Trade a username and password for an access token and a refresh token."""
     return service.login(
-        db, settings=settings, keys=keys, username=body.username, password=body.password
+        db,
+        settings=settings,
+        keys=keys,
+        primary=primary,
+        username=body.username,
+        password=body.password,
     )
 
 
-@router.post("/refresh")
-def refresh(body: RefreshIn, db: ReadDb, settings: AppSettings, keys: Keys) -> AccessTokenOut:
+@router.post("/refresh", responses=error_responses(401, 413))
+def refresh(
+    body: RefreshIn, db: ReadDb, settings: AppSettings, keys: Keys, primary: Primary
+) -> AccessTokenOut:
     """Trade a refresh token for a new access token."""
-    return service.refresh(db, settings=settings, keys=keys, refresh_token=body.refresh_token)
+    return service.refresh(
+        db, settings=settings, keys=keys, primary=primary, refresh_token=body.refresh_token
+    )
 
 
 @router.get("/.well-known/jwks.json")

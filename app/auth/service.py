@@ -3,8 +3,11 @@ refresh may renew. Login and refresh only read, so they run on LiteFS read repli
 
 import sqlite3
 
+import httpx
+
 from app.auth import passwords, queries
 from app.auth.models import AccessTokenOut, RegisterIn, TokenOut
+from app.auth.primary import ask_primary
 from app.auth.settings import Settings
 from app.auth.tokens import InvalidToken, KeyRing, TokenUse, build_claims
 from app.common.db import immediate
@@ -16,7 +19,8 @@ SELF_SERVICE_ROLES = ["student"]
 
 def replica_reason(settings: Settings) -> str | None:
     """Why this node must not write (it is a read replica), or None on the primary."""
-    # LiteFS puts `.primary` (holding the primary's name) in the mount on replicas only.
+    # LiteFS puts `.primary` (holding the primary's name) in the mount on replicas only, and
+    # only while connected to the primary; replicas therefore also set AUTH_READ_ONLY.
     marker = settings.database.parent / ".primary"
     if marker.is_file():
         primary = marker.read_text().strip() or "unknown"
@@ -73,7 +77,13 @@ def register(
 
 
 def login(
-    conn: sqlite3.Connection, *, settings: Settings, keys: KeyRing, username: str, password: str
+    conn: sqlite3.Connection,
+    *,
+    settings: Settings,
+    keys: KeyRing,
+    primary: httpx.Client | None,
+    username: str,
+    password: str,
 ) -> TokenOut:
     """Check a username and password; on success issue an access and a refresh token.
 
@@ -84,6 +94,14 @@ def login(
     stored_hash = user.password_hash if user is not None else passwords.DUMMY_HASH
     password_ok = passwords.verify_password(password, stored_hash)
     if user is None or not password_ok:
+        # A replica may not have the row of a user who has just registered yet: the primary
+        # decides. Both refusals go there, so they still take the same time. Only a replica asks,
+        # so a refusal on the primary is final and two nodes never ask each other in a loop.
+        if primary is not None and replica_reason(settings) is not None:
+            body = {"username": username, "password": password}
+            tokens = ask_primary(primary, "/login", body, TokenOut)
+            if tokens is not None:
+                return tokens
         raise Unauthenticated(BAD_CREDENTIALS, code="invalid_credentials")
     return TokenOut(
         access_token=_issue(keys, settings, user, "access"),
@@ -93,7 +111,12 @@ def login(
 
 
 def refresh(
-    conn: sqlite3.Connection, *, settings: Settings, keys: KeyRing, refresh_token: str
+    conn: sqlite3.Connection,
+    *,
+    settings: Settings,
+    keys: KeyRing,
+    primary: httpx.Client | None,
+    refresh_token: str,
 ) -> AccessTokenOut:
     """Trade a valid refresh token for a new access token with the user's current roles."""
     try:
@@ -106,6 +129,12 @@ def refresh(
         ) from exc
     user = queries.get(conn, user_id=int(claims["sub"]))
     if user is None or user.username != claims["preferred_username"]:
+        # The token is genuine, so the account existed on the primary: a replica may lag behind.
+        if primary is not None and replica_reason(settings) is not None:
+            body = {"refresh_token": refresh_token}
+            renewed = ask_primary(primary, "/refresh", body, AccessTokenOut)
+            if renewed is not None:
+                return renewed
         raise Unauthenticated(
             "the account of this refresh token no longer exists", code="invalid_token"
         )

@@ -3,7 +3,7 @@ start-up with a message naming the variable, never a service that half works."""
 
 from pathlib import Path
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, HttpUrl, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.auth.keys import check_private_file
@@ -22,14 +22,22 @@ class Settings(BaseSettings):
     access_ttl_seconds: int = Field(20 * 60, gt=0)
     refresh_ttl_seconds: int = Field(7 * 24 * 60 * 60, gt=0)
     # A read replica: log in and refresh only; registration answers 503. LiteFS replicas are also
-    # recognised without it, by the `.primary` file LiteFS puts next to the database.
+    # recognised by the `.primary` file LiteFS puts next to the database, but only while they are
+    # connected to the primary: so LiteFS replicas set this too (bin/auth-node does).
     read_only: bool = False
+    # On a replica: the auth service of the LiteFS primary (e.g. http://127.0.0.1:5100). A login
+    # or refresh this replica must refuse is asked there once, so a user who registered a moment
+    # ago can sign in here before their row has been replicated (SPEC §4).
+    primary_url: HttpUrl | None = None
 
     @field_validator("database")
     @classmethod
     def _database_exists(cls, path: Path) -> Path:
         if not path.is_file():
-            raise ValueError(f"{path} does not exist; run bin/init.sh to create the users database")
+            raise ValueError(
+                f"{path} does not exist; the LiteFS primary creates it on first start "
+                f"(bin/auth-node), or run python -m app.auth.init_db --database {path}"
+            )
         return path
 
     @field_validator("private_jwks")

@@ -168,6 +168,35 @@ def test_init_refuses_a_private_key_others_can_read(tmp_path):
     assert "chmod 600" in again.stderr
 
 
+def test_init_makes_the_keys_and_the_database_separately(tmp_path):
+    # bin/init.sh makes the keys; the LiteFS primary makes the database inside its mount.
+    private_file = tmp_path / "auth" / "private.jwks.json"
+    keys_only = run(
+        "-m", "app.auth.init_db",
+        "--private-jwks", str(private_file), "--public-jwks", str(tmp_path / "jwks.json"),
+    )  # fmt: skip
+    database_only = run("-m", "app.auth.init_db", "--database", str(tmp_path / "auth.db"))
+
+    assert keys_only.returncode == 0, keys_only.stderr
+    assert private_file.exists() and not (tmp_path / "users").exists()
+    assert database_only.returncode == 0, database_only.stderr
+    assert f"{len(PEOPLE)} seed users added" in database_only.stdout
+    assert "public keys" not in database_only.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [[], ["--private-jwks", "p.json"], ["--public-jwks", "j.json", "--database", "a.db"]],
+    ids=["nothing", "private-only", "public-only"],
+)
+def test_init_refuses_half_a_key_pair_or_nothing_to_do(tmp_path, args):
+    result = run("-m", "app.auth.init_db", *args)
+
+    assert result.returncode == 2
+    assert "--private-jwks" in result.stderr or "nothing to do" in result.stderr
+    assert not list(tmp_path.iterdir()) and not (ROOT / "a.db").exists()
+
+
 def _start_service(env: dict) -> subprocess.CompletedProcess:
     # If the app wrongly starts, uvicorn serves until the timeout and the test fails on that.
     args = ["-m", "uvicorn", "app.auth.main:app", "--host", "127.0.0.1", "--port", "0"]
@@ -192,5 +221,5 @@ def test_the_service_refuses_to_start_without_its_settings(tmp_path):
     result = _start_service({"AUTH_DATABASE": str(tmp_path / "missing.db")})
 
     assert result.returncode != 0
-    assert "AUTH_DATABASE" in result.stderr and "bin/init.sh" in result.stderr
+    assert "AUTH_DATABASE" in result.stderr and "app.auth.init_db" in result.stderr
     assert "AUTH_PRIVATE_JWKS" in result.stderr

@@ -1,0 +1,55 @@
+"""A replica's line to the auth service on the LiteFS primary.
+
+Replication takes a few milliseconds, but a login may reach a replica before the row of a user who
+has just registered. So a replica that must refuse a login (or a refresh) asks the primary once
+and passes on the primary's tokens; the primary holds every committed user.
+"""
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from app.auth.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Answer = TypeVar("Answer", bound=BaseModel)
+
+# The primary answers a login in one password hash (tens of milliseconds; 0.2 s for a seed user).
+# Five seconds covers a queue of hashes there; a primary that is down is refused at once.
+PRIMARY_TIMEOUT = httpx.Timeout(5.0, connect=1.0)
+
+
+@contextmanager
+def primary_client(settings: Settings) -> Iterator[httpx.Client | None]:
+    """An HTTP client for the primary's auth service, or None on a node without AUTH_PRIMARY_URL."""
+    if settings.primary_url is None:
+        yield None
+        return
+    with httpx.Client(base_url=str(settings.primary_url), timeout=PRIMARY_TIMEOUT) as client:
+        yield client
+
+
+def ask_primary(
+    primary: httpx.Client, path: str, body: dict, answer: type[Answer]
+) -> Answer | None:
+    """POST `body` to the primary; its 200 answer as `answer`, or None if it refused too (or could
+    not be asked, which is logged: the caller then gives its own refusal)."""
+    try:
+        reply = primary.post(path, json=body)
+    except httpx.HTTPError as exc:
+        log.warning("could not ask the primary about %s: %s", path, exc)
+        return None
+    if reply.status_code != 200:
+        if reply.status_code != 401:
+            log.warning("the primary answered %s with %s", path, reply.status_code)
+        return None
+    try:
+        return answer.model_validate(reply.json())
+    except (ValueError, ValidationError) as exc:
+        log.warning("the primary's answer to %s is not a %s: %s", path, answer.__name__, exc)
+        return None

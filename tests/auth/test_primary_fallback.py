@@ -1,0 +1,122 @@
+"""A replica that must refuse a login or a refresh asks the primary once (AUTH_PRIMARY_URL): a user
+who has just registered can sign in on any node before their row has been replicated there.
+
+Here the "replica" is a copy of the primary's database taken before the registration, and the
+primary is the real app behind a TestClient (an httpx.Client). tests/e2e does it with LiteFS."""
+
+import shutil
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.auth import service
+from app.auth.main import create_app
+from app.auth.settings import Settings
+from tests.auth.helpers import GOOD_PASSWORD, login, make_settings, register, verify_with_pyjwt
+
+
+@pytest.fixture
+def primary(tmp_path) -> Iterator[TestClient]:
+    settings = make_settings(tmp_path / "primary")
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+def replica_of(primary: TestClient, tmp_path, **overrides) -> TestClient:
+    """A read-only node with a copy of the primary's database as it is now and the same key."""
+    settings: Settings = primary.app.state.settings
+    database = tmp_path / "replica" / "auth.db"
+    database.parent.mkdir()
+    shutil.copy(settings.database, database)
+    replica_settings = Settings(
+        database=database, private_jwks=settings.private_jwks, read_only=True, **overrides
+    )
+    return TestClient(create_app(replica_settings))
+
+
+@pytest.fixture
+def asked(monkeypatch) -> list[str]:
+    """The paths a node asked its primary about."""
+    paths: list[str] = []
+    real = service.ask_primary
+
+    def recording(client, path, body, answer):
+        paths.append(path)
+        return real(client, path, body, answer)
+
+    monkeypatch.setattr(service, "ask_primary", recording)
+    return paths
+
+
+def test_a_user_not_yet_replicated_signs_in_on_the_replica_through_the_primary(
+    primary, tmp_path, asked
+):
+    with replica_of(primary, tmp_path) as replica:
+        replica.app.state.primary = primary
+        user = register(primary).json()  # after the copy: the replica lags behind
+
+        reply = login(replica, "newstudent", GOOD_PASSWORD)
+
+    assert reply.status_code == 200, reply.text
+    assert verify_with_pyjwt(primary, reply.json()["access_token"])["sub"] == str(user["id"])
+    assert asked == ["/login"]
+
+
+def test_unknown_user_and_wrong_password_both_ask_the_primary_and_get_the_same_401(
+    primary, tmp_path, asked
+):
+    with replica_of(primary, tmp_path) as replica:
+        replica.app.state.primary = primary
+        unknown = login(replica, "nosuchuser", GOOD_PASSWORD)
+        wrong = login(replica, "ajohnson", "not-the-password")
+
+    assert unknown.status_code == wrong.status_code == 401
+    assert unknown.json() == wrong.json()
+    assert asked == ["/login", "/login"]  # same work for both, so the same time
+
+
+def test_a_user_the_replica_has_signs_in_without_asking(primary, tmp_path, asked):
+    with replica_of(primary, tmp_path) as replica:
+        replica.app.state.primary = primary
+        assert login(replica, "ajohnson").status_code == 200
+    assert asked == []
+
+
+def test_the_primary_never_asks_anyone(primary, asked):
+    primary.app.state.primary = primary  # even if misconfigured with a "primary" of its own
+    assert login(primary, "nosuchuser", GOOD_PASSWORD).status_code == 401
+    assert asked == []
+
+
+def test_a_primary_that_is_down_leaves_the_replicas_own_401(primary, tmp_path, caplog):
+    settings: Settings = primary.app.state.settings
+    closed_port = "http://127.0.0.1:9"  # discard: nothing listens there
+    with replica_of(primary, tmp_path, primary_url=closed_port) as replica:
+        assert replica.app.state.primary is not None  # made from AUTH_PRIMARY_URL at start-up
+        reply = login(replica, "nosuchuser", GOOD_PASSWORD)
+
+    assert reply.status_code == 401
+    assert reply.json()["code"] == "invalid_credentials"
+    assert "could not ask the primary" in caplog.text
+    assert settings.primary_url is None
+
+
+def test_a_refresh_for_an_account_not_yet_replicated_is_renewed_by_the_primary(
+    primary, tmp_path, asked
+):
+    with replica_of(primary, tmp_path) as replica:
+        replica.app.state.primary = primary
+        register(primary)
+        tokens = login(primary, "newstudent", GOOD_PASSWORD).json()
+
+        reply = replica.post("/refresh", json={"refresh_token": tokens["refresh_token"]})
+
+    assert reply.status_code == 200, reply.text
+    assert asked == ["/refresh"]
+
+
+def test_primary_url_must_be_a_url(tmp_path):
+    base = make_settings(tmp_path)
+    with pytest.raises(ValueError, match="primary_url"):
+        Settings(database=base.database, private_jwks=base.private_jwks, primary_url="primary")
