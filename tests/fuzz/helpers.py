@@ -1,0 +1,101 @@
+"""Plain helpers for the fuzz and abuse tests: both services on fresh databases, real tokens
+turned into the gateway's identity headers, database dumps, and the tallies printed at the end."""
+
+import os
+import sqlite3
+from collections import Counter
+from pathlib import Path
+from unittest import mock
+
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from app.auth.main import create_app as create_auth_app
+from app.enrollment.init_db import init_db
+from app.enrollment.main import create_app as create_enrollment_app
+from app.enrollment.settings import Settings as EnrollmentSettings
+from tests.auth.helpers import DEMO_PASSWORD, make_settings, verify_with_pyjwt
+from tests.enrollment.conftest import identity_headers, make_secret_file
+
+# What the fuzz and abuse tests tried; tests/fuzz/conftest.py prints it after the run.
+TALLY: Counter[str] = Counter()
+
+
+class Service:
+    """A TestClient on one service, its database file, and the headers to call it with."""
+
+    def __init__(self, client: TestClient, database: Path, headers: dict[str, str]) -> None:
+        self.client, self.database, self.headers = client, database, headers
+
+
+def enrollment_app(root: Path) -> tuple[FastAPI, Path, str]:
+    """The enrollment app on a freshly seeded database under `root`: (app, database, secret)."""
+    database = root / "enroll.db"
+    init_db(database)
+    secret_file = make_secret_file(root)
+    settings = EnrollmentSettings(
+        database=database, gateway_secret_file=secret_file, instance="fuzz"
+    )
+    return create_enrollment_app(settings), database, secret_file.read_text()
+
+
+def auth_app(root: Path) -> tuple[FastAPI, Path]:
+    """The auth app on a freshly seeded users database and key pair under `root`."""
+    # Settings also read AUTH_* variables; a developer's shell must not turn this into a replica.
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("AUTH_")}
+    with mock.patch.dict(os.environ, clean, clear=True):
+        settings = make_settings(root)
+        return create_auth_app(settings), settings.database
+
+
+def sign_in(client: TestClient, username: str, password: str = DEMO_PASSWORD) -> dict:
+    """Log in at the auth service: its tokens, plus the access token's claims as the gateway
+    sees them once it has verified the signature against the JWKS."""
+    reply = client.post("/login", json={"username": username, "password": password})
+    assert reply.status_code == 200, reply.text
+    tokens = reply.json()
+    return {**tokens, "claims": verify_with_pyjwt(client, tokens["access_token"])}
+
+
+def gateway_headers(secret: str, claims: dict) -> dict[str, str]:
+    """The identity headers KrakenD sets from a verified access token (propagate_claims)."""
+    return identity_headers(
+        secret, int(claims["sub"]), claims["preferred_username"], *claims["roles"]
+    )
+
+
+def dump(database: Path) -> str:
+    """Every table's schema and every row as SQL text: equal dumps, unchanged database."""
+    conn = sqlite3.connect(database)
+    try:
+        return "\n".join(conn.iterdump())
+    finally:
+        conn.close()
+
+
+def rows(database: Path) -> Counter[tuple]:
+    """Every row of every table as (table, *values), to see exactly what a request added."""
+    conn = sqlite3.connect(database)
+    try:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        return Counter(
+            (table, *row) for table in tables for row in conn.execute(f'SELECT * FROM "{table}"')
+        )
+    finally:
+        conn.close()
+
+
+def restore(pristine: Path, database: Path) -> None:
+    """Put `database` back to the content of `pristine` (SQLite's backup: safe while the app
+    keeps idle connections to it open)."""
+    source, target = sqlite3.connect(pristine), sqlite3.connect(database)
+    try:
+        source.backup(target)
+    finally:
+        source.close()
+        target.close()
+
+
+def snapshot(database: Path, pristine: Path) -> None:
+    """Copy `database`, WAL included, to `pristine`."""
+    restore(database, pristine)
