@@ -1,5 +1,7 @@
 """SQLite connections for both services: WAL, busy timeout, foreign keys, explicit transactions."""
 
+import fcntl
+import os
 import queue
 import sqlite3
 import threading
@@ -10,14 +12,70 @@ from pathlib import Path
 BUSY_TIMEOUT_MS = 30_000
 
 
-def connect(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
-    """Open a connection in autocommit mode; transactions are always explicit (see `immediate`)."""
+class WriterLock:
+    """Queues writers before they ask SQLite for its write lock: threads of this process on a
+    mutex, processes on an flock of a file beside the database.
+
+    SQLite admits one writer at a time anyway, but a writer that finds the database locked
+    sleeps in SQLite's busy handler (1, 2, 5 ... up to 100 ms between tries), so under a rush the
+    unlucky ones wait far longer than the lock is held. The kernel wakes the next flock waiter the
+    moment the holder lets go. Safety does not depend on this lock: BEGIN IMMEDIATE still takes
+    SQLite's own lock, and the busy timeout still covers any writer that does not queue here.
+    """
+
+    _by_path: dict[str, "WriterLock"] = {}
+    _registry_lock = threading.Lock()
+
+    def __init__(self, path: Path | None) -> None:
+        self._mutex = threading.Lock()
+        self._fd = None if path is None else os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+
+    @classmethod
+    def for_file(cls, path: Path | None) -> "WriterLock":
+        """One lock per lock file per process (None: this process's threads only)."""
+        key = str(path)
+        with cls._registry_lock:
+            if key not in cls._by_path:
+                cls._by_path[key] = cls(path)
+            return cls._by_path[key]
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        with self._mutex:
+            if self._fd is None:
+                yield
+                return
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+
+class Connection(sqlite3.Connection):
+    """A sqlite3 connection that knows which writer queue it joins."""
+
+    writer_lock: WriterLock
+
+
+def connect(
+    path: str | Path, *, readonly: bool = False, writer_lock_file: Path | None = None
+) -> sqlite3.Connection:
+    """Open a connection in autocommit mode; transactions are always explicit (see `immediate`).
+    Processes that share a database for writing pass the same `writer_lock_file`."""
     if readonly:
         conn = sqlite3.connect(
-            f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+            f"file:{path}?mode=ro",
+            uri=True,
+            isolation_level=None,
+            check_same_thread=False,
+            factory=Connection,
         )
     else:
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(
+            path, isolation_level=None, check_same_thread=False, factory=Connection
+        )
+    conn.writer_lock = WriterLock.for_file(writer_lock_file)
     conn.row_factory = sqlite3.Row
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA foreign_keys = ON")
@@ -28,17 +86,12 @@ def connect(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
     return conn
 
 
-# SQLite admits one writer at a time anyway. Queueing this process's writers on a lock first
-# means at most one thread per process polls SQLite's busy handler (which sleeps up to 100 ms
-# between tries), instead of dozens: same safety, far less waiting under a rush.
-_writer = threading.Lock()
-
-
 @contextmanager
 def immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     """Run a read-then-write as one BEGIN IMMEDIATE transaction: the write lock is taken up front,
     so no other process can change what we read before we write."""
-    with _writer:
+    lock = getattr(conn, "writer_lock", None) or WriterLock.for_file(None)
+    with lock.held():
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn
@@ -70,9 +123,12 @@ class ConnectionPool:
     thread-local connection could be shared by two requests at once; a pool cannot.
     """
 
-    def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
+    def __init__(
+        self, path: str | Path, *, readonly: bool = False, writer_lock_file: Path | None = None
+    ) -> None:
         self.path = path
         self.readonly = readonly
+        self.writer_lock_file = writer_lock_file
         self._idle: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
 
     @contextmanager
@@ -80,7 +136,9 @@ class ConnectionPool:
         try:
             conn = self._idle.get_nowait()
         except queue.Empty:
-            conn = connect(self.path, readonly=self.readonly)
+            conn = connect(
+                self.path, readonly=self.readonly, writer_lock_file=self.writer_lock_file
+            )
         try:
             yield conn
         finally:

@@ -16,7 +16,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="Enrollment service", version="1.0.0")
     app.state.settings = settings
     app.state.gateway_secret = settings.gateway_secret
-    app.state.pool = ConnectionPool(settings.database)
+    # The three instances queue their writers on one lock file beside the database.
+    app.state.pool = ConnectionPool(
+        settings.database,
+        writer_lock_file=settings.database.with_name(settings.database.name + ".writer-lock"),
+    )
     install_error_handlers(app)
     app.include_router(router)
 

@@ -1,0 +1,133 @@
+"""Registration-day rush: S students, K sections, C concurrent clients doing enroll, drop,
+leave-waitlist and list-my-sections against the enrollment service (through the gateway when
+there is one), then every SPEC §2 invariant checked on the database."""
+
+import asyncio
+import random
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from bench.loadclient import Connection
+
+
+@dataclass
+class Sample:
+    op: str
+    status: int | None  # None: the connection failed
+    seconds: float
+
+
+@dataclass
+class Student:
+    user_id: int
+    headers: dict[str, str]
+    enrolled: set[int] = field(default_factory=set)
+    waitlisted: set[int] = field(default_factory=set)
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def summarise(name: str, samples: list[Sample], seconds: float) -> dict:
+    latencies = [s.seconds for s in samples]
+    return {
+        "name": name,
+        "operations": len(samples),
+        "seconds": round(seconds, 3),
+        "ops_per_s": round(len(samples) / seconds, 1) if seconds else 0.0,
+        "p50_ms": round(percentile(latencies, 50) * 1000, 1),
+        "p95_ms": round(percentile(latencies, 95) * 1000, 1),
+        "p99_ms": round(percentile(latencies, 99) * 1000, 1),
+        "statuses": dict(sorted(Counter(str(s.status) for s in samples).items())),
+        "by_op": dict(Counter(s.op for s in samples)),
+    }
+
+
+async def run_rush(
+    urls: list[str],
+    students: list[Student],
+    section_ids: list[int],
+    *,
+    clients: int,
+    seconds: float,
+    max_operations: int,
+    prefix: str = "",
+    seed: int = 449,
+) -> tuple[list[Sample], float]:
+    """C clients, each a keep-alive connection to one of `urls` (round robin), each playing its
+    share of the students until `seconds` pass or `max_operations` are done (bounded both ways)."""
+    rng = random.Random(seed)
+    groups = [students[i::clients] for i in range(clients)]
+    samples: list[Sample] = []
+    deadline = time.monotonic() + seconds
+    budget = [max_operations]
+
+    async def client(index: int, mine: list[Student]) -> None:
+        conn = Connection(urls[index % len(urls)])
+        try:
+            while mine and time.monotonic() < deadline and budget[0] > 0:
+                budget[0] -= 1
+                student = rng.choice(mine)
+                op, method, path, body, apply = choose(student, section_ids, rng, prefix)
+                started = time.monotonic()
+                try:
+                    reply = await conn.request(method, path, student.headers, body)
+                    status: int | None = reply.status
+                    apply(reply.status, reply.json() if reply.body else None)
+                except (OSError, asyncio.IncompleteReadError):
+                    status = None
+                    await conn.close()
+                samples.append(Sample(op, status, time.monotonic() - started))
+        finally:
+            await conn.close()
+
+    started = time.monotonic()
+    await asyncio.gather(*(client(i, g) for i, g in enumerate(groups)))
+    return samples, time.monotonic() - started
+
+
+def choose(
+    student: Student, sections: list[int], rng: random.Random, prefix: str
+) -> tuple[str, str, str, dict | None, Callable[[int, object], None]]:
+    """The next thing a student does: mostly enroll, sometimes look, drop or give up waiting."""
+    me = student.user_id
+    roll = rng.random()
+    if roll < 0.15 and student.enrolled:
+        section = rng.choice(sorted(student.enrolled))
+
+        def dropped(status: int, _: object) -> None:
+            if status in (200, 404):
+                student.enrolled.discard(section)
+
+        return "drop", "DELETE", f"{prefix}/users/{me}/enrollments/{section}", None, dropped
+    if roll < 0.25 and student.waitlisted:
+        section = rng.choice(sorted(student.waitlisted))
+
+        def left(status: int, _: object) -> None:
+            if status in (200, 404):
+                student.waitlisted.discard(section)
+
+        return "leave", "DELETE", f"{prefix}/users/{me}/waitlist/{section}", None, left
+    if roll < 0.45:
+
+        def listed(status: int, body: object) -> None:
+            if status == 200 and isinstance(body, list):
+                seated = {s["id"] for s in body}
+                student.waitlisted -= seated  # promoted since we last looked
+                student.enrolled = seated
+
+        return "list", "GET", f"{prefix}/users/{me}/sections?type=enrolled", None, listed
+    section = rng.choice(sections)
+
+    def enrolled(status: int, body: object) -> None:
+        if status == 201 and isinstance(body, dict):
+            (student.enrolled if body["status"] == "enrolled" else student.waitlisted).add(section)
+
+    body = {"section_id": section}
+    return "enroll", "POST", f"{prefix}/users/{me}/enrollments", body, enrolled
