@@ -19,18 +19,21 @@ _ENROLLMENT_COLUMNS = f"""
     e.drop_reason, {_POSITION}
 """
 
+# Counts per section come from the (section_id, status, id) index: a few index probes per section,
+# however many enrollment rows the whole term has.
 _SECTION_SELECT = """
     SELECT s.id, s.course_id, c.code AS course_code, c.title AS course_title, s.section_number,
            s.instructor_id, s.capacity, s.waitlist_capacity, s.frozen, s.room, s.schedule,
-           COALESCE(n.enrolled, 0) AS enrolled, COALESCE(n.waitlisted, 0) AS waitlisted,
-           MAX(s.capacity - COALESCE(n.enrolled, 0), 0) AS seats_available
+           n.enrolled, n.waitlisted, MAX(s.capacity - n.enrolled, 0) AS seats_available
     FROM sections s
     JOIN courses c ON c.id = s.course_id
-    LEFT JOIN (
-        SELECT section_id,
-               SUM(status = 'enrolled') AS enrolled, SUM(status = 'waitlisted') AS waitlisted
-        FROM enrollments WHERE status IN ('enrolled', 'waitlisted')
-        GROUP BY section_id
+    JOIN (
+        SELECT sections.id AS section_id,
+               (SELECT COUNT(*) FROM enrollments e
+                WHERE e.section_id = sections.id AND e.status = 'enrolled') AS enrolled,
+               (SELECT COUNT(*) FROM enrollments e
+                WHERE e.section_id = sections.id AND e.status = 'waitlisted') AS waitlisted
+        FROM sections
     ) n ON n.section_id = s.id
     WHERE s.deleted_at IS NULL
 """
