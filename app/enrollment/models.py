@@ -2,11 +2,26 @@
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 # Ids are positive and fit a signed 64-bit SQLite integer; anything else is a 422 naming the field.
 Id = Annotated[int, Field(gt=0, le=2**63 - 1)]
 Capacity = Annotated[int, Field(ge=0, le=10_000)]
+
+
+def _printable(value: str) -> str:
+    if not value.isprintable():
+        raise ValueError("must not contain control characters")
+    return value
+
+
+def Text(max_length: int, min_length: int = 0):  # noqa: N802 - reads as a type in models
+    """Free text a person typed: no control characters (NUL, escapes), bounded length."""
+    return Annotated[
+        str, Field(min_length=min_length, max_length=max_length), AfterValidator(_printable)
+    ]
+
+
 EnrollmentStatus = Literal["enrolled", "waitlisted", "dropped"]
 SectionsType = Literal["all", "enrolled", "instructing"]
 
@@ -24,7 +39,7 @@ class DepartmentOut(BaseModel):
 class CourseCreate(Strict):
     department_id: Id
     code: Annotated[str, Field(pattern=r"^[A-Z]{2,5} [0-9]{3}[A-Z]?$", examples=["CPSC 449"])]
-    title: Annotated[str, Field(min_length=1, max_length=200)]
+    title: Text(200, min_length=1)
     credits: Annotated[int, Field(ge=0, le=12)] = 3
 
 
@@ -43,8 +58,8 @@ class SectionCreate(Strict):
     instructor_id: Id | None = None
     capacity: Capacity
     waitlist_capacity: Capacity = 15
-    room: Annotated[str, Field(max_length=64)] = ""
-    schedule: Annotated[str, Field(max_length=128)] = ""
+    room: Text(64) = ""
+    schedule: Text(128) = ""
 
 
 class SectionUpdate(Strict):

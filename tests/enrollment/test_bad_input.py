@@ -96,6 +96,13 @@ INVALID = [
         "room",
     ),
     ("POST", "/courses", {"department_id": 1, "code": "cpsc 999", "title": "T"}, "code"),
+    ("POST", "/courses", {"department_id": 1, "code": "CPSC 999", "title": "a\x00b"}, "title"),
+    (
+        "POST",
+        "/sections",
+        {"course_id": 1, "section_number": 3, "capacity": 3, "room": "\x1b[31m"},
+        "room",
+    ),
     ("POST", "/courses", {"department_id": 1, "code": "CPSC 999", "title": ""}, "title"),
     (
         "POST",
