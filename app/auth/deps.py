@@ -1,10 +1,11 @@
-"""FastAPI dependencies of the auth service: settings, keys, database connections and, on a
-replica, the client for the primary.
+"""FastAPI dependencies of the auth service: settings, keys, database connections, the abuse
+limits and where a request comes from and, on a replica, the client for the primary.
 
 Every request gets its own connection. Reads (login, refresh) open the database read-only, so
 they work on a LiteFS replica and can never write; writes (register) are refused up front there.
 """
 
+import hmac
 import sqlite3
 from collections.abc import Iterator
 from typing import Annotated
@@ -12,8 +13,10 @@ from typing import Annotated
 import httpx
 from fastapi import Depends, Header, Request
 
+from app.auth.primary import REPLICA_HEADER
 from app.auth.service import ensure_primary
 from app.auth.settings import Settings
+from app.auth.throttle import Origin, Throttle, client_address
 from app.auth.tokens import KeyRing
 from app.common.db import connect
 
@@ -31,9 +34,30 @@ async def primary_client(request: Request) -> httpx.Client | None:
     return request.app.state.primary
 
 
+async def throttle(request: Request) -> Throttle:
+    return request.app.state.throttle
+
+
 AppSettings = Annotated[Settings, Depends(app_settings)]
 Keys = Annotated[KeyRing, Depends(key_ring)]
 Primary = Annotated[httpx.Client | None, Depends(primary_client)]
+Limits = Annotated[Throttle, Depends(throttle)]
+
+
+# Headers are read from the request here, not declared as parameters: they are no part of the
+# API, and the gateway passes neither (it sets X-Forwarded-For itself).
+async def request_origin(request: Request, settings: AppSettings) -> Origin:
+    peer = request.client.host if request.client is not None else None
+    forwarded_for = request.headers.getlist("X-Forwarded-For")
+    mark = request.headers.get(REPLICA_HEADER)
+    return Origin(
+        address=client_address(peer, forwarded_for, settings.trusted_proxies),
+        forwarded_by_replica=mark is not None
+        and hmac.compare_digest(mark.encode(), request.app.state.replica_secret.encode()),
+    )
+
+
+RequestOrigin = Annotated[Origin, Depends(request_origin)]
 
 
 def read_db(settings: AppSettings) -> Iterator[sqlite3.Connection]:

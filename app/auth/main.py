@@ -12,9 +12,10 @@ from functools import cache
 
 from fastapi import FastAPI
 
-from app.auth.primary import primary_client
+from app.auth.primary import primary_client, replica_secret
 from app.auth.routes import router
 from app.auth.settings import Settings, load_settings
+from app.auth.throttle import Throttle, TooManyAttempts, too_many_attempts_handler
 from app.auth.tokens import KeyRing
 from app.common.errors import install_error_handlers
 from app.common.limits import BodySizeLimit
@@ -24,10 +25,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the auth app; without `settings`, read them from the environment (or exit)."""
     settings = settings if settings is not None else load_settings()
     keys = KeyRing.from_file(settings.private_jwks)
+    throttle = Throttle.open(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        with primary_client(settings) as primary:
+        with primary_client(settings, keys) as primary:
             app.state.primary = primary
             yield
 
@@ -35,7 +37,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.keys = keys
     app.state.primary = None  # a replica's client for the primary, while the app runs
+    app.state.throttle = throttle
+    app.state.replica_secret = replica_secret(keys)  # how the primary knows a replica's request
     install_error_handlers(app)
+    app.add_exception_handler(TooManyAttempts, too_many_attempts_handler)
     app.include_router(router)
     app.add_middleware(BodySizeLimit)
     return app

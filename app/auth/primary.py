@@ -3,6 +3,13 @@
 Replication takes a few milliseconds, but a login may reach a replica before the row of a user who
 has just registered. So a replica that must refuse a login (or a refresh) asks the primary once
 and passes on the primary's tokens; the primary holds every committed user.
+
+Such a login is one attempt, and the replica that the client asked has already counted it against
+the abuse limits (app/auth/throttle.py). So the replica marks what it forwards with REPLICA_HEADER,
+holding a secret derived from the signing key that every auth node, and nothing else, reads; the
+primary leaves a login so marked uncounted. A client cannot forge the mark without that key (and
+whoever holds it can sign tokens anyway); the gateway passes no such header in any case. A mark
+that does not match (a node still on an older key) only makes the primary count the attempt too.
 """
 
 import logging
@@ -14,6 +21,7 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from app.auth.settings import Settings
+from app.auth.tokens import KeyRing
 
 log = logging.getLogger(__name__)
 
@@ -23,14 +31,26 @@ Answer = TypeVar("Answer", bound=BaseModel)
 # Five seconds covers a queue of hashes there; a primary that is down is refused at once.
 PRIMARY_TIMEOUT = httpx.Timeout(5.0, connect=1.0)
 
+REPLICA_HEADER = "X-Auth-Replica"
+
+
+def replica_secret(keys: KeyRing) -> str:
+    """The value of REPLICA_HEADER: the same on every node that holds the signing key."""
+    return keys.derive_secret("auth: a request a replica forwards to its primary")
+
 
 @contextmanager
-def primary_client(settings: Settings) -> Iterator[httpx.Client | None]:
-    """An HTTP client for the primary's auth service, or None on a node without AUTH_PRIMARY_URL."""
+def primary_client(settings: Settings, keys: KeyRing) -> Iterator[httpx.Client | None]:
+    """An HTTP client for the primary's auth service, or None on a node without AUTH_PRIMARY_URL.
+    Every request it sends carries the replica's mark."""
     if settings.primary_url is None:
         yield None
         return
-    with httpx.Client(base_url=str(settings.primary_url), timeout=PRIMARY_TIMEOUT) as client:
+    with httpx.Client(
+        base_url=str(settings.primary_url),
+        timeout=PRIMARY_TIMEOUT,
+        headers={REPLICA_HEADER: replica_secret(keys)},
+    ) as client:
         yield client
 
 

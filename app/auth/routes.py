@@ -2,26 +2,64 @@
 FastAPI runs them in its thread pool, so hashing (tens of milliseconds of CPU) never blocks the
 event loop and the other requests on it. The JWKS route does neither and stays on the loop."""
 
+from typing import Any
+
 from fastapi import APIRouter, Response
 
 from app.auth import service
-from app.auth.deps import AppSettings, Authorization, Keys, Primary, ReadDb, WriteDb
+from app.auth.deps import (
+    AppSettings,
+    Authorization,
+    Keys,
+    Limits,
+    Primary,
+    ReadDb,
+    RequestOrigin,
+    WriteDb,
+)
 from app.auth.models import AccessTokenOut, LoginIn, RefreshIn, RegisterIn, TokenOut, UserOut
-from app.common.errors import error_responses
+from app.common.errors import ErrorOut, error_responses
 
 router = APIRouter()
 
+TOO_MANY: dict[int | str, dict[str, Any]] = {
+    429: {
+        "model": ErrorOut,
+        "description": "Over an abuse limit (app/auth/throttle.py); retry after Retry-After",
+        "headers": {
+            "Retry-After": {
+                "description": "seconds until an attempt counts again",
+                "schema": {"type": "integer"},
+            }
+        },
+    }
+}
 
-@router.post("/register", status_code=201, responses=error_responses(401, 403, 409, 413, 503))
+
+@router.post(
+    "/register",
+    status_code=201,
+    responses=error_responses(401, 403, 409, 413, 503) | TOO_MANY,
+)
 def register(
     body: RegisterIn,
     db: WriteDb,
     settings: AppSettings,
     keys: Keys,
+    throttle: Limits,
+    origin: RequestOrigin,
     authorization: Authorization = None,
 ) -> UserOut:
     """Create an account: a student, or any roles when a registrar's token is presented."""
-    user = service.register(db, settings=settings, keys=keys, new=body, authorization=authorization)
+    user = service.register(
+        db,
+        settings=settings,
+        keys=keys,
+        throttle=throttle,
+        origin=origin,
+        new=body,
+        authorization=authorization,
+    )
     return UserOut(
         id=user.id,
         username=user.username,
@@ -31,9 +69,15 @@ def register(
     )
 
 
-@router.post("/login", responses=error_responses(401, 413))
+@router.post("/login", responses=error_responses(401, 413) | TOO_MANY)
 def login(
-    body: LoginIn, db: ReadDb, settings: AppSettings, keys: Keys, primary: Primary
+    body: LoginIn,
+    db: ReadDb,
+    settings: AppSettings,
+    keys: Keys,
+    primary: Primary,
+    throttle: Limits,
+    origin: RequestOrigin,
 ) -> TokenOut:
     """Trade a username and password for an access token and a refresh token."""
     return service.login(
@@ -41,6 +85,8 @@ def login(
         settings=settings,
         keys=keys,
         primary=primary,
+        throttle=throttle,
+        origin=origin,
         username=body.username,
         password=body.password,
     )

@@ -1,5 +1,6 @@
 """The auth service's rules: who may register with which roles, how a login is checked, what a
-refresh may renew. Login and refresh only read, so they run on LiteFS read replicas too."""
+refresh may renew. Login and refresh only read the users database, so they run on LiteFS read
+replicas too; the abuse counts they keep are in a file of their own (app/auth/throttle.py)."""
 
 import sqlite3
 
@@ -9,6 +10,7 @@ from app.auth import passwords, queries
 from app.auth.models import AccessTokenOut, RegisterIn, TokenOut
 from app.auth.primary import ask_primary
 from app.auth.settings import Settings
+from app.auth.throttle import Origin, Throttle
 from app.auth.tokens import InvalidToken, KeyRing, TokenUse, build_claims
 from app.common.db import immediate
 from app.common.errors import Conflict, Forbidden, Unauthenticated, Unavailable
@@ -42,12 +44,17 @@ def register(
     *,
     settings: Settings,
     keys: KeyRing,
+    throttle: Throttle,
+    origin: Origin,
     new: RegisterIn,
     authorization: str | None,
 ) -> queries.StoredUser:
-    """Create an account. Students sign themselves up; any other role needs a registrar's token."""
+    """Create an account. Students sign themselves up; any other role needs a registrar's token.
+    Self-registrations are limited per client address; a registrar's are not."""
     if new.roles != SELF_SERVICE_ROLES:
         _require_registrar(settings=settings, keys=keys, authorization=authorization)
+    elif not _is_registrar(settings=settings, keys=keys, authorization=authorization):
+        throttle.start_registration(address=origin.address)
     # Hash before taking the write lock: the lock is then held for two inserts, not 25 ms.
     password_hash = passwords.hash_password(new.password)
     try:
@@ -82,14 +89,21 @@ def login(
     settings: Settings,
     keys: KeyRing,
     primary: httpx.Client | None,
+    throttle: Throttle,
+    origin: Origin,
     username: str,
     password: str,
 ) -> TokenOut:
     """Check a username and password; on success issue an access and a refresh token.
 
     Unknown users are checked against a dummy hash so they cost the same time as a wrong password.
-    No write happens here: a replica's database is read-only.
+    Too many failures for the username or from the address are refused (429) before any of that.
+    No write to the users database happens here: a replica's is read-only.
     """
+    # The replica that forwarded this login has counted it, and checked the limits, already.
+    attempt = None
+    if not origin.forwarded_by_replica:
+        attempt = throttle.start_login(username=username, address=origin.address)
     user = queries.get_by_username(conn, username=username)
     stored_hash = user.password_hash if user is not None else passwords.DUMMY_HASH
     password_ok = passwords.verify_password(password, stored_hash)
@@ -101,8 +115,12 @@ def login(
             body = {"username": username, "password": password}
             tokens = ask_primary(primary, "/login", body, TokenOut)
             if tokens is not None:
+                if attempt is not None:
+                    throttle.login_succeeded(attempt)
                 return tokens
         raise Unauthenticated(BAD_CREDENTIALS, code="invalid_credentials")
+    if attempt is not None:
+        throttle.login_succeeded(attempt)
     return TokenOut(
         access_token=_issue(keys, settings, user, "access"),
         refresh_token=_issue(keys, settings, user, "refresh"),
@@ -164,6 +182,17 @@ def _require_registrar(*, settings: Settings, keys: KeyRing, authorization: str 
             "only a registrar may create instructor or registrar accounts",
             code="registrar_required",
         )
+
+
+def _is_registrar(*, settings: Settings, keys: KeyRing, authorization: str | None) -> bool:
+    """Whether `authorization` holds a registrar's valid access token (never an error)."""
+    if authorization is None:
+        return False
+    try:
+        _require_registrar(settings=settings, keys=keys, authorization=authorization)
+    except (Forbidden, Unauthenticated):
+        return False
+    return True
 
 
 def _issue(keys: KeyRing, settings: Settings, user: queries.StoredUser, use: TokenUse) -> str:

@@ -2,9 +2,10 @@
 start-up with a message naming the variable, never a service that half works."""
 
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import Field, HttpUrl, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, HttpUrl, IPvAnyNetwork, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.auth.keys import check_private_file
 
@@ -29,6 +30,39 @@ class Settings(BaseSettings):
     # or refresh this replica must refuse is asked there once, so a user who registered a moment
     # ago can sign in here before their row has been replicated (SPEC §4).
     primary_url: HttpUrl | None = None
+
+    # Abuse limits (app/auth/throttle.py). The counts are shared by every auth node through this
+    # file, which must NOT be on LiteFS (a replica's mount is read-only): one plain SQLite file
+    # that all auth instances on this host open read-write. Default: throttle.db beside the
+    # private JWKS, the auth service's own directory outside LiteFS that every node already
+    # shares (var/auth/ in the cluster; each test's own temporary directory in the tests).
+    throttle_database: Path | None = None
+    # Failed sign-ins per username (known or not, counted alike) and per client address within
+    # the window; one more is 429 until the oldest of them leaves the window.
+    login_failures_per_username: int = Field(5, gt=0)
+    login_failures_per_address: int = Field(20, gt=0)
+    login_window_seconds: int = Field(15 * 60, gt=0)
+    # Self-registrations (no registrar token) per client address within the window.
+    registrations_per_address: int = Field(10, gt=0)
+    registration_window_seconds: int = Field(60 * 60, gt=0)
+    # Peers whose X-Forwarded-For is believed, e.g. `127.0.0.1` for the user gateway (KrakenD) on
+    # this host: comma-separated addresses or networks. From any other peer, and by default from
+    # every peer, the client address is the peer's own (see throttle.client_address).
+    trusted_proxies: Annotated[tuple[IPvAnyNetwork, ...], NoDecode] = ()
+
+    @property
+    def throttle_path(self) -> Path:
+        """The shared file of the abuse counts (AUTH_THROTTLE_DATABASE, or its default)."""
+        if self.throttle_database is not None:
+            return self.throttle_database
+        return self.private_jwks.parent / "throttle.db"
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
 
     @field_validator("database")
     @classmethod

@@ -6,6 +6,8 @@ Access and refresh tokens differ in two claims, so neither can stand in for the 
 - `token_use`: "access" or "refresh", checked by this service as well.
 """
 
+import hashlib
+import hmac
 import json
 import time
 import uuid
@@ -80,6 +82,12 @@ class KeyRing:
     @property
     def signing_kid(self) -> str:
         return self._signing_key["kid"]
+
+    def derive_secret(self, purpose: str) -> str:
+        """A secret for `purpose` that only holders of the private signing key can compute: a
+        shared secret of the auth nodes, which all read the same private JWKS."""
+        private_exponent = self._signing_key.export(private_key=True, as_dict=True)["d"]
+        return hmac.new(private_exponent.encode(), purpose.encode(), hashlib.sha256).hexdigest()
 
     def sign(self, claims: dict) -> str:
         """Serialize `claims` as a compact RS256 JWS with the signing key's `kid`."""

@@ -18,13 +18,22 @@ REFRESH_AUDIENCE = "registrar:refresh"
 GOOD_PASSWORD = "correct-horse-battery"
 
 
+# Abuse limits that tests of anything else never reach; tests/auth/test_throttle.py sets its own.
+# The counting itself still runs, in a throttle.db of each test's own (beside the private JWKS).
+ROOMY_LIMITS = {
+    "login_failures_per_username": 10_000,
+    "login_failures_per_address": 10_000,
+    "registrations_per_address": 10_000,
+}
+
+
 def make_settings(root: Path, **overrides) -> Settings:
     """A freshly initialised users database and key pair under `root`, and settings using them."""
     database = root / "users" / "auth.db"
     private_jwks = root / "auth" / "private.jwks.json"
     init_database(database)
     init_keys(private_jwks, root / "gateway" / "jwks.json", "test-key")
-    return Settings(database=database, private_jwks=private_jwks, **overrides)
+    return Settings(database=database, private_jwks=private_jwks, **(ROOMY_LIMITS | overrides))
 
 
 def new_user(**overrides) -> dict:

@@ -72,7 +72,9 @@ class AuthCluster:
     registered: list[dict] = field(default_factory=list)
 
     @classmethod
-    def create(cls, tmp: Path) -> "AuthCluster":
+    def create(cls, tmp: Path, extra_env: dict[str, str] | None = None) -> "AuthCluster":
+        """Three nodes under `tmp`, not started; `extra_env` is added to every node's
+        environment (AUTH_* settings, say)."""
         private_jwks = tmp / "auth" / "private.jwks.json"
         init_keys(private_jwks, tmp / "gateway" / "jwks.json", "e2e-key")
         ports = _distinct_free_ports(2 * len(NODES))
@@ -92,7 +94,7 @@ class AuthCluster:
             var = node.name.upper().replace("-", "_")  # secondary-1 -> SECONDARY_1
             env[f"AUTH_{var}_PORT"] = str(node.auth_port)
             env[f"LITEFS_{var}_PORT"] = str(node.litefs_port)
-        cluster.env = env
+        cluster.env = env | (extra_env or {})
         return cluster
 
     @property
@@ -256,14 +258,30 @@ def wait_for(predicate, timeout: float, interval: float = 0.002) -> float | None
         time.sleep(interval)
 
 
+# Abuse limits (app/auth/throttle.py) out of reach: tests and benchmarks register and fail
+# sign-ins far more often than the defaults allow one address, and all of them come from 127.0.0.1.
+ROOMY_LIMITS_ENV = {
+    "AUTH_LOGIN_FAILURES_PER_USERNAME": "1000000",
+    "AUTH_LOGIN_FAILURES_PER_ADDRESS": "1000000",
+    "AUTH_REGISTRATIONS_PER_ADDRESS": "1000000",
+}
+
+
 @pytest.fixture(scope="module")
-def auth_cluster(tmp_path_factory) -> Iterator[AuthCluster]:
+def auth_cluster_env() -> dict[str, str]:
+    """Settings for every node of a module's cluster; a module that tests the abuse limits
+    overrides this fixture with limits of its own."""
+    return dict(ROOMY_LIMITS_ENV)
+
+
+@pytest.fixture(scope="module")
+def auth_cluster(tmp_path_factory, auth_cluster_env: dict[str, str]) -> Iterator[AuthCluster]:
     """The three nodes, started once per test module and torn down (unmounted) at its end."""
     if os.geteuid() != 0 or not Path("/dev/fuse").exists():
         pytest.skip("LiteFS needs root and /dev/fuse to mount its FUSE file system")
     if not LITEFS.exists():
         pytest.fail(f"{LITEFS} is missing: run ./bin/test or ./bin/start, which build LiteFS")
-    cluster = AuthCluster.create(tmp_path_factory.mktemp("litefs-cluster"))
+    cluster = AuthCluster.create(tmp_path_factory.mktemp("litefs-cluster"), auth_cluster_env)
     try:
         seconds = cluster.start()
         print(f"auth cluster: 3 LiteFS nodes with auth up in {seconds:.2f} s (first start)")
