@@ -43,7 +43,9 @@ if [ ${#existing[@]} -gt 0 ]; then
     unmount_stale_litefs "$LITEFS"
     confirm "This deletes ${existing[*]} and creates them anew. Continue?" || die "nothing changed"
     rm -f "$ENROLL_DB" "$ENROLL_DB-wal" "$ENROLL_DB-shm" \
-        "$OLD_AUTH_DB" "$OLD_AUTH_DB-wal" "$OLD_AUTH_DB-shm" "$PRIVATE_JWKS" "$PUBLIC_JWKS" "$SECRET"
+        "$OLD_AUTH_DB" "$OLD_AUTH_DB-wal" "$OLD_AUTH_DB-shm" "$PRIVATE_JWKS" "$PUBLIC_JWKS" "$SECRET" \
+        "$VAR/auth/throttle.db" "$VAR/auth/throttle.db-wal" "$VAR/auth/throttle.db-shm" \
+        "$ENROLL_DB.writer-lock"
     rm -rf --one-file-system "$LITEFS"
 else
     confirm "Create the databases, keys and demo data under ${VAR#"$ROOT"/}/?" || die "nothing changed"
