@@ -8,6 +8,10 @@ from pydantic import Field, HttpUrl, IPvAnyNetwork, ValidationError, field_valid
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.auth.keys import check_private_file
+from app.common.db import WrongSchema, check_schema
+
+APPLICATION_ID = int.from_bytes(b"AUTH", "big")  # share/users/schema.sql sets these two
+SCHEMA_VERSION = 1
 
 
 class Settings(BaseSettings):
@@ -66,12 +70,16 @@ class Settings(BaseSettings):
 
     @field_validator("database")
     @classmethod
-    def _database_exists(cls, path: Path) -> Path:
+    def _database_is_ours(cls, path: Path) -> Path:
         if not path.is_file():
             raise ValueError(
                 f"{path} does not exist; the LiteFS primary creates it on first start "
                 f"(bin/auth-node), or run python -m app.auth.init_db --database {path}"
             )
+        try:
+            check_schema(path, application_id=APPLICATION_ID, user_version=SCHEMA_VERSION)
+        except WrongSchema as exc:
+            raise ValueError(str(exc)) from exc
         return path
 
     @field_validator("private_jwks")

@@ -17,3 +17,8 @@ CREATE TABLE IF NOT EXISTS user_roles (
     role    TEXT    NOT NULL CHECK (role IN ('student', 'instructor', 'registrar')),
     PRIMARY KEY (user_id, role)
 ) WITHOUT ROWID;
+
+-- Identifies the file as the auth service's database, at this schema version; the service
+-- refuses to start on anything else.
+PRAGMA application_id = 1096111176;  -- 'AUTH'
+PRAGMA user_version = 1;

@@ -223,3 +223,26 @@ def test_the_service_refuses_to_start_without_its_settings(tmp_path):
     assert result.returncode != 0
     assert "AUTH_DATABASE" in result.stderr and "app.auth.init_db" in result.stderr
     assert "AUTH_PRIVATE_JWKS" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("PRAGMA application_id = 1162760780", "is not this service's database"),  # enrollment's
+        ("PRAGMA user_version = 0", "schema version 0"),
+    ],
+)
+def test_the_service_refuses_to_start_on_a_database_of_the_wrong_schema(tmp_path, damage, message):
+    settings = make_settings(tmp_path)
+    conn = sqlite3.connect(settings.database)
+    conn.execute(damage)
+    conn.close()
+
+    result = _start_service(
+        {"AUTH_DATABASE": str(settings.database), "AUTH_PRIVATE_JWKS": str(settings.private_jwks)}
+    )
+
+    assert result.returncode != 0
+    assert "AUTH_DATABASE" in result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
