@@ -25,7 +25,7 @@ from pathlib import Path
 
 import httpx
 
-from app.common.identity import GATEWAY_SECRET_HEADER, ROLES_HEADER, USER_ID_HEADER, USERNAME_HEADER
+from app.common.identity import gateway_headers as identity
 from app.enrollment.init_db import init_db
 from bench.invariants import status_counts, violations
 from bench.loadclient import Connection
@@ -34,15 +34,6 @@ from bench.rush import Sample, Student, run_rush, summarise
 from tests.procs import ROOT, free_port, start_uvicorn, stop, wait_http
 
 DEMO_PASSWORD = "registrar-day-2026"
-
-
-def identity(secret: str, user_id: int, username: str, *roles: str) -> dict[str, str]:
-    return {
-        GATEWAY_SECRET_HEADER: secret,
-        USER_ID_HEADER: str(user_id),
-        USERNAME_HEADER: username,
-        ROLES_HEADER: ",".join(roles),
-    }
 
 
 class EnrollmentCluster:

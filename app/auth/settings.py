@@ -4,11 +4,12 @@ start-up with a message naming the variable, never a service that half works."""
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, HttpUrl, IPvAnyNetwork, ValidationError, field_validator
+from pydantic import Field, HttpUrl, IPvAnyNetwork, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.auth.keys import check_private_file
 from app.common.db import WrongSchema, check_schema
+from app.common.settings import load_or_exit
 
 APPLICATION_ID = int.from_bytes(b"AUTH", "big")  # share/users/schema.sql sets these two
 SCHEMA_VERSION = 1
@@ -91,12 +92,4 @@ class Settings(BaseSettings):
 
 def load_settings() -> Settings:
     """Read the settings from the environment, or exit with one line per bad variable."""
-    try:
-        return Settings()  # type: ignore[call-arg]  # the required values come from the env
-    except ValidationError as exc:
-        problems = [
-            f"AUTH_{'_'.join(str(part) for part in err['loc']).upper()}: "
-            + ("not set" if err["type"] == "missing" else err["msg"].removeprefix("Value error, "))
-            for err in exc.errors()
-        ]
-        raise SystemExit("auth service cannot start:\n  " + "\n  ".join(problems)) from None
+    return load_or_exit(Settings, "auth service")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from app.common.identity import GATEWAY_SECRET_HEADER, ROLES_HEADER, USER_ID_HEADER, USERNAME_HEADER
+from app.common.identity import gateway_headers
 from app.enrollment.init_db import PEOPLE as PEOPLE_FILE
 from app.enrollment.init_db import init_db
 from app.enrollment.main import create_app
@@ -39,14 +39,7 @@ def make_secret_file(directory: Path) -> Path:
     return path
 
 
-def identity_headers(secret: str, user_id: int, username: str, *roles: str) -> dict[str, str]:
-    """The headers the gateway sets for a signed-in caller."""
-    return {
-        GATEWAY_SECRET_HEADER: secret,
-        USER_ID_HEADER: str(user_id),
-        USERNAME_HEADER: username,
-        ROLES_HEADER: ",".join(roles),
-    }
+identity_headers = gateway_headers  # the headers the gateway sets for a caller
 
 
 class Api:
