@@ -28,7 +28,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(InstanceHeader, instance=settings.instance)
 
     @app.get("/health", include_in_schema=False)
-    def health() -> dict:
+    async def health() -> dict:
         return {"status": "ok", "instance": settings.instance}
 
     return app
