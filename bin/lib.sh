@@ -7,6 +7,7 @@ TOOLS="$ROOT/.tools"
 VENV="$ROOT/.venv"
 LITEFS_VERSION="v0.5.14"
 KRAKEND_VERSION="v2.13.8"
+GO_MIN="1.25"  # krakend-ce v2.13.8's go.mod says go 1.25.3
 export PATH="$TOOLS/bin:$VENV/bin:$PATH"
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
@@ -48,7 +49,12 @@ go_build() {  # go_build NAME MODULE@VERSION [ldflags]; fails (status 1) if it c
     if [ -x "$TOOLS/bin/$name" ] && [ "$(cat "$marker" 2>/dev/null)" = "$version" ]; then
         return 0
     fi
-    command -v go >/dev/null || die "Go is needed to build $name; install Go >= 1.25 and rerun."
+    command -v go >/dev/null || die "Go is needed to build $name; install Go >= $GO_MIN and rerun."
+    local have
+    have="$(go env GOVERSION)"
+    have="${have#go}"
+    printf '%s\n%s\n' "$GO_MIN" "$have" | sort -V -C \
+        || die "Go $have is too old to build $name; install Go >= $GO_MIN and rerun."
     say "Building $name $version with go install (first time only; this takes a few minutes)"
     mkdir -p "$TOOLS/bin"
     GOBIN="$TOOLS/bin" GOFLAGS=-trimpath go install -ldflags "$ldflags" "$module" || return 1
