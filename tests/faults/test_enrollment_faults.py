@@ -112,8 +112,8 @@ def test_killing_an_instance_during_a_rush_loses_nothing_and_fails_fast(tmp_path
 
 
 async def rush_with_a_kill(ports, secret, procs, launch) -> list[dict]:
-    """120 students, 8 sections of 10 seats: enroll everywhere, drop some; instance 1 is
-    killed with SIGKILL after 1 s and started again 1.5 s later."""
+    """120 students, 8 sections: enroll everywhere, drop some; instance 1 is killed with SIGKILL
+    once 150 answers are in (mid-rush, however fast the machine) and started again 1.5 s later."""
     results: list[dict] = []
     deadline = time.monotonic() + 20
 
@@ -127,10 +127,11 @@ async def rush_with_a_kill(ports, secret, procs, launch) -> list[dict]:
             if step % 3 == 2:
                 method, path, body = "DELETE", f"/users/{user_id}/enrollments/{section - 1}", None
             results.append(await attempt(port, method, path, headers, body, ports))
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.2)
 
     async def killer() -> None:
-        await asyncio.sleep(1.0)
+        while len(results) < 150 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
         procs[1].send_signal(signal.SIGKILL)
         procs[1].wait()
         await asyncio.sleep(1.5)
