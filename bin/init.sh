@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Create the runtime state under var/ (or $VAR_DIR): the enrollment database with its seed, the
-# auth signing keys (private JWKS for the auth service, public JWKS for the gateways) and the
-# gateway's shared secret. The auth database is not made here: LiteFS replicates only what is
-# written through its mount, so the LiteFS primary creates it, with the same seed people, on the
-# cluster's first start (bin/auth-node); re-initialising deletes the LiteFS state under var/litefs.
+# auth signing keys (private JWKS for the auth service, public JWKS for the gateways), the
+# gateway's shared secret, and the auth database with the same seed people. LiteFS replicates only
+# what is written through its mount, so the auth database is made by a short run of the LiteFS
+# primary (bin/auth-node); re-initialising deletes the LiteFS state under var/litefs.
 #
 #   bin/init.sh          asks before replacing anything
 #   bin/init.sh --yes    no questions (replaces existing state)
@@ -25,6 +25,34 @@ OLD_AUTH_DB="$VAR/auth/auth.db"  # written here before the auth database moved o
 PRIVATE_JWKS="$VAR/auth/private.jwks.json"
 PUBLIC_JWKS="$VAR/gateway/jwks.json"
 SECRET="$VAR/gateway.secret"
+
+# LiteFS replicates only what is written through a mount, so the auth users database is made by the
+# LiteFS primary itself (bin/auth-node creates it through its mount when missing): start the
+# primary node just long enough for that, then stop it, leaving nothing mounted.
+create_auth_database() {
+    require_fuse
+    ensure_litefs
+    set -a
+    # shellcheck source=/dev/null
+    source "$ROOT/etc/cluster.env"
+    set +a
+    export LITEFS_DIR="$LITEFS" AUTH_PRIVATE_JWKS="$PRIVATE_JWKS"
+    export AUTH_THROTTLE_DATABASE="$VAR/auth/throttle.db"
+    say "Auth users database with demo users, through the LiteFS primary: ${LITEFS#"$ROOT"/}/primary/mnt/auth.db"
+    "$ROOT/bin/auth-node" primary &
+    local node=$! url="http://127.0.0.1:$AUTH_PRIMARY_PORT/.well-known/jwks.json" tries=0
+    until curl -fs -o /dev/null "$url"; do
+        if ! kill -0 "$node" 2>/dev/null || [ "$tries" -ge 600 ]; then
+            kill -TERM "$node" 2>/dev/null || true
+            wait "$node" || true
+            die "the LiteFS primary did not come up to create the auth database (port $AUTH_PRIMARY_PORT busy? see above)"
+        fi
+        sleep 0.1
+        tries=$((tries + 1))
+    done
+    kill -TERM "$node"
+    wait "$node" || true
+}
 
 confirm() {
     [ "$assume_yes" = 1 ] && return 0
@@ -63,5 +91,5 @@ python -m app.enrollment.init_db "$ENROLL_DB"
 say "Auth signing keys: ${PRIVATE_JWKS#"$ROOT"/} (public half: ${PUBLIC_JWKS#"$ROOT"/})"
 python -m app.auth.init_db --private-jwks "$PRIVATE_JWKS" --public-jwks "$PUBLIC_JWKS"
 chmod 755 "$VAR/gateway" && chmod 644 "$PUBLIC_JWKS"
-say "Auth users database: created with the demo users by the LiteFS primary on first start"
+create_auth_database
 say "Done. Demo users sign in with the password in README.md."
