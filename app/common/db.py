@@ -1,13 +1,18 @@
 """SQLite connections for both services: WAL, busy timeout, foreign keys, explicit transactions."""
 
+import asyncio
 import fcntl
 import os
 import queue
 import sqlite3
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+import weakref
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager, nullcontext
+from contextvars import ContextVar
 from pathlib import Path
+
+from anyio import to_thread
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -28,6 +33,8 @@ class WriterLock:
 
     def __init__(self, path: Path | None) -> None:
         self._mutex = threading.Lock()
+        # One asyncio lock per event loop (tests run several loops in one process).
+        self._async_mutexes: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._fd = None if path is None else os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
 
     @classmethod
@@ -50,6 +57,42 @@ class WriterLock:
                 yield
             finally:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    @asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        """The write turn for code on an event loop: the wait happens off the loop (other
+        requests go on), the transaction itself then runs on the loop without a thread hop and
+        without threads of its own process competing with it for the GIL."""
+        loop = asyncio.get_running_loop()
+        mutex = self._async_mutexes.setdefault(loop, asyncio.Lock())
+        async with mutex:
+            try:
+                if self._fd is not None:
+                    try:
+                        fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except BlockingIOError:
+                        # Not abandoned on cancellation: the thread's flock always completes.
+                        await to_thread.run_sync(fcntl.flock, self._fd, fcntl.LOCK_EX)
+                token = _turn_held.set(self)
+                try:
+                    yield
+                finally:
+                    _turn_held.reset(token)
+            finally:
+                # Also when cancelled right after the thread took the lock: never leave it held.
+                # Unlocking a lock not held is a no-op, and this process's other writers wait
+                # on `mutex`, so nothing else of ours holds it now.
+                if self._fd is not None:
+                    fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+
+# The WriterLock whose turn the current task holds (so `immediate` does not queue again).
+_turn_held: ContextVar[WriterLock | None] = ContextVar("writer_turn_held", default=None)
+
+
+def write_turn(conn: sqlite3.Connection):
+    """`async with write_turn(conn):` before calling code that writes, from an event loop."""
+    return conn.writer_lock.turn()  # type: ignore[attr-defined]
 
 
 class Connection(sqlite3.Connection):
@@ -91,7 +134,7 @@ def immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     """Run a read-then-write as one BEGIN IMMEDIATE transaction: the write lock is taken up front,
     so no other process can change what we read before we write."""
     lock = getattr(conn, "writer_lock", None) or WriterLock.for_file(None)
-    with lock.held():
+    with nullcontext() if _turn_held.get() is lock else lock.held():
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn

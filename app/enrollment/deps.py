@@ -6,9 +6,8 @@ from collections.abc import AsyncIterator, Callable
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
-from starlette.concurrency import run_in_threadpool
 
-from app.common.db import ConnectionPool
+from app.common.db import ConnectionPool, write_turn
 from app.common.errors import Forbidden, Unauthenticated
 from app.common.identity import (
     GATEWAY_SECRET_HEADER,
@@ -69,8 +68,8 @@ async def caller(
         raise Unauthenticated(f"{ROLES_HEADER} names no known role")
     who = Identity(user_id=int(header_user_id), username=header_username, roles=role_set)
     if not service.user_is_current(conn, who):
-        # Rare (a user's first request, or new roles): write off the event loop.
-        await run_in_threadpool(service.remember_user, conn, who)
+        async with write_turn(conn):  # rare: a user's first request, or new roles
+            service.remember_user(conn, who)
     return who
 
 

@@ -1,8 +1,8 @@
 """HTTP routes of the enrollment service: thin wrappers over `service`.
 
-Reads are `async def`: in WAL mode a read never waits for a lock, so it runs on the event loop
-without a thread hop (2x the throughput). Writes are plain `def`, run in the thread pool, since
-BEGIN IMMEDIATE may wait for another process's transaction.
+Every route runs on the event loop, without a thread hop. Reads never wait for a lock in WAL mode;
+writes first wait for their turn (`write_turn`: off the loop, queued with the other instances'
+writers on one lock file), then run their BEGIN IMMEDIATE transaction on the loop.
 
 Each route declares the roles the gateway lets through (`x-roles` in the OpenAPI schema); the
 gateway config is checked against this table by tests/test_gateway_routes.py.
@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 
+from app.common.db import write_turn
 from app.common.errors import error_responses
 from app.enrollment import queries, service
 from app.enrollment.deps import Caller, Db, allow
@@ -95,9 +96,10 @@ async def get_course(course_id: CourseId, conn: Db, _: Caller):
 
 
 @route("POST", "/courses", ("registrar",), response_model=CourseOut, status_code=201)
-def create_course(body: CourseCreate, conn: Db, who: Caller):
+async def create_course(body: CourseCreate, conn: Db, who: Caller):
     """Add a course to the catalog."""
-    return service.create_course(conn, who, body)
+    async with write_turn(conn):
+        return service.create_course(conn, who, body)
 
 
 @route("GET", "/courses/{course_id}/waitlist", STAFF, response_model=list[WaitlistEntry])
@@ -126,21 +128,24 @@ async def get_section(section_id: SectionId, conn: Db, _: Caller):
 
 
 @route("POST", "/sections", ("registrar",), response_model=SectionOut, status_code=201)
-def create_section(body: SectionCreate, conn: Db, who: Caller):
+async def create_section(body: SectionCreate, conn: Db, who: Caller):
     """Open a new section of a course."""
-    return service.create_section(conn, who, body)
+    async with write_turn(conn):
+        return service.create_section(conn, who, body)
 
 
 @route("PATCH", "/sections/{section_id}", ("registrar",), response_model=SectionChange)
-def update_section(section_id: SectionId, body: SectionUpdate, conn: Db, who: Caller):
+async def update_section(section_id: SectionId, body: SectionUpdate, conn: Db, who: Caller):
     """Freeze/unfreeze, reassign, or resize a section; says who was promoted as a result."""
-    return service.update_section(conn, who, section_id, body)
+    async with write_turn(conn):
+        return service.update_section(conn, who, section_id, body)
 
 
 @route("DELETE", "/sections/{section_id}", ("registrar",), status_code=204)
-def delete_section(section_id: SectionId, conn: Db, who: Caller):
+async def delete_section(section_id: SectionId, conn: Db, who: Caller):
     """Remove a section from the catalog (its history stays in the database)."""
-    service.delete_section(conn, who, section_id)
+    async with write_turn(conn):
+        service.delete_section(conn, who, section_id)
     return Response(status_code=204)
 
 
@@ -162,9 +167,10 @@ async def section_waitlist(section_id: SectionId, conn: Db, who: Caller):
 
 
 @route("DELETE", "/sections/{section_id}/enrollments/{user_id}", STAFF, response_model=DropOut)
-def administrative_drop(section_id: SectionId, user_id: UserId, conn: Db, who: Caller):
+async def administrative_drop(section_id: SectionId, user_id: UserId, conn: Db, who: Caller):
     """Drop a student from a section (or its waitlist) on the staff's authority."""
-    return service.administrative_drop(conn, who, section_id, user_id)
+    async with write_turn(conn):
+        return service.administrative_drop(conn, who, section_id, user_id)
 
 
 # users
@@ -214,21 +220,24 @@ async def user_waitlist(user_id: UserId, conn: Db, who: Caller):
     response_model=EnrollmentOut,
     status_code=201,
 )
-def enroll(user_id: UserId, body: EnrollIn, conn: Db, who: Caller):
+async def enroll(user_id: UserId, body: EnrollIn, conn: Db, who: Caller):
     """Enroll in a section: a seat if one is free and nobody waits, else the waitlist."""
-    return service.enroll(conn, who, user_id, body)
+    async with write_turn(conn):
+        return service.enroll(conn, who, user_id, body)
 
 
 @route("DELETE", "/users/{user_id}/enrollments/{section_id}", SELF, response_model=DropOut)
-def drop(user_id: UserId, section_id: SectionId, conn: Db, who: Caller):
+async def drop(user_id: UserId, section_id: SectionId, conn: Db, who: Caller):
     """Drop a section; the head of its waitlist takes the seat unless the section is frozen."""
-    return service.drop(conn, who, user_id, section_id)
+    async with write_turn(conn):
+        return service.drop(conn, who, user_id, section_id)
 
 
 @route("DELETE", "/users/{user_id}/waitlist/{section_id}", SELF, response_model=DropOut)
-def leave_waitlist(user_id: UserId, section_id: SectionId, conn: Db, who: Caller):
+async def leave_waitlist(user_id: UserId, section_id: SectionId, conn: Db, who: Caller):
     """Leave a section's waitlist; everyone behind moves up one place."""
-    return service.leave_waitlist(conn, who, user_id, section_id)
+    async with write_turn(conn):
+        return service.leave_waitlist(conn, who, user_id, section_id)
 
 
 # audit
