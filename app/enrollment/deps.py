@@ -18,11 +18,6 @@ from app.common.identity import (
 )
 from app.enrollment import service
 from app.enrollment.service import Identity
-from app.enrollment.settings import Settings
-
-
-def get_settings(request: Request) -> Settings:
-    return request.app.state.settings
 
 
 async def db(request: Request) -> AsyncIterator[sqlite3.Connection]:
