@@ -24,10 +24,12 @@ from fastapi.routing import APIRoute
 
 from app.common.identity import (
     GATEWAY_SECRET_HEADER,
+    IDENTITY_HEADERS,
     ROLES_HEADER,
     USER_ID_HEADER,
     USERNAME_HEADER,
 )
+from app.enrollment.deps import caller as enrollment_caller
 from app.enrollment.routes import router as enrollment_router
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,12 +70,16 @@ def service_routes(router) -> dict[Endpoint, APIRoute]:
 
 
 def params(route: APIRoute, kind: str) -> set[str]:
-    """Names of the query or header parameters a route reads, its dependencies' included."""
+    """Names of the query or header parameters a route reads, its dependencies' included. The
+    enrollment service's `caller` dependency reads the identity headers from the request itself
+    (cheaper than declared header parameters), so a route that depends on it reads those."""
     found: set[str] = set()
     pending = [route.dependant]
     while pending:
         dependant = pending.pop()
         found |= {param.alias for param in getattr(dependant, kind)}
+        if kind == "header_params" and dependant.call is enrollment_caller:
+            found |= {*IDENTITY_HEADERS, GATEWAY_SECRET_HEADER}
         pending.extend(dependant.dependencies)
     return found
 

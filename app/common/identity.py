@@ -10,6 +10,10 @@ USERNAME_HEADER = "X-User-Name"  # claim `preferred_username`
 ROLES_HEADER = "X-User-Roles"  # claim `roles`, comma-separated
 GATEWAY_SECRET_HEADER = "X-Gateway-Secret"  # value from var/gateway.secret, set by the gateway
 
+# What the gateway sets from the token's claims, and the only client-facing headers a backend reads
+# as identity (app/enrollment/deps.py `caller`).
+IDENTITY_HEADERS = (USER_ID_HEADER, USERNAME_HEADER, ROLES_HEADER)
+
 ROLES = ("student", "instructor", "registrar")
 
 

@@ -5,12 +5,13 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
 
 from app.common.db import ConnectionPool, write_turn
 from app.common.errors import Forbidden, Unauthenticated
 from app.common.identity import (
     GATEWAY_SECRET_HEADER,
+    IDENTITY_HEADERS,
     ROLES,
     ROLES_HEADER,
     USER_ID_HEADER,
@@ -30,29 +31,21 @@ async def db(request: Request) -> AsyncIterator[sqlite3.Connection]:
 Db = Annotated[sqlite3.Connection, Depends(db)]
 
 
-async def caller(
-    request: Request,
-    conn: Db,
-    header_user_id: Annotated[
-        str | None, Header(alias=USER_ID_HEADER, include_in_schema=False)
-    ] = None,
-    header_username: Annotated[
-        str | None, Header(alias=USERNAME_HEADER, include_in_schema=False)
-    ] = None,
-    header_roles: Annotated[str | None, Header(alias=ROLES_HEADER, include_in_schema=False)] = None,
-    secret: Annotated[
-        str | None, Header(alias=GATEWAY_SECRET_HEADER, include_in_schema=False)
-    ] = None,
-) -> Identity:
+async def caller(request: Request, conn: Db) -> Identity:
     """The identity the gateway vouches for. Without the gateway's secret, or without the
     identity headers, the request is not signed in (401)."""
+    # Read straight from the headers rather than as FastAPI Header parameters: declared header
+    # parameters cost a fifth of each request's CPU in FastAPI's dependency solving (py-spy).
+    headers = request.headers
+    secret = headers.get(GATEWAY_SECRET_HEADER)
+    header_user_id = headers.get(USER_ID_HEADER)
+    header_username = headers.get(USERNAME_HEADER)
+    header_roles = headers.get(ROLES_HEADER)
     expected: str = request.app.state.gateway_secret
     if secret is None or not hmac.compare_digest(secret.encode(), expected.encode()):
         raise Unauthenticated("request did not come through the gateway", code="no_gateway")
     if not header_user_id or not header_username or not header_roles:
-        raise Unauthenticated(
-            f"missing identity: {USER_ID_HEADER}, {USERNAME_HEADER} and {ROLES_HEADER} are required"
-        )
+        raise Unauthenticated(f"missing identity: {', '.join(IDENTITY_HEADERS)} are required")
     if (
         not (header_user_id.isascii() and header_user_id.isdigit())
         or not 0 < int(header_user_id) < 2**63
