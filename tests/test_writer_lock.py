@@ -63,9 +63,9 @@ def test_a_writer_cancelled_while_waiting_does_not_keep_the_lock(tmp_path):
                 await asyncio.sleep(30)
 
         task = asyncio.create_task(writer())
-        await asyncio.sleep(0.2)  # now waiting for the flock in a worker thread
+        await asyncio.sleep(0.2)  # now waiting for its turn
         task.cancel()
-        fcntl.flock(other, fcntl.LOCK_UN)  # the thread's flock goes through after the cancel
+        fcntl.flock(other, fcntl.LOCK_UN)  # the lock comes free just after the cancel
         with suppress(asyncio.CancelledError):
             await asyncio.wait_for(task, 5)
 
