@@ -2,12 +2,15 @@
 the JWKS the service serves; access and refresh tokens never pass for each other."""
 
 import base64
+import hashlib
+import hmac
 import json
 import sqlite3
 import uuid
 
 import jwt
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from app.auth.keys import generate_jwks
 from app.auth.tokens import KeyRing, build_claims
@@ -193,3 +196,34 @@ def test_refresh_for_a_deleted_account_is_401(client, settings):
 @pytest.mark.parametrize("body", [{}, {"refresh_token": ""}, {"refresh_token": 5}])
 def test_malformed_refresh_is_422(client, body):
     assert client.post("/refresh", json=body).status_code == 422
+
+
+def _refresh_claims(settings) -> dict:
+    return build_claims(
+        user_id=1,
+        username="rhenderson",
+        roles=["registrar"],
+        issuer=settings.issuer,
+        audience=settings.audience,
+        ttl_seconds=60,
+        token_use="refresh",
+    )
+
+
+def test_refresh_refuses_hs256_signed_with_the_public_key(client, settings):
+    """The algorithm-confusion attack: HMAC keyed with the public key everyone can fetch."""
+    public_jwk = client.get("/.well-known/jwks.json").json()["keys"][0]
+    public_pem = jwt.algorithms.RSAAlgorithm.from_jwk(json.dumps(public_jwk)).public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    header = _b64({"alg": "HS256", "kid": public_jwk["kid"], "typ": "JWT"})
+    signing_input = f"{header}.{_b64(_refresh_claims(settings))}"
+    for key in (public_pem, json.dumps(public_jwk).encode()):
+        mac = hmac.new(key, signing_input.encode(), hashlib.sha256).digest()
+        forged = f"{signing_input}.{base64.urlsafe_b64encode(mac).rstrip(b'=').decode()}"
+        assert _refresh(client, forged).status_code == 401
+
+
+def test_refresh_refuses_a_token_whose_kid_names_no_served_key(client, settings):
+    stranger = KeyRing(generate_jwks(["other-key"]))
+    assert _refresh(client, stranger.sign(_refresh_claims(settings))).status_code == 401
