@@ -34,6 +34,19 @@ def _b64(data: dict) -> str:
     return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
 
 
+def _refresh_claims(settings) -> dict:
+    """A valid refresh token's claims for the seed registrar."""
+    return build_claims(
+        user_id=1,
+        username="rhenderson",
+        roles=["registrar"],
+        issuer=settings.issuer,
+        audience=settings.audience,
+        ttl_seconds=60,
+        token_use="refresh",
+    )
+
+
 def test_the_served_jwks_holds_public_keys_only_and_matches_the_gateways_copy(client, settings):
     jwks = client.get("/.well-known/jwks.json").json()
 
@@ -131,28 +144,12 @@ def test_refresh_refuses_an_expired_refresh_token(client, settings):
 
 def test_refresh_refuses_a_token_from_another_key_with_the_same_kid(client, settings):
     impostor = KeyRing(generate_jwks(["test-key"]))
-    claims = build_claims(
-        user_id=1,
-        username="rhenderson",
-        roles=["registrar"],
-        issuer=settings.issuer,
-        audience=settings.audience,
-        ttl_seconds=60,
-        token_use="refresh",
-    )
+    claims = _refresh_claims(settings)
     assert _refresh(client, impostor.sign(claims)).status_code == 401
 
 
 def test_refresh_refuses_an_unsigned_token(client, settings):
-    claims = build_claims(
-        user_id=1,
-        username="rhenderson",
-        roles=["registrar"],
-        issuer=settings.issuer,
-        audience=settings.audience,
-        ttl_seconds=60,
-        token_use="refresh",
-    )
+    claims = _refresh_claims(settings)
     unsigned = f"{_b64({'alg': 'none', 'kid': 'test-key'})}.{_b64(claims)}."
 
     assert _refresh(client, unsigned).status_code == 401
@@ -160,15 +157,7 @@ def test_refresh_refuses_an_unsigned_token(client, settings):
 
 @pytest.mark.parametrize("claim", ["iss", "aud"])
 def test_refresh_refuses_a_token_for_another_issuer_or_audience(client, settings, claim):
-    claims = build_claims(
-        user_id=1,
-        username="rhenderson",
-        roles=["registrar"],
-        issuer=settings.issuer,
-        audience=settings.audience,
-        ttl_seconds=60,
-        token_use="refresh",
-    )
+    claims = _refresh_claims(settings)
     claims[claim] = "someone-else"
 
     assert _refresh(client, sign(settings, claims)).status_code == 401
@@ -196,18 +185,6 @@ def test_refresh_for_a_deleted_account_is_401(client, settings):
 @pytest.mark.parametrize("body", [{}, {"refresh_token": ""}, {"refresh_token": 5}])
 def test_malformed_refresh_is_422(client, body):
     assert client.post("/refresh", json=body).status_code == 422
-
-
-def _refresh_claims(settings) -> dict:
-    return build_claims(
-        user_id=1,
-        username="rhenderson",
-        roles=["registrar"],
-        issuer=settings.issuer,
-        audience=settings.audience,
-        ttl_seconds=60,
-        token_use="refresh",
-    )
 
 
 def test_refresh_refuses_hs256_signed_with_the_public_key(client, settings):
