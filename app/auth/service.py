@@ -118,6 +118,8 @@ def login(
                 if attempt is not None:
                     throttle.login_succeeded(attempt)
                 return tokens
+        if attempt is not None:
+            throttle.login_failed(attempt)
         raise Unauthenticated(BAD_CREDENTIALS, code="invalid_credentials")
     if attempt is not None:
         throttle.login_succeeded(attempt)

@@ -11,11 +11,18 @@ On a deployment over several hosts a local file is not shared: it would be repla
 every node reaches (Redis, say), behind the same three methods of `Throttle`.
 
 The rules:
-- Sign-in: an attempt is recorded as a failure, in the same transaction that checks the counts,
-  before the password is checked, so parallel guesses cannot all pass a count that none of them
-  has added to yet. A success then withdraws it. Over either limit (failures of this username
-  within the window, or from this address), 429 `too_many_attempts`; the refused attempt is not
-  recorded, so the block lifts when the oldest failure leaves the window.
+- Sign-in, per username: an attempt is recorded against its username, in the same transaction
+  that checks the counts, before the password is checked, so parallel guesses at one account
+  cannot all pass a count that none of them has added to yet: at most the limit's worth of
+  unverified attempts per username are ever in flight. A success withdraws it.
+- Sign-in, per address: only real failures count, recorded once the password has been checked
+  and found wrong. Many people behind one address (a campus NAT at 8:00 on registration day)
+  signing in at once with the right passwords are never refused for each other's attempts in
+  flight; guessing over many usernames from one address is stopped once its failures reach the
+  limit (overshot at most by the guesses already in flight, each of which is bounded per
+  username as above).
+- Over either limit, 429 `too_many_attempts`; the refused attempt is not recorded, so the block
+  lifts when the oldest failure leaves the window.
 - Unknown usernames are counted exactly as known ones, and the check comes before the user is
   looked up: a 429 says nothing about whether an account exists.
 - A success clears its username's failures: the owner who mistyped four times and then got in is
@@ -79,10 +86,10 @@ class Origin:
 
 @dataclass(frozen=True)
 class LoginAttempt:
-    """A sign-in attempt, recorded as a failure until `Throttle.login_succeeded`."""
+    """A sign-in attempt, counted against its username until `Throttle.login_succeeded`."""
 
     username_key: str
-    address_row: int
+    address_key: str
 
 
 class TooManyAttempts(TooManyRequests):
@@ -150,31 +157,31 @@ class Throttle:
 
     def start_login(self, *, username: str, address: str) -> LoginAttempt:
         """Refuse a sign-in whose username or address is over its limit of failures (429);
-        otherwise record it as a failure, until `login_succeeded` says otherwise."""
+        otherwise count it against the username until `login_succeeded` says otherwise."""
         username_key, address_key = _key(username), _key(address)
-        address_row = None
         with self._transaction() as (conn, now):
             refusal = self._refusal(conn, now, LOGIN_USERNAME, username_key) or self._refusal(
                 conn, now, LOGIN_ADDRESS, address_key
             )
             if refusal is None:
                 _record(conn, LOGIN_USERNAME, username_key, now)
-                address_row = _record(conn, LOGIN_ADDRESS, address_key, now)
         # Raised once the transaction has committed, so the pruning it may have done stays done.
-        if address_row is None:
-            assert refusal is not None
+        if refusal is not None:
             raise refusal
-        return LoginAttempt(username_key=username_key, address_row=address_row)
+        return LoginAttempt(username_key=username_key, address_key=address_key)
 
     def login_succeeded(self, attempt: LoginAttempt) -> None:
-        """The password was right: clear the username's failures, and take this attempt off the
-        address's count (it was no failure; the address's other failures stay)."""
+        """The password was right: clear the username's failures (this attempt among them)."""
         with self._transaction() as (conn, _):
             conn.execute(
                 "DELETE FROM attempts WHERE scope = ? AND key = ?",
                 (LOGIN_USERNAME, attempt.username_key),
             )
-            conn.execute("DELETE FROM attempts WHERE id = ?", (attempt.address_row,))
+
+    def login_failed(self, attempt: LoginAttempt) -> None:
+        """The password was wrong (or the user unknown): count a failure against the address."""
+        with self._transaction() as (conn, now):
+            _record(conn, LOGIN_ADDRESS, attempt.address_key, now)
 
     def start_registration(self, *, address: str) -> None:
         """Refuse a self-registration from an address over its limit (429); otherwise count it."""
@@ -221,12 +228,8 @@ def _key(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
-def _record(conn: sqlite3.Connection, scope: str, key: str, now: float) -> int:
-    cursor = conn.execute(
-        "INSERT INTO attempts (scope, key, at) VALUES (?, ?, ?)", (scope, key, now)
-    )
-    assert cursor.lastrowid is not None
-    return cursor.lastrowid
+def _record(conn: sqlite3.Connection, scope: str, key: str, now: float) -> None:
+    conn.execute("INSERT INTO attempts (scope, key, at) VALUES (?, ?, ?)", (scope, key, now))
 
 
 Network = IPv4Network | IPv6Network

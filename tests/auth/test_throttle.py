@@ -162,6 +162,32 @@ def test_a_success_clears_the_failures_of_its_username(client):
     assert answers == [401, 401, 200, 401, 401, 401, 429]
 
 
+def test_correct_sign_ins_in_flight_together_from_one_address_are_never_refused(client):
+    """A campus NAT at 8:00: more students than the address's failure limit (6 here) are between
+    "checked the limits" and "password verified" at the same moment. None of them is a failure."""
+    throttle = client.app.state.throttle
+    in_flight = [
+        throttle.start_login(username=f"student-{n}", address=CLIENT[0]) for n in range(40)
+    ]
+    for attempt in in_flight:
+        throttle.login_succeeded(attempt)
+
+    assert register(client).status_code == 201
+    assert login(client, "newstudent", GOOD_PASSWORD).status_code == 200
+
+
+def test_parallel_guesses_at_one_username_are_bounded_before_any_password_is_checked(client):
+    """Unverified attempts count against their username at once: at most the limit's worth (3
+    here) of guesses at one account are ever in flight."""
+    throttle = client.app.state.throttle
+    in_flight = [throttle.start_login(username="newstudent", address=CLIENT[0]) for _ in range(3)]
+
+    assert login(client, "newstudent", WRONG).status_code == 429
+    for attempt in in_flight:
+        throttle.login_failed(attempt)
+    assert login(client, "newstudent", GOOD_PASSWORD).status_code == 429
+
+
 def test_the_block_lifts_as_the_window_slides(client, clock):
     start = clock.now
     for offset in (0, 100, 200):
