@@ -1,80 +1,53 @@
 """One command to measure the cluster: `./bin/bench` (python -m bench.run --help).
 
-It starts its own cluster on free loopback ports in var/bench/<run>/ (three enrollment instances
-on one database file, the three LiteFS auth nodes), then measures:
+It starts the whole cluster of the Procfile on free loopback ports in var/bench/<run>/ (three
+enrollment instances on one database file, the three LiteFS auth nodes, both KrakenD gateways;
+harness/cluster.py), then measures, all in the same run so the ratios are fair on a noisy machine:
   1. rush: S students, K sections (capacity 30, waitlist 15), C concurrent clients doing enroll,
-     drop, leave-waitlist and list-my-sections; then every SPEC §2 invariant on the database;
-  2. read path: GET /sections on one instance, on all three at once, and a trivial /health;
-  3. auth: register/s on the LiteFS primary and logins/s over the three nodes.
+     drop, leave-waitlist and list-my-sections through the enroll gateway with real tokens; then
+     every SPEC §2 invariant on the database;
+  2. ceiling: the same gateway config, token validation included, in front of the instances'
+     trivial /health: the most any request through the gateway can do here;
+  3. read path: GET /sections through the gateway and straight to the three instances (with the
+     headers the gateway would set), and /health on one instance;
+  4. auth through the user gateway: register/s (LiteFS primary) and logins/s over the three nodes.
 It prints a table and writes it as JSON to var/bench/results-<run>.json. Every loop is bounded in
 count and time; traffic goes to 127.0.0.1 only.
-
-KrakenD cannot be built on this project's machine (the Go module proxy refuses krakend-ce), so the
-gateway columns of the issue cannot be measured here: requests carry the identity headers and the
-gateway secret that the gateway would add.
 """
 
 import argparse
 import asyncio
+import copy
 import json
-import secrets
 import sys
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 import httpx
 
-from app.common.identity import gateway_headers as identity
-from app.enrollment.init_db import init_db
-from bench.invariants import status_counts, violations
-from bench.loadclient import Connection
+from app.common.identity import gateway_headers
 from bench.readpath import wrk, wrk_spread
 from bench.rush import Sample, Student, run_rush, summarise
-from tests.procs import ROOT, free_port, start_uvicorn, stop, wait_http
+from harness.auth_cluster import ROOMY_LIMITS_ENV
+from harness.cluster import DEMO_PASSWORD, Cluster
+from harness.gateway import Gateway, render
+from harness.invariants import status_counts, violations
+from harness.loadclient import Connection
+from harness.procs import ROOT, free_port
 
-DEMO_PASSWORD = "registrar-day-2026"
-
-
-class EnrollmentCluster:
-    def __init__(self, run_dir: Path) -> None:
-        self.dir = run_dir / "enroll"
-        self.dir.mkdir(parents=True)
-        self.db = self.dir / "enroll.db"
-        init_db(self.db)
-        self.secret_file = self.dir / "gateway.secret"
-        self.secret_file.write_text(secrets.token_urlsafe(48))
-        self.secret_file.chmod(0o600)
-        self.secret = self.secret_file.read_text()
-        self.ports = [free_port() for _ in range(3)]
-        self.procs = []
-
-    @property
-    def urls(self) -> list[str]:
-        return [f"http://127.0.0.1:{p}" for p in self.ports]
-
-    def start(self) -> None:
-        env = {"ENROLL_DATABASE": str(self.db), "ENROLL_GATEWAY_SECRET_FILE": str(self.secret_file)}
-        for i, port in enumerate(self.ports):
-            self.procs.append(
-                start_uvicorn(
-                    "app.enrollment.main:create_app",
-                    port,
-                    {**env, "ENROLL_INSTANCE": f"enrollment-{i}"},
-                    self.dir / f"enrollment-{i}.log",
-                )  # fmt: skip
-            )
-        for url, proc in zip(self.urls, self.procs, strict=True):
-            wait_http(url + "/health", proc)
-
-    def stop(self) -> None:
-        stop(self.procs)
+PREFIX = "/enroll_api"
+CEILING_PATH = PREFIX + "/bench-ceiling"
 
 
-def create_sections(cluster: EnrollmentCluster, count: int) -> list[int]:
-    registrar = identity(cluster.secret, 1, "rhenderson", "registrar")
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def create_sections(cluster: Cluster, count: int) -> list[int]:
+    registrar = bearer(cluster.token(1, "rhenderson", "registrar"))
     ids = []
-    with httpx.Client(base_url=cluster.urls[0], headers=registrar, timeout=30) as client:
+    base = cluster.enroll_gateway.url + PREFIX
+    with httpx.Client(base_url=base, headers=registrar, timeout=30) as client:
         course = client.post(
             "/courses", json={"department_id": 1, "code": "CPSC 999", "title": "Bench Rush"}
         ).json()["id"]
@@ -87,55 +60,83 @@ def create_sections(cluster: EnrollmentCluster, count: int) -> list[int]:
     return ids
 
 
-def bench_rush(cluster: EnrollmentCluster, args) -> dict:
+def bench_rush(cluster: Cluster, args) -> dict:
     sections = create_sections(cluster, args.sections)
     students = [
-        Student(u, identity(cluster.secret, u, f"bench{u}", "student"))
+        Student(u, bearer(cluster.token(u, f"bench{u}", "student")))
         for u in range(100_000, 100_000 + args.students)
     ]
     samples, seconds = asyncio.run(
         run_rush(
-            cluster.urls,
+            [cluster.enroll_gateway.url],
             students,
             sections,
             clients=args.clients,
             seconds=args.seconds,
             max_operations=args.max_operations,
-        )  # fmt: skip
+            prefix=PREFIX,
+        )
     )
-    result = summarise("rush", samples, seconds)
+    result = summarise("rush through the enroll gateway", samples, seconds)
     result["server_errors"] = sum(1 for s in samples if s.status is None or s.status >= 500)
-    result["invariant_violations"] = violations(cluster.db)
-    result["final_rows"] = status_counts(cluster.db)
+    result["invariant_violations"] = violations(cluster.enrollment.db)
+    result["final_rows"] = status_counts(cluster.enrollment.db)
     return result
 
 
-def bench_read_path(cluster: EnrollmentCluster, args) -> list[dict]:
-    student = identity(cluster.secret, 9, "ajohnson", "student")
-    one = wrk(cluster.urls[0] + "/sections", student, seconds=args.read_seconds,
-              connections=args.read_connections)  # fmt: skip
-    three = wrk_spread([u + "/sections" for u in cluster.urls], student,
-                       seconds=args.read_seconds, connections=args.read_connections)  # fmt: skip
-    health = wrk(cluster.urls[0] + "/health", {}, seconds=args.read_seconds,
-                 connections=args.read_connections)  # fmt: skip
+def ceiling_gateway(cluster: Cluster) -> Gateway:
+    """The enroll gateway's own rendered config, token validator and all, with one endpoint
+    more: CEILING_PATH, forwarded to the instances' /health, which does no work."""
+    out = cluster.var / "ceiling-rendered.json"
+    port = free_port()
+    env = {**cluster.enroll_gateway.env, "GATEWAY_ENROLL_PORT": str(port)}
+    env["GATEWAY_SECRET"] = cluster.secret
+    checked = render("enroll", env, out)
+    if checked.returncode != 0:
+        raise RuntimeError(f"the enroll config did not render:\n{checked.stdout}{checked.stderr}")
+    config = json.loads(out.read_text())
+    template = next(e for e in config["endpoints"] if e["endpoint"] == PREFIX + "/sections")
+    ceiling = copy.deepcopy(template)
+    ceiling["endpoint"], ceiling["input_query_strings"] = CEILING_PATH, []
+    ceiling["backend"][0]["url_pattern"] = "/health"
+    config["endpoints"].append(ceiling)
+    return Gateway.plain("ceiling", cluster.var, config)
+
+
+def bench_read_path(cluster: Cluster, args) -> list[dict]:
+    who = (9, "ajohnson", "student")
+    token = bearer(cluster.token(*who))
+    direct = gateway_headers(cluster.secret, *who)
+    urls = cluster.enrollment.urls
+    options = {"seconds": args.read_seconds, "connections": args.read_connections}
+    ceiling = ceiling_gateway(cluster)
+    ceiling.start()
+    try:
+        top = wrk(ceiling.url + CEILING_PATH, token, **options)
+    finally:
+        ceiling.stop()
+    via_gateway = wrk(cluster.enroll_gateway.url + PREFIX + "/sections", token, **options)
+    three = wrk_spread([u + "/sections" for u in urls], direct, **options)
+    health = wrk(urls[0] + "/health", {}, **options)
     return [
-        {"name": "GET /sections, one instance", **one},
-        {"name": "GET /sections, three instances", **three},
+        {"name": "ceiling: gateway + token -> /health", **top},
+        {"name": "GET /sections through the gateway", **via_gateway},
+        {"name": "GET /sections, straight to 3 instances", **three},
         {"name": "GET /health (no app work), one instance", **health},
     ]
 
 
 async def _timed_posts(
-    urls: list[str], path: str, bodies: list[dict], concurrency: int
+    url: str, path: str, bodies: list[dict], concurrency: int
 ) -> tuple[list[Sample], float]:
-    queue = list(enumerate(bodies))
+    queue = list(bodies)
     samples: list[Sample] = []
 
-    async def worker(index: int) -> None:
-        conn = Connection(urls[index % len(urls)])
+    async def worker() -> None:
+        conn = Connection(url)
         try:
             while queue:
-                _, body = queue.pop()
+                body = queue.pop()
                 started = time.monotonic()
                 reply = await conn.request("POST", path, {}, body)
                 samples.append(Sample(path, reply.status, time.monotonic() - started))
@@ -143,34 +144,25 @@ async def _timed_posts(
             await conn.close()
 
     started = time.monotonic()
-    await asyncio.gather(*(worker(i) for i in range(concurrency)))
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
     return samples, time.monotonic() - started
 
 
-def bench_auth(run_dir: Path, args) -> list[dict]:
-    # The launcher the e2e tests use; with brute-force limits raised, since every benchmark
-    # client logs in from 127.0.0.1 and the limiter would otherwise be what is measured.
-    from tests.e2e.conftest import ROOMY_LIMITS_ENV, AuthCluster
-
-    cluster = AuthCluster.create(run_dir / "auth", ROOMY_LIMITS_ENV)
-    try:
-        started = cluster.start()
-        primary, nodes = cluster.primary.url, [n.url for n in cluster.nodes.values()]
-        people = [
-            {"username": f"bench{i}", "password": DEMO_PASSWORD, "first_name": "Bench",
-             "last_name": f"User {i}"}
-            for i in range(args.registers)
-        ]  # fmt: skip
-        reg, reg_s = asyncio.run(_timed_posts([primary], "/register", people, args.auth_clients))
-        creds = [{"username": p["username"], "password": DEMO_PASSWORD} for p in people]
-        logins = (creds * (args.logins // len(creds) + 1))[: args.logins]
-        log, log_s = asyncio.run(_timed_posts(nodes, "/login", logins, args.auth_clients))
-        out = [summarise("register on the primary", reg, reg_s),
-               summarise("login over 3 LiteFS nodes", log, log_s)]  # fmt: skip
-        out[0]["cluster_start_s"] = round(started, 2)
-        return out
-    finally:
-        cluster.close()
+def bench_auth(cluster: Cluster, args) -> list[dict]:
+    people = [
+        {"username": f"bench{i}", "password": DEMO_PASSWORD, "first_name": "Bench",
+         "last_name": f"User {i}"}
+        for i in range(args.registers)
+    ]  # fmt: skip
+    url = cluster.user_gateway.url
+    reg, reg_s = asyncio.run(_timed_posts(url, "/auth_api/register", people, args.auth_clients))
+    creds = [{"username": p["username"], "password": DEMO_PASSWORD} for p in people]
+    logins = (creds * (args.logins // len(creds) + 1))[: args.logins]
+    log, log_s = asyncio.run(_timed_posts(url, "/auth_api/login", logins, args.auth_clients))
+    return [
+        summarise("register through the user gateway", reg, reg_s),
+        summarise("login through the user gateway (3 nodes)", log, log_s),
+    ]
 
 
 def table(results: dict) -> str:
@@ -189,10 +181,10 @@ def table(results: dict) -> str:
         f" invariant violations {len(rush['invariant_violations'])},"
         f" rows {rush['final_rows']}"
     )
-    one, three = results["read_path"][0], results["read_path"][1]
+    ratios = results["ratios"]
     lines.append(
-        f"read path: three instances give {three['requests_per_s'] / one['requests_per_s']:.2f}x"
-        " one instance; through the gateway: not measured (KrakenD cannot be built here)"
+        f"ratios in this run: rush / ceiling {ratios['rush_to_ceiling']:.2f};"
+        f" GET /sections gateway / direct {ratios['read_gateway_to_direct']:.2f}"
     )
     return "\n".join(lines)
 
@@ -215,15 +207,22 @@ def main(argv: list[str] | None = None) -> int:
     run = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     run_dir = ROOT / "var" / "bench" / run
     run_dir.mkdir(parents=True)
-    cluster = EnrollmentCluster(run_dir)
+    # Every benchmark client signs in from 127.0.0.1: with the abuse limits in place, the limiter
+    # would be what is measured.
+    cluster = Cluster(run_dir, ROOMY_LIMITS_ENV)
     results: dict = {"run": run, "args": vars(args)}
     try:
         cluster.start()
         results["rush"] = bench_rush(cluster, args)
         results["read_path"] = bench_read_path(cluster, args)
+        results["auth"] = [] if args.skip_auth else bench_auth(cluster, args)
     finally:
-        cluster.stop()
-    results["auth"] = [] if args.skip_auth else bench_auth(run_dir, args)
+        cluster.close()
+    top, via_gateway, three = (r["requests_per_s"] for r in results["read_path"][:3])
+    results["ratios"] = {
+        "rush_to_ceiling": results["rush"]["ops_per_s"] / top,
+        "read_gateway_to_direct": via_gateway / three,
+    }
     out = ROOT / "var" / "bench" / f"results-{run}.json"
     out.write_text(json.dumps(results, indent=2))
     print(table(results))

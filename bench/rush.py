@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from bench.loadclient import Connection
+from harness.loadclient import Connection
 
 
 @dataclass

@@ -6,15 +6,12 @@ that differ from the committed defaults, and check the result: every enrollment 
 at /enroll_api + route with its roles, the auth routes under /auth_api, one validator, the gateway
 secret on every backend request and never taken from the client, statuses passed through.
 
-Rendering uses `krakend check` when a krakend binary is installed (.tools/bin or PATH), so KrakenD
-itself parses the result; otherwise .ci/fcrender, a small Go program that renders templates with
-the same functions as KrakenD's flexible configuration (sprig + marshal + include).
+KrakenD itself renders and checks them: `krakend check -t -d` (parse, dump, and mount every
+endpoint on a real gin router for a second, which refuses conflicting paths), with FC_OUT naming
+the file it writes the rendered config to; the tests read that file.
 """
 
 import json
-import os
-import shutil
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -31,6 +28,7 @@ from app.common.identity import (
 )
 from app.enrollment.deps import caller as enrollment_caller
 from app.enrollment.routes import router as enrollment_router
+from harness.gateway import KRAKEND, render
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "secret-of-this-test-run-0123456789abcdef"
@@ -94,53 +92,17 @@ def lower(names: list[str]) -> set[str]:
 @pytest.fixture(scope="session")
 def renderer(tmp_path_factory: pytest.TempPathFactory) -> Renderer:
     """A function rendering etc/<gateway>/krakend.tmpl with extra environment variables."""
-    tools_path = f"{ROOT / '.tools' / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
-    krakend = shutil.which("krakend", path=tools_path)
-    if krakend:
-        command = [krakend, "check", "-c"]
-    elif shutil.which("go"):
-        binary = tmp_path_factory.mktemp("fcrender") / "fcrender"
-        build = subprocess.run(
-            ["go", "build", "-mod=readonly", "-buildvcs=false", "-o", str(binary), "."],
-            cwd=ROOT / ".ci" / "fcrender",
-            capture_output=True,
-            text=True,
-        )
-        if build.returncode != 0:
-            pytest.fail(f"could not build .ci/fcrender:\n{build.stderr}")
-        command = [str(binary)]
-    else:
-        pytest.skip("neither krakend nor go is installed: the templates cannot be rendered")
+    if not KRAKEND.exists():
+        pytest.fail(f"{KRAKEND} is missing: ./bin/test builds it")
 
-    clean_env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("GATEWAY_", "KRAKEND_", "FC_"))
-    }
-
-    def render(gateway: str, extra_env: dict[str, str]) -> Rendering:
+    def rendering(gateway: str, extra_env: dict[str, str]) -> Rendering:
         out = tmp_path_factory.mktemp(gateway) / "krakend.json"
-        env = {
-            **clean_env,
-            "USAGE_DISABLE": "1",
-            "FC_ENABLE": "1",
-            "FC_SETTINGS": f"etc/{gateway}/settings",
-            "FC_TEMPLATES": f"etc/{gateway}/templates",
-            "FC_OUT": str(out),
-            **extra_env,
-        }
-        result = subprocess.run(
-            [*command, f"etc/{gateway}/krakend.tmpl"],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-        )
+        result = render(gateway, extra_env, out)
         if result.returncode != 0:
             return Rendering(False, result.stdout + result.stderr, None)
         return Rendering(True, result.stdout + result.stderr, json.loads(out.read_text()))
 
-    return render
+    return rendering
 
 
 def rendered(renderer: Renderer, gateway: str, extra_env: dict[str, str]) -> dict:
@@ -336,11 +298,14 @@ def test_no_client_header_passes_as_the_secret_and_nothing_passes_by_wildcard(co
             assert "input_headers" not in backend
 
 
-def test_paths_have_no_trailing_slash_and_are_never_redirected(config):
+def test_router_options(config):
     for endpoint in endpoints(config):
         assert not endpoint["endpoint"].endswith("/")
     assert config["extra_config"]["router"]["disable_redirect_trailing_slash"] is True
     assert config["extra_config"]["router"]["disable_redirect_fixed_path"] is True
+    # The address passed on in X-Forwarded-For is the connection's peer, never what a client
+    # sent (gin believes a client's X-Forwarded-For by default).
+    assert config["extra_config"]["router"]["forwarded_by_client_ip"] is False
     assert config["version"] == 3
     assert config["listen_ip"] == "127.0.0.1"
 

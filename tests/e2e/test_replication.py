@@ -12,7 +12,7 @@ import httpx
 import jwt
 import pytest
 
-from tests.e2e.conftest import (
+from harness.auth_cluster import (
     AuthCluster,
     AuthNode,
     has_user,

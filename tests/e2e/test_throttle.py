@@ -12,7 +12,7 @@ import time
 import httpx
 import pytest
 
-from tests.e2e.conftest import AuthCluster, AuthNode, has_user, wait_for
+from harness.auth_cluster import AuthCluster, AuthNode, has_user, wait_for
 
 pytestmark = pytest.mark.e2e
 

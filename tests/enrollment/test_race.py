@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 from app.enrollment.init_db import init_db
-from bench.loadclient import Reply, burst
+from harness.loadclient import Reply, burst
+from harness.procs import free_port, start_uvicorn, stop, wait_http
 from tests.enrollment.conftest import identity_headers, make_secret_file
-from tests.procs import free_port, start_uvicorn, stop, wait_http
 
 STUDENTS = 330
 CAPACITY, WAITLIST = 30, 15

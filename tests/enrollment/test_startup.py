@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from app.enrollment.init_db import init_db
+from harness.procs import ROOT, free_port
 from tests.enrollment.conftest import make_secret_file
-from tests.procs import ROOT, free_port
 
 
 def start(env: dict[str, str]) -> subprocess.CompletedProcess:

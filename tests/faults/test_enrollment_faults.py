@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from app.enrollment.init_db import init_db
-from bench.invariants import status_counts, violations
-from bench.loadclient import fetch
+from harness.invariants import status_counts, violations
+from harness.loadclient import fetch
+from harness.procs import ROOT, free_port, start_uvicorn, stop, wait_http
 from tests.enrollment.conftest import identity_headers, make_secret_file
-from tests.procs import ROOT, free_port, start_uvicorn, stop, wait_http
 
 CRASH_IN_DROP = """
 import os, signal, sys

@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 
 from app.enrollment.init_db import init_db
+from harness.procs import ROOT, free_port, wait_http
 from tests.enrollment.conftest import make_secret_file
-from tests.procs import ROOT, free_port, wait_http
 
 
 def uvicorn_child(wrapper: int) -> int | None:

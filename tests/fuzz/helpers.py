@@ -14,6 +14,7 @@ from app.auth.main import create_app as create_auth_app
 from app.enrollment.init_db import init_db
 from app.enrollment.main import create_app as create_enrollment_app
 from app.enrollment.settings import Settings as EnrollmentSettings
+from harness.db import copy_database
 from tests.auth.helpers import DEMO_PASSWORD, make_settings, verify_with_pyjwt
 from tests.enrollment.conftest import identity_headers, make_secret_file
 
@@ -86,16 +87,10 @@ def rows(database: Path) -> Counter[tuple]:
 
 
 def restore(pristine: Path, database: Path) -> None:
-    """Put `database` back to the content of `pristine` (SQLite's backup: safe while the app
-    keeps idle connections to it open)."""
-    source, target = sqlite3.connect(pristine), sqlite3.connect(database)
-    try:
-        source.backup(target)
-    finally:
-        source.close()
-        target.close()
+    """Put `database` back to the content of `pristine`."""
+    copy_database(pristine, database)
 
 
 def snapshot(database: Path, pristine: Path) -> None:
     """Copy `database`, WAL included, to `pristine`."""
-    restore(database, pristine)
+    copy_database(database, pristine)

@@ -30,9 +30,9 @@ from fastapi.routing import APIRoute
 
 from app.common.limits import MAX_BODY_BYTES
 from app.enrollment.routes import router as enrollment_router
+from harness.procs import free_port, start_uvicorn, stop, wait_http
 from tests.auth.helpers import DEMO_PASSWORD
 from tests.fuzz.helpers import TALLY, Service, auth_app, dump, enrollment_app, rows
-from tests.procs import free_port, start_uvicorn, stop, wait_http
 
 SQL_INJECTION = [
     "' OR 1=1 --",

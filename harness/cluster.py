@@ -1,0 +1,111 @@
+"""The whole cluster of the Procfile, on free loopback ports in one directory laid out like var/:
+three enrollment instances on one database file, the three LiteFS auth nodes, and both KrakenD
+gateways in front of them. Used by the end-to-end tests and by ./bin/bench.
+
+Tokens: `token()` signs an access token with the auth service's own private key and its own
+claim builder, exactly what POST /login issues, for callers that need hundreds of users without
+hundreds of argon2 hashes; `login()` goes through the user gateway like a person would.
+"""
+
+from pathlib import Path
+
+import httpx
+
+from app.auth.settings import Settings as AuthSettings
+from app.auth.tokens import KeyRing, TokenUse, build_claims
+from harness.auth_cluster import AuthCluster
+from harness.enroll_cluster import EnrollmentCluster, write_secret
+from harness.gateway import Gateway
+from harness.procs import ROOT, free_port
+
+ISSUER = AuthSettings.model_fields["issuer"].default
+AUDIENCE = AuthSettings.model_fields["audience"].default
+ACCESS_TTL = AuthSettings.model_fields["access_ttl_seconds"].default
+DEMO_PASSWORD = "registrar-day-2026"  # every seed user's (README, share/seed)
+
+
+def cluster_env(name: str) -> str:
+    """A value of etc/cluster.env, the environment foreman gives every process."""
+    for line in (ROOT / "etc" / "cluster.env").read_text().splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip() == name:
+            return value.strip()
+    raise KeyError(f"{name} is not set in etc/cluster.env")
+
+
+class Cluster:
+    def __init__(
+        self, var: Path, auth_env: dict[str, str] | None = None, enrollment_instances: int = 3
+    ) -> None:
+        self.var = var
+        secret_file = write_secret(var / "gateway.secret")
+        # As foreman does: the user gateway on this host is the auth nodes' trusted proxy.
+        auth_env = {"AUTH_TRUSTED_PROXIES": cluster_env("AUTH_TRUSTED_PROXIES"), **(auth_env or {})}
+        self.auth = AuthCluster.create(var, auth_env)
+        self.enrollment = EnrollmentCluster(var, secret_file, enrollment_instances)
+        self.keys = KeyRing.from_file(Path(self.auth.env["AUTH_PRIVATE_JWKS"]))
+        jwks = str(var / "gateway" / "jwks.json")
+        self.enroll_gateway = Gateway(
+            "enroll",
+            var,
+            free_port(),
+            {"GATEWAY_ENROLL_BACKENDS": ",".join(self.enrollment.urls), "GATEWAY_JWKS_FILE": jwks},
+        )
+        self.enroll_gateway.env["GATEWAY_ENROLL_PORT"] = str(self.enroll_gateway.port)
+        replicas = [node.url for node in self.auth.replicas]
+        self.user_gateway = Gateway(
+            "user",
+            var,
+            free_port(),
+            {
+                "GATEWAY_AUTH_PRIMARY": self.auth.primary.url,
+                "GATEWAY_AUTH_REPLICAS": ",".join(replicas),
+            },
+        )
+        self.user_gateway.env["GATEWAY_USER_PORT"] = str(self.user_gateway.port)
+
+    @property
+    def secret(self) -> str:
+        return self.enrollment.secret
+
+    @property
+    def gateways(self) -> list[Gateway]:
+        return [self.enroll_gateway, self.user_gateway]
+
+    def start(self) -> None:
+        self.enrollment.start()
+        self.auth.start()
+        for gateway in self.gateways:
+            gateway.start()
+
+    def close(self) -> None:
+        for gateway in self.gateways:
+            gateway.stop()
+        self.enrollment.stop()
+        self.auth.close()
+
+    def token(
+        self, user_id: int, username: str, *roles: str, use: TokenUse = "access", **claims
+    ) -> str:
+        """An access (or refresh) token as the auth service issues it; `claims` override any
+        claim (exp, iss, aud, ...) for tokens the service would never issue."""
+        built = build_claims(
+            user_id=user_id,
+            username=username,
+            roles=list(roles),
+            issuer=ISSUER,
+            audience=AUDIENCE,
+            ttl_seconds=ACCESS_TTL,
+            token_use=use,
+        )
+        return self.keys.sign(built | claims)
+
+    def login(self, username: str, password: str = DEMO_PASSWORD) -> dict:
+        """Sign in through the user gateway; the tokens, or an AssertionError naming the answer."""
+        reply = httpx.post(
+            self.user_gateway.url + "/auth_api/login",
+            json={"username": username, "password": password},
+            timeout=30,
+        )
+        assert reply.status_code == 200, f"login of {username}: {reply.status_code} {reply.text}"
+        return reply.json()
