@@ -1,0 +1,331 @@
+"""The enrollment API as a client sees it: through the real enroll gateway (KrakenD) in front of
+three real enrollment instances, with real RS256 tokens signed by the auth service's key.
+
+- the role matrix: every route of etc/enroll/settings/endpoints.json x {no token, student,
+  instructor, registrar}. The gateway answers 401 and 403 itself; whatever it lets through gets
+  exactly the status and body the service gives the same request in process (on the same seed);
+- the object rules, which only the service can check (another student's records, a section the
+  instructor does not teach);
+- token attacks, each a 401 that never reaches a backend;
+- identity and secret headers sent by a client never reach a backend as such;
+- load balancing over the three instances;
+- the 330-student race, through the gateway.
+"""
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import re
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives import serialization
+from fastapi.testclient import TestClient
+from jwt.algorithms import RSAAlgorithm
+
+from app.auth.keys import generate_jwks
+from app.auth.tokens import KeyRing
+from app.common.identity import gateway_headers
+from app.enrollment.init_db import init_db
+from app.enrollment.main import create_app
+from app.enrollment.settings import Settings
+from harness.cluster import Cluster
+from harness.db import copy_database
+from harness.loadclient import burst
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+ENDPOINTS = json.loads((ROOT / "etc" / "enroll" / "settings" / "endpoints.json").read_text())
+PREFIX = ENDPOINTS["prefix"]
+
+# Seed people (share/seed/people.json): kavery teaches sections 1 and 2 (course 4); ajohnson
+# is enrolled in sections 1 and 2; lsmith is another student.
+CALLERS = {
+    "no token": None,
+    "student": (9, "ajohnson", "student"),
+    "instructor": (3, "kavery", "instructor"),
+    "registrar": (1, "rhenderson", "registrar"),
+}
+BODIES = {
+    ("POST", "/courses"): {"department_id": 1, "code": "CPSC 490", "title": "Capstone"},
+    ("POST", "/sections"): {"course_id": 2, "section_number": 9, "instructor_id": 6, "capacity": 9},
+    ("PATCH", "/sections/{section_id}"): {"capacity": 31},
+    ("POST", "/users/{user_id}/enrollments"): {"section_id": 4},
+}
+VOLATILE = re.compile(r"(^|_)at$")  # timestamps: the two runs happen at different moments
+
+
+def path_for(route: dict, caller: tuple | None, **ids: int) -> str:
+    """The route's path with ids the caller may use: their own user id, section 1 (kavery's,
+    ajohnson's), course 4; `ids` overrides any of them."""
+    values = {"user_id": caller[0] if caller else 9, "section_id": 1, "course_id": 4} | ids
+    return route["path"].format(**values)
+
+
+def without_volatile(value):
+    if isinstance(value, dict):
+        return {k: without_volatile(v) for k, v in value.items() if not VOLATILE.search(k)}
+    if isinstance(value, list):
+        return [without_volatile(v) for v in value]
+    return value
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture(scope="module")
+def seed(tmp_path_factory) -> Path:
+    """A pristine seeded enrollment database, to put the cluster's back to between cases."""
+    path = tmp_path_factory.mktemp("seed") / "enroll.db"
+    init_db(path)
+    return path
+
+
+@pytest.fixture
+def in_process(tmp_path, cluster: Cluster):
+    """The enrollment service in process on a fresh seed: the answer the gateway must pass on."""
+    database = tmp_path / "enroll.db"
+    init_db(database)
+    settings = Settings(
+        database=database, gateway_secret_file=cluster.enrollment.secret_file, instance="direct"
+    )
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+def through_gateway(cluster: Cluster, method: str, path: str, token: str | None, body=None):
+    headers = bearer(token) if token else {}
+    return httpx.request(
+        method, cluster.enroll_gateway.url + PREFIX + path, headers=headers, json=body, timeout=30
+    )
+
+
+MATRIX = (
+    [
+        (route, role)
+        for route in ENDPOINTS["routes"]
+        for role in CALLERS
+        # object rules: another student's records; a section the instructor does not teach
+    ]
+    + [
+        ({**route, "ids": {"user_id": 10}}, "student")
+        for route in ENDPOINTS["routes"]
+        if "{user_id}" in route["path"] and route["path"].startswith("/users/")
+    ]
+    + [
+        ({**route, "ids": {"section_id": 3}}, "instructor")
+        for route in ENDPOINTS["routes"]
+        if route["path"].startswith("/sections/{section_id}/")
+    ]
+)
+
+
+@pytest.mark.parametrize(
+    ("route", "role"),
+    MATRIX,
+    ids=[f"{r['method']} {path_for(r, CALLERS[w], **r.get('ids', {}))} as {w}" for r, w in MATRIX],
+)
+def test_role_matrix(cluster: Cluster, seed: Path, in_process: TestClient, route, role):
+    caller = CALLERS[role]
+    path = path_for(route, caller, **route.get("ids", {}))
+    body = BODIES.get((route["method"], route["path"]))
+    copy_database(seed, cluster.enrollment.db)  # every case starts from the seed
+
+    token = cluster.token(*caller) if caller else None
+    reply = through_gateway(cluster, route["method"], path, token, body)
+
+    if caller is None:
+        assert reply.status_code == 401
+        assert "x-instance" not in reply.headers  # refused at the gateway
+    elif role not in route["roles"]:
+        assert reply.status_code == 403
+        assert "x-instance" not in reply.headers
+    else:
+        headers = gateway_headers(cluster.secret, *caller)
+        direct = in_process.request(route["method"], path, headers=headers, json=body)
+        assert "x-instance" in reply.headers  # reached a backend
+        assert reply.status_code == direct.status_code, reply.text
+        if direct.content:
+            assert without_volatile(reply.json()) == without_volatile(direct.json())
+        else:
+            assert reply.content == b""
+        if "ids" in route:  # an object rule: the service refuses
+            assert (reply.status_code, reply.json()["code"]) == (403, "forbidden")
+
+
+def test_the_matrix_covers_every_route_and_both_object_rules():
+    routes = {(r["method"], r["path"]) for r in ENDPOINTS["routes"]}
+    assert {(r["method"], r["path"]) for r, _ in MATRIX} == routes
+    assert len(MATRIX) > 4 * len(routes)
+
+
+# token attacks
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _claims(cluster: Cluster) -> dict:
+    token = cluster.token(9, "ajohnson", "student")
+    return json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
+
+
+def _hs256_with_public_key(cluster: Cluster) -> str:
+    """Algorithm confusion: an HMAC keyed with the public key anyone can fetch."""
+    jwks = json.loads((cluster.var / "gateway" / "jwks.json").read_text())
+    public = jwks["keys"][0]
+    pem = RSAAlgorithm.from_jwk(json.dumps(public)).public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    header = _b64(json.dumps({"alg": "HS256", "kid": public["kid"], "typ": "JWT"}).encode())
+    signing_input = f"{header}.{_b64(json.dumps(_claims(cluster)).encode())}"
+    mac = hmac.new(pem, signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{_b64(mac)}"
+
+
+def _unsigned(cluster: Cluster) -> str:
+    header = _b64(json.dumps({"alg": "none", "kid": cluster.keys.signing_kid}).encode())
+    return f"{header}.{_b64(json.dumps(_claims(cluster)).encode())}."
+
+
+def _bad_signature(cluster: Cluster) -> str:
+    head, claims, signature = cluster.token(9, "ajohnson", "student").split(".")
+    raw = bytearray(base64.urlsafe_b64decode(signature + "=="))
+    raw[len(raw) // 2] ^= 0xFF
+    return f"{head}.{claims}.{_b64(bytes(raw))}"
+
+
+def _other_claims(cluster: Cluster) -> str:
+    """A genuine signature over claims someone changed afterwards (student -> registrar)."""
+    head, _, signature = cluster.token(9, "ajohnson", "student").split(".")
+    changed = _claims(cluster) | {"roles": ["registrar"]}
+    return f"{head}.{_b64(json.dumps(changed).encode())}.{signature}"
+
+
+ATTACKS = {
+    "expired": lambda c: c.token(9, "ajohnson", "student", exp=int(time.time()) - 60),
+    "wrong aud": lambda c: c.token(9, "ajohnson", "student", aud="someone-else"),
+    "wrong iss": lambda c: c.token(9, "ajohnson", "student", iss="someone-else"),
+    "bad signature": _bad_signature,
+    "claims changed after signing": _other_claims,
+    "alg none": _unsigned,
+    "HS256 signed with the public key": _hs256_with_public_key,
+    "kid naming no served key": lambda c: KeyRing(generate_jwks(["other-key"])).sign(_claims(c)),
+    "foreign key pair with our kid": lambda c: KeyRing(generate_jwks([c.keys.signing_kid])).sign(
+        _claims(c)
+    ),
+    "refresh token as access token": lambda c: c.token(9, "ajohnson", "student", use="refresh"),
+    "not a token": lambda c: "not-a-token",
+}
+
+
+@pytest.mark.parametrize("attack", ATTACKS)
+def test_token_attacks_are_refused_at_the_gateway(cluster: Cluster, attack):
+    token = ATTACKS[attack](cluster)
+
+    reply = through_gateway(cluster, "GET", "/users/9/enrollments", token)
+
+    assert reply.status_code == 401
+    assert "x-instance" not in reply.headers
+
+
+def test_the_genuine_token_of_the_attacks_is_accepted(cluster: Cluster):
+    """So each attack above is refused for its flaw, not for something they all share."""
+    reply = through_gateway(
+        cluster, "GET", "/users/9/enrollments", cluster.token(9, "ajohnson", "student")
+    )
+    assert reply.status_code == 200
+
+
+# identity and secret headers from a client
+
+
+def test_client_identity_and_secret_headers_never_reach_a_backend(cluster: Cluster):
+    student = cluster.token(9, "ajohnson", "student")
+    forged = {
+        "X-User-Id": "1",
+        "X-User-Name": "rhenderson",
+        "X-User-Roles": "registrar",
+        "X-Gateway-Secret": "a-guess-at-the-secret-0123456789abcdef",
+    }
+    url = cluster.enroll_gateway.url + PREFIX
+
+    mine = httpx.get(url + "/users/9", headers={**bearer(student), **forged})
+    registrars = httpx.get(url + "/users/1", headers={**bearer(student), **forged})
+    listing = httpx.get(url + "/users", headers={**bearer(student), **forged})
+    no_token = httpx.get(url + "/users/1", headers={**forged, "X-Gateway-Secret": cluster.secret})
+
+    # The backend saw user 9, a student, with the gateway's own secret (the guess would be 401).
+    assert (mine.status_code, mine.json()["username"]) == (200, "ajohnson")
+    assert (registrars.status_code, registrars.json()["code"]) == (403, "forbidden")
+    assert listing.status_code == 403 and "x-instance" not in listing.headers
+    assert no_token.status_code == 401 and "x-instance" not in no_token.headers
+
+
+def test_every_instance_serves_requests(cluster: Cluster):
+    token = cluster.token(9, "ajohnson", "student")
+    with httpx.Client(
+        base_url=cluster.enroll_gateway.url + PREFIX, headers=bearer(token)
+    ) as client:
+        served = Counter(client.get("/sections").headers["x-instance"] for _ in range(60))
+
+    assert set(served) == {"enrollment-0", "enrollment-1", "enrollment-2"}, served
+
+
+# the race
+
+
+STUDENTS, CAPACITY, WAITLIST = 330, 30, 15
+
+
+def test_rush_of_330_students_through_the_gateway(cluster: Cluster, seed: Path):
+    copy_database(seed, cluster.enrollment.db)
+    registrar = cluster.token(1, "rhenderson", "registrar")
+    url = cluster.enroll_gateway.url + PREFIX
+    created = httpx.post(
+        url + "/sections",
+        headers=bearer(registrar),
+        json={
+            "course_id": 4,
+            "section_number": 71,
+            "instructor_id": 3,
+            "capacity": CAPACITY,
+            "waitlist_capacity": WAITLIST,
+        },  # fmt: skip
+    )
+    assert created.status_code == 201, created.text
+    section = created.json()["id"]
+    students = range(5000, 5000 + STUDENTS)
+    requests = [
+        (
+            "POST",
+            f"{url}/users/{s}/enrollments",
+            bearer(cluster.token(s, f"racer{s}", "student")),
+            {"section_id": section},
+        )
+        for s in students
+    ]
+
+    replies = asyncio.run(burst(requests))
+
+    assert not [r.status for r in replies if r.status >= 500]
+    outcomes = Counter(r.json()["status"] if r.status == 201 else r.status for r in replies)
+    assert outcomes == {"enrolled": CAPACITY, "waitlisted": WAITLIST, 409: STUDENTS - 45}
+    assert all(r.json()["code"] == "waitlist_full" for r in replies if r.status == 409)
+    assert len(Counter(r.headers["x-instance"] for r in replies)) == 3
+    waitlist = httpx.get(url + f"/sections/{section}/waitlist", headers=bearer(registrar)).json()
+    assert [e["position"] for e in waitlist] == list(range(1, WAITLIST + 1))
+    told = {
+        r.json()["user_id"]: r.json()["position"]
+        for r in replies
+        if r.status == 201 and r.json()["status"] == "waitlisted"
+    }
+    assert {e["user_id"]: e["position"] for e in waitlist} == told
