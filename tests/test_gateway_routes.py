@@ -242,7 +242,8 @@ def test_enroll_backends_receive_the_identity_headers_the_service_reads(enroll_c
 def test_user_gateway_routes(user_config):
     readers = [AUTH_PRIMARY, *AUTH_REPLICAS]
     assert {key: e["backend"][0]["host"] for key, e in by_route(user_config).items()} == {
-        ("POST", "/auth_api/register"): [AUTH_PRIMARY],  # writes: the LiteFS primary only
+        # writes: the replicas, which relay them to the LiteFS primary (503 when it is down)
+        ("POST", "/auth_api/register"): AUTH_REPLICAS,
         ("POST", "/auth_api/login"): readers,
         ("POST", "/auth_api/refresh"): readers,
         ("GET", "/auth_api/.well-known/jwks.json"): readers,
@@ -322,7 +323,7 @@ def test_defaults_are_the_spec_ports_and_the_init_jwks(renderer):
     assert first["backend"][0]["host"] == [f"http://127.0.0.1:{p}" for p in (5000, 5001, 5002)]
     assert first["extra_config"]["auth/validator"]["jwk_local_path"] == "var/gateway/jwks.json"
     register = by_route(user)[("POST", "/auth_api/register")]
-    assert register["backend"][0]["host"] == ["http://127.0.0.1:5100"]
+    assert register["backend"][0]["host"] == ["http://127.0.0.1:5101", "http://127.0.0.1:5102"]
 
 
 @pytest.mark.parametrize("gateway", ["enroll", "user"])

@@ -2,7 +2,7 @@
 limits and where a request comes from and, on a replica, the client for the primary.
 
 Every request gets its own connection. Reads (login, refresh) open the database read-only, so
-they work on a LiteFS replica and can never write; writes (register) are refused up front there.
+they work on a LiteFS replica and can never write; a replica's writes (register) go to the primary.
 """
 
 import hmac
@@ -14,7 +14,7 @@ import httpx
 from fastapi import Depends, Header, Request
 
 from app.auth.primary import REPLICA_HEADER
-from app.auth.service import ensure_primary
+from app.auth.service import replica_reason
 from app.auth.settings import Settings
 from app.auth.throttle import Origin, Throttle, client_address
 from app.auth.tokens import KeyRing
@@ -68,8 +68,12 @@ def read_db(settings: AppSettings) -> Iterator[sqlite3.Connection]:
         conn.close()
 
 
-def write_db(settings: AppSettings) -> Iterator[sqlite3.Connection]:
-    ensure_primary(settings)
+def write_db(settings: AppSettings) -> Iterator[sqlite3.Connection | None]:
+    """A read-write connection on the primary; None on a read replica, which cannot write (its
+    writes are relayed to the primary, service.register)."""
+    if replica_reason(settings) is not None:
+        yield None
+        return
     conn = connect(settings.database)
     try:
         yield conn
@@ -78,5 +82,5 @@ def write_db(settings: AppSettings) -> Iterator[sqlite3.Connection]:
 
 
 ReadDb = Annotated[sqlite3.Connection, Depends(read_db)]
-WriteDb = Annotated[sqlite3.Connection, Depends(write_db)]
+WriteDb = Annotated[sqlite3.Connection | None, Depends(write_db)]
 Authorization = Annotated[str | None, Header(description="Bearer <registrar access token>")]

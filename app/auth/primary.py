@@ -1,15 +1,21 @@
 """A replica's line to the auth service on the LiteFS primary.
 
-Replication takes a few milliseconds, but a login may reach a replica before the row of a user who
-has just registered. So a replica that must refuse a login (or a refresh) asks the primary once
-and passes on the primary's tokens; the primary holds every committed user.
+Writes: a LiteFS replica cannot write, so a registration that reaches a replica is relayed to the
+primary (`relay`), and the primary's answer is passed on. The user gateway sends registrations to
+the replicas for that reason: when the primary is down, they still answer, with a clear 503,
+where a gateway sending to the dead primary itself could only give a bare 500.
 
-Such a login is one attempt, and the replica that the client asked has already counted it against
-the abuse limits (app/auth/throttle.py). So the replica marks what it forwards with REPLICA_HEADER,
-holding a secret derived from the signing key that every auth node, and nothing else, reads; the
-primary leaves a login so marked uncounted. A client cannot forge the mark without that key (and
-whoever holds it can sign tokens anyway); the gateway passes no such header in any case. A mark
-that does not match (a node still on an older key) only makes the primary count the attempt too.
+Reads: replication takes a few milliseconds, but a login may reach a replica before the row of a
+user who has just registered. So a replica that must refuse a login (or a refresh) asks the
+primary once and passes on the primary's tokens; the primary holds every committed user.
+
+Such a login or registration is one attempt, and the replica that the client asked has already
+counted it against the abuse limits (app/auth/throttle.py). So the replica marks what it forwards
+with REPLICA_HEADER, holding a secret derived from the signing key that every auth node, and
+nothing else, reads; the primary leaves what is so marked uncounted. A client cannot forge the
+mark without that key (and whoever holds it can sign tokens anyway); the gateway passes no such
+header in any case. A mark that does not match (a node still on an older key) only makes the
+primary count the attempt too.
 """
 
 import logging
@@ -52,6 +58,18 @@ def primary_client(settings: Settings, keys: KeyRing) -> Iterator[httpx.Client |
         headers={REPLICA_HEADER: replica_secret(keys)},
     ) as client:
         yield client
+
+
+def relay(
+    primary: httpx.Client, path: str, body: dict, headers: dict[str, str]
+) -> httpx.Response | None:
+    """POST `body` to the primary and return its answer, whatever the status; None when the
+    primary cannot be reached or does not answer in time (logged)."""
+    try:
+        return primary.post(path, json=body, headers=headers)
+    except httpx.HTTPError as exc:
+        log.warning("could not reach the primary for %s: %s", path, exc)
+        return None
 
 
 def ask_primary(

@@ -46,26 +46,21 @@ def register(
     db: WriteDb,
     settings: AppSettings,
     keys: Keys,
+    primary: Primary,
     throttle: Limits,
     origin: RequestOrigin,
     authorization: Authorization = None,
 ) -> UserOut:
     """Create an account: a student, or any roles when a registrar's token is presented."""
-    user = service.register(
+    return service.register(
         db,
         settings=settings,
         keys=keys,
+        primary=primary,
         throttle=throttle,
         origin=origin,
         new=body,
         authorization=authorization,
-    )
-    return UserOut(
-        id=user.id,
-        username=user.username,
-        first_name=user.first_name,
-        last_name=user.last_name,
-        roles=user.roles,
     )
 
 

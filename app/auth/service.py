@@ -7,13 +7,13 @@ import sqlite3
 import httpx
 
 from app.auth import passwords, queries
-from app.auth.models import AccessTokenOut, RegisterIn, TokenOut
-from app.auth.primary import ask_primary
+from app.auth.models import AccessTokenOut, RegisterIn, TokenOut, UserOut
+from app.auth.primary import ask_primary, relay
 from app.auth.settings import Settings
 from app.auth.throttle import Origin, Throttle
 from app.auth.tokens import InvalidToken, KeyRing, TokenUse, build_claims
 from app.common.db import immediate
-from app.common.errors import Conflict, Forbidden, Unauthenticated, Unavailable
+from app.common.errors import Conflict, Forbidden, Relayed, Unauthenticated, Unavailable
 
 BAD_CREDENTIALS = "invalid username or password"
 SELF_SERVICE_ROLES = ["student"]
@@ -40,21 +40,28 @@ def ensure_primary(settings: Settings) -> None:
 
 
 def register(
-    conn: sqlite3.Connection,
+    conn: sqlite3.Connection | None,
     *,
     settings: Settings,
     keys: KeyRing,
+    primary: httpx.Client | None,
     throttle: Throttle,
     origin: Origin,
     new: RegisterIn,
     authorization: str | None,
-) -> queries.StoredUser:
+) -> UserOut:
     """Create an account. Students sign themselves up; any other role needs a registrar's token.
-    Self-registrations are limited per client address; a registrar's are not."""
+    Self-registrations are limited per client address; a registrar's are not. On a read replica
+    (`conn` None) the primary creates it: the request is relayed there and its answer passed on."""
     if new.roles != SELF_SERVICE_ROLES:
         _require_registrar(settings=settings, keys=keys, authorization=authorization)
-    elif not _is_registrar(settings=settings, keys=keys, authorization=authorization):
+    elif not origin.forwarded_by_replica and not _is_registrar(
+        settings=settings, keys=keys, authorization=authorization
+    ):
+        # Counted once, by the node the client reached (a relaying replica, or the primary).
         throttle.start_registration(address=origin.address)
+    if conn is None:
+        return _register_on_primary(settings, primary, new, authorization)
     # Hash before taking the write lock: the lock is then held for two inserts, not 25 ms.
     password_hash = passwords.hash_password(new.password)
     try:
@@ -80,7 +87,39 @@ def register(
         raise
     user = queries.get(conn, user_id=user_id)
     assert user is not None
-    return user
+    return UserOut(
+        id=user.id,
+        username=user.username,
+        first_name=user.first_name,
+        last_name=user.last_name,
+        roles=user.roles,
+    )
+
+
+# What the primary may answer a relayed registration with, besides 201: the refusals a replica
+# cannot decide itself (a taken username; a registrar token the primary refuses).
+RELAYED_REFUSALS = {401, 403, 409}
+
+
+def _register_on_primary(
+    settings: Settings, primary: httpx.Client | None, new: RegisterIn, authorization: str | None
+) -> UserOut:
+    """A replica's registration: made by the primary; its answer, or 503 if it is out of reach."""
+    if primary is None:  # a read-only node that knows no primary
+        ensure_primary(settings)
+    assert primary is not None
+    headers = {"Authorization": authorization} if authorization else {}
+    reply = relay(primary, "/register", new.model_dump(), headers)
+    if reply is not None and reply.status_code == 201:
+        return UserOut.model_validate(reply.json())
+    if reply is not None and reply.status_code in RELAYED_REFUSALS:
+        body = reply.json()
+        raise Relayed(body["detail"], code=body["code"], status=reply.status_code)
+    raise Unavailable(
+        "registration is unavailable right now: the auth primary, which creates accounts, cannot "
+        "be reached; nothing was created, so try again in a few seconds",
+        code="primary_unavailable",
+    )
 
 
 def login(

@@ -66,6 +66,14 @@ class Unavailable(DomainError):
     code = "unavailable"
 
 
+class Relayed(DomainError):
+    """Another node's error answer, passed on as it was (status, detail and code)."""
+
+    def __init__(self, detail: str, *, code: str, status: int) -> None:
+        super().__init__(detail, code=code)
+        self.status = status
+
+
 class FieldError(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 

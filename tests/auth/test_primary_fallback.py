@@ -1,5 +1,6 @@
 """A replica that must refuse a login or a refresh asks the primary once (AUTH_PRIMARY_URL): a user
-who has just registered can sign in on any node before their row has been replicated there.
+who has just registered can sign in on any node before their row has been replicated there. A
+registration that reaches a replica is relayed to the primary, which writes it.
 
 Here the "replica" is a copy of the primary's database taken before the registration, and the
 primary is the real app behind a TestClient (an httpx.Client). tests/e2e does it with LiteFS."""
@@ -12,8 +13,16 @@ from fastapi.testclient import TestClient
 
 from app.auth import service
 from app.auth.main import create_app
+from app.auth.primary import REPLICA_HEADER, replica_secret
 from app.auth.settings import Settings
-from tests.auth.helpers import GOOD_PASSWORD, login, make_settings, register, verify_with_pyjwt
+from tests.auth.helpers import (
+    GOOD_PASSWORD,
+    login,
+    make_settings,
+    register,
+    stored_user,
+    verify_with_pyjwt,
+)
 
 
 @pytest.fixture
@@ -120,3 +129,57 @@ def test_primary_url_must_be_a_url(tmp_path):
     base = make_settings(tmp_path)
     with pytest.raises(ValueError, match="primary_url"):
         Settings(database=base.database, private_jwks=base.private_jwks, primary_url="primary")
+
+
+# registrations that reach a replica: relayed to the primary, which writes them
+
+
+def marked(primary: TestClient) -> TestClient:
+    """The primary as a replica's client reaches it: every request carries the replica's mark."""
+    secret = replica_secret(primary.app.state.keys)
+    return TestClient(primary.app, headers={REPLICA_HEADER: secret})
+
+
+def test_a_registration_on_a_replica_is_made_by_the_primary(primary, tmp_path):
+    with replica_of(primary, tmp_path) as replica:
+        replica.app.state.primary = marked(primary)
+        reply = register(replica)
+
+    assert reply.status_code == 201, reply.text
+    assert reply.json()["username"] == "newstudent"
+    assert stored_user(primary.app.state.settings, "newstudent")["id"] == reply.json()["id"]
+    assert login(primary, "newstudent", GOOD_PASSWORD).status_code == 200
+
+
+def test_the_primarys_refusal_of_a_relayed_registration_is_passed_on(primary, tmp_path):
+    with replica_of(primary, tmp_path) as replica:
+        replica.app.state.primary = marked(primary)
+        taken = register(replica, username="ajohnson")
+
+    assert taken.status_code == 409
+    assert taken.json() == {"detail": "username 'ajohnson' is taken", "code": "username_taken"}
+
+
+def test_a_replica_refuses_what_it_can_decide_without_asking(primary, tmp_path, monkeypatch):
+    relayed: list[str] = []
+    monkeypatch.setattr(service, "relay", lambda *args: relayed.append(args[1]))
+    with replica_of(primary, tmp_path) as replica:
+        replica.app.state.primary = marked(primary)
+        instructor = register(replica, roles=["instructor"])  # no registrar token
+        weak = register(replica, password="short")
+
+    assert (instructor.status_code, instructor.json()["code"]) == (403, "registrar_required")
+    assert weak.status_code == 422
+    assert relayed == []
+
+
+def test_a_registration_while_the_primary_is_down_is_a_clear_503(primary, tmp_path, caplog):
+    closed_port = "http://127.0.0.1:9"  # discard: nothing listens there
+    with replica_of(primary, tmp_path, primary_url=closed_port) as replica:
+        reply = register(replica)
+
+    assert reply.status_code == 503
+    assert reply.json()["code"] == "primary_unavailable"
+    assert "try again" in reply.json()["detail"]
+    assert "could not reach the primary" in caplog.text
+    assert stored_user(primary.app.state.settings, "newstudent") is None
