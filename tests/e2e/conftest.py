@@ -64,3 +64,16 @@ def cluster(tmp_path_factory, cluster_env: dict[str, str]) -> Iterator[Cluster]:
         whole.close()
     leftovers = litefs_mounts(whole.var)
     assert not leftovers, f"still mounted after teardown: {leftovers}"
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    from tests.fuzz.helpers import TALLY
+
+    if TALLY["gateway fuzz requests"]:
+        terminalreporter.write_line(
+            f"gateway fuzz: {TALLY['gateway fuzz enrollment cases']} enrollment cases (each as"
+            f" 3 roles and without a token), {TALLY['gateway fuzz auth cases']} auth cases,"
+            f" {TALLY['gateway fuzz requests']} requests through KrakenD;"
+            f" {TALLY['gateway fuzz control characters']} control characters in a path got"
+            " KrakenD's own 500"
+        )
