@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from app.auth.primary import primary_client, replica_secret
 from app.auth.routes import router
 from app.auth.settings import Settings, load_settings
-from app.auth.throttle import Throttle, TooManyAttempts, too_many_attempts_handler
+from app.auth.throttle import Throttle
 from app.auth.tokens import KeyRing
 from app.common.errors import install_error_handlers
 from app.common.limits import BodySizeLimit
@@ -40,7 +40,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.throttle = throttle
     app.state.replica_secret = replica_secret(keys)  # how the primary knows a replica's request
     install_error_handlers(app)
-    app.add_exception_handler(TooManyAttempts, too_many_attempts_handler)
     app.include_router(router)
     app.add_middleware(BodySizeLimit)
     return app

@@ -45,12 +45,9 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 from pathlib import Path
 
-from fastapi import Request
-from fastapi.responses import JSONResponse
-
 from app.auth.settings import Settings
 from app.common.db import ConnectionPool, apply_schema, connect, immediate
-from app.common.errors import TooManyRequests, error_body
+from app.common.errors import TooManyRequests
 
 SCHEMA = Path(__file__).resolve().parents[2] / "share" / "users" / "throttle.sql"
 
@@ -96,18 +93,8 @@ class TooManyAttempts(TooManyRequests):
     """Over an abuse limit: 429, with the seconds until the next attempt can count."""
 
     def __init__(self, detail: str, *, code: str, retry_after: int) -> None:
-        super().__init__(detail, code=code)
+        super().__init__(detail, code=code, headers={"Retry-After": str(retry_after)})
         self.retry_after = retry_after
-
-
-async def too_many_attempts_handler(_: Request, exc: Exception) -> JSONResponse:
-    """The one error body, plus the Retry-After header."""
-    assert isinstance(exc, TooManyAttempts)
-    return JSONResponse(
-        error_body(exc.detail, exc.code),
-        status_code=exc.status,
-        headers={"Retry-After": str(exc.retry_after)},
-    )
 
 
 class Throttle:

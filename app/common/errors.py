@@ -21,12 +21,18 @@ log = logging.getLogger(__name__)
 
 
 class DomainError(Exception):
+    """A refusal a client should see: its status, a sentence, a stable code, and any headers
+    that go with it (Retry-After, say)."""
+
     status = 400
     code = "bad_request"
 
-    def __init__(self, detail: str, *, code: str | None = None) -> None:
+    def __init__(
+        self, detail: str, *, code: str | None = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
+        self.headers = headers
         if code is not None:
             self.code = code
 
@@ -136,13 +142,22 @@ def _validation_errors(exc: RequestValidationError) -> list[dict]:
     return out
 
 
+def database_busy(exc: sqlite3.OperationalError) -> bool:
+    """Whether SQLite refused for load (the database or a table is locked), which a retry cures,
+    as opposed to a fault such as a missing table."""
+    primary_code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    return primary_code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the one error shape for domain errors, validation errors and anything unforeseen,
     and declare it in the OpenAPI schema."""
 
     @app.exception_handler(DomainError)
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:
-        return JSONResponse(error_body(exc.detail, exc.code), status_code=exc.status)
+        return JSONResponse(
+            error_body(exc.detail, exc.code), status_code=exc.status, headers=exc.headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -167,14 +182,22 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(sqlite3.OperationalError)
-    async def _db_busy(_: Request, exc: sqlite3.OperationalError) -> JSONResponse:
-        # Only reached if the busy timeout ran out: tell the client to retry instead of a bare 500.
-        log.error("database unavailable: %s", exc)
-        return JSONResponse(
-            error_body("database busy, retry shortly", "unavailable"),
-            status_code=503,
-            headers={"Retry-After": "1"},
-        )
+    async def _db_error(request: Request, exc: sqlite3.OperationalError) -> JSONResponse:
+        if database_busy(exc):
+            # Only reached if the busy timeout ran out: tell the client to retry.
+            log.error("database busy past the busy timeout: %s", exc)
+            return JSONResponse(
+                error_body("database busy, retry shortly", "unavailable"),
+                status_code=503,
+                headers={"Retry-After": "1"},
+            )
+        return await _unexpected(request, exc)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # A bug (a SQL typo, `no such table`): the one error shape, and the traceback in the log.
+        log.error("unexpected error in %s %s", request.method, request.url.path, exc_info=exc)
+        return JSONResponse(error_body("internal error", "internal_error"), status_code=500)
 
     _document_error_shape(app)
 

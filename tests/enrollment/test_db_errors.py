@@ -1,0 +1,57 @@
+"""What a client sees when the database misbehaves: busy past the busy timeout is 503 with
+Retry-After (load, worth a retry); any other database error is a bug, so 500 in the one error
+shape, with its traceback in the log, never disguised as load."""
+
+import logging
+import sqlite3
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.common import db
+from app.enrollment.init_db import init_db
+from app.enrollment.main import create_app
+from app.enrollment.settings import Settings
+from tests.enrollment.conftest import AVA, REGISTRAR, identity_headers, make_secret_file
+
+
+@pytest.fixture
+def app_and_db(tmp_path, monkeypatch):
+    monkeypatch.setattr(db, "BUSY_TIMEOUT_MS", 100)  # connections are opened after this
+    database = tmp_path / "enroll.db"
+    init_db(database)
+    secret = make_secret_file(tmp_path)
+    settings = Settings(database=database, gateway_secret_file=secret, instance="test")
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        yield client, database, secret.read_text()
+
+
+def test_a_database_busy_past_the_timeout_is_503_with_retry_after(app_and_db):
+    client, database, secret = app_and_db
+    headers = identity_headers(secret, *AVA[:2], "student")
+    assert client.get("/sections/4", headers=headers).status_code == 200  # user row is current
+    blocker = sqlite3.connect(database, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    try:
+        reply = client.post("/users/9/enrollments", json={"section_id": 4}, headers=headers)
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+
+    assert reply.status_code == 503
+    assert reply.json() == {"detail": "database busy, retry shortly", "code": "unavailable"}
+    assert reply.headers["Retry-After"] == "1"
+
+
+def test_any_other_database_error_is_a_500_with_its_traceback_logged(app_and_db, caplog):
+    client, database, secret = app_and_db
+    with sqlite3.connect(database) as conn:
+        conn.execute("DROP TABLE audit_log")
+
+    with caplog.at_level(logging.ERROR):
+        reply = client.get("/audit", headers=identity_headers(secret, *REGISTRAR))
+
+    assert reply.status_code == 500
+    assert reply.json() == {"detail": "internal error", "code": "internal_error"}
+    logged = [r for r in caplog.records if r.exc_info]
+    assert logged and "no such table" in str(logged[0].exc_info[1])
