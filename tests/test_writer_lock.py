@@ -1,12 +1,19 @@
 """The writer queue in app/common/db.py: writers of several processes take turns, and a writer
-cancelled while it waits never leaves the lock held (which would stop every instance's writes)."""
+cancelled while it waits never leaves the lock held (which would stop every instance's writes).
+A write transaction on the event loop needs the turn (else it would block the loop), and every
+enrollment route that writes gets it from the one place, the WriteDb dependency."""
 
 import asyncio
 import fcntl
 import os
 from contextlib import suppress
 
-from app.common.db import WriterLock
+import pytest
+from fastapi.routing import APIRoute
+
+from app.common.db import WriteOutsideItsTurn, WriterLock, connect, immediate, write_turn
+from app.enrollment.deps import write_db
+from app.enrollment.routes import router
 
 
 def other_process_holds(path) -> int:
@@ -72,3 +79,37 @@ def test_a_writer_cancelled_while_waiting_does_not_keep_the_lock(tmp_path):
     asyncio.run(scenario())
     assert is_free(path), "a cancelled writer left the write lock held"
     os.close(other)
+
+
+# the one write entry point
+
+
+def test_a_write_on_the_event_loop_without_the_turn_fails_loudly(tmp_path):
+    conn = connect(tmp_path / "x.db", writer_lock_file=tmp_path / "x.db.writer-lock")
+    conn.execute("CREATE TABLE t (n INTEGER)")
+
+    async def without_turn() -> None:
+        with immediate(conn):
+            conn.execute("INSERT INTO t VALUES (1)")
+
+    async def with_turn() -> None:
+        async with write_turn(conn), write_turn(conn):  # reentrant: a dependency and its route
+            with immediate(conn):
+                conn.execute("INSERT INTO t VALUES (2)")
+
+    with pytest.raises(WriteOutsideItsTurn):
+        asyncio.run(without_turn())
+    asyncio.run(with_turn())
+    with immediate(conn):  # off the loop (a worker thread, a script): joins the queue itself
+        conn.execute("INSERT INTO t VALUES (3)")
+    assert [n for (n,) in conn.execute("SELECT n FROM t")] == [2, 3]
+
+
+def test_every_enrollment_route_that_writes_takes_the_write_turn_and_no_read_does():
+    def depends_on_write_db(dependant) -> bool:
+        return dependant.call is write_db or any(map(depends_on_write_db, dependant.dependencies))
+
+    for route in router.routes:
+        assert isinstance(route, APIRoute)
+        writes = route.methods != {"GET"}
+        assert depends_on_write_db(route.dependant) is writes, (route.methods, route.path)

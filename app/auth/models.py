@@ -7,25 +7,19 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     StringConstraints,
     ValidationInfo,
     field_validator,
 )
 
-Role = Literal["student", "instructor", "registrar"]
+from app.common.identity import STUDENT, Role
+from app.common.models import Strict, Text
 
 
 def _lowercase(value: Any) -> Any:
     # Usernames are case-insensitive: "AJohnson" signs in as, and collides with, "ajohnson".
     return value.lower() if isinstance(value, str) else value
-
-
-def _printable(value: str) -> str:
-    if not value.isprintable():
-        raise ValueError("must not contain control characters")
-    return value
 
 
 def _distinct(roles: list[str]) -> list[str]:
@@ -43,24 +37,16 @@ NewUsername = Annotated[
 ]
 # Length per OWASP ASVS 2.1: at least 12 characters, at least 64 allowed, any characters at all.
 NewPassword = Annotated[str, StringConstraints(min_length=12, max_length=128)]
-PersonName = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=64),
-    AfterValidator(_printable),
-]
+PersonName = Text(64, min_length=1, strip=True)
 Roles = Annotated[list[Role], Field(min_length=1, max_length=3), AfterValidator(_distinct)]
 
 
-class _Input(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-
-class RegisterIn(_Input):
+class RegisterIn(Strict):
     username: NewUsername
     password: NewPassword
     first_name: PersonName
     last_name: PersonName
-    roles: Roles = ["student"]
+    roles: Roles = [STUDENT]
 
     @field_validator("password")
     @classmethod
@@ -71,7 +57,7 @@ class RegisterIn(_Input):
         return password
 
 
-class LoginIn(_Input):
+class LoginIn(Strict):
     # Deliberately loose: any username or password is a 401 if wrong, never a hint about format.
     username: Annotated[
         str, StringConstraints(min_length=1, max_length=64), BeforeValidator(_lowercase)
@@ -79,7 +65,7 @@ class LoginIn(_Input):
     password: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
 
 
-class RefreshIn(_Input):
+class RefreshIn(Strict):
     refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=8192)]
 
 

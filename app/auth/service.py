@@ -14,9 +14,10 @@ from app.auth.throttle import Origin, Throttle
 from app.auth.tokens import InvalidToken, KeyRing, TokenUse, build_claims
 from app.common.db import immediate
 from app.common.errors import Conflict, Forbidden, Relayed, Unauthenticated, Unavailable
+from app.common.identity import REGISTRAR, STUDENT
 
 BAD_CREDENTIALS = "invalid username or password"
-SELF_SERVICE_ROLES = ["student"]
+SELF_SERVICE_ROLES = [STUDENT]
 
 
 def replica_reason(settings: Settings) -> str | None:
@@ -218,7 +219,7 @@ def _require_registrar(*, settings: Settings, keys: KeyRing, authorization: str 
         )
     except InvalidToken as exc:
         raise Unauthenticated("access token is invalid or expired", code="invalid_token") from exc
-    if "registrar" not in claims["roles"]:
+    if REGISTRAR not in claims["roles"]:
         raise Forbidden(
             "only a registrar may create instructor or registrar accounts",
             code="registrar_required",

@@ -61,6 +61,9 @@ class WriterLock:
         """The write turn for code on an event loop: the wait never blocks the loop (other
         requests go on), and the transaction then runs on the loop without a thread hop and
         without threads of its own process competing with it for the GIL."""
+        if _turn_held.get() is self:  # this task has the turn already (reentrant)
+            yield
+            return
         loop = asyncio.get_running_loop()
         mutex = self._async_mutexes.setdefault(loop, asyncio.Lock())
         async with mutex:
@@ -102,8 +105,14 @@ _turn_held: ContextVar[WriterLock | None] = ContextVar("writer_turn_held", defau
 
 
 def write_turn(conn: sqlite3.Connection):
-    """`async with write_turn(conn):` before calling code that writes, from an event loop."""
+    """`async with write_turn(conn):` before calling code that writes, from an event loop. The
+    enrollment routes get it from their `WriteDb` dependency (app/enrollment/deps.py)."""
     return conn.writer_lock.turn()  # type: ignore[attr-defined]
+
+
+class WriteOutsideItsTurn(RuntimeError):
+    """A write transaction started on an event loop without the write turn: it would block the
+    loop (and every request on it) in a blocking flock. Take the turn first (`write_turn`)."""
 
 
 class Connection(sqlite3.Connection):
@@ -143,9 +152,17 @@ def connect(
 @contextmanager
 def immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     """Run a read-then-write as one BEGIN IMMEDIATE transaction: the write lock is taken up front,
-    so no other process can change what we read before we write."""
+    so no other process can change what we read before we write. In a thread, the writer queue
+    is joined here (a blocking wait); on an event loop the caller must hold the write turn
+    already, or this raises WriteOutsideItsTurn rather than block the loop."""
     lock = getattr(conn, "writer_lock", None) or WriterLock.for_file(None)
-    with nullcontext() if _turn_held.get() is lock else lock.held():
+    has_turn = _turn_held.get() is lock
+    if not has_turn and _on_event_loop():
+        raise WriteOutsideItsTurn(
+            "a write transaction on the event loop without the write turn: take it first "
+            "(write_turn, or the WriteDb dependency)"
+        )
+    with nullcontext() if has_turn else lock.held():
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn
@@ -153,6 +170,14 @@ def immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+
+
+def _on_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 @contextmanager

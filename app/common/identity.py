@@ -5,6 +5,8 @@ adds the gateway secret; a client-sent header of the same name never reaches a b
 gateway. A request that bypasses the gateway has no valid secret and is refused with 401.
 """
 
+from typing import Literal, get_args
+
 USER_ID_HEADER = "X-User-Id"  # claim `sub`
 USERNAME_HEADER = "X-User-Name"  # claim `preferred_username`
 ROLES_HEADER = "X-User-Roles"  # claim `roles`, comma-separated
@@ -14,7 +16,10 @@ GATEWAY_SECRET_HEADER = "X-Gateway-Secret"  # value from var/gateway.secret, set
 # as identity (app/enrollment/deps.py `caller`).
 IDENTITY_HEADERS = (USER_ID_HEADER, USERNAME_HEADER, ROLES_HEADER)
 
-ROLES = ("student", "instructor", "registrar")
+# The roles, named once: tokens carry them, the gateway checks them, both services use them.
+Role = Literal["student", "instructor", "registrar"]
+ROLES: tuple[Role, ...] = get_args(Role)
+STUDENT, INSTRUCTOR, REGISTRAR = ROLES
 
 
 def gateway_headers(secret: str, user_id: int, username: str, *roles: str) -> dict[str, str]:

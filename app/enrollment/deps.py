@@ -31,6 +31,18 @@ async def db(request: Request) -> AsyncIterator[sqlite3.Connection]:
 Db = Annotated[sqlite3.Connection, Depends(db)]
 
 
+async def write_db(conn: Db) -> AsyncIterator[sqlite3.Connection]:
+    """The connection of a route that writes, with the write turn held while the route runs:
+    the wait for it never blocks the event loop, and it is given up as soon as the route
+    returns, before the response is sent (scope "function")."""
+    async with write_turn(conn):
+        yield conn
+
+
+# The one way a route writes: its service call then runs its BEGIN IMMEDIATE transactions in turn.
+WriteDb = Annotated[sqlite3.Connection, Depends(write_db, scope="function")]
+
+
 async def caller(request: Request, conn: Db) -> Identity:
     """The identity the gateway vouches for. Without the gateway's secret, or without the
     identity headers, the request is not signed in (401)."""

@@ -2,32 +2,17 @@
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
+
+from app.common.models import Strict, Text
 
 # Ids are positive and fit a signed 64-bit SQLite integer; anything else is a 422 naming the field.
 Id = Annotated[int, Field(gt=0, le=2**63 - 1)]
 Capacity = Annotated[int, Field(ge=0, le=10_000)]
 
 
-def _printable(value: str) -> str:
-    if not value.isprintable():
-        raise ValueError("must not contain control characters")
-    return value
-
-
-def Text(max_length: int, min_length: int = 0):  # noqa: N802 - reads as a type in models
-    """Free text a person typed: no control characters (NUL, escapes), bounded length."""
-    return Annotated[
-        str, Field(min_length=min_length, max_length=max_length), AfterValidator(_printable)
-    ]
-
-
 EnrollmentStatus = Literal["enrolled", "waitlisted", "dropped"]
 SectionsType = Literal["all", "enrolled", "instructing"]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class DepartmentOut(BaseModel):

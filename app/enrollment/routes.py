@@ -1,8 +1,10 @@
 """HTTP routes of the enrollment service: thin wrappers over `service`.
 
-Every route runs on the event loop, without a thread hop. Reads never wait for a lock in WAL mode;
-writes first wait for their turn (`write_turn`: off the loop, queued with the other instances'
-writers on one lock file), then run their BEGIN IMMEDIATE transaction on the loop.
+Every route runs on the event loop, without a thread hop. Reads (`Db`) never wait for a lock in WAL
+mode. A route that writes takes `WriteDb` instead: its connection comes with the write turn (the
+queue of the three instances' writers on one lock file), waited for without blocking the loop and
+given up when the route returns; the service then runs its BEGIN IMMEDIATE transactions on the
+loop. A write transaction without the turn raises WriteOutsideItsTurn rather than block the loop.
 
 Each route declares the roles the gateway lets through (`x-roles` in the OpenAPI schema); the
 gateway config is checked against this table by tests/test_gateway_routes.py.
@@ -12,10 +14,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 
-from app.common.db import write_turn
 from app.common.errors import error_responses
+from app.common.identity import INSTRUCTOR, REGISTRAR, ROLES, STUDENT
 from app.enrollment import queries, service
-from app.enrollment.deps import Caller, Db, allow
+from app.enrollment.deps import Caller, Db, WriteDb, allow
 from app.enrollment.models import (
     AuditAction,
     AuditEntry,
@@ -37,9 +39,9 @@ from app.enrollment.models import (
 
 router = APIRouter()
 
-ANY_ROLE = ("student", "instructor", "registrar")
-STAFF = ("instructor", "registrar")
-SELF = ("student", "instructor", "registrar")  # object rule: that user, or the registrar
+ANY_ROLE = ROLES
+STAFF = (INSTRUCTOR, REGISTRAR)
+SELF = ROLES  # object rule: that user, or the registrar
 
 CourseId = Annotated[int, Path(gt=0, le=2**63 - 1)]
 SectionId = Annotated[int, Path(gt=0, le=2**63 - 1)]
@@ -95,11 +97,10 @@ async def get_course(course_id: CourseId, conn: Db, _: Caller):
     return service.get_course_or_404(conn, course_id)
 
 
-@route("POST", "/courses", ("registrar",), response_model=CourseOut, status_code=201)
-async def create_course(body: CourseCreate, conn: Db, who: Caller):
+@route("POST", "/courses", (REGISTRAR,), response_model=CourseOut, status_code=201)
+async def create_course(body: CourseCreate, conn: WriteDb, who: Caller):
     """Add a course to the catalog."""
-    async with write_turn(conn):
-        return service.create_course(conn, who, body)
+    return service.create_course(conn, who, body)
 
 
 @route("GET", "/courses/{course_id}/waitlist", STAFF, response_model=list[WaitlistEntry])
@@ -127,25 +128,22 @@ async def get_section(section_id: SectionId, conn: Db, _: Caller):
     return service.get_section_or_404(conn, section_id)
 
 
-@route("POST", "/sections", ("registrar",), response_model=SectionOut, status_code=201)
-async def create_section(body: SectionCreate, conn: Db, who: Caller):
+@route("POST", "/sections", (REGISTRAR,), response_model=SectionOut, status_code=201)
+async def create_section(body: SectionCreate, conn: WriteDb, who: Caller):
     """Open a new section of a course."""
-    async with write_turn(conn):
-        return service.create_section(conn, who, body)
+    return service.create_section(conn, who, body)
 
 
-@route("PATCH", "/sections/{section_id}", ("registrar",), response_model=SectionChange)
-async def update_section(section_id: SectionId, body: SectionUpdate, conn: Db, who: Caller):
+@route("PATCH", "/sections/{section_id}", (REGISTRAR,), response_model=SectionChange)
+async def update_section(section_id: SectionId, body: SectionUpdate, conn: WriteDb, who: Caller):
     """Freeze/unfreeze, reassign, or resize a section; says who was promoted as a result."""
-    async with write_turn(conn):
-        return service.update_section(conn, who, section_id, body)
+    return service.update_section(conn, who, section_id, body)
 
 
-@route("DELETE", "/sections/{section_id}", ("registrar",), status_code=204)
-async def delete_section(section_id: SectionId, conn: Db, who: Caller):
+@route("DELETE", "/sections/{section_id}", (REGISTRAR,), status_code=204)
+async def delete_section(section_id: SectionId, conn: WriteDb, who: Caller):
     """Remove a section from the catalog (its history stays in the database)."""
-    async with write_turn(conn):
-        service.delete_section(conn, who, section_id)
+    service.delete_section(conn, who, section_id)
     return Response(status_code=204)
 
 
@@ -167,16 +165,15 @@ async def section_waitlist(section_id: SectionId, conn: Db, who: Caller):
 
 
 @route("DELETE", "/sections/{section_id}/enrollments/{user_id}", STAFF, response_model=DropOut)
-async def administrative_drop(section_id: SectionId, user_id: UserId, conn: Db, who: Caller):
+async def administrative_drop(section_id: SectionId, user_id: UserId, conn: WriteDb, who: Caller):
     """Drop a student from a section (or its waitlist) on the staff's authority."""
-    async with write_turn(conn):
-        return service.administrative_drop(conn, who, section_id, user_id)
+    return service.administrative_drop(conn, who, section_id, user_id)
 
 
 # users
 
 
-@route("GET", "/users", ("registrar",), response_model=list[UserOut])
+@route("GET", "/users", (REGISTRAR,), response_model=list[UserOut])
 async def list_users(conn: Db, _: Caller):
     """Every user the enrollment service knows."""
     return [_user_out(u) for u in queries.list_users(conn)]
@@ -216,34 +213,31 @@ async def user_waitlist(user_id: UserId, conn: Db, who: Caller):
 @route(
     "POST",
     "/users/{user_id}/enrollments",
-    ("student", "registrar"),
+    (STUDENT, REGISTRAR),
     response_model=EnrollmentOut,
     status_code=201,
 )
-async def enroll(user_id: UserId, body: EnrollIn, conn: Db, who: Caller):
+async def enroll(user_id: UserId, body: EnrollIn, conn: WriteDb, who: Caller):
     """Enroll in a section: a seat if one is free and nobody waits, else the waitlist."""
-    async with write_turn(conn):
-        return service.enroll(conn, who, user_id, body)
+    return service.enroll(conn, who, user_id, body)
 
 
 @route("DELETE", "/users/{user_id}/enrollments/{section_id}", SELF, response_model=DropOut)
-async def drop(user_id: UserId, section_id: SectionId, conn: Db, who: Caller):
+async def drop(user_id: UserId, section_id: SectionId, conn: WriteDb, who: Caller):
     """Drop a section; the head of its waitlist takes the seat unless the section is frozen."""
-    async with write_turn(conn):
-        return service.drop(conn, who, user_id, section_id)
+    return service.drop(conn, who, user_id, section_id)
 
 
 @route("DELETE", "/users/{user_id}/waitlist/{section_id}", SELF, response_model=DropOut)
-async def leave_waitlist(user_id: UserId, section_id: SectionId, conn: Db, who: Caller):
+async def leave_waitlist(user_id: UserId, section_id: SectionId, conn: WriteDb, who: Caller):
     """Leave a section's waitlist; everyone behind moves up one place."""
-    async with write_turn(conn):
-        return service.leave_waitlist(conn, who, user_id, section_id)
+    return service.leave_waitlist(conn, who, user_id, section_id)
 
 
 # audit
 
 
-@route("GET", "/audit", ("registrar",), response_model=list[AuditEntry])
+@route("GET", "/audit", (REGISTRAR,), response_model=list[AuditEntry])
 async def audit_trail(
     conn: Db,
     _: Caller,

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from app.common.db import immediate, snapshot
 from app.common.errors import Conflict, Forbidden, NotFound
+from app.common.identity import INSTRUCTOR, REGISTRAR
 from app.enrollment import queries
 from app.enrollment.models import CourseCreate, EnrollIn, SectionCreate, SectionUpdate
 
@@ -25,7 +26,7 @@ class Identity:
 
     @property
     def is_registrar(self) -> bool:
-        return "registrar" in self.roles
+        return REGISTRAR in self.roles
 
 
 # object rules ("that user", "instructor of that section")
@@ -41,7 +42,7 @@ def require_section_staff(caller: Identity, section: dict) -> None:
     """Rule: only the registrar and the section's own instructor manage a section's roster."""
     if caller.is_registrar:
         return
-    if "instructor" in caller.roles and section["instructor_id"] == caller.user_id:
+    if INSTRUCTOR in caller.roles and section["instructor_id"] == caller.user_id:
         return
     raise Forbidden(f"user {caller.user_id} does not teach section {section['id']}")
 
@@ -72,7 +73,7 @@ def get_user_or_404(conn: sqlite3.Connection, user_id: int) -> dict:
 
 def _require_instructor(conn: sqlite3.Connection, instructor_id: int) -> None:
     user = get_user_or_404(conn, instructor_id)
-    if "instructor" not in user["roles"].split(","):
+    if INSTRUCTOR not in user["roles"].split(","):
         raise Conflict(f"user {instructor_id} is not an instructor", code="not_an_instructor")
 
 
@@ -96,7 +97,7 @@ def record(
     queries.insert_audit(
         conn,
         actor_id=caller.user_id,
-        actor_role="registrar" if caller.is_registrar else "instructor",
+        actor_role=REGISTRAR if caller.is_registrar else INSTRUCTOR,
         action=action,
         course_id=course_id,
         section_id=section_id,
