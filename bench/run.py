@@ -10,7 +10,7 @@ harness/cluster.py), then measures, all in the same run so the ratios are fair o
      trivial /health: the most any request through the gateway can do here;
   3. read path: GET /sections through the gateway and straight to the three instances (with the
      headers the gateway would set), and /health on one instance;
-  4. auth through the user gateway: register/s (LiteFS primary) and logins/s over the three nodes.
+  4. auth through the auth gateway: register/s (LiteFS primary) and logins/s over the three nodes.
 It prints a table and writes it as JSON to var/bench/results-<run>.json. Every loop is bounded in
 count and time; traffic goes to 127.0.0.1 only.
 """
@@ -29,11 +29,12 @@ from app.common.identity import gateway_headers
 from bench.readpath import wrk, wrk_spread
 from bench.rush import Sample, Student, run_rush, summarise
 from harness.auth_cluster import ROOMY_LIMITS_ENV
-from harness.cluster import DEMO_PASSWORD, Cluster
+from harness.cluster import Cluster
 from harness.gateway import Gateway, render
 from harness.invariants import status_counts, violations
 from harness.loadclient import Connection
 from harness.procs import ROOT, free_port
+from harness.seed import DEMO_PASSWORD
 
 PREFIX = "/enroll_api"
 CEILING_PATH = PREFIX + "/bench-ceiling"
@@ -154,14 +155,14 @@ def bench_auth(cluster: Cluster, args) -> list[dict]:
          "last_name": f"User {i}"}
         for i in range(args.registers)
     ]  # fmt: skip
-    url = cluster.user_gateway.url
+    url = cluster.auth_gateway.url
     reg, reg_s = asyncio.run(_timed_posts(url, "/auth_api/register", people, args.auth_clients))
     creds = [{"username": p["username"], "password": DEMO_PASSWORD} for p in people]
     logins = (creds * (args.logins // len(creds) + 1))[: args.logins]
     log, log_s = asyncio.run(_timed_posts(url, "/auth_api/login", logins, args.auth_clients))
     return [
-        summarise("register through the user gateway", reg, reg_s),
-        summarise("login through the user gateway (3 nodes)", log, log_s),
+        summarise("register through the auth gateway", reg, reg_s),
+        summarise("login through the auth gateway (3 nodes)", log, log_s),
     ]
 
 

@@ -92,6 +92,17 @@ async def run_rush(
     return samples, time.monotonic() - started
 
 
+def _forget(places: set[int], section: int) -> Callable[[int, object], None]:
+    """What a drop or a leave does to the student's own record, once answered: the place is gone
+    (200), or was already (404)."""
+
+    def forget(status: int, _: object) -> None:
+        if status in (200, 404):
+            places.discard(section)
+
+    return forget
+
+
 def choose(
     student: Student, sections: list[int], rng: random.Random, prefix: str
 ) -> tuple[str, str, str, dict | None, Callable[[int, object], None]]:
@@ -100,20 +111,12 @@ def choose(
     roll = rng.random()
     if roll < 0.15 and student.enrolled:
         section = rng.choice(sorted(student.enrolled))
-
-        def dropped(status: int, _: object) -> None:
-            if status in (200, 404):
-                student.enrolled.discard(section)
-
-        return "drop", "DELETE", f"{prefix}/users/{me}/enrollments/{section}", None, dropped
+        gone = _forget(student.enrolled, section)
+        return "drop", "DELETE", f"{prefix}/users/{me}/enrollments/{section}", None, gone
     if roll < 0.25 and student.waitlisted:
         section = rng.choice(sorted(student.waitlisted))
-
-        def left(status: int, _: object) -> None:
-            if status in (200, 404):
-                student.waitlisted.discard(section)
-
-        return "leave", "DELETE", f"{prefix}/users/{me}/waitlist/{section}", None, left
+        gone = _forget(student.waitlisted, section)
+        return "leave", "DELETE", f"{prefix}/users/{me}/waitlist/{section}", None, gone
     if roll < 0.45:
 
         def listed(status: int, body: object) -> None:

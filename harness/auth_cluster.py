@@ -1,4 +1,4 @@
-"""A real auth cluster: the three LiteFS nodes of etc/user/*.yml, each started with
+"""A real auth cluster: the three LiteFS nodes of etc/litefs/*.yml, each started with
 `bin/auth-node NODE` exactly as the Procfile does, each running its own auth instance, on free
 loopback ports in a directory of the caller's (never the ports or var/ of a running cluster).
 Used by the end-to-end tests and the benchmarks."""
@@ -13,10 +13,8 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-
 from app.auth.init_db import init_keys
-from harness.procs import ROOT, free_port
+from harness.procs import ROOT, free_port, log_tail, wait_http
 
 LITEFS = ROOT / ".tools" / "bin" / "litefs"
 NODES = ("primary", "secondary-1", "secondary-2")
@@ -54,8 +52,7 @@ class AuthNode:
         return self.proc is not None and self.proc.poll() is None
 
     def log_tail(self, lines: int = 40) -> str:
-        text = self.log.read_text(errors="replace") if self.log.exists() else ""
-        return f"--- last lines of {self.log.name} ---\n" + "\n".join(text.splitlines()[-lines:])
+        return log_tail(self.log, lines)
 
 
 @dataclass
@@ -159,22 +156,7 @@ class AuthCluster:
                 subprocess.run(["fusermount3", "-uz", mount], check=False)
 
     def _wait_ready(self, node: AuthNode) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT
-        while time.monotonic() < deadline:
-            assert node.proc is not None
-            if node.proc.poll() is not None:
-                raise RuntimeError(
-                    f"{node.name} exited with {node.proc.returncode}\n{node.log_tail()}"
-                )
-            try:
-                if httpx.get(node.url + "/.well-known/jwks.json", timeout=1.0).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        raise TimeoutError(
-            f"{node.name} did not answer within {READY_TIMEOUT} s\n{node.log_tail()}"
-        )
+        wait_http(node.url + "/.well-known/jwks.json", node.proc, READY_TIMEOUT, log=node.log)
 
 
 def _distinct_free_ports(count: int) -> list[int]:

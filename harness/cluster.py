@@ -4,7 +4,7 @@ gateways in front of them. Used by the end-to-end tests and by ./bin/bench.
 
 Tokens: `token()` signs an access token with the auth service's own private key and its own
 claim builder, exactly what POST /login issues, for callers that need hundreds of users without
-hundreds of argon2 hashes; `login()` goes through the user gateway like a person would.
+hundreds of argon2 hashes; `login()` goes through the auth gateway like a person would.
 """
 
 from pathlib import Path
@@ -17,11 +17,11 @@ from harness.auth_cluster import AuthCluster
 from harness.enroll_cluster import EnrollmentCluster, write_secret
 from harness.gateway import Gateway
 from harness.procs import ROOT, free_port
+from harness.seed import DEMO_PASSWORD
 
 ISSUER = AuthSettings.model_fields["issuer"].default
 AUDIENCE = AuthSettings.model_fields["audience"].default
 ACCESS_TTL = AuthSettings.model_fields["access_ttl_seconds"].default
-DEMO_PASSWORD = "registrar-day-2026"  # every seed user's (README, share/seed)
 
 
 def cluster_env(name: str) -> str:
@@ -39,7 +39,7 @@ class Cluster:
     ) -> None:
         self.var = var
         secret_file = write_secret(var / "gateway.secret")
-        # As foreman does: the user gateway on this host is the auth nodes' trusted proxy.
+        # As foreman does: the auth gateway on this host is the auth nodes' trusted proxy.
         auth_env = {"AUTH_TRUSTED_PROXIES": cluster_env("AUTH_TRUSTED_PROXIES"), **(auth_env or {})}
         self.auth = AuthCluster.create(var, auth_env)
         self.enrollment = EnrollmentCluster(var, secret_file, enrollment_instances)
@@ -53,8 +53,8 @@ class Cluster:
         )
         self.enroll_gateway.env["GATEWAY_ENROLL_PORT"] = str(self.enroll_gateway.port)
         replicas = [node.url for node in self.auth.replicas]
-        self.user_gateway = Gateway(
-            "user",
+        self.auth_gateway = Gateway(
+            "auth",
             var,
             free_port(),
             {
@@ -62,7 +62,7 @@ class Cluster:
                 "GATEWAY_AUTH_REPLICAS": ",".join(replicas),
             },
         )
-        self.user_gateway.env["GATEWAY_USER_PORT"] = str(self.user_gateway.port)
+        self.auth_gateway.env["GATEWAY_AUTH_PORT"] = str(self.auth_gateway.port)
 
     @property
     def secret(self) -> str:
@@ -70,7 +70,7 @@ class Cluster:
 
     @property
     def gateways(self) -> list[Gateway]:
-        return [self.enroll_gateway, self.user_gateway]
+        return [self.enroll_gateway, self.auth_gateway]
 
     def start(self) -> None:
         self.enrollment.start()
@@ -101,9 +101,9 @@ class Cluster:
         return self.keys.sign(built | claims)
 
     def login(self, username: str, password: str = DEMO_PASSWORD) -> dict:
-        """Sign in through the user gateway; the tokens, or an AssertionError naming the answer."""
+        """Sign in through the auth gateway; the tokens, or an AssertionError naming the answer."""
         reply = httpx.post(
-            self.user_gateway.url + "/auth_api/login",
+            self.auth_gateway.url + "/auth_api/login",
             json={"username": username, "password": password},
             timeout=30,
         )

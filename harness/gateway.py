@@ -1,6 +1,6 @@
 """KrakenD gateways for tests and benchmarks.
 
-`Gateway` starts one exactly as the Procfile does (`bin/gateway enroll|user`: KrakenD under entr,
+`Gateway` starts one exactly as the Procfile does (`bin/gateway enroll|auth`: KrakenD under entr,
 flexible configuration from etc/<name>/ and etc/krakend/, USAGE_DISABLE=1), with the per-run
 values (ports, backends, JWKS, secret) in its environment. `render` has KrakenD itself render and
 check a config (`krakend check`, FC_OUT), and `Gateway.plain` runs a rendered config as it is.
@@ -10,13 +10,10 @@ import json
 import os
 import signal
 import subprocess
-import time
 from contextlib import suppress
 from pathlib import Path
 
-import httpx
-
-from harness.procs import ROOT
+from harness.procs import ROOT, log_tail, wait_http
 
 KRAKEND = ROOT / ".tools" / "bin" / "krakend"
 READY_TIMEOUT = 30.0
@@ -89,18 +86,7 @@ class Gateway:
         self._wait_ready()
 
     def _wait_ready(self) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT
-        while time.monotonic() < deadline:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"{self.name} gateway exited with {self.proc.returncode}\n{self.log_tail()}"
-                )
-            with suppress(httpx.TransportError):
-                if httpx.get(self.url + "/__health", timeout=1.0).status_code == 200:
-                    return
-            time.sleep(0.05)
-        raise TimeoutError(f"{self.name} gateway did not answer\n{self.log_tail()}")
+        wait_http(self.url + "/__health", self.proc, READY_TIMEOUT, log=self.log)
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
@@ -115,5 +101,4 @@ class Gateway:
             self.proc.wait()
 
     def log_tail(self, lines: int = 40) -> str:
-        text = self.log.read_text(errors="replace") if self.log.exists() else ""
-        return f"--- last lines of {self.log.name} ---\n" + "\n".join(text.splitlines()[-lines:])
+        return log_tail(self.log, lines)

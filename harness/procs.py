@@ -18,18 +18,33 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_http(url: str, proc: subprocess.Popen | None = None, timeout: float = 30.0) -> None:
-    """Wait until `url` answers (any status), or fail with the process's output."""
+def log_tail(log: Path, lines: int = 40) -> str:
+    """The last lines of a process's log, to put in a failure message."""
+    text = log.read_text(errors="replace") if log.exists() else ""
+    return f"--- last lines of {log.name} ---\n" + "\n".join(text.splitlines()[-lines:])
+
+
+def wait_http(
+    url: str,
+    proc: subprocess.Popen | None = None,
+    timeout: float = 30.0,
+    *,
+    log: Path | None = None,
+) -> None:
+    """Wait until `url` answers (any status), or fail, with the end of `log` when given."""
     deadline = time.monotonic() + timeout
+    tail = (lambda: "\n" + log_tail(log)) if log is not None else (lambda: "")
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
+            raise RuntimeError(
+                f"process exited with {proc.returncode} before {url} answered{tail()}"
+            )
         try:
             httpx.get(url, timeout=1.0)
             return
         except httpx.TransportError:
-            time.sleep(0.1)
-    raise TimeoutError(f"{url} did not answer within {timeout} s")
+            time.sleep(0.05)
+    raise TimeoutError(f"{url} did not answer within {timeout} s{tail()}")
 
 
 def start_uvicorn(factory: str, port: int, env: dict[str, str], log: Path) -> subprocess.Popen:

@@ -11,12 +11,14 @@ endpoint on a real gin router for a second, which refuses conflicting paths), wi
 the file it writes the rendered config to; the tests read that file.
 """
 
+import inspect
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
 import pytest
+import uvicorn
 from fastapi.routing import APIRoute
 
 from app.common.identity import (
@@ -127,20 +129,20 @@ def enroll_config(renderer: Renderer, tmp_path_factory: pytest.TempPathFactory) 
 
 
 @pytest.fixture(scope="session")
-def user_config(renderer: Renderer) -> dict:
+def auth_config(renderer: Renderer) -> dict:
     return rendered(
         renderer,
-        "user",
+        "auth",
         {
             "GATEWAY_SECRET": SECRET,
-            "GATEWAY_USER_PORT": "15400",
+            "GATEWAY_AUTH_PORT": "15400",
             "GATEWAY_AUTH_PRIMARY": AUTH_PRIMARY,
             "GATEWAY_AUTH_REPLICAS": ",".join(AUTH_REPLICAS),
         },
     )
 
 
-@pytest.fixture(params=["enroll", "user"])
+@pytest.fixture(params=["enroll", "auth"])
 def config(request: pytest.FixtureRequest) -> dict:
     return request.getfixturevalue(f"{request.param}_config")
 
@@ -236,29 +238,29 @@ def test_enroll_backends_receive_the_identity_headers_the_service_reads(enroll_c
         )
 
 
-# the user gateway
+# the auth gateway
 
 
-def test_user_gateway_routes(user_config):
+def test_auth_gateway_routes(auth_config):
     readers = [AUTH_PRIMARY, *AUTH_REPLICAS]
-    assert {key: e["backend"][0]["host"] for key, e in by_route(user_config).items()} == {
+    assert {key: e["backend"][0]["host"] for key, e in by_route(auth_config).items()} == {
         # writes: the replicas, which relay them to the LiteFS primary (503 when it is down)
         ("POST", "/auth_api/register"): AUTH_REPLICAS,
         ("POST", "/auth_api/login"): readers,
         ("POST", "/auth_api/refresh"): readers,
         ("GET", "/auth_api/.well-known/jwks.json"): readers,
     }
-    for (method, path), endpoint in by_route(user_config).items():
+    for (method, path), endpoint in by_route(auth_config).items():
         (backend,) = endpoint["backend"]
         assert backend["url_pattern"] == path.removeprefix("/auth_api")
         assert backend["method"] == method
         assert "extra_config" not in endpoint  # public: no validator
 
 
-def test_user_gateway_matches_the_auth_service(user_config):
+def test_auth_gateway_matches_the_auth_service(auth_config):
     auth_routes = pytest.importorskip("app.auth.routes")
     routes = service_routes(auth_routes.router)
-    gateway = by_route(user_config)
+    gateway = by_route(auth_config)
     assert set(gateway) == {(method, "/auth_api" + path) for method, path in routes}
     for (method, path), endpoint in gateway.items():
         route = routes[(method, path.removeprefix("/auth_api"))]
@@ -307,17 +309,22 @@ def test_router_options(config):
     # The address passed on in X-Forwarded-For is the connection's peer, never what a client
     # sent (gin believes a client's X-Forwarded-For by default).
     assert config["extra_config"]["router"]["forwarded_by_client_ip"] is False
+    # A backend connection is dropped by the gateway before uvicorn closes it as idle, so no
+    # request is sent down a connection that is closing (a lost POST would be a 500).
+    uvicorn_keep_alive = inspect.signature(uvicorn.Config).parameters["timeout_keep_alive"].default
+    idle = config["idle_connection_timeout"]
+    assert idle.endswith("s") and 0 < float(idle[:-1]) < uvicorn_keep_alive
     assert config["version"] == 3
     assert config["listen_ip"] == "127.0.0.1"
 
 
-def test_per_run_ports_are_used(enroll_config, user_config):
-    assert (enroll_config["port"], user_config["port"]) == (15500, 15400)
+def test_per_run_ports_are_used(enroll_config, auth_config):
+    assert (enroll_config["port"], auth_config["port"]) == (15500, 15400)
 
 
 def test_defaults_are_the_spec_ports_and_the_init_jwks(renderer):
     enroll = rendered(renderer, "enroll", {"GATEWAY_SECRET": SECRET})
-    user = rendered(renderer, "user", {"GATEWAY_SECRET": SECRET})
+    user = rendered(renderer, "auth", {"GATEWAY_SECRET": SECRET})
     assert (enroll["port"], user["port"]) == (5500, 5400)
     first = enroll["endpoints"][0]
     assert first["backend"][0]["host"] == [f"http://127.0.0.1:{p}" for p in (5000, 5001, 5002)]
@@ -326,7 +333,7 @@ def test_defaults_are_the_spec_ports_and_the_init_jwks(renderer):
     assert register["backend"][0]["host"] == ["http://127.0.0.1:5101", "http://127.0.0.1:5102"]
 
 
-@pytest.mark.parametrize("gateway", ["enroll", "user"])
+@pytest.mark.parametrize("gateway", ["enroll", "auth"])
 @pytest.mark.parametrize("secret", [None, "", "too-short"])
 def test_a_gateway_without_the_secret_does_not_start(renderer, gateway, secret):
     result = renderer(gateway, {} if secret is None else {"GATEWAY_SECRET": secret})

@@ -20,9 +20,9 @@ from app.auth import keys, queries
 from app.common.db import apply_schema, connect, immediate
 
 ROOT = Path(__file__).resolve().parents[2]
-SCHEMA = ROOT / "share" / "users" / "schema.sql"
+SCHEMA = ROOT / "share" / "auth" / "schema.sql"
 SEED_PEOPLE = ROOT / "share" / "seed" / "people.json"
-SEED_PASSWORDS = ROOT / "share" / "users" / "seed_passwords.json"
+SEED_PASSWORDS = ROOT / "share" / "auth" / "seed_passwords.json"
 
 
 def init_database(path: Path) -> int:

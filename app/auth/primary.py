@@ -1,7 +1,7 @@
 """A replica's line to the auth service on the LiteFS primary.
 
 Writes: a LiteFS replica cannot write, so a registration that reaches a replica is relayed to the
-primary (`relay`), and the primary's answer is passed on. The user gateway sends registrations to
+primary (`relay`), and the primary's answer is passed on. The auth gateway sends registrations to
 the replicas for that reason: when the primary is down, they still answer, with a clear 503,
 where a gateway sending to the dead primary itself could only give a bare 500.
 

@@ -11,7 +11,7 @@ from app.auth.keys import check_private_file
 from app.common.db import WrongSchema, check_schema
 from app.common.settings import load_or_exit
 
-APPLICATION_ID = int.from_bytes(b"AUTH", "big")  # share/users/schema.sql sets these two
+APPLICATION_ID = int.from_bytes(b"AUTH", "big")  # share/auth/schema.sql sets these two
 SCHEMA_VERSION = 1
 
 
@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     # Self-registrations (no registrar token) per client address within the window.
     registrations_per_address: int = Field(10, gt=0)
     registration_window_seconds: int = Field(60 * 60, gt=0)
-    # Peers whose X-Forwarded-For is believed, e.g. `127.0.0.1` for the user gateway (KrakenD) on
+    # Peers whose X-Forwarded-For is believed, e.g. `127.0.0.1` for the auth gateway (KrakenD) on
     # this host: comma-separated addresses or networks. From any other peer, and by default from
     # every peer, the client address is the peer's own (see throttle.client_address).
     trusted_proxies: Annotated[tuple[IPvAnyNetwork, ...], NoDecode] = ()

@@ -49,7 +49,7 @@ from app.auth.settings import Settings
 from app.common.db import ConnectionPool, apply_schema, connect, immediate
 from app.common.errors import TooManyRequests
 
-SCHEMA = Path(__file__).resolve().parents[2] / "share" / "users" / "throttle.sql"
+SCHEMA = Path(__file__).resolve().parents[2] / "share" / "auth" / "throttle.sql"
 
 LOGIN_USERNAME = "login_username"
 LOGIN_ADDRESS = "login_address"

@@ -319,22 +319,21 @@ def update_section(
         if data.instructor_id is not None:
             _require_instructor(conn, data.instructor_id)
             changes["instructor_id"] = data.instructor_id
-        if data.capacity is not None:
-            if data.capacity < section["enrolled"]:
+        # Neither may shrink below what is in use: the seats taken, the places on the waitlist.
+        for field, used, code in (
+            ("capacity", "enrolled", "capacity_below_enrollment"),
+            ("waitlist_capacity", "waitlisted", "waitlist_capacity_below_waitlist"),
+        ):
+            value = getattr(data, field)
+            if value is None:
+                continue
+            if value < section[used]:
                 raise Conflict(
-                    f"capacity {data.capacity} is below the {section['enrolled']} students"
-                    f" enrolled in section {section_id}",
-                    code="capacity_below_enrollment",
+                    f"{field} {value} is below the {section[used]} students {used} in"
+                    f" section {section_id}",
+                    code=code,
                 )
-            changes["capacity"] = data.capacity
-        if data.waitlist_capacity is not None:
-            if data.waitlist_capacity < section["waitlisted"]:
-                raise Conflict(
-                    f"waitlist_capacity {data.waitlist_capacity} is below the"
-                    f" {section['waitlisted']} students waitlisted in section {section_id}",
-                    code="waitlist_capacity_below_waitlist",
-                )
-            changes["waitlist_capacity"] = data.waitlist_capacity
+            changes[field] = value
         if data.freeze is not None:
             changes["frozen"] = int(data.freeze)
         queries.update_section(conn, section_id=section_id, changes=changes)

@@ -6,6 +6,7 @@ from fastapi.testclient import TestClient
 
 from app.auth.main import create_app
 from app.auth.settings import Settings
+from harness.seed import DEMO_PASSWORD
 from tests.auth.helpers import make_settings
 
 
@@ -30,6 +31,6 @@ def client(settings: Settings) -> Iterator[TestClient]:
 
 @pytest.fixture
 def registrar_token(client: TestClient) -> str:
-    reply = client.post("/login", json={"username": "rhenderson", "password": "registrar-day-2026"})
+    reply = client.post("/login", json={"username": "rhenderson", "password": DEMO_PASSWORD})
     assert reply.status_code == 200, reply.text
     return reply.json()["access_token"]

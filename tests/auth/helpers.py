@@ -9,9 +9,9 @@ from httpx import Response
 
 from app.auth.init_db import init_database, init_keys
 from app.auth.settings import Settings
-from app.auth.tokens import KeyRing
+from app.auth.tokens import KeyRing, TokenUse, build_claims
+from harness.seed import DEMO_PASSWORD
 
-DEMO_PASSWORD = "registrar-day-2026"  # every seed user's password
 ISSUER = "registrar-auth"
 AUDIENCE = "registrar"
 REFRESH_AUDIENCE = "registrar:refresh"
@@ -93,6 +93,29 @@ def verify_with_pyjwt(client: TestClient, token: str, *, audience: str = AUDIENC
         audience=audience,
         issuer=ISSUER,
         options={"require": ["iss", "aud", "sub", "iat", "exp", "jti"]},
+    )
+
+
+def claims_for(
+    settings: Settings,
+    who: tuple = (1, "rhenderson", "registrar"),
+    *,
+    ttl_seconds: int = 600,
+    token_use: TokenUse = "access",
+    now: int | None = None,
+) -> dict:
+    """The claims the service issues for `who` (id, username, *roles): the seed registrar by
+    default."""
+    user_id, username, *roles = who
+    return build_claims(
+        user_id=user_id,
+        username=username,
+        roles=roles,
+        issuer=settings.issuer,
+        audience=settings.audience,
+        ttl_seconds=ttl_seconds,
+        token_use=token_use,
+        now=now,
     )
 
 

@@ -122,7 +122,7 @@ def test_unknown_user_takes_about_as_long_as_a_wrong_password(client):
         {"username": "", "password": DEMO_PASSWORD},
         {"username": "rhenderson", "password": ""},
         {"username": 1, "password": DEMO_PASSWORD},
-        {"username": "rhenderson", "password": ["registrar-day-2026"]},
+        {"username": "rhenderson", "password": [DEMO_PASSWORD]},
         {"username": "rhenderson", "password": DEMO_PASSWORD, "remember_me": True},
     ],
 )

@@ -8,6 +8,7 @@ import secrets
 import pytest
 
 from app.auth import passwords
+from harness.seed import DEMO_PASSWORD
 
 
 def seed_document_hash(password: str, iterations: int = 600_000) -> str:
@@ -18,9 +19,9 @@ def seed_document_hash(password: str, iterations: int = 600_000) -> str:
 
 
 def test_a_seed_format_pbkdf2_hash_verifies():
-    stored = seed_document_hash("registrar-day-2026")
+    stored = seed_document_hash(DEMO_PASSWORD)
 
-    assert passwords.verify_password("registrar-day-2026", stored)
+    assert passwords.verify_password(DEMO_PASSWORD, stored)
     assert not passwords.verify_password("registrar-day-2025", stored)
 
 

@@ -3,9 +3,9 @@
 import pytest
 
 from app.auth.settings import Settings
-from app.auth.tokens import build_claims
 from tests.auth.helpers import (
     GOOD_PASSWORD,
+    claims_for,
     login,
     new_user,
     register,
@@ -197,15 +197,7 @@ def test_a_registrars_refresh_token_does_not_authorise_registration(client, sett
 
 
 def test_an_expired_registrar_token_is_401(client, settings: Settings):
-    claims = build_claims(
-        user_id=1,
-        username="rhenderson",
-        roles=["registrar"],
-        issuer=settings.issuer,
-        audience=settings.audience,
-        ttl_seconds=1200,
-        now=1_000_000_000,  # 2001
-    )
+    claims = claims_for(settings, ttl_seconds=1200, now=1_000_000_000)  # 2001
 
     reply = register(client, token=sign(settings, claims), username="sneaky", roles=["instructor"])
 

@@ -17,11 +17,9 @@ from app.auth.main import create_app
 from app.auth.primary import REPLICA_HEADER, replica_secret
 from app.auth.settings import Settings
 from app.auth.throttle import client_address
-from app.auth.tokens import build_claims
 from tests.auth.helpers import (
-    AUDIENCE,
     GOOD_PASSWORD,
-    ISSUER,
+    claims_for,
     login,
     make_settings,
     register,
@@ -241,14 +239,7 @@ def test_a_registration_flood_is_refused_per_address(client, limits, clock):
     # A registrar creating accounts is not limited; another address is not refused.
     registrar = sign(
         limits,
-        build_claims(
-            user_id=1,
-            username="rhenderson",
-            roles=["registrar"],
-            issuer=ISSUER,
-            audience=AUDIENCE,
-            ttl_seconds=600,
-        ),
+        claims_for(limits),
     )
     assert register(client, registrar, username="third").status_code == 201
     assert register(client, registrar, username="fourth", roles=["instructor"]).status_code == 201

@@ -13,11 +13,12 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from app.auth.keys import generate_jwks
-from app.auth.tokens import KeyRing, build_claims
+from app.auth.tokens import KeyRing
 from tests.auth.helpers import (
     AUDIENCE,
     ISSUER,
     REFRESH_AUDIENCE,
+    claims_for,
     sign,
     tokens_for,
     verify_with_pyjwt,
@@ -36,15 +37,7 @@ def _b64(data: dict) -> str:
 
 def _refresh_claims(settings) -> dict:
     """A valid refresh token's claims for the seed registrar."""
-    return build_claims(
-        user_id=1,
-        username="rhenderson",
-        roles=["registrar"],
-        issuer=settings.issuer,
-        audience=settings.audience,
-        ttl_seconds=60,
-        token_use="refresh",
-    )
+    return claims_for(settings, ttl_seconds=60, token_use="refresh")
 
 
 def test_the_served_jwks_holds_public_keys_only_and_matches_the_gateways_copy(client, settings):
@@ -129,15 +122,8 @@ def test_refresh_refuses_an_access_token(client):
 
 
 def test_refresh_refuses_an_expired_refresh_token(client, settings):
-    claims = build_claims(
-        user_id=9,
-        username="ajohnson",
-        roles=["student"],
-        issuer=settings.issuer,
-        audience=settings.audience,
-        ttl_seconds=60,
-        token_use="refresh",
-        now=1_000_000_000,
+    claims = claims_for(
+        settings, (9, "ajohnson", "student"), ttl_seconds=60, token_use="refresh", now=1_000_000_000
     )
     assert _refresh(client, sign(settings, claims)).status_code == 401
 

@@ -45,7 +45,7 @@ def auth_cluster(tmp_path_factory, auth_cluster_env: dict[str, str]) -> Iterator
 @pytest.fixture(scope="module")
 def cluster_env() -> dict[str, str]:
     """Settings for every auth node of a module's whole cluster; the abuse limits are out of
-    reach unless a module overrides this fixture (tests/e2e/test_user_gateway.py does)."""
+    reach unless a module overrides this fixture (tests/e2e/test_auth_gateway.py does)."""
     return dict(ROOMY_LIMITS_ENV)
 
 

@@ -7,7 +7,7 @@ every check: no 5xx, a declared status, a body in the declared schema. What the 
 itself must be its own refusal: 401 without a valid token, 403 for a role the route does not
 allow, 404 or 405 for a path or method no route has (KrakenD's bodies for these are empty), never
 a 5xx.
-Auth cases go to the user gateway, which validates nothing, so every answer is a backend's and
+Auth cases go to the auth gateway, which validates nothing, so every answer is a backend's and
 must pass every check.
 
 Bounded and repeatable: the coverage phase plus 10 examples per operation, a fixed seed, no
@@ -23,7 +23,6 @@ from urllib.parse import unquote
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -33,7 +32,7 @@ from schemathesis.specs.openapi.checks import (
 
 from harness.cluster import Cluster
 from harness.db import copy_database
-from tests.fuzz.helpers import TALLY, auth_app, enrollment_app
+from tests.fuzz.helpers import FUZZ_SETTINGS, TALLY, auth_app, enrollment_app, fuzz_config
 
 pytestmark = pytest.mark.e2e
 
@@ -43,21 +42,7 @@ CHECKS = [
     content_type_conformance,
     response_schema_conformance,
 ]
-CONFIG = schemathesis.Config.from_dict(
-    {
-        "seed": 449,
-        "generation": {
-            "mode": "all",
-            "max-examples": 10,
-            "deterministic": True,
-            "database": "none",
-        },
-    }
-)
-FUZZ_SETTINGS = settings(
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+CONFIG = fuzz_config(10)
 
 # The services' schemas, from the apps themselves (built on throwaway files).
 _WORK = Path(tempfile.mkdtemp(prefix="gateway-fuzz-"))
@@ -123,6 +108,6 @@ def test_enrollment_through_the_gateway(case, cluster: Cluster, seeded):
 @FUZZ_SETTINGS
 def test_auth_through_the_gateway(case, cluster: Cluster):
     TALLY["gateway fuzz auth cases"] += 1
-    response = case.call(base_url=cluster.user_gateway.url + "/auth_api")
+    response = case.call(base_url=cluster.auth_gateway.url + "/auth_api")
     TALLY["gateway fuzz requests"] += 1
     case.validate_response(response, checks=CHECKS)

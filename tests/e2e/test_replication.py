@@ -20,10 +20,10 @@ from harness.auth_cluster import (
     mounted,
     wait_for,
 )
+from harness.seed import DEMO_PASSWORD
 
 pytestmark = pytest.mark.e2e
 
-DEMO_PASSWORD = "registrar-day-2026"  # every seed user's (PBKDF2, 600k rounds: ~0.2 s a login)
 PASSWORD = "correct-horse-battery"
 SEED_USERS = 38
 _serial = itertools.count(1)

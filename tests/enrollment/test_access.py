@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.enrollment.conftest import AVA, KAVERY, LCHEN, LIAM, REGISTRAR, person
+from tests.enrollment.helpers import AVA, KAVERY, LCHEN, LIAM, REGISTRAR, person
 
 STUDENT_NEW = (40, "newstudent", "student")  # signed in, never seen by the service before
 

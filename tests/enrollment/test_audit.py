@@ -1,6 +1,6 @@
 """The audit trail: registrar and instructor actions, who/what/when, queryable by the registrar."""
 
-from tests.enrollment.conftest import AVA, KAVERY, REGISTRAR, person
+from tests.enrollment.helpers import AVA, KAVERY, REGISTRAR, person
 
 
 def trail(api, query: str = "") -> list[dict]:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.enrollment.conftest import AVA, REGISTRAR
+from tests.enrollment.helpers import AVA, REGISTRAR
 
 HUGE = 2**64
 

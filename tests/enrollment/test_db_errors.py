@@ -12,7 +12,7 @@ from app.common import db
 from app.enrollment.init_db import init_db
 from app.enrollment.main import create_app
 from app.enrollment.settings import Settings
-from tests.enrollment.conftest import AVA, REGISTRAR, identity_headers, make_secret_file
+from tests.enrollment.helpers import AVA, REGISTRAR, identity_headers, make_secret_file
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """SPEC §2 business rules 1-9, each with its edge cases, through the HTTP API."""
 
-from tests.enrollment.conftest import KAVERY, REGISTRAR, person
+from tests.enrollment.helpers import KAVERY, REGISTRAR, person
 
 STUDENTS = list(range(9, 39))  # seed students
 

@@ -11,7 +11,7 @@ import pytest
 
 from app.enrollment.init_db import init_db
 from harness.procs import ROOT, free_port
-from tests.enrollment.conftest import make_secret_file
+from tests.enrollment.helpers import make_secret_file
 
 
 def start(env: dict[str, str]) -> subprocess.CompletedProcess:

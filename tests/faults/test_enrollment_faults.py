@@ -16,7 +16,7 @@ from app.enrollment.init_db import init_db
 from harness.invariants import status_counts, violations
 from harness.loadclient import fetch
 from harness.procs import ROOT, free_port, start_uvicorn, stop, wait_http
-from tests.enrollment.conftest import identity_headers, make_secret_file
+from tests.enrollment.helpers import identity_headers, make_secret_file
 
 CRASH_IN_DROP = """
 import os, signal, sys

@@ -11,7 +11,7 @@ import httpx
 
 from app.enrollment.init_db import init_db
 from harness.procs import ROOT, free_port, wait_http
-from tests.enrollment.conftest import make_secret_file
+from tests.enrollment.helpers import make_secret_file
 
 
 def uvicorn_child(wrapper: int) -> int | None:

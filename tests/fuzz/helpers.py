@@ -7,8 +7,10 @@ from collections import Counter
 from pathlib import Path
 from unittest import mock
 
+import schemathesis
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, settings
 
 from app.auth.main import create_app as create_auth_app
 from app.enrollment.init_db import init_db
@@ -16,7 +18,33 @@ from app.enrollment.main import create_app as create_enrollment_app
 from app.enrollment.settings import Settings as EnrollmentSettings
 from harness.db import copy_database
 from tests.auth.helpers import DEMO_PASSWORD, make_settings, verify_with_pyjwt
-from tests.enrollment.conftest import identity_headers, make_secret_file
+from tests.enrollment.helpers import identity_headers, make_secret_file
+
+# Bounded and repeatable: a fixed seed, derandomized generation, no example database. No deadline
+# or speed check: generation time depends on the machine's load, and a busy CI machine must not
+# fail a correct run.
+FUZZ_SETTINGS = settings(
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+def fuzz_config(max_examples: int, checks: dict | None = None) -> schemathesis.Config:
+    """Schemathesis's coverage phase plus `max_examples` generated cases per operation, positive
+    and negative, with a fixed seed."""
+    return schemathesis.Config.from_dict(
+        {
+            "seed": 449,
+            "generation": {
+                "mode": "all",
+                "max-examples": max_examples,
+                "deterministic": True,
+                "database": "none",
+            },
+            "checks": checks or {},
+        }
+    )
+
 
 # What the fuzz and abuse tests tried; tests/fuzz/conftest.py prints it after the run.
 TALLY: Counter[str] = Counter()

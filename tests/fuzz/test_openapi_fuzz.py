@@ -36,7 +36,6 @@ from pathlib import Path
 import pytest
 import schemathesis
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -49,9 +48,11 @@ from schemathesis.specs.openapi.checks import (
 
 from tests.auth.helpers import DEMO_PASSWORD
 from tests.fuzz.helpers import (
+    FUZZ_SETTINGS,
     TALLY,
     auth_app,
     enrollment_app,
+    fuzz_config,
     gateway_headers,
     restore,
     sign_in,
@@ -66,27 +67,10 @@ CHECKS = [
     response_headers_conformance,
     negative_data_rejection,  # input the schema forbids is refused (4xx), never acted on
 ]
-CONFIG = schemathesis.Config.from_dict(
-    {
-        "seed": 449,
-        "generation": {
-            "mode": "all",
-            "max-examples": 25,
-            "deterministic": True,
-            "database": "none",
-        },
-        # Refusing input the schema forbids: any 4xx. 413 too: a string over its maxLength
-        # in 4-byte characters can be a body over the 64 KiB limit.
-        "checks": {"negative_data_rejection": {"expected-statuses": ["4XX"]}},
-    }
-)
-# `seeded_databases` runs once per operation, on purpose: the examples of one operation share
-# their side effects. Generation time depends on the machine's load; no deadline or speed check,
-# so a busy CI machine does not fail a correct run.
-FUZZ_SETTINGS = settings(
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+# Refusing input the schema forbids: any 4xx. 413 too: a string over its maxLength in 4-byte
+# characters can be a body over the 64 KiB limit. `seeded_databases` runs once per operation, on
+# purpose: the examples of one operation share their side effects.
+CONFIG = fuzz_config(25, {"negative_data_rejection": {"expected-statuses": ["4XX"]}})
 
 # Both services on fresh files; schemathesis needs the apps when this module is collected.
 WORK = Path(tempfile.mkdtemp(prefix="fuzz-"))

@@ -1,4 +1,4 @@
-"""Sign-in and registration as a client sees them: through the real user gateway (KrakenD) in front
+"""Sign-in and registration as a client sees them: through the real auth gateway (KrakenD) in front
 of the three LiteFS auth nodes, with the abuse limits at their defaults (5 failed sign-ins per
 username and 20 per address in 15 minutes, 10 self-registrations an hour per address).
 
@@ -51,7 +51,7 @@ def forget_attempts(cluster: Cluster) -> None:
 
 def login(cluster: Cluster, username: str, password: str = PASSWORD, **headers) -> httpx.Response:
     return httpx.post(
-        cluster.user_gateway.url + "/auth_api/login",
+        cluster.auth_gateway.url + "/auth_api/login",
         json={"username": username, "password": password},
         headers=headers,
         timeout=30,
@@ -67,7 +67,7 @@ def register(cluster: Cluster, username: str | None = None, token: str | None = 
     }
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     return httpx.post(
-        cluster.user_gateway.url + "/auth_api/register", json=body, headers=headers, timeout=30
+        cluster.auth_gateway.url + "/auth_api/register", json=body, headers=headers, timeout=30
     )
 
 
@@ -90,7 +90,7 @@ def test_forty_students_behind_one_address_sign_in_at_once(cluster: Cluster):
         reply = register(cluster, token=registrar)
         assert reply.status_code == 201, reply.text
         usernames.append(reply.json()["username"])
-    url = cluster.user_gateway.url + "/auth_api/login"
+    url = cluster.auth_gateway.url + "/auth_api/login"
     requests = [("POST", url, {}, {"username": u, "password": PASSWORD}) for u in usernames]
 
     replies = asyncio.run(burst(requests))
@@ -100,7 +100,7 @@ def test_forty_students_behind_one_address_sign_in_at_once(cluster: Cluster):
 
 def test_parallel_guesses_at_one_account_are_bounded(cluster: Cluster):
     username = register(cluster).json()["username"]
-    url = cluster.user_gateway.url + "/auth_api/login"
+    url = cluster.auth_gateway.url + "/auth_api/login"
     guesses = [
         ("POST", url, {}, {"username": username, "password": f"guess-{n}"}) for n in range(12)
     ]
