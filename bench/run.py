@@ -3,16 +3,19 @@
 It starts the whole cluster of the Procfile on free loopback ports in var/bench/<run>/ (three
 enrollment instances on one database file, the three LiteFS auth nodes, both KrakenD gateways;
 harness/cluster.py), then measures, all in the same run so the ratios are fair on a noisy machine:
-  1. rush: S students, K sections (capacity 30, waitlist 15), C concurrent clients doing enroll,
-     drop, leave-waitlist and list-my-sections through the enroll gateway with real tokens; then
-     every SPEC §2 invariant on the database;
-  2. ceiling: the same gateway config, token validation included, in front of the instances'
+  1. rush: S students, K sections (capacity 30, waitlist 15), C closed-loop clients doing enroll,
+     drop, leave-waitlist and list-my-sections through the enroll gateway with real tokens;
+  2. open loop: the same mix arriving at a fixed rate, 70% of the rush's throughput: the latency
+     students feel when the system is busy but not saturated;
+  3. ceiling: the same gateway config, token validation included, in front of the instances'
      trivial /health: the most any request through the gateway can do here;
-  3. read path: GET /sections through the gateway and straight to the three instances (with the
+  4. read path: GET /sections through the gateway and straight to the three instances (with the
      headers the gateway would set), and /health on one instance;
-  4. auth through the auth gateway: register/s (LiteFS primary) and logins/s over the three nodes.
-It prints a table and writes it as JSON to var/bench/results-<run>.json. Every loop is bounded in
-count and time; traffic goes to 127.0.0.1 only.
+  5. scaling: closed-loop rushes over 25-400 clients, and in front of 1, 2 and 3 instances;
+  6. auth through the auth gateway: register/s (LiteFS primary) and logins/s over the three nodes.
+Every rush starts from the same fresh catalog and ends with every SPEC §2 invariant checked on the
+database. It prints a table and writes var/bench/results-<run>.json and, with the scaling runs, a
+PNG beside it. Every loop is bounded in count and time; traffic goes to 127.0.0.1 only.
 """
 
 import argparse
@@ -22,14 +25,17 @@ import json
 import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
+import uvloop
 
 from app.common.identity import gateway_headers
 from bench.readpath import wrk, wrk_spread
-from bench.rush import Sample, Student, run_rush, summarise
+from bench.rush import Sample, Student, run_open_loop, run_rush, summarise
 from harness.auth_cluster import ROOMY_LIMITS_ENV
 from harness.cluster import Cluster
+from harness.db import copy_database
 from harness.gateway import Gateway, render
 from harness.invariants import status_counts, violations
 from harness.loadclient import Connection
@@ -61,28 +67,59 @@ def create_sections(cluster: Cluster, count: int) -> list[int]:
     return ids
 
 
-def bench_rush(cluster: Cluster, args) -> dict:
-    sections = create_sections(cluster, args.sections)
-    students = [
-        Student(u, bearer(cluster.token(u, f"bench{u}", "student")))
-        for u in range(100_000, 100_000 + args.students)
-    ]
-    samples, seconds = asyncio.run(
-        run_rush(
-            [cluster.enroll_gateway.url],
-            students,
-            sections,
-            clients=args.clients,
-            seconds=args.seconds,
-            max_operations=args.max_operations,
-            prefix=PREFIX,
+class Rush:
+    """Rushes through the enroll gateway, each on a fresh catalog: the enrollment database is put
+    back to the seed and the sections created anew first, so every rush starts from the same
+    state. The students' tokens are signed once. The load client runs on uvloop: it shares the
+    machine with the servers, and the default loop would take CPU they could use."""
+
+    def __init__(self, cluster: Cluster, args) -> None:
+        self.cluster, self.args = cluster, args
+        self.seed = cluster.var / "enroll-seed.db"
+        copy_database(cluster.enrollment.db, self.seed)
+        self.headers = [
+            (u, bearer(cluster.token(u, f"bench{u}", "student")))
+            for u in range(100_000, 100_000 + args.students)
+        ]
+        self.violations: list[str] = []
+
+    def _fresh(self) -> tuple[list[Student], list[int]]:
+        copy_database(self.seed, self.cluster.enrollment.db)
+        sections = create_sections(self.cluster, self.args.sections)
+        return [Student(u, h) for u, h in self.headers], sections
+
+    def _checked(self, name: str, samples: list[Sample], seconds: float) -> dict:
+        result = summarise(name, samples, seconds)
+        result["server_errors"] = sum(1 for s in samples if s.status is None or s.status >= 500)
+        found = violations(self.cluster.enrollment.db)
+        result["invariant_violations"] = found
+        result["final_rows"] = status_counts(self.cluster.enrollment.db)
+        self.violations += [f"{name}: {v}" for v in found]
+        return result
+
+    def closed(self, name: str, clients: int, seconds: float) -> dict:
+        students, sections = self._fresh()
+        url = self.cluster.enroll_gateway.url
+        samples, took = uvloop.run(
+            run_rush(
+                [url],
+                students,
+                sections,
+                clients=clients,
+                seconds=seconds,
+                max_operations=self.args.max_operations,
+                prefix=PREFIX,
+            )
         )
-    )
-    result = summarise("rush through the enroll gateway", samples, seconds)
-    result["server_errors"] = sum(1 for s in samples if s.status is None or s.status >= 500)
-    result["invariant_violations"] = violations(cluster.enrollment.db)
-    result["final_rows"] = status_counts(cluster.enrollment.db)
-    return result
+        return self._checked(name, samples, took) | {"clients": clients}
+
+    def open(self, name: str, rate: float, seconds: float) -> dict:
+        students, sections = self._fresh()
+        url = self.cluster.enroll_gateway.url
+        samples, took = uvloop.run(
+            run_open_loop(url, students, sections, rate=rate, seconds=seconds, prefix=PREFIX)
+        )
+        return self._checked(name, samples, took) | {"offered_per_s": round(rate, 1)}
 
 
 def ceiling_gateway(cluster: Cluster) -> Gateway:
@@ -101,7 +138,9 @@ def ceiling_gateway(cluster: Cluster) -> Gateway:
     ceiling["endpoint"], ceiling["input_query_strings"] = CEILING_PATH, []
     ceiling["backend"][0]["url_pattern"] = "/health"
     config["endpoints"].append(ceiling)
-    return Gateway.plain("ceiling", cluster.var, config)
+    gateway = Gateway.plain("ceiling", cluster.var, config)
+    gateway.env["GOMAXPROCS"] = "1"  # as bin/gateway runs the real one
+    return gateway
 
 
 def bench_read_path(cluster: Cluster, args) -> list[dict]:
@@ -125,6 +164,27 @@ def bench_read_path(cluster: Cluster, args) -> list[dict]:
         {"name": "GET /sections, straight to 3 instances", **three},
         {"name": "GET /health (no app work), one instance", **health},
     ]
+
+
+def bench_scaling(cluster: Cluster, rush: Rush, args) -> dict:
+    """Closed-loop rushes over 25-400 clients on the three instances, then with the gateway in
+    front of 1, 2 and 3 instances at --clients clients."""
+    by_clients = [rush.closed(f"{n} clients", n, args.scale_seconds) for n in args.scale_clients]
+    by_instances = []
+    gateway, all_backends = cluster.enroll_gateway, cluster.enrollment.urls
+    try:
+        for count in (1, 2, 3):
+            gateway.stop()
+            gateway.env["GATEWAY_ENROLL_BACKENDS"] = ",".join(all_backends[:count])
+            gateway.start()
+            row = rush.closed(f"{count} instance(s)", args.clients, args.scale_seconds)
+            by_instances.append(row | {"instances": count})
+    finally:
+        if gateway.env["GATEWAY_ENROLL_BACKENDS"] != ",".join(all_backends):
+            gateway.stop()
+            gateway.env["GATEWAY_ENROLL_BACKENDS"] = ",".join(all_backends)
+            gateway.start()
+    return {"by_clients": by_clients, "by_instances": by_instances}
 
 
 async def _timed_posts(
@@ -156,31 +216,77 @@ def bench_auth(cluster: Cluster, args) -> list[dict]:
         for i in range(args.registers)
     ]  # fmt: skip
     url = cluster.auth_gateway.url
-    reg, reg_s = asyncio.run(_timed_posts(url, "/auth_api/register", people, args.auth_clients))
+    reg, reg_s = uvloop.run(_timed_posts(url, "/auth_api/register", people, args.auth_clients))
     creds = [{"username": p["username"], "password": DEMO_PASSWORD} for p in people]
     logins = (creds * (args.logins // len(creds) + 1))[: args.logins]
-    log, log_s = asyncio.run(_timed_posts(url, "/auth_api/login", logins, args.auth_clients))
+    log, log_s = uvloop.run(_timed_posts(url, "/auth_api/login", logins, args.auth_clients))
     return [
         summarise("register through the auth gateway", reg, reg_s),
         summarise("login through the auth gateway (3 nodes)", log, log_s),
     ]
 
 
+def plot(results: dict, path: Path) -> None:
+    """The scaling picture: throughput and p99 against clients, and against instances."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    scaling = results["scaling"]
+    clients = results["args"]["clients"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
+    panels = (
+        (axes[0], scaling["by_clients"], "clients", "closed-loop clients (3 instances)"),
+        (
+            axes[1],
+            scaling["by_instances"],
+            "instances",
+            f"enrollment instances ({clients} clients)",
+        ),
+    )
+    for ax, rows, key, label in panels:
+        xs = [r[key] for r in rows]
+        ax.plot(xs, [r["ops_per_s"] for r in rows], "o-", color="tab:blue")
+        ax.set_xlabel(label)
+        ax.set_ylabel("operations/s through the gateway", color="tab:blue")
+        ax.set_ylim(bottom=0)
+        ax.set_xticks(xs)
+        twin = ax.twinx()
+        twin.plot(xs, [r["p99_ms"] for r in rows], "s--", color="tab:red")
+        twin.set_ylabel("p99 latency, ms (dashed)", color="tab:red")
+        twin.set_ylim(bottom=0)
+    fig.suptitle(
+        f"Registration-day rush through the enroll gateway, run {results['run']}"
+        f" (ceiling {results['read_path'][0]['requests_per_s']:.0f} req/s)"
+    )
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
 def table(results: dict) -> str:
     lines = [f"{'measurement':44} {'ops/s':>9} {'p50 ms':>8} {'p99 ms':>8}  answers"]
-    rows = [results["rush"], *results["read_path"], *results["auth"]]
+    scaling = results.get("scaling", {})
+    rows = [
+        results["rush"],
+        results["open_loop"],
+        *results["read_path"],
+        *scaling.get("by_clients", []),
+        *scaling.get("by_instances", []),
+        *results["auth"],
+    ]
     for r in rows:
         rate = r.get("ops_per_s", r.get("requests_per_s"))
         answers = r.get("statuses") or {"non-2xx": r.get("non_2xx", 0)}
         lines.append(
             f"{r['name']:44} {rate:>9} {r.get('p50_ms', ''):>8} {r.get('p99_ms', ''):>8}  {answers}"
         )
-    rush = results["rush"]
+    rush, open_loop = results["rush"], results["open_loop"]
     lines.append(
-        f"rush: {rush['operations']} operations in {rush['seconds']} s, p95 {rush['p95_ms']} ms,"
-        f" 5xx/failed {rush['server_errors']},"
-        f" invariant violations {len(rush['invariant_violations'])},"
-        f" rows {rush['final_rows']}"
+        f"rush: {rush['operations']} operations in {rush['seconds']} s, p95 {rush['p95_ms']} ms;"
+        f" open loop offered {open_loop['offered_per_s']}/s;"
+        f" 5xx/failed in all rushes {results['server_errors']};"
+        f" invariant violations {len(results['invariant_violations'])}"
     )
     ratios = results["ratios"]
     lines.append(
@@ -195,14 +301,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--students", type=int, default=2000)
     p.add_argument("--sections", type=int, default=40)
     p.add_argument("--clients", type=int, default=200)
-    p.add_argument("--seconds", type=float, default=20.0, help="rush duration bound")
+    p.add_argument("--seconds", type=float, default=20.0, help="closed-loop rush duration bound")
     p.add_argument("--max-operations", type=int, default=100_000, help="rush count bound")
+    p.add_argument("--open-seconds", type=float, default=15.0, help="open-loop rush duration")
+    p.add_argument("--open-load", type=float, default=0.7, help="offered rate / rush throughput")
     p.add_argument("--read-seconds", type=int, default=5)
     p.add_argument("--read-connections", type=int, default=48)
+    p.add_argument("--scale-clients", type=int, nargs="+", default=[25, 50, 100, 200, 400])
+    p.add_argument("--scale-seconds", type=float, default=6.0)
     p.add_argument("--registers", type=int, default=100)
     p.add_argument("--logins", type=int, default=400)
     p.add_argument("--auth-clients", type=int, default=8)
     p.add_argument("--skip-auth", action="store_true")
+    p.add_argument("--skip-scaling", action="store_true")
     args = p.parse_args(argv)
 
     run = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -214,11 +325,22 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {"run": run, "args": vars(args)}
     try:
         cluster.start()
-        results["rush"] = bench_rush(cluster, args)
+        rush = Rush(cluster, args)
+        results["rush"] = rush.closed("rush through the enroll gateway", args.clients, args.seconds)
+        rate = results["rush"]["ops_per_s"] * args.open_load
+        results["open_loop"] = rush.open(f"open loop at {args.open_load:.0%} of it", rate,
+                                         args.open_seconds)  # fmt: skip
         results["read_path"] = bench_read_path(cluster, args)
+        if not args.skip_scaling:
+            results["scaling"] = bench_scaling(cluster, rush, args)
         results["auth"] = [] if args.skip_auth else bench_auth(cluster, args)
     finally:
         cluster.close()
+    scaling = results.get("scaling", {})
+    rushes = [results["rush"], results["open_loop"], *scaling.get("by_clients", []),
+              *scaling.get("by_instances", [])]  # fmt: skip
+    results["server_errors"] = sum(r["server_errors"] for r in rushes)
+    results["invariant_violations"] = rush.violations
     top, via_gateway, three = (r["requests_per_s"] for r in results["read_path"][:3])
     results["ratios"] = {
         "rush_to_ceiling": results["rush"]["ops_per_s"] / top,
@@ -228,8 +350,11 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(json.dumps(results, indent=2))
     print(table(results))
     print(f"results: {out.relative_to(ROOT)}")
-    failed = results["rush"]["invariant_violations"] or results["rush"]["server_errors"]
-    return 1 if failed else 0
+    if scaling:
+        picture = out.with_suffix(".png")
+        plot(results, picture)
+        print(f"scaling picture: {picture.relative_to(ROOT)}")
+    return 1 if results["server_errors"] or rush.violations else 0
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
-"""Registration-day rush: S students, K sections, C concurrent clients doing enroll, drop,
-leave-waitlist and list-my-sections against the enrollment service (through the gateway when
-there is one), then every SPEC §2 invariant checked on the database."""
+"""Registration-day rush: S students, K sections, enroll, drop, leave-waitlist and
+list-my-sections against the enrollment service (through the gateway when there is one), then
+every SPEC §2 invariant checked on the database. Two shapes of load: closed loop (C clients, each
+sending its next request when the last is answered: throughput at saturation) and open loop
+(requests arriving at a fixed rate: latency as students feel it)."""
 
 import asyncio
 import random
@@ -89,6 +91,55 @@ async def run_rush(
 
     started = time.monotonic()
     await asyncio.gather(*(client(i, g) for i, g in enumerate(groups)))
+    return samples, time.monotonic() - started
+
+
+async def run_open_loop(
+    url: str,
+    students: list[Student],
+    section_ids: list[int],
+    *,
+    rate: float,
+    seconds: float,
+    prefix: str = "",
+    seed: int = 449,
+) -> tuple[list[Sample], float]:
+    """Requests arrive at `rate` a second whatever the answers, as students do on registration
+    day (wrk2's constant throughput, k6's constant-arrival-rate), for `seconds`. Each one's
+    latency counts from the moment it was due, so a server that falls behind shows it in full
+    (no coordinated omission). A free keep-alive connection takes each request; a new one is
+    opened when none is free. Bounded: rate x seconds requests, then the stragglers' answers."""
+    rng = random.Random(seed)
+    samples: list[Sample] = []
+    idle: list[Connection] = []
+    in_flight: set[asyncio.Task] = set()
+    total = int(rate * seconds)
+
+    async def one(due: float, student: Student) -> None:
+        op, method, path, body, apply = choose(student, section_ids, rng, prefix)
+        conn = idle.pop() if idle else Connection(url)
+        try:
+            reply = await conn.request(method, path, student.headers, body)
+            status: int | None = reply.status
+            apply(reply.status, reply.json() if reply.body else None)
+            idle.append(conn)
+        except (OSError, asyncio.IncompleteReadError):
+            status = None
+            await conn.close()
+        samples.append(Sample(op, status, time.monotonic() - due))
+
+    started = time.monotonic()
+    for i in range(total):
+        due = started + i / rate
+        delay = due - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        task = asyncio.create_task(one(due, rng.choice(students)))
+        in_flight.add(task)
+        task.add_done_callback(in_flight.discard)
+    await asyncio.gather(*in_flight)
+    for conn in idle:
+        await conn.close()
     return samples, time.monotonic() - started
 
 
