@@ -6,14 +6,21 @@ enrollment route that writes gets it from the one place, the WriteDb dependency.
 import asyncio
 import fcntl
 import os
+import threading
 from contextlib import suppress
 
 import pytest
 from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
 
 from app.common.db import WriteOutsideItsTurn, WriterLock, connect, immediate, write_turn
-from app.enrollment.deps import write_db
+from app.common.identity import gateway_headers
+from app.enrollment.deps import caller
+from app.enrollment.init_db import init_db
+from app.enrollment.main import create_app
 from app.enrollment.routes import router
+from app.enrollment.settings import Settings
+from harness.enroll_cluster import write_secret
 
 
 def other_process_holds(path) -> int:
@@ -106,10 +113,45 @@ def test_a_write_on_the_event_loop_without_the_turn_fails_loudly(tmp_path):
 
 
 def test_every_enrollment_route_that_writes_takes_the_write_turn_and_no_read_does():
-    def depends_on_write_db(dependant) -> bool:
-        return dependant.call is write_db or any(map(depends_on_write_db, dependant.dependencies))
-
     for route in router.routes:
         assert isinstance(route, APIRoute)
         writes = route.methods != {"GET"}
-        assert depends_on_write_db(route.dependant) is writes, (route.methods, route.path)
+        takes_turn = getattr(route.endpoint, "takes_write_turn", False)
+        assert takes_turn is writes, (route.methods, route.path)
+        assert depends_on(route.dependant, caller), f"{route.path} does not identify its caller"
+
+
+def depends_on(dependant, call) -> bool:
+    return dependant.call is call or any(depends_on(d, call) for d in dependant.dependencies)
+
+
+def test_a_route_that_writes_holds_the_turn_while_it_runs_and_gives_it_up_after(tmp_path):
+    """Through the app: an enroll takes the turn (another process holding the lock file makes it
+    wait), and the lock is free again once the answer is out."""
+    database = tmp_path / "enroll.db"
+    init_db(database)
+    secret = write_secret(tmp_path / "gateway.secret")
+    settings = Settings(database=database, gateway_secret_file=secret, instance="t")
+    lock_file = database.with_name("enroll.db.writer-lock")
+    headers = gateway_headers(secret.read_text(), 10, "lsmith", "student")
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/users/10", headers=headers).status_code == 200  # row is current
+        other = other_process_holds(lock_file)
+        answers: list[int] = []
+        enroll = threading.Thread(
+            target=lambda: answers.append(
+                client.post(
+                    "/users/10/enrollments", json={"section_id": 4}, headers=headers
+                ).status_code
+            )
+        )
+        enroll.start()
+        enroll.join(0.5)
+        waited = enroll.is_alive()
+        fcntl.flock(other, fcntl.LOCK_UN)
+        enroll.join(10)
+        os.close(other)
+
+    assert waited, "the write did not wait for the writer lock"
+    assert answers == [201]
+    assert is_free(lock_file)

@@ -212,18 +212,25 @@ class ConnectionPool:
 
     @contextmanager
     def connection(self) -> Iterator[sqlite3.Connection]:
-        try:
-            conn = self._idle.get_nowait()
-        except queue.Empty:
-            conn = connect(
-                self.path, readonly=self.readonly, writer_lock_file=self.writer_lock_file
-            )
+        conn = self.take()
         try:
             yield conn
         finally:
-            if conn.in_transaction:  # never hand a half-finished transaction to the next request
-                conn.execute("ROLLBACK")
-            self._idle.put(conn)
+            self.give_back(conn)
+
+    def take(self) -> sqlite3.Connection:
+        """An idle connection, or a new one; `give_back` it when done."""
+        try:
+            return self._idle.get_nowait()
+        except queue.Empty:
+            return connect(
+                self.path, readonly=self.readonly, writer_lock_file=self.writer_lock_file
+            )
+
+    def give_back(self, conn: sqlite3.Connection) -> None:
+        if conn.in_transaction:  # never hand a half-finished transaction to the next request
+            conn.execute("ROLLBACK")
+        self._idle.put(conn)
 
 
 class WrongSchema(RuntimeError):

@@ -6,6 +6,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.common.db import ConnectionPool
 from app.common.errors import install_error_handlers
 from app.common.limits import BodySizeLimit
+from app.enrollment.deps import LendConnections
 from app.enrollment.routes import router
 from app.enrollment.settings import Settings, get_settings
 
@@ -21,9 +22,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.database,
         writer_lock_file=settings.database.with_name(settings.database.name + ".writer-lock"),
     )
+    app.state.current_users = {}  # identities known to be current in the users table (deps.py)
     install_error_handlers(app)
     app.include_router(router)
 
+    app.add_middleware(LendConnections, pool=app.state.pool)
     app.add_middleware(BodySizeLimit)
     app.add_middleware(InstanceHeader, instance=settings.instance)
 

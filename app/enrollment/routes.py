@@ -1,23 +1,25 @@
 """HTTP routes of the enrollment service: thin wrappers over `service`.
 
 Every route runs on the event loop, without a thread hop. Reads (`Db`) never wait for a lock in WAL
-mode. A route that writes takes `WriteDb` instead: its connection comes with the write turn (the
-queue of the three instances' writers on one lock file), waited for without blocking the loop and
-given up when the route returns; the service then runs its BEGIN IMMEDIATE transactions on the
-loop. A write transaction without the turn raises WriteOutsideItsTurn rather than block the loop.
+mode. A route that writes (any method but GET) runs with the write turn held (`route` sees to it:
+the queue of the three instances' writers on one lock file), waited for without blocking the loop
+and given up when the route returns; the service then runs its BEGIN IMMEDIATE transactions on
+the loop. A write transaction without the turn raises WriteOutsideItsTurn rather than block.
 
 Each route declares the roles the gateway lets through (`x-roles` in the OpenAPI schema); the
 gateway config is checked against this table by tests/test_gateway_routes.py.
 """
 
+import functools
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 
+from app.common.db import write_turn
 from app.common.errors import error_responses
 from app.common.identity import INSTRUCTOR, REGISTRAR, ROLES, STUDENT
 from app.enrollment import queries, service
-from app.enrollment.deps import Caller, Db, WriteDb, allow
+from app.enrollment.deps import Caller, Db
 from app.enrollment.models import (
     AuditAction,
     AuditEntry,
@@ -49,19 +51,42 @@ UserId = Annotated[int, Path(gt=0, le=2**63 - 1)]
 
 
 def route(method: str, path: str, roles: tuple[str, ...], **kwargs: Any):
-    """Declare a route with the roles allowed to call it and the errors it can answer."""
+    """Declare a route with the roles allowed to call it (checked by its `Caller` dependency)
+    and the errors it can answer. A route that writes (any method but GET) runs with the write
+    turn held: the one way a write takes its place in the queue of the three instances' writers
+    (see `_in_write_turn`)."""
     responses = {
         **error_responses(*_error_statuses(method, path, roles)),
         **kwargs.pop("responses", {}),
     }
-    return router.api_route(
+    register = router.api_route(
         path,
         methods=[method],
-        dependencies=[Depends(allow(*roles))],
         openapi_extra={"x-roles": list(roles)},
         responses=responses,
         **kwargs,
     )
+
+    def decorator(endpoint):
+        register(endpoint if method == "GET" else _in_write_turn(endpoint))
+        return endpoint
+
+    return decorator
+
+
+def _in_write_turn(endpoint):
+    """The endpoint, run with the write turn of its connection (`conn`) held: waited for without
+    blocking the event loop, given up as soon as the endpoint returns, before the response is
+    sent. Its BEGIN IMMEDIATE transactions then run on the loop (a write transaction on the loop
+    without the turn raises WriteOutsideItsTurn rather than block)."""
+
+    @functools.wraps(endpoint)  # FastAPI reads the endpoint's parameters through __wrapped__
+    async def in_write_turn(**params):
+        async with write_turn(params["conn"]):
+            return await endpoint(**params)
+
+    in_write_turn.takes_write_turn = True  # type: ignore[attr-defined]
+    return in_write_turn
 
 
 def _error_statuses(method: str, path: str, roles: tuple[str, ...]) -> list[int]:
@@ -98,7 +123,7 @@ async def get_course(course_id: CourseId, conn: Db, _: Caller):
 
 
 @route("POST", "/courses", (REGISTRAR,), response_model=CourseOut, status_code=201)
-async def create_course(body: CourseCreate, conn: WriteDb, who: Caller):
+async def create_course(body: CourseCreate, conn: Db, who: Caller):
     """Add a course to the catalog."""
     return service.create_course(conn, who, body)
 
@@ -129,19 +154,19 @@ async def get_section(section_id: SectionId, conn: Db, _: Caller):
 
 
 @route("POST", "/sections", (REGISTRAR,), response_model=SectionOut, status_code=201)
-async def create_section(body: SectionCreate, conn: WriteDb, who: Caller):
+async def create_section(body: SectionCreate, conn: Db, who: Caller):
     """Open a new section of a course."""
     return service.create_section(conn, who, body)
 
 
 @route("PATCH", "/sections/{section_id}", (REGISTRAR,), response_model=SectionChange)
-async def update_section(section_id: SectionId, body: SectionUpdate, conn: WriteDb, who: Caller):
+async def update_section(section_id: SectionId, body: SectionUpdate, conn: Db, who: Caller):
     """Freeze/unfreeze, reassign, or resize a section; says who was promoted as a result."""
     return service.update_section(conn, who, section_id, body)
 
 
 @route("DELETE", "/sections/{section_id}", (REGISTRAR,), status_code=204)
-async def delete_section(section_id: SectionId, conn: WriteDb, who: Caller):
+async def delete_section(section_id: SectionId, conn: Db, who: Caller):
     """Remove a section from the catalog (its history stays in the database)."""
     service.delete_section(conn, who, section_id)
     return Response(status_code=204)
@@ -165,7 +190,7 @@ async def section_waitlist(section_id: SectionId, conn: Db, who: Caller):
 
 
 @route("DELETE", "/sections/{section_id}/enrollments/{user_id}", STAFF, response_model=DropOut)
-async def administrative_drop(section_id: SectionId, user_id: UserId, conn: WriteDb, who: Caller):
+async def administrative_drop(section_id: SectionId, user_id: UserId, conn: Db, who: Caller):
     """Drop a student from a section (or its waitlist) on the staff's authority."""
     return service.administrative_drop(conn, who, section_id, user_id)
 
@@ -217,19 +242,19 @@ async def user_waitlist(user_id: UserId, conn: Db, who: Caller):
     response_model=EnrollmentOut,
     status_code=201,
 )
-async def enroll(user_id: UserId, body: EnrollIn, conn: WriteDb, who: Caller):
+async def enroll(user_id: UserId, body: EnrollIn, conn: Db, who: Caller):
     """Enroll in a section: a seat if one is free and nobody waits, else the waitlist."""
     return service.enroll(conn, who, user_id, body)
 
 
 @route("DELETE", "/users/{user_id}/enrollments/{section_id}", SELF, response_model=DropOut)
-async def drop(user_id: UserId, section_id: SectionId, conn: WriteDb, who: Caller):
+async def drop(user_id: UserId, section_id: SectionId, conn: Db, who: Caller):
     """Drop a section; the head of its waitlist takes the seat unless the section is frozen."""
     return service.drop(conn, who, user_id, section_id)
 
 
 @route("DELETE", "/users/{user_id}/waitlist/{section_id}", SELF, response_model=DropOut)
-async def leave_waitlist(user_id: UserId, section_id: SectionId, conn: WriteDb, who: Caller):
+async def leave_waitlist(user_id: UserId, section_id: SectionId, conn: Db, who: Caller):
     """Leave a section's waitlist; everyone behind moves up one place."""
     return service.leave_waitlist(conn, who, user_id, section_id)
 

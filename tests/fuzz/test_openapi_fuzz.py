@@ -89,7 +89,12 @@ CALLERS = {
     "student": gateway_headers(SECRET, TOKENS["ajohnson"]["claims"]),
     "anonymous": {},
     # The gateway vouches for it, but user 999's username is ajohnson's (user 9) here: 409.
-    "impostor": {**gateway_headers(SECRET, TOKENS["ajohnson"]["claims"]), "X-User-Id": "999"},
+    # A role every route allows, so the identity check, not the role check, answers: 409.
+    "impostor": {
+        **gateway_headers(SECRET, TOKENS["ajohnson"]["claims"]),
+        "X-User-Id": "999",
+        "X-User-Roles": "registrar",
+    },
 }
 
 ENROLLMENT = schemathesis.openapi.from_asgi("/openapi.json", ENROLLMENT_APP, config=CONFIG)
