@@ -2,7 +2,6 @@
 
 import hmac
 import sqlite3
-import time
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -59,13 +58,6 @@ class LendConnections:
                 self.pool.give_back(conn)
 
 
-# A user whose identity (id, username, roles) was found current in the database, or written, is
-# not looked up again for this long in this process: one query less per request. The users table
-# changes only through `remember_user`, from the identities tokens carry.
-CURRENT_FOR_SECONDS = 60.0
-_KNOWN_LIMIT = 100_000
-
-
 async def caller(request: Request, conn: Db) -> Identity:
     """The identity the gateway vouches for, allowed on this route. Without the gateway's
     secret, or without the identity headers, the request is not signed in (401); a role the
@@ -95,15 +87,11 @@ async def caller(request: Request, conn: Db) -> Identity:
     if not role_set & allowed:
         raise Forbidden(f"this needs one of the roles: {', '.join(sorted(allowed))}")
     who = Identity(user_id=int(header_user_id), username=header_username, roles=role_set)
-    known: dict[Identity, float] = request.app.state.current_users
-    now = time.monotonic()
-    if known.get(who, 0.0) < now:
-        if not service.user_is_current(conn, who):
-            async with write_turn(conn):  # rare: a user's first request, or new roles
-                service.remember_user(conn, who)
-        if len(known) >= _KNOWN_LIMIT:
-            known.clear()
-        known[who] = now + CURRENT_FOR_SECONDS
+    # Looked up on every request, not cached: the users table can change under this process
+    # (another instance, a restore from backup), and a stale "known" would refuse the caller.
+    if not service.user_is_current(conn, who):
+        async with write_turn(conn):  # rare: a user's first request, or new roles
+            service.remember_user(conn, who)
     return who
 
 

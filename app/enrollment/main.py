@@ -22,7 +22,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.database,
         writer_lock_file=settings.database.with_name(settings.database.name + ".writer-lock"),
     )
-    app.state.current_users = {}  # identities known to be current in the users table (deps.py)
     install_error_handlers(app)
     app.include_router(router)
 
