@@ -1,12 +1,14 @@
-"""Enrollment instances on one database file, as bin/enrollment runs them (uvicorn on
-127.0.0.1), on free ports in a directory laid out like var/."""
+"""Enrollment instances on one database file, each started as the Procfile starts it
+(bin/enrollment: uvicorn on 127.0.0.1 on a socket its supervisor holds), on free ports in a
+directory laid out like var/."""
 
+import os
 import secrets
 import subprocess
 from pathlib import Path
 
 from app.enrollment.init_db import init_db
-from harness.procs import free_port, start_uvicorn, stop, wait_http
+from harness.procs import ROOT, free_port, stop, wait_http
 
 
 def write_secret(path: Path) -> Path:
@@ -39,21 +41,33 @@ class EnrollmentCluster:
         return self.dir / f"enrollment-{index}.log"
 
     def start(self) -> None:
+        """Each instance as the Procfile runs it: bin/enrollment, which holds the listening
+        socket and restarts uvicorn on it when it dies."""
         env = {
+            **os.environ,
             "ENROLL_DATABASE": str(self.db),
             "ENROLL_GATEWAY_SECRET_FILE": str(self.secret_file),
         }
         for i, port in enumerate(self.ports):
-            self.procs.append(
-                start_uvicorn(
-                    "app.enrollment.main:create_app",
-                    port,
-                    {**env, "ENROLL_INSTANCE": f"enrollment-{i}"},
-                    self.log(i),
+            with self.log(i).open("ab") as out:
+                self.procs.append(
+                    subprocess.Popen(
+                        [str(ROOT / "bin" / "enrollment")],
+                        cwd=ROOT,
+                        env={**env, "PORT": str(port), "ENROLL_INSTANCE": f"enrollment-{i}"},
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                    )
                 )
-            )
         for url, proc in zip(self.urls, self.procs, strict=True):
             wait_http(url + "/health", proc)
+
+    def serving_pid(self, index: int) -> int | None:
+        """The pid of the uvicorn process serving instance `index` now (bin/enrollment's child)."""
+        supervisor = self.procs[index].pid
+        path = Path(f"/proc/{supervisor}/task/{supervisor}/children")
+        children = [int(p) for p in path.read_text().split()] if path.exists() else []
+        return children[0] if children else None
 
     def stop(self) -> None:
         stop(self.procs)
