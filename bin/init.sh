@@ -27,31 +27,10 @@ PUBLIC_JWKS="$VAR/gateway/jwks.json"
 SECRET="$VAR/gateway.secret"
 
 # LiteFS replicates only what is written through a mount, so the auth users database is made by the
-# LiteFS primary itself (bin/auth-node creates it through its mount when missing): start the
-# primary node just long enough for that, then stop it, leaving nothing mounted.
+# LiteFS primary itself (bin/auth-node creates it through its mount when missing).
 create_auth_database() {
-    require_fuse
-    ensure_litefs
-    set -a
-    # shellcheck source=/dev/null
-    source "$ROOT/etc/cluster.env"
-    set +a
-    export LITEFS_DIR="$LITEFS" AUTH_PRIVATE_JWKS="$PRIVATE_JWKS"
-    export AUTH_THROTTLE_DATABASE="$VAR/auth/throttle.db"
     say "Auth users database with demo users, through the LiteFS primary: ${LITEFS#"$ROOT"/}/primary/mnt/auth.db"
-    "$ROOT/bin/auth-node" primary &
-    local node=$! url="http://127.0.0.1:$AUTH_PRIMARY_PORT/.well-known/jwks.json" tries=0
-    until curl -fs -o /dev/null "$url"; do
-        if ! kill -0 "$node" 2>/dev/null || [ "$tries" -ge 600 ]; then
-            kill -TERM "$node" 2>/dev/null || true
-            wait "$node" || true
-            die "the LiteFS primary did not come up to create the auth database (port $AUTH_PRIMARY_PORT busy? see above)"
-        fi
-        sleep 0.1
-        tries=$((tries + 1))
-    done
-    kill -TERM "$node"
-    wait "$node" || true
+    with_auth_primary "$VAR" true
 }
 
 confirm() {

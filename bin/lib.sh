@@ -146,3 +146,43 @@ ensure_krakend() {
         || die "could not build KrakenD $KRAKEND_VERSION (see the go output above)."
     echo "$KRAKEND_VERSION" >"$marker"
 }
+
+# The variables of etc/cluster.env (foreman's environment) that are not set already: a test or a
+# second cluster can move ports and paths by setting them first.
+load_cluster_env() {
+    local line key
+    while IFS= read -r line; do
+        [[ "$line" =~ ^([A-Z0-9_]+)=(.*)$ ]] || continue
+        key="${BASH_REMATCH[1]}"
+        [ -n "${!key+set}" ] || export "$key=${BASH_REMATCH[2]}"
+    done <"$ROOT/etc/cluster.env"
+}
+
+# with_auth_primary VAR COMMAND...: run the LiteFS primary of the auth cluster under VAR (its
+# auth.db is created through the mount, with the demo users, if missing), run COMMAND once it
+# answers, then stop it, leaving nothing mounted. For bin/init.sh and bin/restore, with the
+# cluster stopped.
+with_auth_primary() {
+    local var="$1"
+    shift
+    require_fuse
+    ensure_litefs
+    load_cluster_env
+    export LITEFS_DIR="$var/litefs" AUTH_PRIVATE_JWKS="$var/auth/private.jwks.json"
+    export AUTH_THROTTLE_DATABASE="$var/auth/throttle.db"
+    "$ROOT/bin/auth-node" primary &
+    local node=$! url="http://127.0.0.1:$AUTH_PRIMARY_PORT/.well-known/jwks.json" tries=0 status=0
+    until curl -fs -o /dev/null "$url"; do
+        if ! kill -0 "$node" 2>/dev/null || [ "$tries" -ge 600 ]; then
+            kill -TERM "$node" 2>/dev/null || true
+            wait "$node" || true
+            die "the LiteFS primary did not come up (port $AUTH_PRIMARY_PORT busy? see above)"
+        fi
+        sleep 0.1
+        tries=$((tries + 1))
+    done
+    "$@" || status=$?
+    kill -TERM "$node"
+    wait "$node" || true
+    return "$status"
+}

@@ -1,7 +1,7 @@
 """The writer queue in app/common/db.py: writers of several processes take turns, and a writer
 cancelled while it waits never leaves the lock held (which would stop every instance's writes).
 A write transaction on the event loop needs the turn (else it would block the loop), and every
-enrollment route that writes gets it from the one place, the WriteDb dependency."""
+enrollment route that writes gets it from the one place, `route` in app/enrollment/routes.py."""
 
 import asyncio
 import fcntl

@@ -106,7 +106,7 @@ _turn_held: ContextVar[WriterLock | None] = ContextVar("writer_turn_held", defau
 
 def write_turn(conn: sqlite3.Connection):
     """`async with write_turn(conn):` before calling code that writes, from an event loop. The
-    enrollment routes get it from their `WriteDb` dependency (app/enrollment/deps.py)."""
+    enrollment routes that write hold it while they run (app/enrollment/routes.py `route`)."""
     return conn.writer_lock.turn()  # type: ignore[attr-defined]
 
 
@@ -160,14 +160,17 @@ def immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     if not has_turn and _on_event_loop():
         raise WriteOutsideItsTurn(
             "a write transaction on the event loop without the write turn: take it first "
-            "(write_turn, or the WriteDb dependency)"
+            "(write_turn; an enrollment route that writes has it)"
         )
     with nullcontext() if has_turn else lock.held():
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn
         except BaseException:
-            conn.execute("ROLLBACK")
+            # SQLite has rolled back by itself after some errors (a full disk, an I/O error);
+            # a second ROLLBACK would raise and hide the error that says what happened.
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
 

@@ -142,6 +142,20 @@ def _validation_errors(exc: RequestValidationError) -> list[dict]:
     return out
 
 
+# Storage that refuses a write: 503 with a code, since nothing was written (the transaction rolled
+# back) and the operator can fix it; the client may retry later.
+STORAGE_REFUSALS = {
+    sqlite3.SQLITE_FULL: (
+        "the database's disk is full: nothing was written; try again later",
+        "storage_full",
+    ),
+    sqlite3.SQLITE_READONLY: (
+        "the database cannot be written right now: nothing was written; try again later",
+        "storage_read_only",
+    ),
+}
+
+
 def database_busy(exc: sqlite3.OperationalError) -> bool:
     """Whether SQLite refused for load (the database or a table is locked), which a retry cures,
     as opposed to a fault such as a missing table."""
@@ -190,6 +204,12 @@ def install_error_handlers(app: FastAPI) -> None:
                 error_body("database busy, retry shortly", "unavailable"),
                 status_code=503,
                 headers={"Retry-After": "1"},
+            )
+        refusal = STORAGE_REFUSALS.get(getattr(exc, "sqlite_errorcode", 0) & 0xFF)
+        if refusal is not None:
+            log.error("database storage refused a write: %s", exc)
+            return JSONResponse(
+                error_body(*refusal), status_code=503, headers={"Retry-After": "30"}
             )
         return await _unexpected(request, exc)
 

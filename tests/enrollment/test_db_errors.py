@@ -55,3 +55,66 @@ def test_any_other_database_error_is_a_500_with_its_traceback_logged(app_and_db,
     assert reply.json() == {"detail": "internal error", "code": "internal_error"}
     logged = [r for r in caplog.records if r.exc_info]
     assert logged and "no such table" in str(logged[0].exc_info[1])
+
+
+def test_a_full_disk_is_a_503_with_its_code_and_the_database_stays_intact(app_and_db, monkeypatch):
+    client, database, secret = app_and_db
+    registrar = identity_headers(secret, *REGISTRAR)
+    assert client.get("/courses", headers=registrar).status_code == 200
+    # What SQLite answers when the disk is full: SQLITE_FULL once the file may not grow.
+    for conn in _pooled(client):
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        conn.execute(f"PRAGMA max_page_count = {pages}")
+    before = _dump(database)
+
+    answers = []
+    for n in range(200):  # bounded: each course takes room until there is none
+        body = {"department_id": 1, "code": f"FULL {100 + n}", "title": "x" * 200}
+        answers.append(client.post("/courses", json=body, headers=registrar))
+        if answers[-1].status_code != 201:
+            break
+
+    refused = answers[-1]
+    assert refused.status_code == 503
+    assert refused.json()["code"] == "storage_full"
+    assert refused.headers["Retry-After"] == "30"
+    after = _dump(database)
+    assert set(before) <= set(after)  # what was there is still there
+    with sqlite3.connect(database) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        stored = conn.execute("SELECT count(*) FROM courses WHERE code LIKE 'FULL %'").fetchone()
+    assert stored[0] == len(answers) - 1  # every 201 is stored, the refused one is not
+
+
+def test_a_read_only_database_is_a_503_with_its_code_and_nothing_changes(app_and_db, monkeypatch):
+    client, database, secret = app_and_db
+    headers = identity_headers(secret, *AVA[:2], "student")
+    assert client.get("/users/9", headers=headers).status_code == 200
+    before = _dump(database)
+    for conn in _pooled(client):
+        conn.execute("PRAGMA query_only = ON")  # what a read-only file or mount gives SQLite
+
+    reply = client.post("/users/9/enrollments", json={"section_id": 4}, headers=headers)
+
+    assert reply.status_code == 503
+    assert reply.json()["code"] == "storage_read_only"
+    assert _dump(database) == before
+
+
+def _pooled(client: TestClient) -> list[sqlite3.Connection]:
+    """The app's idle pooled connections (one after a request), put back as they were taken."""
+    pool = client.app.state.pool
+    taken = []
+    while True:
+        try:
+            taken.append(pool._idle.get_nowait())
+        except Exception:
+            break
+    for conn in taken:
+        pool._idle.put(conn)
+    return taken
+
+
+def _dump(database) -> list[str]:
+    with sqlite3.connect(database) as conn:
+        return list(conn.iterdump())
