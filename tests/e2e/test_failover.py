@@ -1,11 +1,14 @@
-"""An enrollment instance killed during a rush, through the real gateway: only the requests that
-process was answering at that moment fail; connections made while it restarts wait on the socket
-bin/enrollment holds and are answered by its successor; nothing is applied twice; a failed
-request retried gets its outcome or a clear 409."""
+"""Failures through the real gateway. An enrollment instance killed during a rush: only the
+requests that process was answering at that moment fail; connections made while it restarts wait
+on the socket bin/enrollment holds and are answered by its successor; nothing is applied twice; a
+failed request retried gets its outcome or a clear 409. A gateway restarted by a config change:
+no accepted request is lost, new connections are refused for a moment."""
 
 import asyncio
 import os
 import signal
+import threading
+import time
 from collections import Counter
 
 import httpx
@@ -15,6 +18,7 @@ from harness.cluster import Cluster
 from harness.db import copy_database
 from harness.invariants import violations
 from harness.loadclient import Reply, fetch
+from harness.procs import ROOT
 
 pytestmark = pytest.mark.e2e
 
@@ -89,3 +93,46 @@ def test_an_instance_killed_mid_rush_costs_only_its_requests_in_flight(cluster: 
     assert [e["position"] for e in waitlist] == list(range(1, PLACES + 1))
     assert not violations(cluster.enrollment.db)
     copy_database(seed, cluster.enrollment.db)
+
+
+def test_a_gateway_restarting_on_a_config_change_drops_no_accepted_request(cluster: Cluster):
+    """entr restarts KrakenD when its config changes: requests already accepted are answered;
+    for a moment new connections are refused (the client sees a connection error, never a
+    half answer), then it serves again. The config file is rewritten with its own content."""
+    token = bearer(cluster.token(9, "ajohnson", "student"))
+    url = cluster.enroll_gateway.url + "/enroll_api/sections/1"
+    results: list[tuple[float, int | str]] = []
+    stop = threading.Event()
+
+    def keep_asking() -> None:
+        with httpx.Client(timeout=10) as client:
+            while not stop.is_set():
+                try:
+                    status: int | str = client.get(url, headers=token).status_code
+                except httpx.ConnectError:
+                    status = "refused"
+                except httpx.HTTPError as exc:
+                    status = type(exc).__name__
+                results.append((time.monotonic(), status))
+
+    workers = [threading.Thread(target=keep_asking) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    time.sleep(0.5)
+    changed = time.monotonic()
+    config = ROOT / "etc" / "enroll" / "settings" / "service.json"
+    config.write_text(config.read_text())
+    time.sleep(3)
+    stop.set()
+    for worker in workers:
+        worker.join()
+
+    outcomes = Counter(status for _, status in results)
+    refused = [at - changed for at, status in results if status == "refused"]
+    print(f"gateway restart: {dict(outcomes)}; refused for {max(refused, default=0):.3f} s")
+    assert set(outcomes) <= {200, "refused"}, outcomes
+    assert refused, "the gateway did not restart"
+    assert [s for at, s in results if at > changed + max(refused)] and all(
+        s == 200 for at, s in results if at > changed + max(refused)
+    )
+    assert cluster.enroll_gateway.log.read_text().count("Listening on port") >= 2
