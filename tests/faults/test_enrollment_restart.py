@@ -6,22 +6,27 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
+import pytest
 
 from app.enrollment.init_db import init_db
 from harness.procs import ROOT, free_port, wait_http
 from tests.enrollment.helpers import make_secret_file
 
 
-def uvicorn_child(wrapper: int) -> int | None:
-    path = Path(f"/proc/{wrapper}/task/{wrapper}/children")
-    children = [int(p) for p in path.read_text().split()] if path.exists() else []
-    return children[0] if children else None
+class Supervised(NamedTuple):
+    supervisor: subprocess.Popen
+    url: str
+    log: Path
 
 
-def test_a_killed_instance_is_restarted_and_sigterm_stops_it_for_good(tmp_path):
+@pytest.fixture
+def instance(tmp_path) -> Iterator[Supervised]:
+    """One instance started as the Procfile starts it, answering; stopped at the end."""
     db = tmp_path / "enroll.db"
     init_db(db)
     port = free_port()
@@ -31,78 +36,74 @@ def test_a_killed_instance_is_restarted_and_sigterm_stops_it_for_good(tmp_path):
         "ENROLL_DATABASE": str(db),
         "ENROLL_GATEWAY_SECRET_FILE": str(make_secret_file(tmp_path)),
     }
-    with (tmp_path / "enrollment.log").open("ab") as log:
-        wrapper = subprocess.Popen(
-            [str(ROOT / "bin" / "enrollment")], cwd=ROOT, env=env, stdout=log, stderr=log
-        )
-    url = f"http://127.0.0.1:{port}/health"
-    try:
-        wait_http(url, wrapper)
-        first = uvicorn_child(wrapper.pid)
-        assert first is not None
-        os.kill(first, signal.SIGKILL)
-
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            second = uvicorn_child(wrapper.pid)
-            try:
-                if second not in (None, first) and httpx.get(url, timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        else:
-            raise AssertionError("the killed instance was not brought back")
-        assert "restarting" in (tmp_path / "enrollment.log").read_text()
-
-        wrapper.send_signal(signal.SIGTERM)
-        assert wrapper.wait(timeout=15) == 0
-        assert (
-            not Path(f"/proc/{second}").exists()
-            or "zombie" in Path(f"/proc/{second}/status").read_text()
-        )
-    finally:
-        if wrapper.poll() is None:
-            wrapper.kill()
-            wrapper.wait()
-
-
-def test_requests_sent_while_the_instance_restarts_wait_and_are_answered(tmp_path):
-    """bin/enrollment holds the listening socket: while uvicorn is dead, a new connection waits
-    in the kernel's queue for the next one, instead of being refused."""
-    db = tmp_path / "enroll.db"
-    init_db(db)
-    port = free_port()
-    env = {
-        **os.environ,
-        "PORT": str(port),
-        "ENROLL_DATABASE": str(db),
-        "ENROLL_GATEWAY_SECRET_FILE": str(make_secret_file(tmp_path)),
-    }
-    with (tmp_path / "enrollment.log").open("ab") as log:
+    log_path = tmp_path / "enrollment.log"
+    with log_path.open("ab") as log:
         supervisor = subprocess.Popen(
             [str(ROOT / "bin" / "enrollment")], cwd=ROOT, env=env, stdout=log, stderr=log
         )
     url = f"http://127.0.0.1:{port}/health"
     try:
         wait_http(url, supervisor)
-        first = uvicorn_child(supervisor.pid)
-        assert first is not None
-        os.kill(first, signal.SIGKILL)
-        while Path(f"/proc/{first}").exists() and "zombie" not in _state(first):
-            time.sleep(0.001)
-
-        answers = [httpx.get(url, timeout=15).status_code for _ in range(3)]
-
-        assert answers == [200, 200, 200]
-        assert uvicorn_child(supervisor.pid) not in (None, first)
+        yield Supervised(supervisor, url, log_path)
     finally:
-        supervisor.send_signal(signal.SIGTERM)
-        supervisor.wait(timeout=15)
+        if supervisor.poll() is None:
+            supervisor.send_signal(signal.SIGTERM)
+            try:
+                supervisor.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                supervisor.kill()
+                supervisor.wait()
 
 
-def _state(pid: int) -> str:
+def uvicorn_child(supervisor: int) -> int | None:
+    path = Path(f"/proc/{supervisor}/task/{supervisor}/children")
+    children = [int(p) for p in path.read_text().split()] if path.exists() else []
+    return children[0] if children else None
+
+
+def gone(pid: int) -> bool:
     try:
-        return Path(f"/proc/{pid}/status").read_text()
+        return "zombie" in Path(f"/proc/{pid}/status").read_text()
     except FileNotFoundError:
-        return "gone"
+        return True
+
+
+def test_a_killed_instance_is_restarted_and_sigterm_stops_it_for_good(instance: Supervised):
+    first = uvicorn_child(instance.supervisor.pid)
+    assert first is not None
+    os.kill(first, signal.SIGKILL)
+
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        second = uvicorn_child(instance.supervisor.pid)
+        try:
+            if (
+                second not in (None, first)
+                and httpx.get(instance.url, timeout=1).status_code == 200
+            ):
+                break
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    else:
+        raise AssertionError("the killed instance was not brought back")
+    assert "restarting" in instance.log.read_text()
+
+    instance.supervisor.send_signal(signal.SIGTERM)
+    assert instance.supervisor.wait(timeout=15) == 0
+    assert gone(second)
+
+
+def test_requests_sent_while_the_instance_restarts_wait_and_are_answered(instance: Supervised):
+    """bin/enrollment holds the listening socket: while uvicorn is dead, a new connection waits
+    in the kernel's queue for the next one, instead of being refused."""
+    first = uvicorn_child(instance.supervisor.pid)
+    assert first is not None
+    os.kill(first, signal.SIGKILL)
+    while not gone(first):
+        time.sleep(0.001)
+
+    answers = [httpx.get(instance.url, timeout=15).status_code for _ in range(3)]
+
+    assert answers == [200, 200, 200]
+    assert uvicorn_child(instance.supervisor.pid) not in (None, first)
