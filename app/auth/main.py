@@ -12,6 +12,7 @@ from functools import cache
 
 from fastapi import FastAPI
 
+from app.auth import passwords
 from app.auth.primary import primary_client, replica_secret
 from app.auth.routes import router
 from app.auth.settings import Settings, load_settings
@@ -26,6 +27,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings if settings is not None else load_settings()
     keys = KeyRing.from_file(settings.private_jwks)
     throttle = Throttle.open(settings)
+    # The auth nodes of this host share the throttle's directory (outside LiteFS): the limit on
+    # concurrent password hashes is counted there, for all of them at once.
+    passwords.hash_slots.share_with(settings.throttle_path.parent)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -4,6 +4,8 @@ import base64
 import hashlib
 import re
 import secrets
+import threading
+import time
 
 import pytest
 
@@ -66,3 +68,28 @@ def test_the_dummy_hash_uses_the_same_scheme_as_new_hashes():
     new = passwords.hash_password("x" * 12)
 
     assert passwords.DUMMY_HASH.split("$")[:4] == new.split("$")[:4]
+
+
+def test_hash_slots_are_shared_by_every_process_that_uses_the_directory(tmp_path):
+    """Two users of one directory (as the three auth nodes of a host share theirs): with one
+    slot, the second waits for the first, though each has its own semaphore and file."""
+    first, second = passwords.HashSlots(1), passwords.HashSlots(1)
+    first.share_with(tmp_path)
+    second.share_with(tmp_path)
+    order: list[str] = []
+    holding = threading.Event()
+
+    def hold() -> None:
+        with first.taken():
+            holding.set()
+            time.sleep(0.3)
+            order.append("first done")
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    holding.wait(5)
+    with second.taken():
+        order.append("second in")
+    holder.join()
+
+    assert order == ["first done", "second in"]
