@@ -24,7 +24,8 @@ from harness.procs import ROOT, wait_http
 
 
 def start_instances(cluster: Cluster, tree: Path) -> None:
-    """The enrollment instances, from the code in `tree`, on the cluster's ports and database."""
+    """The enrollment instances as that tree's Procfile runs them (its bin/enrollment), on the
+    cluster's ports and database."""
     e = cluster.enrollment
     e.stop()
     env = {
@@ -34,14 +35,12 @@ def start_instances(cluster: Cluster, tree: Path) -> None:
         "PYTHONPATH": str(tree),
     }
     for i, port in enumerate(e.ports):
-        command = [sys.executable, "-m", "uvicorn", "--factory", "app.enrollment.main:create_app",
-                   "--host", "127.0.0.1", "--port", str(port), "--no-access-log"]  # fmt: skip
         with e.log(i).open("ab") as out:
             e.procs.append(
                 subprocess.Popen(
-                    command,
+                    [str(tree / "bin" / "enrollment")],
                     cwd=tree,
-                    env={**env, "ENROLL_INSTANCE": f"enrollment-{i}"},
+                    env={**env, "PORT": str(port), "ENROLL_INSTANCE": f"enrollment-{i}"},
                     stdout=out,
                     stderr=subprocess.STDOUT,
                 )
