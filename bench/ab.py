@@ -11,7 +11,6 @@ the same between the two.
 """
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
@@ -20,33 +19,7 @@ from pathlib import Path
 from bench.run import Rush
 from harness.auth_cluster import ROOMY_LIMITS_ENV
 from harness.cluster import Cluster
-from harness.procs import ROOT, wait_http
-
-
-def start_instances(cluster: Cluster, tree: Path) -> None:
-    """The enrollment instances as that tree's Procfile runs them (its bin/enrollment), on the
-    cluster's ports and database."""
-    e = cluster.enrollment
-    e.stop()
-    env = {
-        **os.environ,
-        "ENROLL_DATABASE": str(e.db),
-        "ENROLL_GATEWAY_SECRET_FILE": str(e.secret_file),
-        "PYTHONPATH": str(tree),
-    }
-    for i, port in enumerate(e.ports):
-        with e.log(i).open("ab") as out:
-            e.procs.append(
-                subprocess.Popen(
-                    [str(tree / "bin" / "enrollment")],
-                    cwd=tree,
-                    env={**env, "PORT": str(port), "ENROLL_INSTANCE": f"enrollment-{i}"},
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                )
-            )
-    for url, proc in zip(e.urls, e.procs, strict=True):
-        wait_http(url + "/health", proc)
+from harness.procs import ROOT
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
         rush = Rush(cluster, rush_args)
         for _ in range(args.rounds):
             for name, tree in ((args.rev, old), ("this tree", ROOT)):
-                start_instances(cluster, tree)
+                cluster.enrollment.stop()
+                cluster.enrollment.start(tree)
                 closed = rush.closed(name, 200, args.seconds)
                 opened = rush.open(name, args.rate, args.seconds)
                 print(

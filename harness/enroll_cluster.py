@@ -40,20 +40,22 @@ class EnrollmentCluster:
     def log(self, index: int) -> Path:
         return self.dir / f"enrollment-{index}.log"
 
-    def start(self) -> None:
+    def start(self, tree: Path = ROOT) -> None:
         """Each instance as the Procfile runs it: bin/enrollment, which holds the listening
-        socket and restarts uvicorn on it when it dies."""
+        socket and restarts uvicorn on it when it dies. `tree`: the checkout whose code runs
+        (another revision's worktree, for bench/ab.py)."""
         env = {
             **os.environ,
             "ENROLL_DATABASE": str(self.db),
             "ENROLL_GATEWAY_SECRET_FILE": str(self.secret_file),
+            "PYTHONPATH": str(tree),
         }
         for i, port in enumerate(self.ports):
             with self.log(i).open("ab") as out:
                 self.procs.append(
                     subprocess.Popen(
-                        [str(ROOT / "bin" / "enrollment")],
-                        cwd=ROOT,
+                        [str(tree / "bin" / "enrollment")],
+                        cwd=tree,
                         env={**env, "PORT": str(port), "ENROLL_INSTANCE": f"enrollment-{i}"},
                         stdout=out,
                         stderr=subprocess.STDOUT,
