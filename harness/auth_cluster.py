@@ -71,7 +71,7 @@ class AuthCluster:
         environment (AUTH_* settings, say)."""
         private_jwks = tmp / "auth" / "private.jwks.json"
         init_keys(private_jwks, tmp / "gateway" / "jwks.json", "e2e-key")
-        ports = _distinct_free_ports(2 * len(NODES))
+        ports = [free_port() for _ in range(2 * len(NODES))]  # never the same twice
         cluster = cls(dir=tmp)
         for i, name in enumerate(NODES):
             cluster.nodes[name] = AuthNode(
@@ -156,16 +156,9 @@ class AuthCluster:
                 subprocess.run(["fusermount3", "-uz", mount], check=False)
 
     def _wait_ready(self, node: AuthNode) -> None:
-        wait_http(node.url + "/.well-known/jwks.json", node.proc, READY_TIMEOUT, log=node.log)
-
-
-def _distinct_free_ports(count: int) -> list[int]:
-    ports: list[int] = []
-    while len(ports) < count:
-        port = free_port()
-        if port not in ports:
-            ports.append(port)
-    return ports
+        wait_http(
+            node.url + "/.well-known/jwks.json", node.proc, READY_TIMEOUT, status=200, log=node.log
+        )
 
 
 def _children(pid: int) -> list[int]:

@@ -62,7 +62,7 @@ class EnrollmentCluster:
                     )
                 )
         for url, proc in zip(self.urls, self.procs, strict=True):
-            wait_http(url + "/health", proc)
+            wait_http(url + "/health", proc, status=200)
 
     def serving_pid(self, index: int) -> int | None:
         """The pid of the uvicorn process serving instance `index` now (bin/enrollment's child)."""

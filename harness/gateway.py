@@ -86,7 +86,7 @@ class Gateway:
         self._wait_ready()
 
     def _wait_ready(self) -> None:
-        wait_http(self.url + "/__health", self.proc, READY_TIMEOUT, log=self.log)
+        wait_http(self.url + "/__health", self.proc, READY_TIMEOUT, status=200, log=self.log)
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:

@@ -12,10 +12,20 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 
 
+# Every port handed out by this process: the kernel may offer a port again while the process it
+# was meant for has not bound it yet, and two servers of one cluster would then share it.
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port free now and never handed out before by this process."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def log_tail(log: Path, lines: int = 40) -> str:
@@ -29,9 +39,11 @@ def wait_http(
     proc: subprocess.Popen | None = None,
     timeout: float = 30.0,
     *,
+    status: int | None = None,
     log: Path | None = None,
 ) -> None:
-    """Wait until `url` answers (any status), or fail, with the end of `log` when given."""
+    """Wait until `url` answers (with `status`, or any status), or fail, with the end of `log`
+    when given. Asking for a status guards against another server answering on that port."""
     deadline = time.monotonic() + timeout
     tail = (lambda: "\n" + log_tail(log)) if log is not None else (lambda: "")
     while time.monotonic() < deadline:
@@ -40,10 +52,12 @@ def wait_http(
                 f"process exited with {proc.returncode} before {url} answered{tail()}"
             )
         try:
-            httpx.get(url, timeout=1.0)
-            return
+            answer = httpx.get(url, timeout=1.0)
+            if status is None or answer.status_code == status:
+                return
         except httpx.TransportError:
-            time.sleep(0.05)
+            pass
+        time.sleep(0.05)
     raise TimeoutError(f"{url} did not answer within {timeout} s{tail()}")
 
 

@@ -137,7 +137,6 @@ def test_a_gateway_restarting_on_a_config_change_drops_no_accepted_request(clust
     print(f"gateway restart: {dict(outcomes)}; refused for {max(refused, default=0):.3f} s")
     assert set(outcomes) <= {200, "refused", "closed before a response"}, outcomes
     assert refused, "the gateway did not restart"
-    assert [s for at, s in results if at > changed + max(refused)] and all(
-        s == 200 for at, s in results if at > changed + max(refused)
-    )
+    settled = [s for at, s in results if at > changed + 1.5]  # the new gateway serves
+    assert settled and set(settled) == {200}
     assert cluster.enroll_gateway.log.read_text().count("Listening on port") >= 2
