@@ -9,9 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.enrollment.init_db import init_db
+from harness.enroll_cluster import EnrollmentCluster
 from harness.loadclient import Reply, burst
-from harness.procs import free_port, start_uvicorn, stop, wait_http
 from tests.enrollment.helpers import assert_rush_outcome, identity_headers, make_secret_file
 
 STUDENTS = 330
@@ -20,36 +19,20 @@ CAPACITY, WAITLIST = 30, 15
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    """Three enrollment instances on free ports sharing one database file."""
-    tmp: Path = tmp_path_factory.mktemp("race")
-    db_path = tmp / "enroll.db"
-    init_db(db_path)
-    secret_file = make_secret_file(tmp)
-    ports = [free_port() for _ in range(3)]
-    procs = [
-        start_uvicorn(
-            "app.enrollment.main:create_app",
-            port,
-            {
-                "ENROLL_DATABASE": str(db_path),
-                "ENROLL_GATEWAY_SECRET_FILE": str(secret_file),
-                "ENROLL_INSTANCE": f"enrollment-{i}",
-            },
-            tmp / f"enrollment-{i}.log",
-        )
-        for i, port in enumerate(ports)
-    ]
+    """Three enrollment instances on free ports sharing one database file (harness), each
+    started as the Procfile starts it."""
+    var: Path = tmp_path_factory.mktemp("race")
+    instances = EnrollmentCluster(var, make_secret_file(var))
     try:
-        for port, proc in zip(ports, procs, strict=True):
-            wait_http(f"http://127.0.0.1:{port}/health", proc)
+        instances.start()
         yield {
-            "urls": [f"http://127.0.0.1:{p}" for p in ports],
-            "secret": secret_file.read_text(),
-            "db": db_path,
-            "logs": [tmp / f"enrollment-{i}.log" for i in range(3)],
+            "urls": instances.urls,
+            "secret": instances.secret,
+            "db": instances.db,
+            "logs": [instances.log(i) for i in range(3)],
         }
     finally:
-        stop(procs)
+        instances.stop()
 
 
 def registrar(secret: str) -> dict[str, str]:
