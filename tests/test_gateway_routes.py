@@ -204,6 +204,28 @@ def test_enroll_gateway_passes_exactly_the_query_strings_each_route_reads(enroll
         assert sorted(endpoint["input_query_strings"]) == sorted(params(route, "query_params"))
 
 
+def test_enroll_gateway_caches_exactly_the_routes_whose_answers_say_so(enroll_config):
+    """The gateway's cache is on for the routes that declare `cache_seconds` (their answers are
+    the same for every caller and carry Cache-Control), and on no other: a per-user answer kept
+    there would be served to the next caller of the same URL."""
+    cached = {
+        key
+        for key, endpoint in by_route(enroll_config).items()
+        if "qos/http-cache" in endpoint["backend"][0]["extra_config"]
+    }
+    declared = {
+        (method, "/enroll_api" + path)
+        for (method, path), route in service_routes(enrollment_router).items()
+        if route.openapi_extra.get("x-cache-seconds")
+    }
+    assert cached == declared == {("GET", "/enroll_api/courses"), ("GET", "/enroll_api/sections")}
+    for key in cached:
+        block = by_route(enroll_config)[key]["backend"][0]["extra_config"]["qos/http-cache"]
+        assert block["max_items"] > 0 and block["max_size"] > 0  # bounded, whatever the queries
+    for route in service_routes(enrollment_router).values():
+        assert "{" not in route.path or not route.openapi_extra.get("x-cache-seconds")
+
+
 def test_every_enroll_endpoint_uses_the_one_validator(enroll_config):
     blocks = []
     for endpoint in endpoints(enroll_config):
@@ -281,7 +303,8 @@ def test_backend_answers_reach_the_client_unchanged(config):
 def test_gateway_sets_the_secret_on_every_backend_request(config):
     for endpoint in endpoints(config):
         for backend in endpoint["backend"]:
-            assert backend["extra_config"] == {
+            others = {k: v for k, v in backend["extra_config"].items() if k != "qos/http-cache"}
+            assert others == {
                 "modifier/martian": {
                     "header.Modifier": {
                         "scope": ["request"],

@@ -6,14 +6,15 @@ the queue of the three instances' writers on one lock file), waited for without 
 and given up when the route returns; the service then runs its BEGIN IMMEDIATE transactions on
 the loop. A write transaction without the turn raises WriteOutsideItsTurn rather than block.
 
-Each route declares the roles the gateway lets through (`x-roles` in the OpenAPI schema); the
-gateway config is checked against this table by tests/test_gateway_routes.py.
+Each route declares the roles the gateway lets through (`x-roles` in the OpenAPI schema) and, for
+the catalog listings, how long the gateway may reuse an answer (`x-cache-seconds`); the gateway
+config is checked against this table by tests/test_gateway_routes.py.
 """
 
 import functools
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 
 from app.common.db import write_turn
 from app.common.errors import error_responses
@@ -45,25 +46,41 @@ ANY_ROLE = ROLES
 STAFF = (INSTRUCTOR, REGISTRAR)
 SELF = ROLES  # object rule: that user, or the registrar
 
+# How long the enroll gateway may answer a catalog listing from its cache: on registration day
+# everyone reloads the section list, and the same answer for every caller is computed once per
+# instance in this window instead of once per click. The listings' seat counts may be this much
+# behind; a section's own page (GET /sections/{id}) and every write stay live, and an enrollment's
+# answer is decided in its own transaction whatever a listing said.
+CATALOG_CACHE_SECONDS = 2
+
 CourseId = Annotated[int, Path(gt=0, le=2**63 - 1)]
 SectionId = Annotated[int, Path(gt=0, le=2**63 - 1)]
 UserId = Annotated[int, Path(gt=0, le=2**63 - 1)]
 
 
-def route(method: str, path: str, roles: tuple[str, ...], **kwargs: Any):
+def route(method: str, path: str, roles: tuple[str, ...], *, cache_seconds: int = 0, **kwargs: Any):
     """Declare a route with the roles allowed to call it (checked by its `Caller` dependency)
     and the errors it can answer. A route that writes (any method but GET) runs with the write
     turn held: the one way a write takes its place in the queue of the three instances' writers
-    (see `_in_write_turn`)."""
+    (see `_in_write_turn`). A GET whose answer is the same for every caller may give
+    `cache_seconds`: its successful answers say `Cache-Control: max-age=<seconds>`, which the
+    enroll gateway's cache honours (etc/enroll/settings/endpoints.json marks the same routes)."""
     responses = {
         **error_responses(*_error_statuses(method, path, roles)),
         **kwargs.pop("responses", {}),
     }
+    extra: dict[str, Any] = {"x-roles": list(roles)}
+    dependencies = list(kwargs.pop("dependencies", []))
+    if cache_seconds:
+        assert method == "GET", "only a read can be answered from a cache"
+        extra["x-cache-seconds"] = cache_seconds
+        dependencies.append(Depends(_cacheable_for(cache_seconds)))
     register = router.api_route(
         path,
         methods=[method],
-        openapi_extra={"x-roles": list(roles)},
+        openapi_extra=extra,
         responses=responses,
+        dependencies=dependencies,
         **kwargs,
     )
 
@@ -89,6 +106,17 @@ def _in_write_turn(endpoint):
     return in_write_turn
 
 
+def _cacheable_for(seconds: int):
+    """A dependency marking a route's successful answer as reusable for `seconds` (an error
+    answer is built by the error handler, without this header, so it is never cached)."""
+    value = f"max-age={seconds}"
+
+    def cacheable(response: Response) -> None:
+        response.headers["Cache-Control"] = value
+
+    return cacheable
+
+
 def _error_statuses(method: str, path: str, roles: tuple[str, ...]) -> list[int]:
     """The error statuses a route can answer, for its OpenAPI schema (FastAPI adds 422 itself)."""
     # 401: no gateway secret or no usable identity. 409: the caller's username belongs to another
@@ -110,7 +138,13 @@ def _user_out(row: dict) -> dict:
 # courses
 
 
-@route("GET", "/courses", ANY_ROLE, response_model=list[CourseOut])
+@route(
+    "GET",
+    "/courses",
+    ANY_ROLE,
+    cache_seconds=CATALOG_CACHE_SECONDS,
+    response_model=list[CourseOut],
+)
 async def list_courses(conn: Db, _: Caller):
     """Every course in the catalog."""
     return queries.list_courses(conn)
@@ -138,7 +172,12 @@ async def course_waitlist(course_id: CourseId, conn: Db, who: Caller):
 
 
 @route(
-    "GET", "/sections", ANY_ROLE, response_model=list[SectionOut], responses=error_responses(404)
+    "GET",
+    "/sections",
+    ANY_ROLE,
+    cache_seconds=CATALOG_CACHE_SECONDS,
+    response_model=list[SectionOut],
+    responses=error_responses(404),
 )
 async def list_sections(conn: Db, _: Caller, course_id: Annotated[Id | None, Query()] = None):
     """Live sections, optionally of one course."""

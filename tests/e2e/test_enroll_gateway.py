@@ -33,6 +33,7 @@ from app.auth.tokens import KeyRing
 from app.common.identity import gateway_headers
 from app.enrollment.init_db import init_db
 from app.enrollment.main import create_app
+from app.enrollment.routes import CATALOG_CACHE_SECONDS
 from app.enrollment.settings import Settings
 from harness.cluster import Cluster
 from harness.db import copy_database
@@ -276,9 +277,48 @@ def test_every_instance_serves_requests(cluster: Cluster):
     with httpx.Client(
         base_url=cluster.enroll_gateway.url + PREFIX, headers=bearer(token)
     ) as client:
-        served = Counter(client.get("/sections").headers["x-instance"] for _ in range(60))
+        # One section's page: always live (the section list may come from the gateway's cache).
+        served = Counter(client.get("/sections/1").headers["x-instance"] for _ in range(60))
 
     assert set(served) == {"enrollment-0", "enrollment-1", "enrollment-2"}, served
+
+
+# the catalog cache
+
+
+def test_section_list_may_lag_by_the_cache_window_while_a_section_page_is_live(
+    cluster: Cluster, seed: Path
+):
+    """The gateway answers the section list from its cache for CATALOG_CACHE_SECONDS: a section
+    created in that window is on its own page at once, and in the list once the window is over.
+    The token is checked on every request all the same."""
+    copy_database(seed, cluster.enrollment.db)
+    url = cluster.enroll_gateway.url + PREFIX
+    student = bearer(cluster.token(9, "ajohnson", "student"))
+    registrar = bearer(cluster.token(1, "rhenderson", "registrar"))
+    listed = lambda: {s["id"] for s in httpx.get(url + "/sections", headers=student).json()}  # noqa: E731
+
+    for number in range(80, 83):  # a slow moment can outlast the window: try again
+        time.sleep(CATALOG_CACHE_SECONDS + 1)  # nothing cached from earlier tests
+        started = time.monotonic()
+        before = [listed() for _ in range(3)]  # one cached answer per instance
+        body = {"course_id": 4, "section_number": number, "instructor_id": 3, "capacity": 5}
+        new = httpx.post(url + "/sections", json=body, headers=registrar).json()["id"]
+        page = httpx.get(url + f"/sections/{new}", headers=student)
+        after = [listed() for _ in range(3)]
+        if time.monotonic() - started < 0.9:  # well inside the window: all answers were cached
+            break
+    else:
+        pytest.fail("three tries each took longer than the cache window")
+
+    assert page.status_code == 200 and page.json()["capacity"] == 5
+    assert all(new not in ids for ids in before + after)  # the cached list, still without it
+    refused = httpx.get(url + "/sections", headers=bearer(_bad_signature(cluster)))
+    assert refused.status_code == 401 and "x-instance" not in refused.headers
+    assert httpx.get(url + "/sections").status_code == 401
+
+    time.sleep(CATALOG_CACHE_SECONDS + 1)
+    assert all(new in listed() for _ in range(3))
 
 
 # the race

@@ -160,3 +160,23 @@ def test_instructor_sees_only_own_sections_in_course_waitlist(api):
     assert [e["user_id"] for e in theirs] == [30]
     everyone = api.as_(REGISTRAR).get("/courses/4/waitlist").json()
     assert {e["section_id"] for e in everyone} == {1, 2}
+
+
+def test_only_the_catalog_listings_may_be_reused_by_the_gateway(api):
+    """The answers the gateway may cache say so; a 401 or 404 never does, and neither does any
+    answer that depends on the caller or must be live (one section's seats)."""
+    from app.enrollment.routes import CATALOG_CACHE_SECONDS
+
+    reusable = f"max-age={CATALOG_CACHE_SECONDS}"
+    for url in ("/courses", "/sections", "/sections?course_id=4"):
+        response = api.as_(AVA).get(url)
+        assert (response.status_code, response.headers.get("cache-control")) == (200, reusable)
+    for url in ("/sections/1", "/courses/4", "/users/9/sections", "/users/9/enrollments"):
+        response = api.as_(AVA).get(url)
+        assert response.status_code == 200 and "cache-control" not in response.headers, url
+    missing = api.as_(AVA).get("/sections?course_id=999")
+    assert missing.status_code == 404 and "cache-control" not in missing.headers
+    headers = api.headers(AVA)
+    del headers["X-User-Id"]
+    refused = api.client.get("/sections", headers=headers)
+    assert refused.status_code == 401 and "cache-control" not in refused.headers
