@@ -5,6 +5,7 @@ directory laid out like var/."""
 import os
 import secrets
 import subprocess
+import sys
 from pathlib import Path
 
 from app.enrollment.init_db import init_db
@@ -54,7 +55,8 @@ class EnrollmentCluster:
             with self.log(i).open("ab") as out:
                 self.procs.append(
                     subprocess.Popen(
-                        [str(tree / "bin" / "enrollment")],
+                        # This interpreter: another revision's worktree has no .venv of its own.
+                        [sys.executable, str(tree / "bin" / "enrollment")],
                         cwd=tree,
                         env={**env, "PORT": str(port), "ENROLL_INSTANCE": f"enrollment-{i}"},
                         stdout=out,
