@@ -58,7 +58,7 @@ class LendConnections:
                 self.pool.give_back(conn)
 
 
-async def caller(request: Request, conn: Db) -> Identity:
+async def caller(request: Request) -> Identity:
     """The identity the gateway vouches for, allowed on this route. Without the gateway's
     secret, or without the identity headers, the request is not signed in (401); a role the
     route does not allow is 403: the gateway's role check, repeated here so a backend never
@@ -87,6 +87,7 @@ async def caller(request: Request, conn: Db) -> Identity:
     if not role_set & allowed:
         raise Forbidden(f"this needs one of the roles: {', '.join(sorted(allowed))}")
     who = Identity(user_id=int(header_user_id), username=header_username, roles=role_set)
+    conn = await db(request)  # the request's own connection, as `Db` gives the route
     # Looked up on every request, not cached: the users table can change under this process
     # (another instance, a restore from backup), and a stale "known" would refuse the caller.
     if not service.user_is_current(conn, who):
