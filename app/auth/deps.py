@@ -1,8 +1,10 @@
 """FastAPI dependencies of the auth service: settings, keys, database connections, the abuse
 limits and where a request comes from and, on a replica, the client for the primary.
 
-Every request gets its own connection. Reads (login, refresh) open the database read-only, so
-they work on a LiteFS replica and can never write; a replica's writes (register) go to the primary.
+Each request borrows a pooled connection for its own use: opening one through the LiteFS mount
+costs about 15 ms (wall) per request, a pooled one's query 0.4 ms. Reads (login, refresh) use
+read-only connections, so they work on a LiteFS replica and can never write; a replica's writes
+(register) go to the primary. SQLite sees what replication brought in at each read's start.
 """
 
 import hmac
@@ -18,7 +20,6 @@ from app.auth.service import replica_reason
 from app.auth.settings import Settings
 from app.auth.throttle import Origin, Throttle, client_address
 from app.auth.tokens import KeyRing
-from app.common.db import connect
 
 
 # `async def`: trivial lookups run on the event loop instead of taking a worker thread.
@@ -60,25 +61,20 @@ async def request_origin(request: Request, settings: AppSettings) -> Origin:
 RequestOrigin = Annotated[Origin, Depends(request_origin)]
 
 
-def read_db(settings: AppSettings) -> Iterator[sqlite3.Connection]:
-    conn = connect(settings.database, readonly=True)
-    try:
+def read_db(request: Request) -> Iterator[sqlite3.Connection]:
+    """A read-only connection, lent to this request alone."""
+    with request.app.state.read_pool.connection() as conn:
         yield conn
-    finally:
-        conn.close()
 
 
-def write_db(settings: AppSettings) -> Iterator[sqlite3.Connection | None]:
+def write_db(request: Request, settings: AppSettings) -> Iterator[sqlite3.Connection | None]:
     """A read-write connection on the primary; None on a read replica, which cannot write (its
     writes are relayed to the primary, service.register)."""
     if replica_reason(settings) is not None:
         yield None
         return
-    conn = connect(settings.database)
-    try:
+    with request.app.state.write_pool.connection() as conn:
         yield conn
-    finally:
-        conn.close()
 
 
 ReadDb = Annotated[sqlite3.Connection, Depends(read_db)]

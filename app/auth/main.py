@@ -18,6 +18,7 @@ from app.auth.routes import router
 from app.auth.settings import Settings, load_settings
 from app.auth.throttle import Throttle
 from app.auth.tokens import KeyRing
+from app.common.db import ConnectionPool
 from app.common.errors import install_error_handlers
 from app.common.limits import BodySizeLimit
 
@@ -42,6 +43,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.keys = keys
     app.state.primary = None  # a replica's client for the primary, while the app runs
     app.state.throttle = throttle
+    app.state.read_pool = ConnectionPool(settings.database, readonly=True)
+    app.state.write_pool = ConnectionPool(settings.database)  # used on the primary only
     app.state.replica_secret = replica_secret(keys)  # how the primary knows a replica's request
     install_error_handlers(app)
     app.include_router(router)

@@ -6,7 +6,6 @@ import hashlib
 import pytest
 from fastapi.testclient import TestClient
 
-from app.auth import deps
 from app.auth.main import create_app
 from app.common import db
 from tests.auth.helpers import make_settings, register, tokens_for, user_count
@@ -30,11 +29,12 @@ def test_login_and_refresh_work_on_a_read_only_database_and_write_nothing(
     opened_read_only = []
     real_connect = db.connect
 
-    def recording_connect(path, *, readonly=False):
-        opened_read_only.append(readonly)
-        return real_connect(path, readonly=readonly)
+    def recording_connect(path, *, readonly=False, **kwargs):
+        if str(path) == str(settings.database):
+            opened_read_only.append(readonly)
+        return real_connect(path, readonly=readonly, **kwargs)
 
-    monkeypatch.setattr(deps, "connect", recording_connect)
+    monkeypatch.setattr(db, "connect", recording_connect)
     before = _files(settings.database)
 
     with TestClient(create_app(settings)) as client:
@@ -42,7 +42,8 @@ def test_login_and_refresh_work_on_a_read_only_database_and_write_nothing(
         refreshed = client.post("/refresh", json={"refresh_token": tokens["refresh_token"]})
 
     assert refreshed.status_code == 200
-    assert opened_read_only == [True, True]
+    # One pooled connection served both (the pool reuses it), and it was read-only.
+    assert opened_read_only == [True]
     after = _files(settings.database)
     empty = (None, hashlib.sha256(b"").hexdigest())  # an empty WAL holds no write
     assert before.pop("auth.db-wal", None) in empty
@@ -76,7 +77,13 @@ def test_a_litefs_replica_is_recognised_by_its_primary_file(client, settings):
 def test_a_database_that_refuses_the_write_is_503_not_500(client, settings, monkeypatch):
     # A node that does not know it is a replica: SQLite itself reports the database read-only.
     real_connect = db.connect
-    monkeypatch.setattr(deps, "connect", lambda path, **_: real_connect(path, readonly=True))
+
+    def read_only_auth_db(path, **kwargs):
+        if str(path) == str(settings.database):  # the throttle's database stays writable
+            kwargs["readonly"] = True
+        return real_connect(path, **kwargs)
+
+    monkeypatch.setattr(db, "connect", read_only_auth_db)
 
     reply = register(client)
 
