@@ -87,9 +87,14 @@ async def caller(request: Request) -> Identity:
     if not role_set & allowed:
         raise Forbidden(f"this needs one of the roles: {', '.join(sorted(allowed))}")
     who = Identity(user_id=int(header_user_id), username=header_username, roles=role_set)
-    conn = await db(request)  # the request's own connection, as `Db` gives the route
     # Looked up on every request, not cached: the users table can change under this process
     # (another instance, a restore from backup), and a stale "known" would refuse the caller.
+    # A route that writes does it in its own write turn (app.enrollment.routes._in_write_turn):
+    # one turn for a user's first request rather than two, which on registration day, with
+    # every student new, would double the queue of writers.
+    if takes_write_turn(request.scope["route"]):
+        return who
+    conn = await db(request)  # the request's own connection, as `Db` gives the route
     if not service.user_is_current(conn, who):
         async with write_turn(conn):  # rare: a user's first request, or new roles
             service.remember_user(conn, who)
@@ -97,6 +102,11 @@ async def caller(request: Request) -> Identity:
 
 
 Caller = Annotated[Identity, Depends(caller)]
+
+
+def takes_write_turn(route: APIRoute) -> bool:
+    """Whether a route runs with the write turn held (app.enrollment.routes.route)."""
+    return getattr(route.endpoint, "takes_write_turn", False)
 
 
 def route_roles(route: APIRoute) -> frozenset[str]:

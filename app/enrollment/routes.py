@@ -12,6 +12,7 @@ config is checked against this table by tests/test_gateway_routes.py.
 """
 
 import functools
+import inspect
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Response
@@ -95,11 +96,15 @@ def _in_write_turn(endpoint):
     """The endpoint, run with the write turn of its connection (`conn`) held: waited for without
     blocking the event loop, given up as soon as the endpoint returns, before the response is
     sent. Its BEGIN IMMEDIATE transactions then run on the loop (a write transaction on the loop
-    without the turn raises WriteOutsideItsTurn rather than block)."""
+    without the turn raises WriteOutsideItsTurn rather than block). The identity rule (the caller
+    exists here from their first request) is kept in the same turn."""
+    assert "who" in inspect.signature(endpoint).parameters, "a write route names its caller `who`"
 
     @functools.wraps(endpoint)  # FastAPI reads the endpoint's parameters through __wrapped__
     async def in_write_turn(**params):
-        async with write_turn(params["conn"]):
+        conn = params["conn"]
+        async with write_turn(conn):
+            service.make_user_current(conn, params["who"])
             return await endpoint(**params)
 
     in_write_turn.takes_write_turn = True  # type: ignore[attr-defined]

@@ -125,6 +125,12 @@ def user_is_current(conn: sqlite3.Connection, caller: Identity) -> bool:
     )
 
 
+def make_user_current(conn: sqlite3.Connection, caller: Identity) -> None:
+    """The identity rule, in one call: remember the caller unless `user_is_current` already."""
+    if not user_is_current(conn, caller):
+        remember_user(conn, caller)
+
+
 def remember_user(conn: sqlite3.Connection, caller: Identity) -> None:
     """Identity rule: a signed-in user exists here from their first request, no manual step
     (the dependency that identifies the caller calls this when `user_is_current` is false)."""
