@@ -103,29 +103,43 @@ async def run_open_loop(
     seconds: float,
     prefix: str = "",
     seed: int = 449,
+    connections: int = 400,
 ) -> tuple[list[Sample], float]:
     """Requests arrive at `rate` a second whatever the answers, as students do on registration
     day (wrk2's constant throughput, k6's constant-arrival-rate), for `seconds`. Each one's
     latency counts from the moment it was due, so a server that falls behind shows it in full
-    (no coordinated omission). A free keep-alive connection takes each request; a new one is
-    opened when none is free. Bounded: rate x seconds requests, then the stragglers' answers."""
+    (no coordinated omission). Like wrk2 (and k6's maxVUs), the client has a bounded number of
+    keep-alive connections (`connections`, opened as needed): a request due while all are busy
+    waits for one, and that wait counts in its latency. Unbounded, a moment's backlog made the
+    client open a connection per waiting request, thousands, and the cost of opening them kept
+    the backlog from ever draining. Bounded: rate x seconds requests, then the stragglers'
+    answers."""
     rng = random.Random(seed)
     samples: list[Sample] = []
-    idle: list[Connection] = []
+    idle: asyncio.Queue[Connection] = asyncio.Queue()
+    opened = 0
     in_flight: set[asyncio.Task] = set()
     total = int(rate * seconds)
 
+    async def borrow() -> Connection:
+        nonlocal opened
+        if idle.empty() and opened < connections:
+            opened += 1
+            return Connection(url)
+        return await idle.get()
+
     async def one(due: float, student: Student) -> None:
+        conn = await borrow()
         op, method, path, body, apply = choose(student, section_ids, rng, prefix)
-        conn = idle.pop() if idle else Connection(url)
         try:
             reply = await conn.request(method, path, student.headers, body)
             status: int | None = reply.status
             apply(reply.status, reply.json() if reply.body else None)
-            idle.append(conn)
+            idle.put_nowait(conn)
         except (OSError, asyncio.IncompleteReadError):
             status = None
             await conn.close()
+            idle.put_nowait(Connection(url))  # its place, opened when next used
         samples.append(Sample(op, status, time.monotonic() - due))
 
     started = time.monotonic()
@@ -138,8 +152,8 @@ async def run_open_loop(
         in_flight.add(task)
         task.add_done_callback(in_flight.discard)
     await asyncio.gather(*in_flight)
-    for conn in idle:
-        await conn.close()
+    while not idle.empty():
+        await idle.get_nowait().close()
     return samples, time.monotonic() - started
 
 
