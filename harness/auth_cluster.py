@@ -143,6 +143,19 @@ class AuthCluster:
             _killpg(pid)
         node.proc.wait(timeout=STOP_TIMEOUT)
 
+    def serving_pid(self, name: str) -> int | None:
+        """The pid of the auth instance (uvicorn) that LiteFS runs on node `name`, if any."""
+        node = self.nodes[name]
+        assert node.proc is not None
+        pending, found = [node.proc.pid], None
+        while pending and found is None:
+            pid = pending.pop()
+            with suppress(OSError):
+                if b"uvicorn" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    found = pid
+            pending += _children(pid)
+        return found
+
     def close(self) -> None:
         """Stop every node still running, then unmount whatever is left: even after a failure,
         nothing stays mounted under the temporary directory."""
@@ -162,8 +175,12 @@ class AuthCluster:
 
 
 def _children(pid: int) -> list[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(p) for p in path.read_text().split()] if path.exists() else []
+    """The children of every thread of `pid` (Go's LiteFS starts its subprocess from any)."""
+    found: list[int] = []
+    for path in Path(f"/proc/{pid}/task").glob("*/children"):
+        with suppress(OSError):
+            found += [int(p) for p in path.read_text().split()]
+    return found
 
 
 def _killpg(pid: int) -> None:

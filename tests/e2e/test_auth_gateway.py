@@ -10,7 +10,9 @@ username and 20 per address in 15 minutes, 10 self-registrations an hour per add
 
 import asyncio
 import itertools
+import os
 import secrets
+import signal
 import sqlite3
 import threading
 import time
@@ -173,6 +175,41 @@ def test_sign_ins_go_on_while_a_replica_is_killed(cluster: Cluster):
     # 12 removes those); never a hang, never a wrong answer.
     assert {s for p, s, _ in results} <= {200, 500}
     assert max(t for _, s, t in results if s == 500) < 1.0 if by_phase["down", 500] else True
+
+
+def test_sign_ins_wait_out_a_crash_of_a_replicas_auth_instance(cluster: Cluster):
+    """kill -9 of the auth instance on a replica: LiteFS exits with it, and bin/auth-node starts
+    both again on the listening socket it holds; sign-ins sent there meanwhile wait and succeed."""
+    username = register(cluster).json()["username"]
+    victim = cluster.auth.nodes["secondary-1"]
+    assert wait_for(lambda: has_user(victim, username), timeout=1.0)
+    first = cluster.auth.serving_pid(victim.name)
+    assert first is not None
+    statuses: list[int] = []
+    stop = threading.Event()
+
+    def keep_signing_in() -> None:
+        while not stop.is_set():
+            statuses.append(login(cluster, username).status_code)
+
+    worker = threading.Thread(target=keep_signing_in)
+    worker.start()
+    try:
+        time.sleep(0.3)
+        os.kill(first, signal.SIGKILL)
+        back = wait_for(lambda: cluster.auth.serving_pid(victim.name) not in (None, first), 20.0)
+        direct = httpx.post(
+            victim.url + "/login", json={"username": username, "password": PASSWORD}
+        )
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        worker.join()
+
+    print(f"sign-ins around an auth instance's kill -9: {Counter(statuses)}")
+    assert back, f"the auth instance of {victim.name} was not started again\n{victim.log_tail()}"
+    assert direct.status_code == 200
+    assert set(statuses) == {200} and len(statuses) > 5
 
 
 def test_registration_with_the_primary_down_is_a_clear_503_and_nothing_is_lost(cluster: Cluster):
