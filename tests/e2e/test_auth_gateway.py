@@ -179,7 +179,8 @@ def test_sign_ins_go_on_while_a_replica_is_killed(cluster: Cluster):
 
 def test_sign_ins_wait_out_a_crash_of_a_replicas_auth_instance(cluster: Cluster):
     """kill -9 of the auth instance on a replica: LiteFS exits with it, and bin/auth-node starts
-    both again on the listening socket it holds; sign-ins sent there meanwhile wait and succeed."""
+    both again on the listening socket it holds; sign-ins sent there meanwhile wait and succeed,
+    and only the one the killed process was answering can fail."""
     username = register(cluster).json()["username"]
     victim = cluster.auth.nodes["secondary-1"]
     assert wait_for(lambda: has_user(victim, username), timeout=1.0)
@@ -209,7 +210,10 @@ def test_sign_ins_wait_out_a_crash_of_a_replicas_auth_instance(cluster: Cluster)
     print(f"sign-ins around an auth instance's kill -9: {Counter(statuses)}")
     assert back, f"the auth instance of {victim.name} was not started again\n{victim.log_tail()}"
     assert direct.status_code == 200
-    assert set(statuses) == {200} and len(statuses) > 5
+    # Sign-ins go one at a time: at most the one in flight on the killed process is lost (KrakenD's
+    # bare 500); every one sent while the node restarts waits and succeeds (before the node held
+    # its socket, those were refused: about half of them, the ones sent to this node).
+    assert set(statuses) <= {200, 500} and statuses.count(500) <= 1 and len(statuses) > 5
 
 
 def test_registration_with_the_primary_down_is_a_clear_503_and_nothing_is_lost(cluster: Cluster):
