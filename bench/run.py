@@ -229,7 +229,7 @@ def bench_auth(cluster: Cluster, args) -> list[dict]:
     log, log_s = uvloop.run(_timed_posts(url, "/auth_api/login", logins, args.auth_clients))
     return [
         summarise("register through the auth gateway", reg, reg_s),
-        summarise("login through the auth gateway (3 nodes)", log, log_s),
+        summarise("login through the auth gateway (2 replicas)", log, log_s),
     ]
 
 
