@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Print the claims of a token for USERNAME (user id USER_ID) with ROLEs, as the auth service
-issues them: iss, aud, sub, preferred_username, roles, token_use, iat, exp, jti.
+issues them: iss, aud, sub, preferred_username, given_name, family_name, roles, token_use, iat,
+exp, jti. The names are the seed person's (share/seed/people.json) unless given.
 
-    python bin/mkclaims.py ajohnson 9 student
+    python bin/mkclaims.py ajohnson 9 student [--given-name Ava --family-name Johnson]
 
 Sign the output with a key from mkjwks.py (RS256, header `kid`) to get a test token.
 """
@@ -18,6 +19,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from app.auth.settings import Settings  # noqa: E402
 from app.auth.tokens import build_claims  # noqa: E402
 from app.common.identity import ROLES  # noqa: E402
+
+SEED_PEOPLE = {
+    p["username"]: p
+    for p in json.loads(
+        (Path(__file__).resolve().parents[1] / "share/seed/people.json").read_text()
+    )
+}
 
 
 def _default(name: str) -> str:
@@ -35,15 +43,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--ttl", type=int, default=Settings.model_fields["access_ttl_seconds"].default
     )
+    parser.add_argument("--given-name", help="default: the seed person's first name, else ''")
+    parser.add_argument("--family-name", help="default: the seed person's last name, else ''")
     parser.add_argument("--refresh", action="store_true", help="claims of a refresh token")
     args = parser.parse_args(argv)
     if args.user_id < 1:
         parser.error("USER_ID must be a positive integer")
     if len(set(args.roles)) != len(args.roles):
         parser.error("roles must not repeat")
+    seed = SEED_PEOPLE.get(args.username, {})
     claims = build_claims(
         user_id=args.user_id,
         username=args.username,
+        given_name=seed.get("first_name", "") if args.given_name is None else args.given_name,
+        family_name=seed.get("last_name", "") if args.family_name is None else args.family_name,
         roles=args.roles,
         issuer=args.issuer,
         audience=args.audience,

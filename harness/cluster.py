@@ -92,6 +92,8 @@ class Cluster:
         built = build_claims(
             user_id=user_id,
             username=username,
+            given_name=username.title(),
+            family_name="Test",
             roles=list(roles),
             issuer=ISSUER,
             audience=AUDIENCE,

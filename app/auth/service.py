@@ -242,6 +242,8 @@ def _issue(keys: KeyRing, settings: Settings, user: queries.StoredUser, use: Tok
     claims = build_claims(
         user_id=user.id,
         username=user.username,
+        given_name=user.first_name,
+        family_name=user.last_name,
         roles=user.roles,
         issuer=settings.issuer,
         audience=settings.audience,

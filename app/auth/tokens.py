@@ -1,4 +1,5 @@
-"""JWTs: RS256, header `kid`; claims iss, aud, sub, preferred_username, roles, iat, exp, jti.
+"""JWTs: RS256, header `kid`; claims iss, aud, sub, preferred_username, given_name, family_name,
+roles, iat, exp, jti (SPEC §3; the names are OIDC's standard claims).
 
 Access and refresh tokens differ in two claims, so neither can stand in for the other:
 - `aud`: the audience (what the gateways accept) for access tokens, `<audience>:refresh` for
@@ -36,6 +37,8 @@ def build_claims(
     *,
     user_id: int,
     username: str,
+    given_name: str,
+    family_name: str,
     roles: list[str],
     issuer: str,
     audience: str,
@@ -50,6 +53,8 @@ def build_claims(
         "aud": audience if token_use == "access" else refresh_audience(audience),
         "sub": str(user_id),
         "preferred_username": username,
+        "given_name": given_name,
+        "family_name": family_name,
         "roles": list(roles),
         "token_use": token_use,
         "iat": issued_at,

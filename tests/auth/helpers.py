@@ -110,6 +110,8 @@ def claims_for(
     return build_claims(
         user_id=user_id,
         username=username,
+        given_name=username.title(),
+        family_name="Test",
         roles=roles,
         issuer=settings.issuer,
         audience=settings.audience,

@@ -19,6 +19,7 @@ from tests.auth.helpers import (
     login,
     register,
     stored_user,
+    tokens_for,
     verify_with_pyjwt,
 )
 
@@ -45,6 +46,11 @@ def test_seed_users_sign_in_with_the_demo_password(client, username, user_id, ro
     assert claims["sub"] == str(user_id)
     assert claims["preferred_username"] == username
     assert claims["roles"] == [role]
+    person = next(p for p in PEOPLE if p["username"] == username)
+    assert (claims["given_name"], claims["family_name"]) == (
+        person["first_name"],
+        person["last_name"],
+    )
 
 
 def test_every_seed_person_is_in_the_database_with_the_same_id_and_roles(settings):
@@ -168,3 +174,16 @@ def test_new_users_sign_in_with_their_own_password_only(client):
     assert login(client, "newstudent", GOOD_PASSWORD).status_code == 200
     assert login(client, "newstudent", GOOD_PASSWORD.upper()).status_code == 401
     assert login(client, "newstudent", DEMO_PASSWORD).status_code == 401
+
+
+def test_tokens_carry_the_names_the_account_was_registered_with(client):
+    created = register(client, username="zng", first_name="Zoë", last_name="Ng")
+    assert created.status_code == 201, created.text
+
+    body = tokens_for(client, "zng", GOOD_PASSWORD)
+    refreshed = client.post("/refresh", json={"refresh_token": body["refresh_token"]})
+
+    assert refreshed.status_code == 200, refreshed.text
+    for token in (body["access_token"], refreshed.json()["access_token"]):
+        claims = verify_with_pyjwt(client, token)
+        assert (claims["given_name"], claims["family_name"]) == ("Zoë", "Ng")

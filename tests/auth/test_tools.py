@@ -77,6 +77,13 @@ def test_mkclaims_prints_the_claims_the_service_issues():
         ["student"],
     )
     assert claims["exp"] - claims["iat"] == 1200
+    assert (claims["given_name"], claims["family_name"]) == ("Ava", "Johnson")  # the seed's
+    named = json.loads(
+        run(
+            "bin/mkclaims.py", "zng", "77", "student", "--given-name", "Zoë", "--family-name", "Ng"
+        ).stdout
+    )
+    assert (named["given_name"], named["family_name"]) == ("Zoë", "Ng")
     another = json.loads(run("bin/mkclaims.py", "ajohnson", "9", "student").stdout)
     assert claims["jti"] != another["jti"]
 
