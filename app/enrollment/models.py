@@ -12,6 +12,8 @@ Capacity = Annotated[int, Field(ge=0, le=10_000)]
 
 
 EnrollmentStatus = Literal["enrolled", "waitlisted", "dropped"]
+# A section roster's filter: the current students by default, any one status, or every row.
+RosterStatus = Literal["enrolled", "waitlisted", "dropped", "all"]
 SectionsType = Literal["all", "enrolled", "instructing"]
 
 

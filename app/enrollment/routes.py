@@ -32,6 +32,7 @@ from app.enrollment.models import (
     EnrollmentOut,
     EnrollmentStatus,
     Id,
+    RosterStatus,
     SectionChange,
     SectionCreate,
     SectionOut,
@@ -221,10 +222,11 @@ async def section_enrollments(
     section_id: SectionId,
     conn: Db,
     who: Caller,
-    status: Annotated[EnrollmentStatus | None, Query()] = None,
+    status: Annotated[RosterStatus, Query()] = "enrolled",
 ):
-    """A section's roster, optionally filtered by status (enrolled, waitlisted, dropped)."""
-    return service.section_roster(conn, who, section_id, status)
+    """A section's roster: its current students (status `enrolled`) unless `status` asks for the
+    waitlisted, the dropped, or `all` rows."""
+    return service.section_roster(conn, who, section_id, None if status == "all" else status)
 
 
 @route("GET", "/sections/{section_id}/waitlist", STAFF, response_model=list[WaitlistEntry])

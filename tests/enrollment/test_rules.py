@@ -1,6 +1,6 @@
 """SPEC §2 business rules 1-9, each with its edge cases, through the HTTP API."""
 
-from tests.enrollment.helpers import KAVERY, REGISTRAR, person
+from tests.enrollment.helpers import AVA, KAVERY, REGISTRAR, person
 
 STUDENTS = list(range(9, 39))  # seed students
 
@@ -362,3 +362,25 @@ def test_seed_waitlists_have_their_positions(api):
     assert waitlist(api, 3) == [(1, 13), (2, 19), (3, 20)]
     mine = api.as_(person(13)).get("/users/13/waitlist").json()
     assert [(e["section_id"], e["position"]) for e in mine] == [(1, 1), (3, 1)]
+
+
+def test_a_section_roster_is_its_current_students_unless_asked_for_more(api):
+    api.as_(AVA).delete("/users/9/enrollments/1")  # a dropped row; the waitlist's head moves up
+    staff = api.as_(KAVERY)
+
+    roster = staff.get("/sections/1/enrollments")
+    every_row = staff.get("/sections/1/enrollments", params={"status": "all"})
+    waitlisted = staff.get("/sections/1/enrollments", params={"status": "waitlisted"})
+    bogus = staff.get("/sections/1/enrollments", params={"status": "everyone"})
+
+    assert roster.status_code == 200 and roster.json()
+    assert {row["status"] for row in roster.json()} == {"enrolled"}
+    statuses = {row["status"] for row in every_row.json()}
+    assert statuses >= {"enrolled", "dropped"} and len(every_row.json()) > len(roster.json())
+    assert {row["status"] for row in waitlisted.json()} <= {"waitlisted"}
+    assert sorted(r["id"] for r in every_row.json()) == sorted(
+        r["id"]
+        for status in ("enrolled", "waitlisted", "dropped")
+        for r in staff.get("/sections/1/enrollments", params={"status": status}).json()
+    )
+    assert bogus.status_code == 422 and "status" in bogus.text
