@@ -170,6 +170,11 @@ with_auth_primary() {
     load_cluster_env
     export LITEFS_DIR="$var/litefs" AUTH_PRIVATE_JWKS="$var/auth/private.jwks.json"
     export AUTH_THROTTLE_DATABASE="$var/auth/throttle.db"
+    if [ -f "$var/gateway.secret" ]; then
+        export AUTH_GATEWAY_SECRET_FILE="$var/gateway.secret"
+    else
+        unset AUTH_GATEWAY_SECRET_FILE  # none yet: the route for the services stays shut
+    fi
     "$ROOT/bin/auth-node" primary &
     local node=$! url="http://127.0.0.1:$AUTH_PRIMARY_PORT/.well-known/jwks.json" tries=0 status=0
     until curl -fs -o /dev/null "$url"; do

@@ -40,9 +40,15 @@ class Cluster:
         self.var = var
         secret_file = write_secret(var / "gateway.secret")
         # As foreman does: the auth gateway on this host is the auth nodes' trusted proxy.
-        auth_env = {"AUTH_TRUSTED_PROXIES": cluster_env("AUTH_TRUSTED_PROXIES"), **(auth_env or {})}
+        # The enrollment service asks the auth nodes for accounts it has not seen, with the secret.
+        auth_env = {
+            "AUTH_TRUSTED_PROXIES": cluster_env("AUTH_TRUSTED_PROXIES"),
+            "AUTH_GATEWAY_SECRET_FILE": str(secret_file),
+            **(auth_env or {}),
+        }
         self.auth = AuthCluster.create(var, auth_env)
-        self.enrollment = EnrollmentCluster(var, secret_file, enrollment_instances)
+        auth_urls = [self.auth.primary.url, *(node.url for node in self.auth.replicas)]
+        self.enrollment = EnrollmentCluster(var, secret_file, enrollment_instances, auth_urls)
         self.keys = KeyRing.from_file(Path(self.auth.env["AUTH_PRIVATE_JWKS"]))
         jwks = str(var / "gateway" / "jwks.json")
         self.enroll_gateway = Gateway(

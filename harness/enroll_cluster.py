@@ -24,7 +24,13 @@ class EnrollmentCluster:
     """`instances` enrollment instances sharing VAR/enroll/enroll.db (seeded), trusting the
     gateway secret in `secret_file`."""
 
-    def __init__(self, var: Path, secret_file: Path, instances: int = 3) -> None:
+    def __init__(
+        self,
+        var: Path,
+        secret_file: Path,
+        instances: int = 3,
+        auth_urls: list[str] | None = None,
+    ) -> None:
         self.dir = var / "enroll"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.db = self.dir / "enroll.db"
@@ -32,6 +38,7 @@ class EnrollmentCluster:
         self.secret_file = secret_file
         self.secret = secret_file.read_text()
         self.ports = [free_port() for _ in range(instances)]
+        self.auth_urls = auth_urls or []  # ENROLL_AUTH_URLS: the primary's first
         self.procs: list[subprocess.Popen] = []
 
     @property
@@ -50,6 +57,7 @@ class EnrollmentCluster:
             "ENROLL_DATABASE": str(self.db),
             "ENROLL_GATEWAY_SECRET_FILE": str(self.secret_file),
             "PYTHONPATH": str(tree),
+            "ENROLL_AUTH_URLS": ",".join(self.auth_urls),
         }
         for i, port in enumerate(self.ports):
             with self.log(i).open("ab") as out:

@@ -2,9 +2,9 @@
 FastAPI runs them in its thread pool, so hashing (tens of milliseconds of CPU) never blocks the
 event loop and the other requests on it. The JWKS route does neither and stays on the loop."""
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Path, Request, Response
 
 from app.auth import service
 from app.auth.deps import (
@@ -19,6 +19,7 @@ from app.auth.deps import (
 )
 from app.auth.models import AccessTokenOut, LoginIn, RefreshIn, RegisterIn, TokenOut, UserOut
 from app.common.errors import ErrorOut, error_responses
+from app.common.identity import GATEWAY_SECRET_HEADER
 
 router = APIRouter()
 
@@ -102,3 +103,16 @@ async def jwks(keys: Keys, response: Response) -> dict:
     """The public signing keys, for anyone verifying this service's tokens."""
     response.headers["Cache-Control"] = "public, max-age=300"
     return keys.public_jwks
+
+
+@router.get("/internal/users/{user_id}", include_in_schema=False)
+def account_for_service(
+    user_id: Annotated[int, Path(gt=0, le=2**63 - 1)],
+    request: Request,
+    db: ReadDb,
+    settings: AppSettings,
+) -> UserOut:
+    """One account, for the enrollment service (gateway secret; not routed by any gateway)."""
+    return service.account_for_service(
+        db, settings=settings, secret=request.headers.get(GATEWAY_SECRET_HEADER), user_id=user_id
+    )

@@ -2,6 +2,7 @@
 refresh may renew. Login and refresh only read the users database, so they run on LiteFS read
 replicas too; the abuse counts they keep are in a file of their own (app/auth/throttle.py)."""
 
+import hmac
 import sqlite3
 
 import httpx
@@ -13,7 +14,14 @@ from app.auth.settings import Settings
 from app.auth.throttle import Origin, Throttle
 from app.auth.tokens import InvalidToken, KeyRing, TokenUse, build_claims
 from app.common.db import immediate
-from app.common.errors import Conflict, Forbidden, Relayed, Unauthenticated, Unavailable
+from app.common.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    Relayed,
+    Unauthenticated,
+    Unavailable,
+)
 from app.common.identity import REGISTRAR, STUDENT
 
 BAD_CREDENTIALS = "invalid username or password"
@@ -88,13 +96,7 @@ def register(
         raise
     user = queries.get(conn, user_id=user_id)
     assert user is not None
-    return UserOut(
-        id=user.id,
-        username=user.username,
-        first_name=user.first_name,
-        last_name=user.last_name,
-        roles=user.roles,
-    )
+    return _user_out(user)
 
 
 # What the primary may answer a relayed registration with, besides 201: the refusals a replica
@@ -251,3 +253,27 @@ def _issue(keys: KeyRing, settings: Settings, user: queries.StoredUser, use: Tok
         token_use=use,
     )
     return keys.sign(claims)
+
+
+def account_for_service(
+    conn: sqlite3.Connection, *, settings: Settings, secret: str | None, user_id: int
+) -> UserOut:
+    """An account as another service of this installation needs it (the enrollment service, for
+    an id it has not seen yet): only for a caller showing the gateway secret."""
+    expected = settings.gateway_secret
+    if expected is None or secret is None or not hmac.compare_digest(secret, expected):
+        raise Unauthenticated("this route is for the installation's services", code="no_gateway")
+    user = queries.get(conn, user_id=user_id)
+    if user is None:
+        raise NotFound(f"user {user_id} not found")
+    return _user_out(user)
+
+
+def _user_out(user: queries.StoredUser) -> UserOut:
+    return UserOut(
+        id=user.id,
+        username=user.username,
+        first_name=user.first_name,
+        last_name=user.last_name,
+        roles=user.roles,
+    )

@@ -36,6 +36,11 @@ class Settings(BaseSettings):
     # ago can sign in here before their row has been replicated (SPEC §4).
     primary_url: HttpUrl | None = None
 
+    # The secret the gateways add to their backend requests (var/gateway.secret). The enrollment
+    # service shows it when it asks for an account it does not know yet (GET /internal/users/{id},
+    # service to service on loopback, never through a gateway). Unset: that route refuses all.
+    gateway_secret_file: Path | None = None
+
     # Abuse limits (app/auth/throttle.py). The counts are shared by every auth node through this
     # file, which must NOT be on LiteFS (a replica's mount is read-only): one plain SQLite file
     # that all auth instances on this host open read-write. Default: throttle.db beside the
@@ -54,6 +59,12 @@ class Settings(BaseSettings):
     # this host: comma-separated addresses or networks. From any other peer, and by default from
     # every peer, the client address is the peer's own (see throttle.client_address).
     trusted_proxies: Annotated[tuple[IPvAnyNetwork, ...], NoDecode] = ()
+
+    @property
+    def gateway_secret(self) -> str | None:
+        if self.gateway_secret_file is None:
+            return None
+        return self.gateway_secret_file.read_text().strip() or None
 
     @property
     def throttle_path(self) -> Path:
@@ -81,6 +92,13 @@ class Settings(BaseSettings):
             check_schema(path, application_id=APPLICATION_ID, user_version=SCHEMA_VERSION)
         except WrongSchema as exc:
             raise ValueError(str(exc)) from exc
+        return path
+
+    @field_validator("gateway_secret_file")
+    @classmethod
+    def _secret_is_private(cls, path: Path | None) -> Path | None:
+        if path is not None:
+            check_private_file(path)
         return path
 
     @field_validator("private_jwks")

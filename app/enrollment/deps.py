@@ -20,6 +20,7 @@ from app.common.identity import (
 )
 from app.enrollment import service
 from app.enrollment.service import Identity
+from app.enrollment.settings import Settings
 
 # Where a request's pooled connection is kept while it runs (Starlette's request.state).
 LENT_CONNECTION = "db"
@@ -102,6 +103,13 @@ async def caller(request: Request) -> Identity:
 
 
 Caller = Annotated[Identity, Depends(caller)]
+
+
+async def app_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+AppSettings = Annotated[Settings, Depends(app_settings)]
 
 
 def takes_write_turn(route: APIRoute) -> bool:

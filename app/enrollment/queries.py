@@ -316,6 +316,24 @@ def get_user(conn: sqlite3.Connection, *, user_id: int) -> dict | None:
     return _one(conn.execute("SELECT * FROM users WHERE id = ?", (user_id,)))
 
 
+def upsert_account(
+    conn: sqlite3.Connection,
+    *,
+    user_id: int,
+    username: str,
+    first_name: str,
+    last_name: str,
+    roles: str,
+) -> None:
+    conn.execute(
+        "INSERT INTO users (id, username, first_name, last_name, roles) VALUES (?, ?, ?, ?, ?)"
+        " ON CONFLICT(id) DO UPDATE SET username = excluded.username,"
+        " first_name = excluded.first_name, last_name = excluded.last_name,"
+        " roles = excluded.roles",
+        (user_id, username, first_name, last_name, roles),
+    )
+
+
 def upsert_user(conn: sqlite3.Connection, *, user_id: int, username: str, roles: str) -> None:
     conn.execute(
         "INSERT INTO users (id, username, roles) VALUES (?, ?, ?)"

@@ -20,8 +20,8 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 from app.common.db import write_turn
 from app.common.errors import error_responses
 from app.common.identity import INSTRUCTOR, REGISTRAR, ROLES, STUDENT
-from app.enrollment import queries, service
-from app.enrollment.deps import Caller, Db
+from app.enrollment import directory, queries, service
+from app.enrollment.deps import AppSettings, Caller, Db
 from app.enrollment.models import (
     AuditAction,
     AuditEntry,
@@ -199,14 +199,20 @@ async def get_section(section_id: SectionId, conn: Db, _: Caller):
 
 
 @route("POST", "/sections", (REGISTRAR,), response_model=SectionOut, status_code=201)
-async def create_section(body: SectionCreate, conn: Db, who: Caller):
+async def create_section(body: SectionCreate, conn: Db, who: Caller, settings: AppSettings):
     """Open a new section of a course."""
+    if body.instructor_id is not None:
+        await directory.make_known(conn, settings, body.instructor_id)
     return service.create_section(conn, who, body)
 
 
 @route("PATCH", "/sections/{section_id}", (REGISTRAR,), response_model=SectionChange)
-async def update_section(section_id: SectionId, body: SectionUpdate, conn: Db, who: Caller):
+async def update_section(
+    section_id: SectionId, body: SectionUpdate, conn: Db, who: Caller, settings: AppSettings
+):
     """Freeze/unfreeze, reassign, or resize a section; says who was promoted as a result."""
+    if body.instructor_id is not None:
+        await directory.make_known(conn, settings, body.instructor_id)
     return service.update_section(conn, who, section_id, body)
 
 
@@ -251,8 +257,10 @@ async def list_users(conn: Db, _: Caller):
 
 
 @route("GET", "/users/{user_id}", SELF, response_model=UserOut)
-async def get_user(user_id: UserId, conn: Db, who: Caller):
+async def get_user(user_id: UserId, conn: Db, who: Caller, settings: AppSettings):
     """A user's record: your own, or anyone's for the registrar."""
+    if who.is_registrar:
+        await directory.make_known(conn, settings, user_id)
     return _user_out(service.user_record(conn, who, user_id))
 
 

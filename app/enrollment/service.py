@@ -125,10 +125,27 @@ def user_is_current(conn: sqlite3.Connection, caller: Identity) -> bool:
     )
 
 
+def user_is_known(conn: sqlite3.Connection, user_id: int) -> bool:
+    return queries.get_user(conn, user_id=user_id) is not None
+
+
 def make_user_current(conn: sqlite3.Connection, caller: Identity) -> None:
     """The identity rule, in one call: remember the caller unless `user_is_current` already."""
     if not user_is_current(conn, caller):
         remember_user(conn, caller)
+
+
+def remember_account(conn: sqlite3.Connection, account: dict) -> None:
+    """Record an account the auth service has (app/enrollment/directory.py), names included."""
+    with immediate(conn):
+        queries.upsert_account(
+            conn,
+            user_id=account["id"],
+            username=account["username"],
+            first_name=account["first_name"],
+            last_name=account["last_name"],
+            roles=",".join(sorted(account["roles"])),
+        )
 
 
 def remember_user(conn: sqlite3.Connection, caller: Identity) -> None:

@@ -1,0 +1,45 @@
+"""GET /internal/users/{id}: an account for the enrollment service, which asks for an id it has not
+seen yet (service to service on loopback, with the gateway secret; no gateway routes it)."""
+
+from fastapi.testclient import TestClient
+
+from app.auth.main import create_app
+from harness.enroll_cluster import write_secret
+from tests.auth.helpers import make_settings, register
+
+
+def test_an_account_is_given_only_to_a_caller_with_the_gateway_secret(tmp_path):
+    secret_file = write_secret(tmp_path / "gateway.secret")
+    secret = secret_file.read_text().strip()
+    settings = make_settings(tmp_path, gateway_secret_file=secret_file)
+    with TestClient(create_app(settings)) as client:
+        created = register(client, username="zng", first_name="Zoë", last_name="Ng").json()
+        url = f"/internal/users/{created['id']}"
+
+        found = client.get(url, headers={"X-Gateway-Secret": secret})
+        seed = client.get("/internal/users/3", headers={"X-Gateway-Secret": secret})
+        missing = client.get("/internal/users/999999", headers={"X-Gateway-Secret": secret})
+        no_secret = client.get(url)
+        wrong = client.get(url, headers={"X-Gateway-Secret": "x" * len(secret)})
+        bad_id = client.get("/internal/users/0", headers={"X-Gateway-Secret": secret})
+
+    assert found.status_code == 200
+    assert found.json() == {
+        "id": created["id"],
+        "username": "zng",
+        "first_name": "Zoë",
+        "last_name": "Ng",
+        "roles": ["student"],
+    }
+    assert (seed.json()["username"], seed.json()["roles"]) == ("kavery", ["instructor"])
+    assert (missing.status_code, missing.json()["code"]) == (404, "not_found")
+    for refused in (no_secret, wrong):
+        assert (refused.status_code, refused.json()["code"]) == (401, "no_gateway")
+        assert "Zoë" not in refused.text
+    assert bad_id.status_code == 422
+
+
+def test_without_a_configured_secret_nobody_gets_an_account(tmp_path):
+    with TestClient(create_app(make_settings(tmp_path))) as client:
+        refused = client.get("/internal/users/3", headers={"X-Gateway-Secret": "y" * 40})
+    assert (refused.status_code, refused.json()["code"]) == (401, "no_gateway")
