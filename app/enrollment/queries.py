@@ -247,14 +247,21 @@ def mark_enrolled(conn: sqlite3.Connection, *, enrollment_ids: Iterable[int]) ->
 
 
 def list_section_enrollments(
-    conn: sqlite3.Connection, *, section_id: int, status: str | None
+    conn: sqlite3.Connection,
+    *,
+    section_id: int,
+    status: str | None,
+    after: int | None = None,
+    limit: int = -1,
 ) -> list[dict]:
-    sql = f"SELECT {_ENROLLMENT_COLUMNS} FROM enrollments e WHERE e.section_id = ?"
-    params: tuple = (section_id,)
+    """A page of a section's enrollment rows in id order: those after id `after`, at most
+    `limit` of them (-1: all)."""
+    sql = f"SELECT {_ENROLLMENT_COLUMNS} FROM enrollments e WHERE e.section_id = ? AND e.id > ?"
+    params: tuple = (section_id, after or 0)
     if status is not None:
         sql += " AND e.status = ?"
         params += (status,)
-    return _rows(conn.execute(sql + " ORDER BY e.id", params))
+    return _rows(conn.execute(sql + " ORDER BY e.id LIMIT ?", (*params, limit)))
 
 
 def list_user_enrollments(
@@ -308,8 +315,13 @@ def user_waitlist(conn: sqlite3.Connection, *, user_id: int) -> list[dict]:
 # users
 
 
-def list_users(conn: sqlite3.Connection) -> list[dict]:
-    return _rows(conn.execute("SELECT * FROM users ORDER BY id"))
+def list_users(
+    conn: sqlite3.Connection, *, after: int | None = None, limit: int = -1
+) -> list[dict]:
+    """A page of the users in id order: those after id `after`, at most `limit` (-1: all)."""
+    return _rows(
+        conn.execute("SELECT * FROM users WHERE id > ? ORDER BY id LIMIT ?", (after or 0, limit))
+    )
 
 
 def get_user(conn: sqlite3.Connection, *, user_id: int) -> dict | None:

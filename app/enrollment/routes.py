@@ -55,6 +55,25 @@ SELF = ROLES  # object rule: that user, or the registrar
 # answer is decided in its own transaction whatever a listing said.
 CATALOG_CACHE_SECONDS = 2
 
+# Paging of the long lists (the users, a section's roster): `limit` rows at a time, in id order.
+DEFAULT_PAGE, MAX_PAGE = 100, 1000
+PageLimit = Annotated[
+    int,
+    Query(
+        ge=1,
+        le=MAX_PAGE,
+        description=f"Rows per page: {DEFAULT_PAGE} unless given, at most {MAX_PAGE}.",
+    ),
+]
+After = Annotated[
+    Id | None,
+    Query(
+        description="For the next page, the `id` of the last row of this one: rows come in `id`"
+        " order, and the page starts after that id. Omit it for the first page. A page with"
+        " fewer rows than `limit` is the last."
+    ),
+]
+
 CourseId = Annotated[int, Path(gt=0, le=2**63 - 1)]
 SectionId = Annotated[int, Path(gt=0, le=2**63 - 1)]
 UserId = Annotated[int, Path(gt=0, le=2**63 - 1)]
@@ -229,10 +248,13 @@ async def section_enrollments(
     conn: Db,
     who: Caller,
     status: Annotated[RosterStatus, Query()] = "enrolled",
+    after: After = None,
+    limit: PageLimit = DEFAULT_PAGE,
 ):
-    """A section's roster: its current students (status `enrolled`) unless `status` asks for the
-    waitlisted, the dropped, or `all` rows."""
-    return service.section_roster(conn, who, section_id, None if status == "all" else status)
+    """A section's roster, a page at a time: its current students (status `enrolled`) unless
+    `status` asks for the waitlisted, the dropped, or `all` rows."""
+    wanted = None if status == "all" else status
+    return service.section_roster(conn, who, section_id, wanted, after=after, limit=limit)
 
 
 @route("GET", "/sections/{section_id}/waitlist", STAFF, response_model=list[WaitlistEntry])
@@ -251,9 +273,9 @@ async def administrative_drop(section_id: SectionId, user_id: UserId, conn: Db, 
 
 
 @route("GET", "/users", (REGISTRAR,), response_model=list[UserOut])
-async def list_users(conn: Db, _: Caller):
-    """Every user the enrollment service knows."""
-    return [_user_out(u) for u in queries.list_users(conn)]
+async def list_users(conn: Db, _: Caller, after: After = None, limit: PageLimit = DEFAULT_PAGE):
+    """The users the enrollment service knows, a page at a time."""
+    return [_user_out(u) for u in queries.list_users(conn, after=after, limit=limit)]
 
 
 @route("GET", "/users/{user_id}", SELF, response_model=UserOut)

@@ -394,13 +394,21 @@ def delete_section(conn: sqlite3.Connection, caller: Identity, section_id: int) 
 
 
 def section_roster(
-    conn: sqlite3.Connection, caller: Identity, section_id: int, status: str | None
+    conn: sqlite3.Connection,
+    caller: Identity,
+    section_id: int,
+    status: str | None,
+    *,
+    after: int | None = None,
+    limit: int = -1,
 ) -> list[dict]:
-    """A section's enrollment rows (optionally one status), for its staff."""
+    """A page of a section's enrollment rows (optionally one status), for its staff."""
     with snapshot(conn):
         section = get_section_or_404(conn, section_id)
         require_section_staff(caller, section)
-        return queries.list_section_enrollments(conn, section_id=section_id, status=status)
+        return queries.list_section_enrollments(
+            conn, section_id=section_id, status=status, after=after, limit=limit
+        )
 
 
 def section_waitlist(conn: sqlite3.Connection, caller: Identity, section_id: int) -> list[dict]:
