@@ -265,18 +265,25 @@ def list_section_enrollments(
 
 
 def list_user_enrollments(
-    conn: sqlite3.Connection, *, user_id: int, status: str | None
+    conn: sqlite3.Connection,
+    *,
+    user_id: int,
+    status: str | None,
+    after: int | None = None,
+    limit: int = -1,
 ) -> list[dict]:
-    """A student's enrollment rows in live sections."""
+    """A page of a student's enrollment rows in live sections, in id order (see
+    list_section_enrollments)."""
     sql = (
         f"SELECT {_ENROLLMENT_COLUMNS} FROM enrollments e"
-        " JOIN sections s ON s.id = e.section_id AND s.deleted_at IS NULL WHERE e.user_id = ?"
+        " JOIN sections s ON s.id = e.section_id AND s.deleted_at IS NULL"
+        " WHERE e.user_id = ? AND e.id > ?"
     )
-    params: tuple = (user_id,)
+    params: tuple = (user_id, after or 0)
     if status is not None:
         sql += " AND e.status = ?"
         params += (status,)
-    return _rows(conn.execute(sql + " ORDER BY e.id", params))
+    return _rows(conn.execute(sql + " ORDER BY e.id LIMIT ?", (*params, limit)))
 
 
 _WAITLIST_SELECT = """

@@ -292,9 +292,11 @@ async def user_enrollments(
     conn: Db,
     who: Caller,
     status: Annotated[EnrollmentStatus | None, Query()] = None,
+    after: After = None,
+    limit: PageLimit = DEFAULT_PAGE,
 ):
-    """A user's enrollments, optionally filtered by status."""
-    return service.user_enrollments(conn, who, user_id, status)
+    """A user's enrollments, optionally filtered by status, a page at a time."""
+    return service.user_enrollments(conn, who, user_id, status, after=after, limit=limit)
 
 
 @route("GET", "/users/{user_id}/sections", SELF, response_model=list[SectionOut])

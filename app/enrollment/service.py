@@ -439,10 +439,18 @@ def user_record(conn: sqlite3.Connection, caller: Identity, user_id: int) -> dic
 
 
 def user_enrollments(
-    conn: sqlite3.Connection, caller: Identity, user_id: int, status: str | None
+    conn: sqlite3.Connection,
+    caller: Identity,
+    user_id: int,
+    status: str | None,
+    *,
+    after: int | None = None,
+    limit: int = -1,
 ) -> list[dict]:
     user_record(conn, caller, user_id)
-    return queries.list_user_enrollments(conn, user_id=user_id, status=status)
+    return queries.list_user_enrollments(
+        conn, user_id=user_id, status=status, after=after, limit=limit
+    )
 
 
 def user_waitlist(conn: sqlite3.Connection, caller: Identity, user_id: int) -> list[dict]:

@@ -1,5 +1,5 @@
-"""Paging of the long lists (GET /users, a section's roster): `limit` rows at a time in id order,
-the next page after the last id seen."""
+"""Paging of the long lists (GET /users, a section's roster, a user's enrollments): `limit` rows
+at a time in id order, the next page after the last id seen."""
 
 import pytest
 
@@ -43,6 +43,15 @@ def test_a_roster_pages_the_same_way(api):
     assert len(pages) > 1
 
 
+def test_a_users_enrollments_page_the_same_way(api):
+    ava = (9, "ajohnson", "student")
+    everything = api.as_(ava).get("/users/9/enrollments").json()
+    pages = walk(api, ava, "/users/9/enrollments", limit=1)
+
+    assert [row["id"] for page in pages for row in page] == [row["id"] for row in everything]
+    assert len(everything) >= 2 and len(pages) == len(everything) + 1
+
+
 @pytest.mark.parametrize(
     ("url", "params", "named"),
     [
@@ -53,6 +62,7 @@ def test_a_roster_pages_the_same_way(api):
         ("/users", {"after": "last"}, "after"),
         ("/sections/1/enrollments", {"limit": -5}, "limit"),
         ("/sections/1/enrollments", {"after": 2**63}, "after"),
+        ("/users/9/enrollments", {"limit": 1.5}, "limit"),
     ],
 )
 def test_bad_paging_input_is_a_422_naming_it(api, url, params, named):
