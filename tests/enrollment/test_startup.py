@@ -2,16 +2,20 @@
 with one clear message, instead of serving errors later."""
 
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
 from app.enrollment.init_db import init_db
+from app.enrollment.main import create_app
+from app.enrollment.settings import Settings
 from harness.procs import ROOT, free_port
-from tests.enrollment.helpers import make_secret_file
+from tests.enrollment.helpers import REGISTRAR, Api, make_secret_file
 
 
 def start(env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -79,3 +83,29 @@ def test_unset_variables_are_named():
     assert result.returncode != 0
     assert "ENROLL_DATABASE: not set" in result.stderr
     assert "ENROLL_GATEWAY_SECRET_FILE: not set" in result.stderr
+
+
+def test_an_auth_service_that_never_answers_leaves_an_unknown_id_a_404(tmp_path):
+    """The account lookup (app/enrollment/directory.py) gives up within its bound: the registrar
+    gets the usual 404 naming the id, not a hang or a 500, and nothing is written."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # accepts connections, never answers
+    try:
+        db_path = tmp_path / "enroll.db"
+        init_db(db_path)
+        secret_file = make_secret_file(tmp_path)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        settings = Settings(
+            database=db_path, gateway_secret_file=secret_file, auth_urls=f"{url},{url}"
+        )
+        with TestClient(create_app(settings)) as client:
+            api = Api(client, secret_file.read_text(), db_path)
+            before = api.dump()
+            reply = api.as_(REGISTRAR).patch("/sections/1", json={"instructor_id": 987654})
+            after = api.dump()
+    finally:
+        silent.close()
+
+    assert reply.status_code == 404 and "987654" in reply.json()["detail"]
+    assert after == before
