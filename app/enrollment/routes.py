@@ -136,7 +136,8 @@ def _cacheable_for(seconds: int):
     answer is built by the error handler, without this header, so it is never cached)."""
     value = f"max-age={seconds}"
 
-    def cacheable(response: Response) -> None:
+    # async: FastAPI would run a plain `def` dependency in its thread pool, a hop per request.
+    async def cacheable(response: Response) -> None:
         response.headers["Cache-Control"] = value
 
     return cacheable
