@@ -66,6 +66,7 @@ class Cluster:
             {
                 "GATEWAY_AUTH_PRIMARY": self.auth.primary.url,
                 "GATEWAY_AUTH_REPLICAS": ",".join(replicas),
+                "GATEWAY_JWKS_FILE": jwks,
             },
         )
         self.auth_gateway.env["GATEWAY_AUTH_PORT"] = str(self.auth_gateway.port)

@@ -114,8 +114,12 @@ def rendered(renderer: Renderer, gateway: str, extra_env: dict[str, str]) -> dic
 
 
 @pytest.fixture(scope="session")
-def enroll_config(renderer: Renderer, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    jwks = tmp_path_factory.mktemp("run") / "jwks.json"
+def jwks(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("run") / "jwks.json"
+
+
+@pytest.fixture(scope="session")
+def enroll_config(renderer: Renderer, jwks: Path) -> dict:
     return rendered(
         renderer,
         "enroll",
@@ -129,12 +133,13 @@ def enroll_config(renderer: Renderer, tmp_path_factory: pytest.TempPathFactory) 
 
 
 @pytest.fixture(scope="session")
-def auth_config(renderer: Renderer) -> dict:
+def auth_config(renderer: Renderer, jwks: Path) -> dict:
     return rendered(
         renderer,
         "auth",
         {
             "GATEWAY_SECRET": SECRET,
+            "GATEWAY_JWKS_FILE": str(jwks),
             "GATEWAY_AUTH_PORT": "15400",
             "GATEWAY_AUTH_PRIMARY": AUTH_PRIMARY,
             "GATEWAY_AUTH_REPLICAS": ",".join(AUTH_REPLICAS),
@@ -272,12 +277,37 @@ def test_auth_gateway_routes(auth_config):
         ("POST", "/auth_api/login"): AUTH_REPLICAS,
         ("POST", "/auth_api/refresh"): AUTH_REPLICAS,
         ("GET", "/auth_api/.well-known/jwks.json"): AUTH_REPLICAS,
+        ("GET", "/auth_api/accounts"): AUTH_REPLICAS,
+        ("GET", "/auth_api/accounts/{user_id}"): AUTH_REPLICAS,
+        ("PATCH", "/auth_api/accounts/{user_id}"): AUTH_REPLICAS,
+        ("PUT", "/auth_api/accounts/{user_id}/password"): AUTH_REPLICAS,
     }
     for (method, path), endpoint in by_route(auth_config).items():
         (backend,) = endpoint["backend"]
         assert backend["url_pattern"] == path.removeprefix("/auth_api")
         assert backend["method"] == method
-        assert "extra_config" not in endpoint  # public: no validator
+
+
+def test_auth_gateway_checks_the_roles_each_auth_route_declares(auth_config, enroll_config):
+    """The account routes are the registrar's; the sign-in routes are public (no validator). A
+    validator here is the enroll gateway's, with the route's roles."""
+    auth_routes = pytest.importorskip("app.auth.routes")
+    declared = {
+        (method, "/auth_api" + path): (route.openapi_extra or {}).get("x-roles")
+        for (method, path), route in service_routes(auth_routes.router).items()
+        if route.include_in_schema
+    }
+    enroll_validator = dict(enroll_config["endpoints"][0]["extra_config"]["auth/validator"])
+    enroll_validator.pop("roles")
+    for key, endpoint in by_route(auth_config).items():
+        roles = declared[key]
+        if roles is None:
+            assert "extra_config" not in endpoint, key
+            continue
+        validator = dict(endpoint["extra_config"]["auth/validator"])
+        assert validator.pop("roles") == roles == ["registrar"], key
+        assert validator == enroll_validator, key
+        assert "authorization" in lower(endpoint["input_headers"]), key
 
 
 def test_auth_gateway_matches_the_auth_service(auth_config):

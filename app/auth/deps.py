@@ -16,7 +16,7 @@ import httpx
 from fastapi import Depends, Header, Request
 
 from app.auth.primary import REPLICA_HEADER
-from app.auth.service import replica_reason
+from app.auth.service import RegistrarCall, registrar_call, replica_reason
 from app.auth.settings import Settings
 from app.auth.throttle import Origin, Throttle, client_address
 from app.auth.tokens import KeyRing
@@ -80,3 +80,14 @@ def write_db(request: Request, settings: AppSettings) -> Iterator[sqlite3.Connec
 ReadDb = Annotated[sqlite3.Connection, Depends(read_db)]
 WriteDb = Annotated[sqlite3.Connection | None, Depends(write_db)]
 Authorization = Annotated[str | None, Header(description="Bearer <registrar access token>")]
+
+
+async def registrar(
+    settings: AppSettings, keys: Keys, authorization: Authorization = None
+) -> RegistrarCall:
+    """The registrar making this request (their access token checked here: 401 without a valid
+    one, 403 for anyone else's), for the account routes."""
+    return registrar_call(settings=settings, keys=keys, authorization=authorization)
+
+
+Registrar = Annotated[RegistrarCall, Depends(registrar)]

@@ -12,6 +12,7 @@ existing private key is kept (the public JWKS is rewritten from it, so the gatew
 
 import argparse
 import json
+import sqlite3
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +36,7 @@ def init_database(path: Path) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = connect(path)
     try:
+        _migrate(conn)
         apply_schema(conn, SCHEMA.read_text())
         added = 0
         with immediate(conn):
@@ -54,6 +56,33 @@ def init_database(path: Path) -> int:
         return added
     finally:
         conn.close()
+
+
+# Each step takes a database from the version before it to its own (share/auth/schema.sql is the
+# latest whole). A database made by an older release is brought up to date at the primary's start.
+_MIGRATIONS = {
+    2: [
+        "ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0"
+        " CHECK (disabled IN (0, 1))",
+        "ALTER TABLE users ADD COLUMN token_generation INTEGER NOT NULL DEFAULT 0",
+    ],
+}
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring an existing auth database of an older schema version to the current one."""
+    has_users = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'users'"
+    ).fetchone()
+    if has_users is None:
+        return  # a new database: the schema file makes it whole
+    with immediate(conn):
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        for target in sorted(_MIGRATIONS):
+            if version < target:
+                for statement in _MIGRATIONS[target]:
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {target}")
 
 
 def init_keys(private_path: Path, public_path: Path, kid: str) -> bool:

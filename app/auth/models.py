@@ -11,6 +11,7 @@ from pydantic import (
     StringConstraints,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from app.common.identity import STUDENT, Role
@@ -75,6 +76,32 @@ class UserOut(BaseModel):
     first_name: str
     last_name: str
     roles: list[Role]
+
+
+class AccountOut(UserOut):
+    disabled: bool = Field(description="a disabled account signs in nowhere; its refresh fails")
+
+
+class AccountChange(Strict):
+    """A registrar's change to an account: any of these fields, at least one."""
+
+    roles: Roles | None = None
+    disabled: bool | None = None
+    first_name: PersonName | None = None
+    last_name: PersonName | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> "AccountChange":
+        if not self.model_fields_set:
+            raise ValueError("give at least one of roles, disabled, first_name, last_name")
+        for name in self.model_fields_set:
+            if getattr(self, name) is None:
+                raise ValueError(f"{name} must not be null")
+        return self
+
+
+class PasswordIn(Strict):
+    password: NewPassword
 
 
 class AccessTokenOut(BaseModel):

@@ -61,12 +61,12 @@ def primary_client(settings: Settings, keys: KeyRing) -> Iterator[httpx.Client |
 
 
 def relay(
-    primary: httpx.Client, path: str, body: dict, headers: dict[str, str]
+    primary: httpx.Client, path: str, body: dict, headers: dict[str, str], method: str = "POST"
 ) -> httpx.Response | None:
-    """POST `body` to the primary and return its answer, whatever the status; None when the
-    primary cannot be reached or does not answer in time (logged)."""
+    """Send `body` to the primary (POST unless told) and return its answer, whatever the status;
+    None when the primary cannot be reached or does not answer in time (logged)."""
     try:
-        return primary.post(path, json=body, headers=headers)
+        return primary.request(method, path, json=body, headers=headers)
     except httpx.HTTPError as exc:
         log.warning("could not reach the primary for %s: %s", path, exc)
         return None

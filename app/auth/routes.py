@@ -4,7 +4,7 @@ event loop and the other requests on it. The JWKS route does neither and stays o
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from app.auth import service
 from app.auth.deps import (
@@ -14,12 +14,23 @@ from app.auth.deps import (
     Limits,
     Primary,
     ReadDb,
+    Registrar,
     RequestOrigin,
     WriteDb,
 )
-from app.auth.models import AccessTokenOut, LoginIn, RefreshIn, RegisterIn, TokenOut, UserOut
+from app.auth.models import (
+    AccessTokenOut,
+    AccountChange,
+    AccountOut,
+    LoginIn,
+    PasswordIn,
+    RefreshIn,
+    RegisterIn,
+    TokenOut,
+    UserOut,
+)
 from app.common.errors import ErrorOut, error_responses
-from app.common.identity import GATEWAY_SECRET_HEADER
+from app.common.identity import GATEWAY_SECRET_HEADER, REGISTRAR, Role
 
 router = APIRouter()
 
@@ -103,6 +114,122 @@ async def jwks(keys: Keys, response: Response) -> dict:
     """The public signing keys, for anyone verifying this service's tokens."""
     response.headers["Cache-Control"] = "public, max-age=300"
     return keys.public_jwks
+
+
+# The registrar's accounts. Every route needs a registrar's access token (the gateway checks it,
+# and so does the service). A list is paged: `limit` rows at a time, in id order. `x-roles` names
+# the roles the gateway admits (tests/test_gateway_routes.py holds the gateway to it).
+DEFAULT_PAGE, MAX_PAGE = 100, 1000
+REGISTRAR_ONLY: dict[str, Any] = {"x-roles": [REGISTRAR]}
+UserId = Annotated[int, Path(gt=0, le=2**63 - 1)]
+
+
+@router.get("/accounts", responses=error_responses(401, 403), openapi_extra=REGISTRAR_ONLY)
+def list_accounts(
+    db: ReadDb,
+    _: Registrar,
+    q: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=64,
+            description="Only accounts whose username, first or last name contains this (any case)",
+        ),
+    ] = None,
+    role: Annotated[Role | None, Query(description="Only accounts holding this role")] = None,
+    disabled: Annotated[
+        bool | None, Query(description="Only disabled (true) or only active (false) accounts")
+    ] = None,
+    after: Annotated[
+        int | None,
+        Query(
+            gt=0,
+            le=2**63 - 1,
+            description="For the next page, the `id` of the last account of this one (accounts"
+            " come in `id` order). Omit it for the first page. A page with fewer rows than"
+            " `limit` is the last.",
+        ),
+    ] = None,
+    limit: Annotated[
+        int,
+        Query(
+            ge=1,
+            le=MAX_PAGE,
+            description=f"Rows per page: {DEFAULT_PAGE} unless given, at most {MAX_PAGE}.",
+        ),
+    ] = DEFAULT_PAGE,
+) -> list[AccountOut]:
+    """Find accounts (registrar only), a page at a time."""
+    return service.list_accounts(
+        db,
+        text=q,
+        role=role,
+        disabled=disabled,
+        after=after,
+        limit=limit,
+    )
+
+
+@router.get(
+    "/accounts/{user_id}", responses=error_responses(401, 403, 404), openapi_extra=REGISTRAR_ONLY
+)
+def get_account(user_id: UserId, db: ReadDb, _: Registrar) -> AccountOut:
+    """One account (registrar only)."""
+    return service.get_account(db, user_id=user_id)
+
+
+@router.patch(
+    "/accounts/{user_id}",
+    responses=error_responses(401, 403, 404, 409, 413, 503),
+    openapi_extra=REGISTRAR_ONLY,
+)
+def change_account(
+    user_id: UserId,
+    body: AccountChange,
+    db: WriteDb,
+    settings: AppSettings,
+    primary: Primary,
+    by: Registrar,
+) -> AccountOut:
+    """Change an account's roles or names, disable it or re-enable it (registrar only). A role
+    change reaches the user's tokens at their next refresh; a disabled account signs in nowhere
+    and its refresh fails, so its access ends when its access token expires
+    (AUTH_ACCESS_TTL_SECONDS, 20 minutes)."""
+    return service.change_account(
+        db,
+        settings=settings,
+        primary=primary,
+        by=by,
+        user_id=user_id,
+        change=body,
+    )
+
+
+@router.put(
+    "/accounts/{user_id}/password",
+    status_code=204,
+    responses=error_responses(401, 403, 404, 413, 503),
+    openapi_extra=REGISTRAR_ONLY,
+)
+def set_password(
+    user_id: UserId,
+    body: PasswordIn,
+    db: WriteDb,
+    settings: AppSettings,
+    primary: Primary,
+    by: Registrar,
+) -> Response:
+    """Set a new password (registrar only). The account's sessions end: refresh tokens issued
+    before are refused."""
+    service.set_password(
+        db,
+        settings=settings,
+        primary=primary,
+        by=by,
+        user_id=user_id,
+        password=body.password,
+    )
+    return Response(status_code=204)
 
 
 @router.get("/internal/users/{user_id}", include_in_schema=False)

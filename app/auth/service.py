@@ -4,11 +4,19 @@ replicas too; the abuse counts they keep are in a file of their own (app/auth/th
 
 import hmac
 import sqlite3
+from dataclasses import dataclass
 
 import httpx
 
 from app.auth import passwords, queries
-from app.auth.models import AccessTokenOut, RegisterIn, TokenOut, UserOut
+from app.auth.models import (
+    AccessTokenOut,
+    AccountChange,
+    AccountOut,
+    RegisterIn,
+    TokenOut,
+    UserOut,
+)
 from app.auth.primary import ask_primary, relay
 from app.auth.settings import Settings
 from app.auth.throttle import Origin, Throttle
@@ -17,6 +25,7 @@ from app.common.db import immediate
 from app.common.errors import (
     Conflict,
     Forbidden,
+    Invalid,
     NotFound,
     Relayed,
     Unauthenticated,
@@ -25,6 +34,7 @@ from app.common.errors import (
 from app.common.identity import REGISTRAR, STUDENT
 
 BAD_CREDENTIALS = "invalid username or password"
+DISABLED = "this account is disabled; the registrar can re-enable it"
 SELF_SERVICE_ROLES = [STUDENT]
 
 
@@ -163,6 +173,16 @@ def login(
         if attempt is not None:
             throttle.login_failed(attempt)
         raise Unauthenticated(BAD_CREDENTIALS, code="invalid_credentials")
+    if user.disabled:
+        # A replica may not know yet that the registrar has re-enabled the account.
+        if primary is not None and replica_reason(settings) is not None:
+            body = {"username": username, "password": password}
+            tokens = ask_primary(primary, "/login", body, TokenOut)
+            if tokens is not None:
+                if attempt is not None:
+                    throttle.login_succeeded(attempt)
+                return tokens
+        raise Forbidden(DISABLED, code="account_disabled")
     if attempt is not None:
         throttle.login_succeeded(attempt)
     return TokenOut(
@@ -190,19 +210,37 @@ def refresh(
             "refresh token is invalid or expired; sign in again", code="invalid_token"
         ) from exc
     user = queries.get(conn, user_id=int(claims["sub"]))
-    if user is None or user.username != claims["preferred_username"]:
-        # The token is genuine, so the account existed on the primary: a replica may lag behind.
+    refusal = _refresh_refusal(user, claims)
+    if refusal is not None:
+        # The token is genuine, so the account existed on the primary, and a replica may lag
+        # behind it (a new account; a newer session; an account re-enabled): the primary decides.
         if primary is not None and replica_reason(settings) is not None:
             body = {"refresh_token": refresh_token}
             renewed = ask_primary(primary, "/refresh", body, AccessTokenOut)
             if renewed is not None:
                 return renewed
-        raise Unauthenticated(
-            "the account of this refresh token no longer exists", code="invalid_token"
-        )
+        raise refusal
+    assert user is not None
     return AccessTokenOut(
         access_token=_issue(keys, settings, user, "access"), expires_in=settings.access_ttl_seconds
     )
+
+
+def _refresh_refusal(user: queries.StoredUser | None, claims: dict) -> Unauthenticated | None:
+    """Why this refresh token may not be renewed for this stored user, or None if it may."""
+    if user is None or user.username != claims["preferred_username"]:
+        return Unauthenticated(
+            "the account of this refresh token no longer exists", code="invalid_token"
+        )
+    if user.disabled:
+        return Unauthenticated(DISABLED, code="account_disabled")
+    if claims.get("gen", 0) != user.token_generation:
+        return Unauthenticated(
+            "this session has ended (the password was changed or the account disabled since);"
+            " sign in again",
+            code="session_ended",
+        )
+    return None
 
 
 def _require_registrar(*, settings: Settings, keys: KeyRing, authorization: str | None) -> None:
@@ -212,7 +250,21 @@ def _require_registrar(*, settings: Settings, keys: KeyRing, authorization: str 
             "registrar's access token (Authorization: Bearer ...)",
             code="registrar_required",
         )
-    scheme, _, token = authorization.partition(" ")
+    _registrar_claims(
+        settings=settings,
+        keys=keys,
+        authorization=authorization,
+        refusal="only a registrar may create instructor or registrar accounts",
+    )
+
+
+def _registrar_claims(
+    *, settings: Settings, keys: KeyRing, authorization: str | None, refusal: str
+) -> dict:
+    """The claims of the registrar's valid access token in `authorization`: 401 without one,
+    403 (`refusal`) for anyone else's. The gateway checks the same before a request gets here;
+    this service checks again, since it also answers the requests that replicas relay."""
+    scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("Authorization must be `Bearer <access token>`", code="invalid_token")
     try:
@@ -222,10 +274,8 @@ def _require_registrar(*, settings: Settings, keys: KeyRing, authorization: str 
     except InvalidToken as exc:
         raise Unauthenticated("access token is invalid or expired", code="invalid_token") from exc
     if REGISTRAR not in claims["roles"]:
-        raise Forbidden(
-            "only a registrar may create instructor or registrar accounts",
-            code="registrar_required",
-        )
+        raise Forbidden(refusal, code="registrar_required")
+    return claims
 
 
 def _is_registrar(*, settings: Settings, keys: KeyRing, authorization: str | None) -> bool:
@@ -252,6 +302,8 @@ def _issue(keys: KeyRing, settings: Settings, user: queries.StoredUser, use: Tok
         ttl_seconds=ttl,
         token_use=use,
     )
+    if use == "refresh":
+        claims["gen"] = user.token_generation  # refused once the account's generation moves on
     return keys.sign(claims)
 
 
@@ -277,3 +329,148 @@ def _user_out(user: queries.StoredUser) -> UserOut:
         last_name=user.last_name,
         roles=user.roles,
     )
+
+
+# The registrar's account management. Reads answer from this node's copy of the database; a
+# change is made on the primary (relayed there from a replica, with the registrar's token, which
+# the primary checks again).
+
+NOT_REGISTRAR = "only a registrar may manage accounts"
+
+
+@dataclass(frozen=True)
+class RegistrarCall:
+    """A request of a registrar: who (their user id), and their Authorization, passed on when
+    a replica relays the request to the primary."""
+
+    user_id: int
+    authorization: str
+
+
+def registrar_call(
+    *, settings: Settings, keys: KeyRing, authorization: str | None
+) -> RegistrarCall:
+    claims = _registrar_claims(
+        settings=settings, keys=keys, authorization=authorization, refusal=NOT_REGISTRAR
+    )
+    assert authorization is not None
+    return RegistrarCall(user_id=int(claims["sub"]), authorization=authorization)
+
+
+def list_accounts(
+    conn: sqlite3.Connection,
+    *,
+    text: str | None,
+    role: str | None,
+    disabled: bool | None,
+    after: int | None,
+    limit: int,
+) -> list[AccountOut]:
+    """One page of the accounts matching the search, in id order."""
+    found = queries.search(conn, text=text, role=role, disabled=disabled, after=after, limit=limit)
+    return [_account_out(user) for user in found]
+
+
+def get_account(conn: sqlite3.Connection, *, user_id: int) -> AccountOut:
+    return _account_out(_existing(conn, user_id))
+
+
+def change_account(
+    conn: sqlite3.Connection | None,
+    *,
+    settings: Settings,
+    primary: httpx.Client | None,
+    by: RegistrarCall,
+    user_id: int,
+    change: AccountChange,
+) -> AccountOut:
+    """Change an account's roles, names, or whether it is disabled. A registrar may not disable
+    their own account or take the registrar role from it: the registrar's office would otherwise
+    be one click away from having no way back in."""
+    if by.user_id == user_id and (
+        change.disabled or (change.roles is not None and REGISTRAR not in change.roles)
+    ):
+        raise Conflict(
+            "a registrar cannot disable their own account or drop their own registrar role;"
+            " another registrar can",
+            code="own_account",
+        )
+    if conn is None:
+        body = change.model_dump(exclude_unset=True)
+        reply = _relay_change(settings, primary, by, "PATCH", f"/accounts/{user_id}", body)
+        return AccountOut.model_validate(reply.json())
+    with immediate(conn):
+        user = _existing(conn, user_id)
+        if change.roles is not None:
+            queries.set_roles(conn, user_id=user_id, roles=list(change.roles))
+        if change.first_name is not None or change.last_name is not None:
+            queries.set_names(
+                conn,
+                user_id=user_id,
+                first_name=change.first_name or user.first_name,
+                last_name=change.last_name or user.last_name,
+            )
+        if change.disabled is not None and change.disabled != user.disabled:
+            queries.set_disabled(conn, user_id=user_id, disabled=change.disabled)
+        return _account_out(_existing(conn, user_id))
+
+
+def set_password(
+    conn: sqlite3.Connection | None,
+    *,
+    settings: Settings,
+    primary: httpx.Client | None,
+    by: RegistrarCall,
+    user_id: int,
+    password: str,
+) -> None:
+    """Give the account a new password (a forgotten one, a compromised one). Every refresh token
+    issued before stops working, so whoever held the old password loses their session too."""
+    if conn is None:
+        body = {"password": password}
+        _relay_change(settings, primary, by, "PUT", f"/accounts/{user_id}/password", body)
+        return
+    user = _existing(conn, user_id)
+    if password.lower() == user.username:
+        raise Invalid("password must not be the username", code="weak_password")
+    password_hash = passwords.hash_password(password)  # outside the write lock, as in register
+    with immediate(conn):
+        _existing(conn, user_id)
+        queries.set_password(conn, user_id=user_id, password_hash=password_hash)
+
+
+def _relay_change(
+    settings: Settings,
+    primary: httpx.Client | None,
+    by: RegistrarCall,
+    method: str,
+    path: str,
+    body: dict,
+) -> httpx.Response:
+    """A replica's account change, made by the primary: its successful answer; its refusal
+    passed on as it was; 503 when it is out of reach (nothing was changed then)."""
+    if primary is None:
+        ensure_primary(settings)
+    assert primary is not None
+    reply = relay(primary, path, body, {"Authorization": by.authorization}, method=method)
+    if reply is not None and reply.is_success:
+        return reply
+    if reply is not None and 400 <= reply.status_code < 500:
+        answer = reply.json()
+        raise Relayed(answer["detail"], code=answer["code"], status=reply.status_code)
+    raise Unavailable(
+        "account changes are unavailable right now: the auth primary, which makes them, cannot "
+        "be reached; nothing was changed, so try again in a few seconds",
+        code="primary_unavailable",
+    )
+
+
+def _existing(conn: sqlite3.Connection, user_id: int) -> queries.StoredUser:
+    user = queries.get(conn, user_id=user_id)
+    if user is None:
+        raise NotFound(f"account {user_id} not found")
+    return user
+
+
+def _account_out(user: queries.StoredUser) -> AccountOut:
+    return AccountOut(**_user_out(user).model_dump(), disabled=user.disabled)

@@ -1,5 +1,6 @@
 """Plain helper functions for the auth tests: a fresh database and keys, requests, token checks."""
 
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -8,6 +9,7 @@ from fastapi.testclient import TestClient
 from httpx import Response
 
 from app.auth.init_db import init_database, init_keys
+from app.auth.main import create_app
 from app.auth.settings import Settings
 from app.auth.tokens import KeyRing, TokenUse, build_claims
 from harness.seed import DEMO_PASSWORD
@@ -124,3 +126,15 @@ def claims_for(
 def sign(settings: Settings, claims: dict) -> str:
     """A token signed with the service's own key, for claims the service would never issue."""
     return KeyRing.from_file(settings.private_jwks).sign(claims)
+
+
+def replica_of(primary: TestClient, tmp_path, **overrides) -> TestClient:
+    """A read-only node with a copy of the primary's database as it is now and the same key."""
+    settings: Settings = primary.app.state.settings
+    database = tmp_path / "replica" / "auth.db"
+    database.parent.mkdir()
+    shutil.copy(settings.database, database)
+    replica_settings = Settings(
+        database=database, private_jwks=settings.private_jwks, read_only=True, **overrides
+    )
+    return TestClient(create_app(replica_settings))

@@ -5,7 +5,6 @@ registration that reaches a replica is relayed to the primary, which writes it.
 Here the "replica" is a copy of the primary's database taken before the registration, and the
 primary is the real app behind a TestClient (an httpx.Client). tests/e2e does it with LiteFS."""
 
-import shutil
 from collections.abc import Iterator
 
 import pytest
@@ -20,6 +19,7 @@ from tests.auth.helpers import (
     login,
     make_settings,
     register,
+    replica_of,
     stored_user,
     verify_with_pyjwt,
 )
@@ -30,18 +30,6 @@ def primary(tmp_path) -> Iterator[TestClient]:
     settings = make_settings(tmp_path / "primary")
     with TestClient(create_app(settings)) as client:
         yield client
-
-
-def replica_of(primary: TestClient, tmp_path, **overrides) -> TestClient:
-    """A read-only node with a copy of the primary's database as it is now and the same key."""
-    settings: Settings = primary.app.state.settings
-    database = tmp_path / "replica" / "auth.db"
-    database.parent.mkdir()
-    shutil.copy(settings.database, database)
-    replica_settings = Settings(
-        database=database, private_jwks=settings.private_jwks, read_only=True, **overrides
-    )
-    return TestClient(create_app(replica_settings))
 
 
 @pytest.fixture

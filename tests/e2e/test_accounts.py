@@ -1,18 +1,31 @@
 """Accounts across the two services, through both real gateways (issue 13): an account made at
 the auth service is known to the enrollment service on the very next request, with its name,
-without that user ever having called it."""
+without that user ever having called it; the registrar's account changes reach every service
+within one access-token lifetime; long lists page without gaps or repeats.
+
+Access tokens live ACCESS_TTL seconds in this module's cluster (20 minutes by default), so that
+the bound on a disabled account's access can be waited out."""
 
 import secrets
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 
+from harness.auth_cluster import ROOMY_LIMITS_ENV
 from harness.cluster import Cluster
 from harness.seed import DEMO_PASSWORD
 
 pytestmark = pytest.mark.e2e
 
 PASSWORD = "correct-horse-battery"
+ACCESS_TTL = 6
+
+
+@pytest.fixture(scope="module")
+def cluster_env() -> dict[str, str]:
+    return ROOMY_LIMITS_ENV | {"AUTH_ACCESS_TTL_SECONDS": str(ACCESS_TTL)}
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -77,3 +90,110 @@ def test_a_new_student_cannot_be_assigned_to_teach(cluster: Cluster):
                            headers=registrar)  # fmt: skip
 
     assert (assigned.status_code, assigned.json()["code"]) == (409, "not_an_instructor")
+
+
+def test_a_disabled_student_is_refused_everywhere_within_one_access_token_lifetime(
+    cluster: Cluster,
+):
+    auth = cluster.auth_gateway.url + "/auth_api"
+    api = cluster.enroll_gateway.url + "/enroll_api"
+    registrar = bearer(cluster.login("rhenderson", DEMO_PASSWORD)["access_token"])
+    username = f"dis-{secrets.token_hex(3)}"
+    student = httpx.post(
+        auth + "/register",
+        json={"username": username, "password": PASSWORD, "first_name": "Dee",
+              "last_name": "Abled"},
+    ).json()  # fmt: skip
+    session = cluster.login(username, PASSWORD)
+    enrollments = api + f"/users/{student['id']}/enrollments"
+    before = httpx.post(
+        enrollments, json={"section_id": 1}, headers=bearer(session["access_token"])
+    )
+
+    disabled = httpx.patch(
+        auth + f"/accounts/{student['id']}", json={"disabled": True}, headers=registrar
+    )
+    disabled_at = time.monotonic()
+    refreshed = httpx.post(auth + "/refresh", json={"refresh_token": session["refresh_token"]})
+    signed_in = httpx.post(auth + "/login", json={"username": username, "password": PASSWORD})
+    # The access token already issued keeps working until it expires: that is the stated bound.
+    time.sleep(max(0.0, ACCESS_TTL + 1 - (time.monotonic() - disabled_at)))
+    after = httpx.delete(enrollments + "/1", headers=bearer(session["access_token"]))
+    registrar = bearer(cluster.login("rhenderson", DEMO_PASSWORD)["access_token"])  # expired too
+    still_enrolled = httpx.get(enrollments, headers=registrar)
+
+    assert before.status_code == 201, before.text
+    assert disabled.status_code == 200 and disabled.json()["disabled"] is True
+    assert (refreshed.status_code, refreshed.json()["code"]) == (401, "account_disabled")
+    assert (signed_in.status_code, signed_in.json()["code"]) == (403, "account_disabled")
+    assert after.status_code == 401  # the gateway: the token has expired
+    assert [row["section_id"] for row in still_enrolled.json()] == [1]
+
+
+def test_only_the_registrar_reaches_the_accounts_through_the_gateway(cluster: Cluster):
+    accounts = cluster.auth_gateway.url + "/auth_api/accounts"
+    instructor = bearer(cluster.login("kavery", DEMO_PASSWORD)["access_token"])
+    registrar = bearer(cluster.login("rhenderson", DEMO_PASSWORD)["access_token"])
+
+    assert httpx.get(accounts).status_code == 401
+    assert httpx.get(accounts, headers=bearer("not.a.token")).status_code == 401
+    assert httpx.get(accounts, headers=instructor).status_code == 403
+    assert (
+        httpx.patch(accounts + "/3", json={"roles": ["registrar"]}, headers=instructor).status_code
+        == 403
+    )
+    found = httpx.get(accounts, params={"q": "avery"}, headers=registrar)
+    assert found.status_code == 200
+    assert [(a["id"], a["roles"]) for a in found.json()] == [(3, ["instructor"])]
+
+
+def test_a_roster_of_500_pages_without_gaps_or_repeats_and_bad_paging_is_a_422(cluster: Cluster):
+    api = cluster.enroll_gateway.url + "/enroll_api"
+    # Signed as the auth service signs, with a lifetime longer than this module's ACCESS_TTL.
+    registrar = bearer(cluster.token(1, "rhenderson", "registrar"))
+    section = httpx.post(
+        api + "/sections",
+        json={"course_id": 4, "section_number": 61, "instructor_id": 3, "capacity": 500},
+        headers=registrar,
+    ).json()
+    first_id = 700_000
+
+    def enroll(n: int) -> int:
+        user_id = first_id + n
+        token = cluster.token(user_id, f"walker{n}", "student")
+        reply = httpx.post(
+            api + f"/users/{user_id}/enrollments",
+            json={"section_id": section["id"]},
+            headers=bearer(token),
+            timeout=30,
+        )
+        return reply.status_code
+
+    with ThreadPoolExecutor(16) as pool:
+        statuses = list(pool.map(enroll, range(500)))
+    seen: list[int] = []
+    after = None
+    while True:
+        params = {"limit": 37} | ({"after": after} if after else {})
+        page = httpx.get(api + f"/sections/{section['id']}/enrollments", params=params,
+                         headers=registrar)  # fmt: skip
+        assert page.status_code == 200, page.text
+        rows = page.json()
+        seen += [row["user_id"] for row in rows]
+        if len(rows) < 37:
+            break
+        after = rows[-1]["id"]
+    bad = {
+        "limit": [0, 1001, "many"],
+        "after": [0, -1, "last"],
+    }
+
+    assert statuses == [201] * 500
+    assert sorted(seen) == list(range(first_id, first_id + 500))
+    assert len(seen) == len(set(seen)) == 500
+    for field, values in bad.items():
+        for value in values:
+            reply = httpx.get(api + f"/sections/{section['id']}/enrollments",
+                              params={field: value}, headers=registrar)  # fmt: skip
+            assert reply.status_code == 422, (field, value, reply.text)
+            assert field in reply.text
