@@ -106,6 +106,7 @@ class DropOut(BaseModel):
 
 
 class WaitlistEntry(BaseModel):
+    id: int = Field(description="the entry's enrollment record (as in the enrollment listings)")
     section_id: int
     user_id: int
     username: str

@@ -60,8 +60,20 @@ def get_department(conn: sqlite3.Connection, *, department_id: int) -> dict | No
     return _one(conn.execute("SELECT * FROM departments WHERE id = ?", (department_id,)))
 
 
-def list_courses(conn: sqlite3.Connection) -> list[dict]:
-    return _rows(conn.execute(_COURSE_SELECT + " ORDER BY c.code"))
+# Paging: a list's `after` is the id of the last row of the page before; the next page starts
+# after that row in the list's own order (keyset paging: no row is skipped or repeated when rows
+# are added or removed between pages). `limit` -1 is the whole list.
+
+
+def list_courses(
+    conn: sqlite3.Connection, *, after: int | None = None, limit: int = -1
+) -> list[dict]:
+    """Courses in code order (codes are unique)."""
+    where = " WHERE c.code > (SELECT code FROM courses WHERE id = ?)" if after else ""
+    params = (after,) if after else ()
+    return _rows(
+        conn.execute(_COURSE_SELECT + where + " ORDER BY c.code LIMIT ?", (*params, limit))
+    )
 
 
 def get_course(conn: sqlite3.Connection, *, course_id: int) -> dict | None:
@@ -85,14 +97,31 @@ def create_course(
 # sections
 
 
-def list_sections(conn: sqlite3.Connection, *, course_id: int | None = None) -> list[dict]:
-    if course_id is None:
-        return _rows(conn.execute(_SECTION_SELECT + " ORDER BY c.code, s.section_number"))
-    return _rows(
-        conn.execute(
-            _SECTION_SELECT + " AND s.course_id = ? ORDER BY s.section_number", (course_id,)
-        )
-    )
+# Sections come in course code, section number order (id breaks a tie with a deleted section).
+_SECTION_ORDER = " ORDER BY c.code, s.section_number, s.id LIMIT ?"
+_SECTION_AFTER = """
+    AND (c.code, s.section_number, s.id) > (
+        SELECT c2.code, s2.section_number, s2.id
+        FROM sections s2 JOIN courses c2 ON c2.id = s2.course_id WHERE s2.id = ?)
+"""
+
+
+def list_sections(
+    conn: sqlite3.Connection,
+    *,
+    course_id: int | None = None,
+    after: int | None = None,
+    limit: int = -1,
+) -> list[dict]:
+    """Live sections (of one course, if given), in course code and section number order."""
+    sql, params = _SECTION_SELECT, []
+    if course_id is not None:
+        sql += " AND s.course_id = ?"
+        params.append(course_id)
+    if after:
+        sql += _SECTION_AFTER
+        params.append(after)
+    return _rows(conn.execute(sql + _SECTION_ORDER, (*params, limit)))
 
 
 def get_section(conn: sqlite3.Connection, *, section_id: int) -> dict | None:
@@ -100,23 +129,29 @@ def get_section(conn: sqlite3.Connection, *, section_id: int) -> dict | None:
     return _one(conn.execute(_SECTION_SELECT + " AND s.id = ?", (section_id,)))
 
 
-def sections_taught_by(conn: sqlite3.Connection, *, instructor_id: int) -> list[dict]:
-    return _rows(
-        conn.execute(
-            _SECTION_SELECT + " AND s.instructor_id = ? ORDER BY c.code, s.section_number",
-            (instructor_id,),
+def sections_of_user(
+    conn: sqlite3.Connection,
+    *,
+    user_id: int,
+    enrolled: bool,
+    instructing: bool,
+    after: int | None,
+    limit: int,
+) -> list[dict]:
+    """Live sections the user is enrolled in and/or instructs, in the order of list_sections."""
+    mine = []
+    if enrolled:
+        mine.append(
+            "s.id IN (SELECT section_id FROM enrollments WHERE user_id = ? AND status = 'enrolled')"
         )
-    )
-
-
-def sections_enrolled_by(conn: sqlite3.Connection, *, user_id: int) -> list[dict]:
-    return _rows(
-        conn.execute(
-            _SECTION_SELECT + " AND s.id IN (SELECT section_id FROM enrollments"
-            " WHERE user_id = ? AND status = 'enrolled') ORDER BY c.code, s.section_number",
-            (user_id,),
-        )
-    )
+    if instructing:
+        mine.append("s.instructor_id = ?")
+    sql = _SECTION_SELECT + f" AND ({' OR '.join(mine)})"
+    params: list = [user_id] * len(mine)
+    if after:
+        sql += _SECTION_AFTER
+        params.append(after)
+    return _rows(conn.execute(sql + _SECTION_ORDER, (*params, limit)))
 
 
 def section_number_taken(conn: sqlite3.Connection, *, course_id: int, section_number: int) -> bool:
@@ -286,37 +321,44 @@ def list_user_enrollments(
     return _rows(conn.execute(sql + " ORDER BY e.id LIMIT ?", (*params, limit)))
 
 
+# A waitlist entry is its enrollment row (its id is the row's); position is its rank by arrival
+# (id) among its section's waitlisted rows.
 _WAITLIST_SELECT = """
-    SELECT e.section_id, e.user_id, u.username, e.created_at AS joined_at,
+    SELECT e.id, e.section_id, e.user_id, u.username, e.created_at AS joined_at,
            ROW_NUMBER() OVER (PARTITION BY e.section_id ORDER BY e.id) AS position
     FROM enrollments e JOIN users u ON u.id = e.user_id
     WHERE e.status = 'waitlisted'
 """
 
 
-def section_waitlist(conn: sqlite3.Connection, *, section_ids: list[int]) -> list[dict]:
+def section_waitlist(
+    conn: sqlite3.Connection, *, section_ids: list[int], after: int | None = None, limit: int = -1
+) -> list[dict]:
     """Waitlist entries of the given sections, by section then position."""
     if not section_ids:
         return []
     marks = ",".join("?" * len(section_ids))
-    return _rows(
-        conn.execute(
-            _WAITLIST_SELECT + f" AND e.section_id IN ({marks}) ORDER BY e.section_id, e.id",
-            section_ids,
-        )
-    )
+    sql = f"SELECT * FROM ({_WAITLIST_SELECT} AND e.section_id IN ({marks}))"
+    params = list(section_ids)
+    if after:
+        sql += " WHERE (section_id, id) > (SELECT section_id, id FROM enrollments WHERE id = ?)"
+        params.append(after)
+    return _rows(conn.execute(sql + " ORDER BY section_id, id LIMIT ?", (*params, limit)))
 
 
-def user_waitlist(conn: sqlite3.Connection, *, user_id: int) -> list[dict]:
-    """A student's waitlist entries with their positions in each section."""
-    return _rows(
-        conn.execute(
-            "SELECT * FROM (" + _WAITLIST_SELECT + " AND e.section_id IN (SELECT section_id"
-            " FROM enrollments WHERE user_id = ? AND status = 'waitlisted'))"
-            " WHERE user_id = ? ORDER BY section_id",
-            (user_id, user_id),
-        )
+def user_waitlist(
+    conn: sqlite3.Connection, *, user_id: int, after: int | None = None, limit: int = -1
+) -> list[dict]:
+    """A student's waitlist entries with their positions in each section, by section."""
+    sql = (
+        f"SELECT * FROM ({_WAITLIST_SELECT} AND e.section_id IN (SELECT section_id"
+        " FROM enrollments WHERE user_id = ? AND status = 'waitlisted')) WHERE user_id = ?"
     )
+    params = [user_id, user_id]
+    if after:
+        sql += " AND section_id > (SELECT section_id FROM enrollments WHERE id = ?)"
+        params.append(after)
+    return _rows(conn.execute(sql + " ORDER BY section_id LIMIT ?", (*params, limit)))
 
 
 # users
@@ -389,16 +431,16 @@ def list_audit(
     section_id: int | None,
     user_id: int | None,
     action: str | None,
-    before_id: int | None,
+    after: int | None,
     limit: int,
 ) -> list[dict]:
-    """Newest first; `before_id` pages backwards."""
+    """Newest first; `after` (the last id of the page before) pages backwards in time."""
     filters = {
         "actor_id = ?": actor_id,
         "section_id = ?": section_id,
         "user_id = ?": user_id,
         "action = ?": action,
-        "id < ?": before_id,
+        "id < ?": after,
     }
     used = {clause: value for clause, value in filters.items() if value is not None}
     where = " AND ".join(used) or "1"

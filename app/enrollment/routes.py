@@ -55,7 +55,8 @@ SELF = ROLES  # object rule: that user, or the registrar
 # answer is decided in its own transaction whatever a listing said.
 CATALOG_CACHE_SECONDS = 2
 
-# Paging of the long lists (the users, a section's roster): `limit` rows at a time, in id order.
+# Paging: every list gives `limit` rows at a time, in an order its route names; `after` is the
+# `id` of the last row of the page before (keyset paging, app/enrollment/queries.py).
 DEFAULT_PAGE, MAX_PAGE = 100, 1000
 PageLimit = Annotated[
     int,
@@ -68,9 +69,9 @@ PageLimit = Annotated[
 After = Annotated[
     Id | None,
     Query(
-        description="For the next page, the `id` of the last row of this one: rows come in `id`"
-        " order, and the page starts after that id. Omit it for the first page. A page with"
-        " fewer rows than `limit` is the last."
+        description="For the next page, the `id` of the last row of this one: the page starts"
+        " after that row, in this list's order. Omit it for the first page. A page with fewer"
+        " rows than `limit` is the last."
     ),
 ]
 
@@ -171,9 +172,9 @@ def _user_out(row: dict) -> dict:
     cache_seconds=CATALOG_CACHE_SECONDS,
     response_model=list[CourseOut],
 )
-async def list_courses(conn: Db, _: Caller):
-    """Every course in the catalog."""
-    return queries.list_courses(conn)
+async def list_courses(conn: Db, _: Caller, after: After = None, limit: PageLimit = DEFAULT_PAGE):
+    """The courses of the catalog in code order, a page at a time."""
+    return queries.list_courses(conn, after=after, limit=limit)
 
 
 @route("GET", "/courses/{course_id}", ANY_ROLE, response_model=CourseOut)
@@ -189,9 +190,16 @@ async def create_course(body: CourseCreate, conn: Db, who: Caller):
 
 
 @route("GET", "/courses/{course_id}/waitlist", STAFF, response_model=list[WaitlistEntry])
-async def course_waitlist(course_id: CourseId, conn: Db, who: Caller):
-    """Waitlists of a course's sections (an instructor sees only the sections they teach)."""
-    return service.course_waitlist(conn, who, course_id)
+async def course_waitlist(
+    course_id: CourseId,
+    conn: Db,
+    who: Caller,
+    after: After = None,
+    limit: PageLimit = DEFAULT_PAGE,
+):
+    """Waitlists of a course's sections, by section id then position, a page at a time (an
+    instructor sees only the sections they teach)."""
+    return service.course_waitlist(conn, who, course_id, after=after, limit=limit)
 
 
 # sections
@@ -205,11 +213,18 @@ async def course_waitlist(course_id: CourseId, conn: Db, who: Caller):
     response_model=list[SectionOut],
     responses=error_responses(404),
 )
-async def list_sections(conn: Db, _: Caller, course_id: Annotated[Id | None, Query()] = None):
-    """Live sections, optionally of one course."""
+async def list_sections(
+    conn: Db,
+    _: Caller,
+    course_id: Annotated[Id | None, Query()] = None,
+    after: After = None,
+    limit: PageLimit = DEFAULT_PAGE,
+):
+    """Live sections, optionally of one course, in course code and section number order, a page
+    at a time."""
     if course_id is not None:
         service.get_course_or_404(conn, course_id)
-    return queries.list_sections(conn, course_id=course_id)
+    return queries.list_sections(conn, course_id=course_id, after=after, limit=limit)
 
 
 @route("GET", "/sections/{section_id}", ANY_ROLE, response_model=SectionOut)
@@ -259,9 +274,15 @@ async def section_enrollments(
 
 
 @route("GET", "/sections/{section_id}/waitlist", STAFF, response_model=list[WaitlistEntry])
-async def section_waitlist(section_id: SectionId, conn: Db, who: Caller):
-    """A section's waitlist in position order."""
-    return service.section_waitlist(conn, who, section_id)
+async def section_waitlist(
+    section_id: SectionId,
+    conn: Db,
+    who: Caller,
+    after: After = None,
+    limit: PageLimit = DEFAULT_PAGE,
+):
+    """A section's waitlist in position order, a page at a time."""
+    return service.section_waitlist(conn, who, section_id, after=after, limit=limit)
 
 
 @route("DELETE", "/sections/{section_id}/enrollments/{user_id}", STAFF, response_model=DropOut)
@@ -275,7 +296,7 @@ async def administrative_drop(section_id: SectionId, user_id: UserId, conn: Db, 
 
 @route("GET", "/users", (REGISTRAR,), response_model=list[UserOut])
 async def list_users(conn: Db, _: Caller, after: After = None, limit: PageLimit = DEFAULT_PAGE):
-    """The users the enrollment service knows, a page at a time."""
+    """The users the enrollment service knows, in id order, a page at a time."""
     return [_user_out(u) for u in queries.list_users(conn, after=after, limit=limit)]
 
 
@@ -296,22 +317,31 @@ async def user_enrollments(
     after: After = None,
     limit: PageLimit = DEFAULT_PAGE,
 ):
-    """A user's enrollments, optionally filtered by status, a page at a time."""
+    """A user's enrollments, optionally filtered by status, in id order, a page at a time."""
     return service.user_enrollments(conn, who, user_id, status, after=after, limit=limit)
 
 
 @route("GET", "/users/{user_id}/sections", SELF, response_model=list[SectionOut])
 async def user_sections(
-    user_id: UserId, conn: Db, who: Caller, type: Annotated[SectionsType, Query()] = "all"
+    user_id: UserId,
+    conn: Db,
+    who: Caller,
+    type: Annotated[SectionsType, Query()] = "all",
+    after: After = None,
+    limit: PageLimit = DEFAULT_PAGE,
 ):
-    """Sections a user is enrolled in, instructs, or both."""
-    return service.user_sections(conn, who, user_id, type)
+    """Sections a user is enrolled in, instructs, or both, in course code and section number
+    order, a page at a time."""
+    return service.user_sections(conn, who, user_id, type, after=after, limit=limit)
 
 
 @route("GET", "/users/{user_id}/waitlist", SELF, response_model=list[WaitlistEntry])
-async def user_waitlist(user_id: UserId, conn: Db, who: Caller):
-    """The waitlists a user is on, with their position in each."""
-    return service.user_waitlist(conn, who, user_id)
+async def user_waitlist(
+    user_id: UserId, conn: Db, who: Caller, after: After = None, limit: PageLimit = DEFAULT_PAGE
+):
+    """The waitlists a user is on, with their position in each, by section id, a page at a
+    time."""
+    return service.user_waitlist(conn, who, user_id, after=after, limit=limit)
 
 
 @route(
@@ -349,16 +379,17 @@ async def audit_trail(
     section_id: Annotated[Id | None, Query()] = None,
     user_id: Annotated[Id | None, Query()] = None,
     action: Annotated[AuditAction | None, Query()] = None,
-    before_id: Annotated[Id | None, Query()] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    after: After = None,
+    limit: PageLimit = DEFAULT_PAGE,
 ):
-    """Registrar and instructor actions, newest first (page back with before_id)."""
+    """Registrar and instructor actions, newest first, a page at a time (each page older than
+    the last)."""
     return service.audit_trail(
         conn,
         actor_id=actor_id,
         section_id=section_id,
         user_id=user_id,
         action=action,
-        before_id=before_id,
+        after=after,
         limit=limit,
     )

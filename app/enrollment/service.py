@@ -411,15 +411,19 @@ def section_roster(
         )
 
 
-def section_waitlist(conn: sqlite3.Connection, caller: Identity, section_id: int) -> list[dict]:
+def section_waitlist(
+    conn: sqlite3.Connection, caller: Identity, section_id: int, *, after: int | None, limit: int
+) -> list[dict]:
     """A section's waitlist in position order, for its staff."""
     with snapshot(conn):
         section = get_section_or_404(conn, section_id)
         require_section_staff(caller, section)
-        return queries.section_waitlist(conn, section_ids=[section_id])
+        return queries.section_waitlist(conn, section_ids=[section_id], after=after, limit=limit)
 
 
-def course_waitlist(conn: sqlite3.Connection, caller: Identity, course_id: int) -> list[dict]:
+def course_waitlist(
+    conn: sqlite3.Connection, caller: Identity, course_id: int, *, after: int | None, limit: int
+) -> list[dict]:
     """Waitlists of a course's sections: all of them for the registrar, an instructor's own
     sections for an instructor (403 if they teach none of them)."""
     with snapshot(conn):
@@ -429,7 +433,8 @@ def course_waitlist(conn: sqlite3.Connection, caller: Identity, course_id: int) 
             sections = [s for s in sections if s["instructor_id"] == caller.user_id]
             if not sections:
                 raise Forbidden(f"user {caller.user_id} teaches no section of course {course_id}")
-        return queries.section_waitlist(conn, section_ids=[s["id"] for s in sections])
+        section_ids = [s["id"] for s in sections]
+        return queries.section_waitlist(conn, section_ids=section_ids, after=after, limit=limit)
 
 
 def user_record(conn: sqlite3.Connection, caller: Identity, user_id: int) -> dict:
@@ -453,22 +458,29 @@ def user_enrollments(
     )
 
 
-def user_waitlist(conn: sqlite3.Connection, caller: Identity, user_id: int) -> list[dict]:
+def user_waitlist(
+    conn: sqlite3.Connection, caller: Identity, user_id: int, *, after: int | None, limit: int
+) -> list[dict]:
     user_record(conn, caller, user_id)
-    return queries.user_waitlist(conn, user_id=user_id)
+    return queries.user_waitlist(conn, user_id=user_id, after=after, limit=limit)
 
 
 def user_sections(
-    conn: sqlite3.Connection, caller: Identity, user_id: int, kind: str
+    conn: sqlite3.Connection,
+    caller: Identity,
+    user_id: int,
+    kind: str,
+    *,
+    after: int | None,
+    limit: int,
 ) -> list[dict]:
-    """Sections a user is enrolled in, teaches, or both (`all`)."""
+    """Sections a user is enrolled in, teaches, or both (`all`), in catalog order."""
     user_record(conn, caller, user_id)
-    with snapshot(conn):
-        found: dict[int, dict] = {}
-        if kind in ("all", "enrolled"):
-            found.update((s["id"], s) for s in queries.sections_enrolled_by(conn, user_id=user_id))
-        if kind in ("all", "instructing"):
-            found.update(
-                (s["id"], s) for s in queries.sections_taught_by(conn, instructor_id=user_id)
-            )
-        return sorted(found.values(), key=lambda s: (s["course_code"], s["section_number"]))
+    return queries.sections_of_user(
+        conn,
+        user_id=user_id,
+        enrolled=kind in ("all", "enrolled"),
+        instructing=kind in ("all", "instructing"),
+        after=after,
+        limit=limit,
+    )

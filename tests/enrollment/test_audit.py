@@ -48,7 +48,7 @@ def test_filters_and_paging(api):
     assert [e["action"] for e in trail(api, "?action=section.delete")] == ["section.delete"]
     first_page = trail(api, "?limit=2")
     assert len(first_page) == 2
-    rest = trail(api, f"?before_id={first_page[-1]['id']}")
+    rest = trail(api, f"?after={first_page[-1]['id']}")
     assert [e["id"] for e in first_page + rest] == sorted(
         (e["id"] for e in trail(api)), reverse=True
     )
