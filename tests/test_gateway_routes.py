@@ -326,6 +326,37 @@ def test_auth_gateway_matches_the_auth_service(auth_config):
         assert sorted(endpoint["input_query_strings"]) == sorted(params(route, "query_params"))
 
 
+# the README
+
+
+def readme_table(heading: str) -> dict[Endpoint, tuple[str, list[str]]]:
+    """The README route table headed `heading`: (method, path) -> (roles, query)."""
+    lines = (ROOT / "README.md").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"| {heading} |"))
+    rows: dict[Endpoint, tuple[str, list[str]]] = {}
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        route, roles, query = (cell.strip() for cell in line.strip("|").split("|"))
+        method, path = route.split()
+        rows[(method, path)] = (roles, [q.strip() for q in query.split(",") if q.strip()])
+    return rows
+
+
+@pytest.mark.parametrize("gateway", ["enroll", "auth"])
+def test_the_readme_tables_list_every_gateway_route_with_its_roles_and_query(gateway):
+    table = readme_table(f"{gateway} gateway route")
+    routes = settings(gateway, "endpoints")["routes"]
+    assert set(table) == {(r["method"], r["path"]) for r in routes}
+    for r in routes:
+        roles, query = table[(r["method"], r["path"])]
+        if "roles" in r:
+            assert roles == ", ".join(r["roles"])
+        else:
+            assert roles.startswith("anyone")
+        assert query == r.get("query", [])
+
+
 # both gateways
 
 
