@@ -1,7 +1,7 @@
-"""Accounts this service has not seen yet, asked of the auth service (service to service, on
-loopback, with the gateway secret): an instructor the registrar assigns before they ever made a
-request here, with their name (issue 13). A user's own requests keep them current as before
-(`service.remember_user`); this fills in the ones who have not made any.
+"""Accounts as the auth service has them, asked of it (service to service, on loopback, with the
+gateway secret) when the registrar names a user: an instructor assigned before they ever made a
+request here, with their name, or given the instructor role a moment ago (issue 13). A user's
+own requests keep their record current as before (`service.remember_user`).
 
 The LiteFS primary is asked first (ENROLL_AUTH_URLS lists it first): an account created a moment
 ago is there before any replica has it. If it cannot be reached, the replicas are.
@@ -47,12 +47,15 @@ async def fetch_account(settings: Settings, user_id: int) -> dict | None:
     return None
 
 
-async def make_known(conn: sqlite3.Connection, settings: Settings, user_id: int) -> None:
-    """If no user `user_id` is known here, ask the auth service and record its account; if it has
-    none either, leave it to the caller's own check (a 404 naming the id)."""
-    if not settings.auth_urls or service.user_is_known(conn, user_id):
+async def make_current(conn: sqlite3.Connection, settings: Settings, user_id: int) -> None:
+    """Bring this service's record of user `user_id` up to the auth service's account: for the
+    registrar's lookups and assignments, which must see an account the registrar has just
+    created, renamed or given the instructor role, before that user's own next request. If the
+    auth service has no such account, or cannot be asked, the record stays as it is (the
+    caller's own check decides: a 404 naming an unknown id)."""
+    if not settings.auth_urls:
         return
     account = await fetch_account(settings, user_id)
-    if account is not None:
+    if account is not None and not service.account_is_recorded(conn, account):
         async with write_turn(conn):  # a route that writes holds it already (reentrant)
             service.remember_account(conn, account)

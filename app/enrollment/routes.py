@@ -237,7 +237,7 @@ async def get_section(section_id: SectionId, conn: Db, _: Caller):
 async def create_section(body: SectionCreate, conn: Db, who: Caller, settings: AppSettings):
     """Open a new section of a course."""
     if body.instructor_id is not None:
-        await directory.make_known(conn, settings, body.instructor_id)
+        await directory.make_current(conn, settings, body.instructor_id)
     return service.create_section(conn, who, body)
 
 
@@ -247,7 +247,7 @@ async def update_section(
 ):
     """Freeze/unfreeze, reassign, or resize a section; says who was promoted as a result."""
     if body.instructor_id is not None:
-        await directory.make_known(conn, settings, body.instructor_id)
+        await directory.make_current(conn, settings, body.instructor_id)
     return service.update_section(conn, who, section_id, body)
 
 
@@ -304,7 +304,7 @@ async def list_users(conn: Db, _: Caller, after: After = None, limit: PageLimit 
 async def get_user(user_id: UserId, conn: Db, who: Caller, settings: AppSettings):
     """A user's record: your own, or anyone's for the registrar."""
     if who.is_registrar:
-        await directory.make_known(conn, settings, user_id)
+        await directory.make_current(conn, settings, user_id)
     return _user_out(service.user_record(conn, who, user_id))
 
 

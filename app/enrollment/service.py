@@ -125,14 +125,26 @@ def user_is_current(conn: sqlite3.Connection, caller: Identity) -> bool:
     )
 
 
-def user_is_known(conn: sqlite3.Connection, user_id: int) -> bool:
-    return queries.get_user(conn, user_id=user_id) is not None
-
-
 def make_user_current(conn: sqlite3.Connection, caller: Identity) -> None:
     """The identity rule, in one call: remember the caller unless `user_is_current` already."""
     if not user_is_current(conn, caller):
         remember_user(conn, caller)
+
+
+def account_is_recorded(conn: sqlite3.Connection, account: dict) -> bool:
+    """Whether this service's record of the account says what the auth service says."""
+    known = queries.get_user(conn, user_id=account["id"])
+    return known is not None and (
+        known["username"],
+        known["first_name"],
+        known["last_name"],
+        known["roles"],
+    ) == (
+        account["username"],
+        account["first_name"],
+        account["last_name"],
+        ",".join(sorted(account["roles"])),
+    )
 
 
 def remember_account(conn: sqlite3.Connection, account: dict) -> None:

@@ -197,3 +197,44 @@ def test_a_roster_of_500_pages_without_gaps_or_repeats_and_bad_paging_is_a_422(c
                               params={field: value}, headers=registrar)  # fmt: skip
             assert reply.status_code == 422, (field, value, reply.text)
             assert field in reply.text
+
+
+def test_a_student_made_instructor_is_assignable_on_the_next_request_with_the_new_name(
+    cluster: Cluster,
+):
+    auth = cluster.auth_gateway.url + "/auth_api"
+    api = cluster.enroll_gateway.url + "/enroll_api"
+    registrar = bearer(cluster.login("rhenderson", DEMO_PASSWORD)["access_token"])
+    username = f"promo-{secrets.token_hex(3)}"
+    student = httpx.post(
+        auth + "/register",
+        json={"username": username, "password": PASSWORD, "first_name": "Pat",
+              "last_name": "Lee"},
+    ).json()  # fmt: skip
+    session = cluster.login(username, PASSWORD)
+    # The student has used the enrollment service, so it has their record (as a student).
+    assert httpx.get(
+        api + f"/users/{student['id']}/sections", headers=bearer(session["access_token"])
+    ).is_success
+    refused = httpx.post(
+        api + "/sections",
+        json={"course_id": 4, "section_number": 62, "instructor_id": student["id"], "capacity": 3},
+        headers=registrar,
+    )
+
+    promoted = httpx.patch(
+        auth + f"/accounts/{student['id']}",
+        json={"roles": ["instructor"], "last_name": "Lee-Park"},
+        headers=registrar,
+    )
+    assigned = httpx.post(
+        api + "/sections",
+        json={"course_id": 4, "section_number": 62, "instructor_id": student["id"], "capacity": 3},
+        headers=registrar,
+    )
+    record = httpx.get(api + f"/users/{student['id']}", headers=registrar)
+
+    assert (refused.status_code, refused.json()["code"]) == (409, "not_an_instructor")
+    assert promoted.status_code == 200, promoted.text
+    assert assigned.status_code == 201, assigned.text
+    assert (record.json()["last_name"], record.json()["roles"]) == ("Lee-Park", ["instructor"])
