@@ -40,15 +40,20 @@ class Cluster:
         self.var = var
         secret_file = write_secret(var / "gateway.secret")
         # As foreman does: the auth gateway on this host is the auth nodes' trusted proxy.
-        # The enrollment service asks the auth nodes for accounts it has not seen, with the secret.
+        # The enrollment service asks the auth nodes for the accounts the registrar names.
+        # The auth primary announces new and changed accounts to the enrollment instances.
+        self.enrollment = EnrollmentCluster(var, secret_file, enrollment_instances)
         auth_env = {
             "AUTH_TRUSTED_PROXIES": cluster_env("AUTH_TRUSTED_PROXIES"),
             "AUTH_GATEWAY_SECRET_FILE": str(secret_file),
+            "AUTH_ENROLL_URLS": ",".join(self.enrollment.urls),
             **(auth_env or {}),
         }
         self.auth = AuthCluster.create(var, auth_env)
-        auth_urls = [self.auth.primary.url, *(node.url for node in self.auth.replicas)]
-        self.enrollment = EnrollmentCluster(var, secret_file, enrollment_instances, auth_urls)
+        self.enrollment.auth_urls = [
+            self.auth.primary.url,
+            *(node.url for node in self.auth.replicas),
+        ]
         self.keys = KeyRing.from_file(Path(self.auth.env["AUTH_PRIVATE_JWKS"]))
         jwks = str(var / "gateway" / "jwks.json")
         self.enroll_gateway = Gateway(

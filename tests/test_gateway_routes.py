@@ -194,6 +194,19 @@ def test_enroll_gateway_has_every_enrollment_route_once_with_its_roles(enroll_co
     assert gateway == expected
 
 
+def test_the_enrollment_routes_for_services_are_on_no_gateway(enroll_config):
+    from app.enrollment.routes import internal
+
+    internal_routes = set(service_routes(internal))
+    assert internal_routes == {("PUT", "/internal/users/{user_id}")}
+    assert all(not route.include_in_schema for route in internal.routes)
+    gateway_backends = {
+        (endpoint["backend"][0]["method"], endpoint["backend"][0]["url_pattern"])
+        for endpoint in endpoints(enroll_config)
+    }
+    assert not internal_routes & gateway_backends
+
+
 def test_enroll_gateway_forwards_each_route_to_the_same_route_on_three_instances(enroll_config):
     for (method, path), endpoint in by_route(enroll_config).items():
         (backend,) = endpoint["backend"]

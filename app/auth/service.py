@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import httpx
 
 from app.auth import passwords, queries
+from app.auth.announce import announce
 from app.auth.models import (
     AccessTokenOut,
     AccountChange,
@@ -106,7 +107,9 @@ def register(
         raise
     user = queries.get(conn, user_id=user_id)
     assert user is not None
-    return _user_out(user)
+    created = _user_out(user)
+    announce(settings, created)
+    return created
 
 
 # What the primary may answer a relayed registration with, besides 201: the refusals a replica
@@ -412,7 +415,10 @@ def change_account(
             )
         if change.disabled is not None and change.disabled != user.disabled:
             queries.set_disabled(conn, user_id=user_id, disabled=change.disabled)
-        return _account_out(_existing(conn, user_id))
+        changed = _account_out(_existing(conn, user_id))
+    if change.roles is not None or change.first_name is not None or change.last_name is not None:
+        announce(settings, changed)
+    return changed
 
 
 def set_password(

@@ -9,7 +9,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.auth.keys import check_private_file
 from app.common.db import WrongSchema, check_schema
-from app.common.settings import load_or_exit
+from app.common.settings import LoopbackUrls, load_or_exit
 
 APPLICATION_ID = int.from_bytes(b"AUTH", "big")  # share/auth/schema.sql sets these two
 SCHEMA_VERSION = 2
@@ -40,6 +40,11 @@ class Settings(BaseSettings):
     # service shows it when it asks for an account it does not know yet (GET /internal/users/{id},
     # service to service on loopback, never through a gateway). Unset: that route refuses all.
     gateway_secret_file: Path | None = None
+
+    # The enrollment service's instances (comma-separated base URLs, loopback): the primary
+    # announces each account it creates or changes there, so enrollment knows every account as
+    # soon as it exists (app/auth/announce.py). Empty: nobody is told; enrollment still asks.
+    enroll_urls: LoopbackUrls = ()
 
     # Abuse limits (app/auth/throttle.py). The counts are shared by every auth node through this
     # file, which must NOT be on LiteFS (a replica's mount is read-only): one plain SQLite file

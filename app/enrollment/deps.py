@@ -105,6 +105,18 @@ async def caller(request: Request) -> Identity:
 Caller = Annotated[Identity, Depends(caller)]
 
 
+async def installation_service(request: Request) -> None:
+    """A request from another service of this installation (the auth service), which shows the
+    gateway secret and no user identity; no gateway routes such a request."""
+    secret = request.headers.get(GATEWAY_SECRET_HEADER)
+    expected: str = request.app.state.gateway_secret
+    if secret is None or not hmac.compare_digest(secret.encode(), expected.encode()):
+        raise Unauthenticated("this route is for the installation's services", code="no_gateway")
+
+
+FromService = Depends(installation_service)
+
+
 async def app_settings(request: Request) -> Settings:
     return request.app.state.settings
 

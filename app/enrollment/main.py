@@ -7,7 +7,7 @@ from app.common.db import ConnectionPool
 from app.common.errors import install_error_handlers
 from app.common.limits import BodySizeLimit
 from app.enrollment.deps import LendConnections
-from app.enrollment.routes import router
+from app.enrollment.routes import internal, router
 from app.enrollment.settings import Settings, get_settings
 
 
@@ -27,6 +27,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # an included router through an extra layer on every request, 5-18% of a request's CPU in
     # the service (measured in process, interleaved, per kind of request).
     app.router.routes.extend(router.routes)
+    app.router.routes.extend(internal.routes)
 
     app.add_middleware(LendConnections, pool=app.state.pool)
     app.add_middleware(BodySizeLimit)

@@ -4,6 +4,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+from app.common.identity import Role
 from app.common.models import Strict, Text
 
 # Ids are positive and fit a signed 64-bit SQLite integer; anything else is a 422 naming the field.
@@ -149,3 +150,12 @@ class AuditEntry(BaseModel):
     section_id: int | None
     user_id: int | None
     details: dict
+
+
+class AccountIn(Strict):
+    """An account as the auth service announces it (app/auth/announce.py)."""
+
+    username: Text(64, min_length=1)
+    first_name: Text(64)
+    last_name: Text(64)
+    roles: Annotated[list[Role], Field(min_length=1, max_length=3)]

@@ -21,8 +21,9 @@ from app.common.db import write_turn
 from app.common.errors import error_responses
 from app.common.identity import INSTRUCTOR, REGISTRAR, ROLES, STUDENT
 from app.enrollment import directory, queries, service
-from app.enrollment.deps import AppSettings, Caller, Db
+from app.enrollment.deps import AppSettings, Caller, Db, FromService
 from app.enrollment.models import (
+    AccountIn,
     AuditAction,
     AuditEntry,
     CourseCreate,
@@ -393,3 +394,21 @@ async def audit_trail(
         after=after,
         limit=limit,
     )
+
+
+# service to service
+
+# Routes for the other services of this installation (gateway secret, no user), never routed by a
+# gateway and out of the OpenAPI schema.
+internal = APIRouter(include_in_schema=False, dependencies=[FromService])
+
+
+@internal.put("/internal/users/{user_id}", status_code=204)
+async def account_announced(user_id: UserId, body: AccountIn, conn: Db) -> Response:
+    """The auth service announces an account it has created or changed: recorded here at once,
+    names included, so every account is known before its user's first request."""
+    account = {"id": user_id, **body.model_dump()}
+    if not service.account_is_recorded(conn, account):
+        async with write_turn(conn):
+            service.remember_account(conn, account)
+    return Response(status_code=204)

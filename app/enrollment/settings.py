@@ -2,13 +2,12 @@
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
 
 from pydantic import field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.common.db import WrongSchema, check_schema
-from app.common.settings import load_or_exit
+from app.common.settings import LoopbackUrls, load_or_exit
 
 APPLICATION_ID = int.from_bytes(b"ENRL", "big")  # share/enroll/schema.sql sets these two
 SCHEMA_VERSION = 1
@@ -26,25 +25,10 @@ class Settings(BaseSettings):
     instance: str = "enrollment"
     """Name of this instance, returned in the X-Instance header (shows load balancing)."""
 
-    auth_urls: Annotated[tuple[str, ...], NoDecode] = ()
+    auth_urls: LoopbackUrls = ()
     """The auth service's instances, the LiteFS primary's first (comma-separated base URLs): an
-    account this service has not seen yet (an instructor to assign, say) is asked of them
-    (app/enrollment/directory.py). Empty: such an id is 404 until its user's first request."""
-
-    @field_validator("auth_urls", mode="before")
-    @classmethod
-    def _comma_separated(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return tuple(part.strip().rstrip("/") for part in value.split(",") if part.strip())
-        return value
-
-    @field_validator("auth_urls")
-    @classmethod
-    def _loopback_http(cls, urls: tuple[str, ...]) -> tuple[str, ...]:
-        for url in urls:
-            if not url.startswith(("http://127.0.0.1:", "http://localhost:")):
-                raise ValueError(f"{url!r}: the auth service is asked on loopback only")
-        return urls
+    account the registrar names is asked of them (app/enrollment/directory.py). Empty: an id is
+    404 until its account is announced here or its user makes a request."""
 
     @field_validator("database")
     @classmethod

@@ -1,11 +1,12 @@
 """GET /internal/users/{id}: an account for the enrollment service, which asks for an id it has not
 seen yet (service to service on loopback, with the gateway secret; no gateway routes it)."""
 
+import pytest
 from fastapi.testclient import TestClient
 
 from app.auth.main import create_app
 from harness.enroll_cluster import write_secret
-from tests.auth.helpers import make_settings, register
+from tests.auth.helpers import GOOD_PASSWORD, make_settings, register
 
 
 def test_an_account_is_given_only_to_a_caller_with_the_gateway_secret(tmp_path):
@@ -43,3 +44,26 @@ def test_without_a_configured_secret_nobody_gets_an_account(tmp_path):
     with TestClient(create_app(make_settings(tmp_path))) as client:
         refused = client.get("/internal/users/3", headers={"X-Gateway-Secret": "y" * 40})
     assert (refused.status_code, refused.json()["code"]) == (401, "no_gateway")
+
+
+def test_a_registration_succeeds_when_no_enrollment_instance_can_be_told(tmp_path, caplog):
+    """The announcement to enrollment (app/auth/announce.py) is best effort within its bound:
+    with every instance down, the account is still created (enrollment asks for it later)."""
+    secret_file = write_secret(tmp_path / "gateway.secret")
+    settings = make_settings(
+        tmp_path,
+        gateway_secret_file=secret_file,
+        enroll_urls="http://127.0.0.1:9,http://127.0.0.1:9",
+    )
+    with TestClient(create_app(settings)) as client:
+        created = register(client, username="lonely", first_name="Lo", last_name="Nely")
+        signed_in = client.post("/login", json={"username": "lonely", "password": GOOD_PASSWORD})
+
+    assert created.status_code == 201, created.text
+    assert signed_in.status_code == 200
+    assert "could not announce account" in caplog.text
+
+
+def test_enrollment_addresses_must_be_on_loopback(tmp_path):
+    with pytest.raises(ValueError, match="loopback"):
+        make_settings(tmp_path, enroll_urls="http://198.18.0.1:5000")

@@ -238,3 +238,30 @@ def test_a_student_made_instructor_is_assignable_on_the_next_request_with_the_ne
     assert promoted.status_code == 200, promoted.text
     assert assigned.status_code == 201, assigned.text
     assert (record.json()["last_name"], record.json()["roles"]) == ("Lee-Park", ["instructor"])
+
+
+def test_enrollment_knows_a_new_account_with_its_name_before_any_request_of_its_own(
+    cluster: Cluster,
+):
+    """The auth primary announces the account; nobody has named it at the enrollment service,
+    and its user has never called it: the registrar's plain list already has it, and a
+    correction of the name there too."""
+    auth = cluster.auth_gateway.url + "/auth_api"
+    api = cluster.enroll_gateway.url + "/enroll_api"
+    registrar = bearer(cluster.login("rhenderson", DEMO_PASSWORD)["access_token"])
+    created = httpx.post(
+        auth + "/register",
+        json={"username": f"early-{secrets.token_hex(3)}", "password": PASSWORD,
+              "first_name": "Erin", "last_name": "Early"},
+    ).json()  # fmt: skip
+    after = {"after": created["id"] - 1, "limit": 1}
+
+    listed = httpx.get(api + "/users", params=after, headers=registrar).json()
+    httpx.patch(auth + f"/accounts/{created['id']}", json={"first_name": "Erinn"},
+                headers=registrar)  # fmt: skip
+    relisted = httpx.get(api + "/users", params=after, headers=registrar).json()
+
+    assert [(u["id"], u["first_name"], u["last_name"]) for u in listed] == [
+        (created["id"], "Erin", "Early")
+    ]
+    assert relisted[0]["first_name"] == "Erinn"

@@ -3,8 +3,8 @@
 Enrollment: every operation; each generated case is sent as the registrar, an instructor and a
 student (the headers the gateway sets from each one's real access token, signed by the auth
 service), without any identity (401), and as an impostor whose username belongs to another id
-(409). Auth: register, login, refresh and the JWKS, with the service's own tokens and a real
-login mixed into the generated input.
+(409). Auth: register, login, refresh, the JWKS and the registrar's accounts, with the service's
+own tokens and a real login mixed into the generated input.
 
 Every response must pass: not_a_server_error (no 5xx), response_schema_conformance (the body is
 what the schema declares for that status) and status_code_conformance (the status is declared).
@@ -237,6 +237,47 @@ def _auth_input(label: str) -> list:
             with_(body=instructor, token="not-a-token"),
             with_(body={**instructor, "username": "ajohnson", "roles": ["student"]}),
         ],
+        # The registrar's accounts: a registrar's token on a seed account (9), an unknown one, or
+        # their own (1: 409 for a lock-out); a student's token (403).
+        "GET /accounts": [with_(token=registrar["access_token"]), with_(token=ava["access_token"])],
+        "GET /accounts/{user_id}": [
+            with_(path_parameters={"user_id": 9}, token=registrar["access_token"]),
+            with_(path_parameters={"user_id": 999999}, token=registrar["access_token"]),
+            with_(token=ava["access_token"]),
+        ],
+        "PATCH /accounts/{user_id}": [
+            with_(path_parameters={"user_id": 9}, token=registrar["access_token"]),
+            with_(
+                path_parameters={"user_id": 9},
+                body={"disabled": True},
+                token=registrar["access_token"],
+            ),
+            with_(
+                path_parameters={"user_id": 1},
+                body={"disabled": True},
+                token=registrar["access_token"],
+            ),
+            with_(
+                path_parameters={"user_id": 999999},
+                body={"roles": ["student"]},
+                token=registrar["access_token"],
+            ),
+            with_(token=ava["access_token"]),
+        ],
+        "PUT /accounts/{user_id}/password": [
+            with_(path_parameters={"user_id": 9}, token=registrar["access_token"]),
+            with_(
+                path_parameters={"user_id": 9},
+                body={"password": "a-brand-new-passphrase"},
+                token=registrar["access_token"],
+            ),
+            with_(
+                path_parameters={"user_id": 999999},
+                body={"password": "a-brand-new-passphrase"},
+                token=registrar["access_token"],
+            ),
+            with_(token=ava["access_token"]),
+        ],
     }.get(label, [])
 
 
@@ -249,9 +290,15 @@ def _auth_cases(context, strategy):
 @FUZZ_SETTINGS
 def test_auth(case, seeded_databases):
     TALLY["fuzz auth cases"] += 1
-    response = case.call()
-    record("auth", case.operation.label, response.status_code)
-    case.validate_response(response, checks=CHECKS)
+    sends = [{}]
+    if case.operation.definition.raw.get("x-roles"):
+        # The registrar's routes: also as the registrar, so that what the generated input is
+        # (not only the token it carries) decides the answer.
+        sends.append({"authorization": f"Bearer {TOKENS['rhenderson']['access_token']}"})
+    for headers in sends:
+        response = case.call(headers=headers)
+        record("auth", case.operation.label, response.status_code)
+        case.validate_response(response, checks=CHECKS, headers=headers)
 
 
 # every declared status: reached above, or explained here
@@ -259,6 +306,15 @@ def test_auth(case, seeded_databases):
 ABUSE = "too big for a fuzzed body; test_abuse.py sends 1 MB and 10 MB to every route"
 EXPLAINED = {
     ("auth", "POST /register", 503): "only on a read replica: tests/auth/test_read_only.py",
+    **{
+        ("auth", label, 503): "only on a replica whose primary is out of reach:"
+        " tests/auth/test_account_management.py"
+        for label in ("PATCH /accounts/{user_id}", "PUT /accounts/{user_id}/password")
+    },
+    **{
+        ("auth", label, 413): ABUSE
+        for label in ("PATCH /accounts/{user_id}", "PUT /accounts/{user_id}/password")
+    },
     **{
         ("enrollment", f"{m} {p}", 413): ABUSE
         for m, p in [
