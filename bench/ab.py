@@ -32,7 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-ab-"))
     old = work / "tree"
     subprocess.run(["git", "worktree", "add", "-q", "--detach", str(old), args.rev], check=True)
-    rush_args = argparse.Namespace(sections=40, students=2000, max_operations=100_000)
+    rush_args = argparse.Namespace(
+        sections=40, students=2000, max_operations=100_000, new_students=False
+    )
     cluster = Cluster(work / "var", ROOMY_LIMITS_ENV)
     try:
         cluster.start()

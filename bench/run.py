@@ -67,6 +67,21 @@ def create_sections(cluster: Cluster, count: int) -> list[int]:
     return ids
 
 
+def announce_students(cluster: Cluster, user_ids: range) -> None:
+    """Record the students at the enrollment service as the auth primary does when it creates an
+    account (PUT /internal/users/{id}, app/auth/announce.py): on registration day every student's
+    account exists, and enrollment has known it since. Their tokens are signed here rather than
+    issued by sign-ins (argon2 for thousands of accounts would take minutes), so their accounts
+    are announced here too. `--new-students` leaves them out: every student new at the rush's
+    start, as before accounts were announced."""
+    headers = {"X-Gateway-Secret": cluster.secret}
+    with httpx.Client(base_url=cluster.enrollment.urls[0], headers=headers, timeout=30) as client:
+        for user_id in user_ids:
+            body = {"username": f"bench{user_id}", "first_name": "Bench",
+                    "last_name": str(user_id), "roles": ["student"]}  # fmt: skip
+            client.put(f"/internal/users/{user_id}", json=body).raise_for_status()
+
+
 class Rush:
     """Rushes through the enroll gateway, each on a fresh catalog: the enrollment database is put
     back to the seed and the sections created anew first, so every rush starts from the same
@@ -76,11 +91,11 @@ class Rush:
     def __init__(self, cluster: Cluster, args) -> None:
         self.cluster, self.args = cluster, args
         self.seed = cluster.var / "enroll-seed.db"
+        user_ids = range(100_000, 100_000 + args.students)
+        if not args.new_students:
+            announce_students(cluster, user_ids)
         copy_database(cluster.enrollment.db, self.seed)
-        self.headers = [
-            (u, bearer(cluster.token(u, f"bench{u}", "student")))
-            for u in range(100_000, 100_000 + args.students)
-        ]
+        self.headers = [(u, bearer(cluster.token(u, f"bench{u}", "student"))) for u in user_ids]
         self.violations: list[str] = []
 
     def _fresh(self) -> tuple[list[Student], list[int]]:
@@ -321,6 +336,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--logins", type=int, default=400)
     p.add_argument("--auth-clients", type=int, default=8)
     p.add_argument("--skip-auth", action="store_true")
+    p.add_argument(
+        "--new-students",
+        action="store_true",
+        help="do not announce the students' accounts first: each is recorded at its first request",
+    )
     p.add_argument("--skip-scaling", action="store_true")
     args = p.parse_args(argv)
 

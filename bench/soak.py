@@ -107,7 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     report: dict = {"run": run, "args": vars(args), "faults": []}
     try:
         cluster.start()
-        rush = Rush(cluster, argparse.Namespace(**vars(args), max_operations=10**7))
+        rush = Rush(
+            cluster, argparse.Namespace(**vars(args), max_operations=10**7, new_students=False)
+        )
         students, sections = rush._fresh()
         traffic: dict = {}
 
