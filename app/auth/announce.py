@@ -23,6 +23,11 @@ log = logging.getLogger(__name__)
 # Over every instance tried. Loopback answers in milliseconds; a registration waits at most this.
 BUDGET_SECONDS = 0.5
 
+# One client for the process, its connections kept alive: building an httpx client per call
+# loads the TLS trust store (tens of milliseconds of CPU) even for plain http, and measured a
+# third fewer registrations a second through the gateway (22 against 33).
+_client = httpx.Client(trust_env=False)
+
 
 def announce(settings: Settings, account: UserOut) -> bool:
     """Tell the enrollment service about `account`; whether an instance took it. The instances
@@ -37,7 +42,7 @@ def announce(settings: Settings, account: UserOut) -> bool:
         if left <= 0:
             break
         try:
-            reply = httpx.put(
+            reply = _client.put(
                 f"{base}/internal/users/{account.id}",
                 json=body,
                 headers={GATEWAY_SECRET_HEADER: secret},

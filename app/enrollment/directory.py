@@ -7,6 +7,7 @@ The LiteFS primary is asked first (ENROLL_AUTH_URLS lists it first): an account 
 ago is there before any replica has it. If it cannot be reached, the replicas are.
 """
 
+import asyncio
 import sqlite3
 import time
 
@@ -23,27 +24,42 @@ from app.enrollment.settings import Settings
 # the usual 404 naming the id and can try again.
 BUDGET_SECONDS = 0.5
 
+# One client per event loop (a process runs one), made at the first lookup: building an httpx
+# client loads the TLS trust store, 50-80 ms of CPU on the event loop (every request of the
+# instance would wait) even for plain http on loopback.
+_clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
+
+
+def _shared_client() -> httpx.AsyncClient:
+    loop = asyncio.get_running_loop()
+    client = _clients.get(loop)
+    if client is None:
+        for old in [known for known in _clients if known.is_closed()]:
+            del _clients[old]  # a finished loop's (tests run one per app)
+        client = _clients[loop] = httpx.AsyncClient(trust_env=False)
+    return client
+
 
 async def fetch_account(settings: Settings, user_id: int) -> dict | None:
     """The account with this id from the auth service, or None if it has none (or no instance
     answers within BUDGET_SECONDS)."""
     headers = {GATEWAY_SECRET_HEADER: settings.gateway_secret}
     deadline = time.monotonic() + BUDGET_SECONDS
-    async with httpx.AsyncClient() as client:
-        for base in settings.auth_urls:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return None
-            try:
-                reply = await client.get(
-                    f"{base}/internal/users/{user_id}", headers=headers, timeout=left
-                )
-            except httpx.HTTPError:
-                continue  # that instance is down or slow: the next one, while time is left
-            if reply.status_code == 200:
-                return reply.json()
-            if reply.status_code == 404:
-                return None  # the first instance that answers decides (the primary, if up)
+    client = _shared_client()
+    for base in settings.auth_urls:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        try:
+            reply = await client.get(
+                f"{base}/internal/users/{user_id}", headers=headers, timeout=left
+            )
+        except httpx.HTTPError:
+            continue  # that instance is down or slow: the next one, while time is left
+        if reply.status_code == 200:
+            return reply.json()
+        if reply.status_code == 404:
+            return None  # the first instance that answers decides (the primary, if up)
     return None
 
 
