@@ -5,9 +5,12 @@ import sqlite3
 from pathlib import Path
 
 CHECKS = {
+    # A seat past the capacity only for a student whose permit for the section waives capacity.
     "sections over capacity": """
         SELECT s.id FROM sections s WHERE s.capacity < (SELECT COUNT(*) FROM enrollments e
-            WHERE e.section_id = s.id AND e.status = 'enrolled')""",
+            WHERE e.section_id = s.id AND e.status = 'enrolled' AND NOT EXISTS (
+                SELECT 1 FROM permits p WHERE p.section_id = s.id AND p.user_id = e.user_id
+                AND p.revoked_at IS NULL AND ',' || p.waives || ',' LIKE '%,capacity,%'))""",
     "waitlists over their capacity": """
         SELECT s.id FROM sections s WHERE s.waitlist_capacity < (SELECT COUNT(*)
             FROM enrollments e WHERE e.section_id = s.id AND e.status = 'waitlisted')""",
@@ -17,12 +20,19 @@ CHECKS = {
     "students on more than 3 waitlists": """
         SELECT user_id FROM enrollments WHERE status = 'waitlisted'
             GROUP BY user_id HAVING COUNT(*) > 3""",
+    # Promotion skips a student the eligibility rules refuse (a hold, a time conflict, the
+    # credit limit), audits it as waitlist.skip, and the student keeps their place: a waiting
+    # student with a hold, or one ever skipped in that section, may wait beside a free seat.
     "free seats while students wait in an unfrozen section": """
         SELECT s.id FROM sections s WHERE s.frozen = 0 AND s.deleted_at IS NULL
             AND s.capacity > (SELECT COUNT(*) FROM enrollments e
                 WHERE e.section_id = s.id AND e.status = 'enrolled')
             AND EXISTS (SELECT 1 FROM enrollments e
-                WHERE e.section_id = s.id AND e.status = 'waitlisted')""",
+                WHERE e.section_id = s.id AND e.status = 'waitlisted'
+                AND NOT EXISTS (SELECT 1 FROM audit_log a WHERE a.action = 'waitlist.skip'
+                    AND a.section_id = s.id AND a.user_id = e.user_id)
+                AND NOT EXISTS (SELECT 1 FROM holds h
+                    WHERE h.user_id = e.user_id AND h.lifted_at IS NULL))""",
     "live places in deleted sections": """
         SELECT e.id FROM enrollments e JOIN sections s ON s.id = e.section_id
             WHERE s.deleted_at IS NOT NULL AND e.status IN ('enrolled', 'waitlisted')""",

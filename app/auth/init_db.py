@@ -12,13 +12,12 @@ existing private key is kept (the public JWKS is rewritten from it, so the gatew
 
 import argparse
 import json
-import sqlite3
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 from app.auth import keys, queries
-from app.common.db import apply_schema, connect, immediate
+from app.common.db import apply_schema, connect, immediate, migrate
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "share" / "auth" / "schema.sql"
@@ -36,7 +35,7 @@ def init_database(path: Path) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = connect(path)
     try:
-        _migrate(conn)
+        migrate(conn, _MIGRATIONS, first_table="users")
         apply_schema(conn, SCHEMA.read_text())
         added = 0
         with immediate(conn):
@@ -67,22 +66,6 @@ _MIGRATIONS = {
         "ALTER TABLE users ADD COLUMN token_generation INTEGER NOT NULL DEFAULT 0",
     ],
 }
-
-
-def _migrate(conn: sqlite3.Connection) -> None:
-    """Bring an existing auth database of an older schema version to the current one."""
-    has_users = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'users'"
-    ).fetchone()
-    if has_users is None:
-        return  # a new database: the schema file makes it whole
-    with immediate(conn):
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        for target in sorted(_MIGRATIONS):
-            if version < target:
-                for statement in _MIGRATIONS[target]:
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {target}")
 
 
 def init_keys(private_path: Path, public_path: Path, kid: str) -> bool:

@@ -193,6 +193,25 @@ def snapshot(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         conn.execute("COMMIT")
 
 
+def migrate(conn: sqlite3.Connection, steps: dict[int, list[str]], *, first_table: str) -> None:
+    """Bring an existing database of an older schema version (PRAGMA user_version) to the
+    current one, in place, in one transaction: `steps` maps each version to the statements that
+    make it from the one before. A database without `first_table` is new: its schema file makes
+    it whole, and nothing is run."""
+    exists = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (first_table,)
+    ).fetchone()
+    if exists is None:
+        return
+    with immediate(conn):
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        for target in sorted(steps):
+            if version < target:
+                for statement in steps[target]:
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {target}")
+
+
 def apply_schema(conn: sqlite3.Connection, schema_sql: str) -> None:
     """Create tables from a schema file's text (idempotent: the schema uses IF NOT EXISTS)."""
     conn.executescript(schema_sql)

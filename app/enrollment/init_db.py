@@ -9,7 +9,7 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from app.common.db import connect, immediate
+from app.common.db import connect, immediate, migrate
 
 SHARE = Path(__file__).resolve().parents[2] / "share"
 SCHEMA = SHARE / "enroll" / "schema.sql"
@@ -32,11 +32,19 @@ def sql_statements(script: str) -> list[str]:
     return statements
 
 
+# Each step takes a database from the version before it to its own; share/enroll/schema.sql is
+# the latest whole, and its CREATE ... IF NOT EXISTS adds the new tables of each step.
+_MIGRATIONS = {
+    2: ["ALTER TABLE users ADD COLUMN credit_limit INTEGER CHECK (credit_limit BETWEEN 0 AND 40)"],
+}
+
+
 def init_db(path: Path, *, seed: bool = True) -> None:
     """Create the schema in `path` and, if asked and the database is empty, load the demo seed."""
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = connect(path)
     try:
+        migrate(conn, _MIGRATIONS, first_table="users")
         conn.executescript(SCHEMA.read_text())
         if not seed or conn.execute("SELECT COUNT(*) FROM users").fetchone()[0]:
             return

@@ -2,7 +2,7 @@
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, Json, model_validator
 
 from app.common.identity import Role
 from app.common.models import Strict, Text
@@ -40,6 +40,31 @@ class CourseOut(BaseModel):
     credits: int
 
 
+# Days of the week a section meets, in this order: M T W R(Thursday) F S U(Sunday).
+Days = Annotated[
+    str,
+    Field(pattern=r"^M?T?W?R?F?S?U?$", min_length=1, max_length=7, examples=["MW", "TR"]),
+]
+TimeOfDay = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", examples=["09:00"])]
+
+
+class Meeting(Strict):
+    """When a section meets: on `days`, from `start` to `end` (24-hour HH:MM)."""
+
+    days: Days
+    start: TimeOfDay
+    end: TimeOfDay
+
+    @model_validator(mode="after")
+    def _ends_after_it_starts(self) -> "Meeting":
+        if self.end <= self.start:
+            raise ValueError(f"end ({self.end}) must be after start ({self.start})")
+        return self
+
+
+Meetings = Annotated[list[Meeting], Field(max_length=7)]
+
+
 class SectionCreate(Strict):
     course_id: Id
     section_number: Annotated[int, Field(gt=0, le=999)]
@@ -48,6 +73,7 @@ class SectionCreate(Strict):
     waitlist_capacity: Capacity = 15
     room: Text(64) = ""
     schedule: Text(128) = ""
+    meetings: Meetings = []
 
 
 class SectionUpdate(Strict):
@@ -55,12 +81,14 @@ class SectionUpdate(Strict):
     instructor_id: Id | None = None
     capacity: Capacity | None = None
     waitlist_capacity: Capacity | None = None
+    meetings: Meetings | None = None
 
     @model_validator(mode="after")
     def _not_empty(self) -> "SectionUpdate":
         if not self.model_fields_set:
             raise ValueError(
-                "nothing to change: give freeze, instructor_id, capacity or waitlist_capacity"
+                "nothing to change: give freeze, instructor_id, capacity, waitlist_capacity or"
+                " meetings"
             )
         for name in self.model_fields_set:
             if getattr(self, name) is None:
@@ -73,6 +101,7 @@ class SectionOut(BaseModel):
     course_id: int
     course_code: str
     course_title: str
+    credits: int
     section_number: int
     instructor_id: int | None
     capacity: int
@@ -80,6 +109,7 @@ class SectionOut(BaseModel):
     frozen: bool
     room: str
     schedule: str
+    meetings: Json[list[Meeting]]
     enrolled: int
     waitlisted: int
     seats_available: int
@@ -126,6 +156,7 @@ class UserOut(BaseModel):
     first_name: str
     last_name: str
     roles: list[str]
+    credit_limit: int | None = Field(None, description="credits a term; null: the default (18)")
 
 
 AuditAction = Literal[
@@ -137,6 +168,14 @@ AuditAction = Literal[
     "enrollment.drop",
     "enrollment.administrative_drop",
     "waitlist.leave",
+    "waitlist.skip",
+    "hold.place",
+    "hold.lift",
+    "permit.grant",
+    "permit.revoke",
+    "course.prerequisites",
+    "completed.import",
+    "user.credit_limit",
 ]
 
 
@@ -159,3 +198,65 @@ class AccountIn(Strict):
     first_name: Text(64)
     last_name: Text(64)
     roles: Annotated[list[Role], Field(min_length=1, max_length=3)]
+
+
+# eligibility
+
+Waiver = Literal["capacity", "prerequisite", "time_conflict", "credit_limit"]
+
+
+class HoldIn(Strict):
+    reason: Text(200, min_length=1, strip=True)
+
+
+class HoldOut(BaseModel):
+    id: int
+    user_id: int
+    reason: str
+    placed_by: int
+    placed_at: str
+    lifted_by: int | None
+    lifted_at: str | None
+
+
+class PermitIn(Strict):
+    user_id: Id
+    waives: Annotated[list[Waiver], Field(min_length=1, max_length=4)]
+
+    @model_validator(mode="after")
+    def _distinct(self) -> "PermitIn":
+        if len(set(self.waives)) != len(self.waives):
+            raise ValueError("waives must not repeat a rule")
+        return self
+
+
+class PermitOut(BaseModel):
+    id: int
+    section_id: int
+    user_id: int
+    waives: list[Waiver]
+    granted_by: int
+    granted_at: str
+    revoked_at: str | None
+
+
+class PrerequisitesIn(Strict):
+    course_ids: Annotated[list[Id], Field(max_length=20)]
+
+
+class CreditLimitIn(Strict):
+    credit_limit: Annotated[int, Field(ge=0, le=40)] | None = Field(
+        description="credits a term this student may hold; null: the default"
+    )
+
+
+class CompletedCourse(BaseModel):
+    user_id: int
+    course_id: int
+    course_code: str
+    term: str
+    grade: str
+
+
+class ImportOut(BaseModel):
+    imported: int = Field(description="rows added or updated")

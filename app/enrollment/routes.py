@@ -15,10 +15,10 @@ import functools
 import inspect
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from app.common.db import write_turn
-from app.common.errors import error_responses
+from app.common.errors import Invalid, error_responses
 from app.common.identity import INSTRUCTOR, REGISTRAR, ROLES, STUDENT
 from app.enrollment import directory, queries, service
 from app.enrollment.deps import AppSettings, Caller, Db, FromService
@@ -26,13 +26,21 @@ from app.enrollment.models import (
     AccountIn,
     AuditAction,
     AuditEntry,
+    CompletedCourse,
     CourseCreate,
     CourseOut,
+    CreditLimitIn,
     DropOut,
     EnrollIn,
     EnrollmentOut,
     EnrollmentStatus,
+    HoldIn,
+    HoldOut,
     Id,
+    ImportOut,
+    PermitIn,
+    PermitOut,
+    PrerequisitesIn,
     RosterStatus,
     SectionChange,
     SectionCreate,
@@ -92,7 +100,7 @@ def route(method: str, path: str, roles: tuple[str, ...], *, cache_seconds: int 
         **error_responses(*_error_statuses(method, path, roles)),
         **kwargs.pop("responses", {}),
     }
-    extra: dict[str, Any] = {"x-roles": list(roles)}
+    extra: dict[str, Any] = {"x-roles": list(roles), **kwargs.pop("openapi_extra", {})}
     dependencies = list(kwargs.pop("dependencies", []))
     if cache_seconds:
         assert method == "GET", "only a read can be answered from a cache"
@@ -154,7 +162,7 @@ def _error_statuses(method: str, path: str, roles: tuple[str, ...]) -> list[int]
         statuses.append(403)  # the role, or the object rule "that user" / "staff of that section"
     if "{" in path or method != "GET":
         statuses.append(404)  # an id in the path or the body that does not exist
-    if method in ("POST", "PATCH"):
+    if method in ("POST", "PATCH", "PUT"):
         statuses.append(413)  # app.common.limits.BodySizeLimit
     return sorted(statuses)
 
@@ -394,6 +402,118 @@ async def audit_trail(
         after=after,
         limit=limit,
     )
+
+
+# eligibility (README "Eligibility rules")
+
+HoldId = Annotated[int, Path(gt=0, le=2**63 - 1)]
+PermitId = Annotated[int, Path(gt=0, le=2**63 - 1)]
+
+
+@route("GET", "/courses/{course_id}/prerequisites", ANY_ROLE, response_model=list[CourseOut])
+async def course_prerequisites(course_id: CourseId, conn: Db, _: Caller):
+    """The courses a student must have completed before taking this one, in code order."""
+    return service.course_prerequisites(conn, course_id)
+
+
+@route("PUT", "/courses/{course_id}/prerequisites", (REGISTRAR,), response_model=list[CourseOut])
+async def set_prerequisites(course_id: CourseId, body: PrerequisitesIn, conn: Db, who: Caller):
+    """Replace a course's prerequisites (409 `prerequisite_cycle` for a loop)."""
+    return service.set_prerequisites(conn, who, course_id, body.course_ids)
+
+
+@route(
+    "POST",
+    "/completed-courses",
+    (REGISTRAR,),
+    response_model=ImportOut,
+    responses=error_responses(422),  # the body is read by hand, so FastAPI declares no 422
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "text/csv": {
+                    "schema": {"type": "string"},
+                    "example": "user_id,course_code,term,grade\n9,CPSC 131,2025-FA,A\n",
+                }
+            },
+        }
+    },
+)
+async def import_completed(request: Request, conn: Db, who: Caller):
+    """Import students' completed courses as CSV (header `user_id,course_code[,term][,grade]`):
+    every row or none; a bad row is a 422 naming its line."""
+    try:
+        text = (await request.body()).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Invalid("the CSV must be UTF-8 text", code="csv_encoding") from exc
+    return {"imported": service.import_completed(conn, who, text)}
+
+
+@route("GET", "/users/{user_id}/completed-courses", SELF, response_model=list[CompletedCourse])
+async def user_completed(
+    user_id: UserId, conn: Db, who: Caller, after: After = None, limit: PageLimit = DEFAULT_PAGE
+):
+    """The courses a user has completed, in course id order, a page at a time."""
+    return service.user_completed(conn, who, user_id, after=after, limit=limit)
+
+
+@route("PUT", "/users/{user_id}/credit-limit", (REGISTRAR,), response_model=UserOut)
+async def set_credit_limit(user_id: UserId, body: CreditLimitIn, conn: Db, who: Caller):
+    """Set one student's credit limit (null: the default, 18)."""
+    return _user_out(service.set_credit_limit(conn, who, user_id, body.credit_limit))
+
+
+@route("GET", "/users/{user_id}/holds", SELF, response_model=list[HoldOut])
+async def user_holds(
+    user_id: UserId, conn: Db, who: Caller, after: After = None, limit: PageLimit = DEFAULT_PAGE
+):
+    """A user's holds, lifted ones too, in id order, a page at a time."""
+    return service.user_holds(conn, who, user_id, after=after, limit=limit)
+
+
+@route("POST", "/users/{user_id}/holds", (REGISTRAR,), response_model=HoldOut, status_code=201)
+async def place_hold(user_id: UserId, body: HoldIn, conn: Db, who: Caller):
+    """Place a hold: the student cannot enroll or join a waitlist until it is lifted."""
+    return service.place_hold(conn, who, user_id, body.reason)
+
+
+@route("DELETE", "/users/{user_id}/holds/{hold_id}", (REGISTRAR,), response_model=HoldOut)
+async def lift_hold(user_id: UserId, hold_id: HoldId, conn: Db, who: Caller):
+    """Lift a hold (it stays listed, with who lifted it and when)."""
+    return service.lift_hold(conn, who, user_id, hold_id)
+
+
+@route("GET", "/users/{user_id}/permits", SELF, response_model=list[PermitOut])
+async def user_permits(
+    user_id: UserId, conn: Db, who: Caller, after: After = None, limit: PageLimit = DEFAULT_PAGE
+):
+    """A user's permits, revoked ones too, in id order, a page at a time."""
+    return service.user_permits(conn, who, user_id, after=after, limit=limit)
+
+
+@route("GET", "/sections/{section_id}/permits", STAFF, response_model=list[PermitOut])
+async def section_permits(
+    section_id: SectionId,
+    conn: Db,
+    who: Caller,
+    after: After = None,
+    limit: PageLimit = DEFAULT_PAGE,
+):
+    """A section's permits, revoked ones too, in id order, a page at a time."""
+    return service.section_permits(conn, who, section_id, after=after, limit=limit)
+
+
+@route("POST", "/sections/{section_id}/permits", STAFF, response_model=PermitOut, status_code=201)
+async def grant_permit(section_id: SectionId, body: PermitIn, conn: Db, who: Caller):
+    """Let one student past the named rules of this section (its registrar or instructor)."""
+    return service.grant_permit(conn, who, section_id, body.user_id, list(body.waives))
+
+
+@route("DELETE", "/sections/{section_id}/permits/{permit_id}", STAFF, response_model=PermitOut)
+async def revoke_permit(section_id: SectionId, permit_id: PermitId, conn: Db, who: Caller):
+    """Revoke a permit: it waives nothing more (a place it gave stays)."""
+    return service.revoke_permit(conn, who, section_id, permit_id)
 
 
 # service to service

@@ -5,12 +5,14 @@ Every function that reads and then writes runs inside one `BEGIN IMMEDIATE` tran
 write lock and never act on a stale read. Nothing here keeps state between requests.
 """
 
+import csv
+import io
 import json
 import sqlite3
 from dataclasses import dataclass
 
 from app.common.db import immediate, snapshot
-from app.common.errors import Conflict, Forbidden, NotFound
+from app.common.errors import Conflict, Forbidden, Invalid, NotFound
 from app.common.identity import INSTRUCTOR, REGISTRAR
 from app.enrollment import queries
 from app.enrollment.models import CourseCreate, EnrollIn, SectionCreate, SectionUpdate
@@ -207,7 +209,8 @@ def create_section(conn: sqlite3.Connection, caller: Identity, data: SectionCrea
                 f"course {data.course_id} already has a section {data.section_number}",
                 code="section_exists",
             )
-        section_id = queries.create_section(conn, **data.model_dump())
+        section_id = queries.create_section(conn, **data.model_dump(exclude={"meetings"}))
+        queries.set_meetings(conn, section_id=section_id, meetings=data.model_dump()["meetings"])
         record(
             conn,
             caller,
@@ -234,7 +237,13 @@ def enroll(conn: sqlite3.Connection, caller: Identity, user_id: int, data: Enrol
                 f"user {user_id} is already {current['status']} in section {section['id']}",
                 code=f"already_{current['status']}",
             )
-        if section["enrolled"] < section["capacity"] and section["waitlisted"] == 0:
+        waivers = Waivers(conn, section_id=section["id"], user_id=user_id)
+        refusal = eligibility_refusal(conn, user_id=user_id, section=section, waivers=waivers)
+        if refusal is not None:
+            raise refusal
+        seat_free = section["enrolled"] < section["capacity"] and section["waitlisted"] == 0
+        # A capacity permit: a seat past the capacity, ahead of the waitlist.
+        if seat_free or "capacity" in waivers:
             status = "enrolled"
         elif section["waitlisted"] >= section["waitlist_capacity"]:
             raise Conflict(
@@ -268,15 +277,96 @@ def enroll(conn: sqlite3.Connection, caller: Identity, user_id: int, data: Enrol
 
 
 def promote_from_waitlist(conn: sqlite3.Connection, section_id: int) -> list[dict]:
-    """Rules 4, 6, 7: fill every free seat from the head of the waitlist, in arrival order,
-    unless the section is frozen. Call inside the transaction that freed the seats."""
+    """Rules 4, 6, 7: fill every free seat from the waitlist, in arrival order, unless the section
+    is frozen. A student the eligibility rules now refuse (a hold, a time conflict, the credit
+    limit: what may have changed since they joined) is skipped, and audited: they keep their
+    place, and the next eligible student takes the seat. Call inside the transaction that freed
+    the seats."""
     section = get_section_or_404(conn, section_id)
     free = section["capacity"] - section["enrolled"]
     if section["frozen"] or free <= 0 or section["waitlisted"] == 0:
         return []
-    ids = queries.waitlist_head_ids(conn, section_id=section_id, limit=free)
+    ids = []
+    for entry in queries.waitlist_in_order(conn, section_id=section_id):
+        if len(ids) == free:
+            break
+        user_id = entry["user_id"]
+        waivers = Waivers(conn, section_id=section_id, user_id=user_id)
+        refusal = eligibility_refusal(conn, user_id=user_id, section=section, waivers=waivers)
+        if refusal is None:
+            ids.append(entry["id"])
+            continue
+        queries.insert_audit(
+            conn,
+            actor_id=0,
+            actor_role="system",
+            action="waitlist.skip",
+            course_id=section["course_id"],
+            section_id=section_id,
+            user_id=user_id,
+            details=json.dumps({"rule": refusal.code, "detail": refusal.detail}, sort_keys=True),
+        )
     queries.mark_enrolled(conn, enrollment_ids=ids)
     return [queries.get_enrollment(conn, enrollment_id=i) for i in ids]  # type: ignore[misc]
+
+
+# eligibility: the rules checked before a student is given a seat or a waitlist place
+
+DEFAULT_CREDIT_LIMIT = 18
+
+
+class Waivers:
+    """The rules the student's live permits for one section waive, read only if a rule needs
+    them (most requests break none, and pay nothing for permits)."""
+
+    def __init__(self, conn: sqlite3.Connection, *, section_id: int, user_id: int) -> None:
+        self.conn, self.section_id, self.user_id = conn, section_id, user_id
+        self._waived: set[str] | None = None
+
+    def __contains__(self, rule: str) -> bool:
+        if self._waived is None:
+            self._waived = queries.live_waivers(
+                self.conn, section_id=self.section_id, user_id=self.user_id
+            )
+        return rule in self._waived
+
+
+def eligibility_refusal(
+    conn: sqlite3.Connection, *, user_id: int, section: dict, waivers: Waivers
+) -> Conflict | None:
+    """The first rule that refuses the student a place (a seat or the waitlist) in the section,
+    as the 409 to answer, or None. In order: a hold (no permit waives it), prerequisites, a time
+    conflict with a section they hold, the credit limit."""
+    hold = queries.active_hold(conn, user_id=user_id)
+    if hold is not None:
+        return Conflict(
+            f"user {user_id} has a hold: {hold['reason']} (hold {hold['id']}); the registrar"
+            " lifts holds",
+            code="hold",
+        )
+    missing = queries.missing_prerequisites(conn, course_id=section["course_id"], user_id=user_id)
+    if missing and "prerequisite" not in waivers:
+        return Conflict(
+            f"{section['course_code']} needs {', '.join(missing)} completed first",
+            code="prerequisite_missing",
+        )
+    clash = queries.time_conflict(conn, section_id=section["id"], user_id=user_id)
+    if clash is not None and "time_conflict" not in waivers:
+        return Conflict(
+            f"section {section['id']} meets at the same time as section {clash['id']}"
+            f" ({clash['course_code']}-{clash['section_number']}), which user {user_id} holds",
+            code="time_conflict",
+        )
+    held = queries.credits_held(conn, user_id=user_id)
+    limit = queries.credit_limit(conn, user_id=user_id)
+    limit = DEFAULT_CREDIT_LIMIT if limit is None else limit
+    if held + section["credits"] > limit and "credit_limit" not in waivers:
+        return Conflict(
+            f"{section['course_code']} is {section['credits']} credits: with the {held} user"
+            f" {user_id} holds, {held + section['credits']}, over their limit of {limit}",
+            code="credit_limit",
+        )
+    return None
 
 
 def drop(conn: sqlite3.Connection, caller: Identity, user_id: int, section_id: int) -> dict:
@@ -372,6 +462,9 @@ def update_section(
         if data.freeze is not None:
             changes["frozen"] = int(data.freeze)
         queries.update_section(conn, section_id=section_id, changes=changes)
+        if data.meetings is not None:
+            changes["meetings"] = data.model_dump()["meetings"]
+            queries.set_meetings(conn, section_id=section_id, meetings=changes["meetings"])
         promoted = promote_from_waitlist(conn, section_id)
         record(
             conn,
@@ -496,3 +589,208 @@ def user_sections(
         after=after,
         limit=limit,
     )
+
+
+# eligibility: holds, permits, prerequisites, completed courses, credit limits
+
+
+def place_hold(conn: sqlite3.Connection, caller: Identity, user_id: int, reason: str) -> dict:
+    """The registrar stops a student from enrolling or joining a waitlist (dropping stays open)."""
+    with immediate(conn):
+        get_user_or_404(conn, user_id)
+        hold_id = queries.place_hold(conn, user_id=user_id, reason=reason, placed_by=caller.user_id)
+        record(conn, caller, "hold.place", user_id=user_id, hold_id=hold_id, reason=reason)
+        return queries.get_hold(conn, hold_id=hold_id)  # type: ignore[return-value]
+
+
+def lift_hold(conn: sqlite3.Connection, caller: Identity, user_id: int, hold_id: int) -> dict:
+    with immediate(conn):
+        hold = queries.get_hold(conn, hold_id=hold_id)
+        if hold is None or hold["user_id"] != user_id:
+            raise NotFound(f"user {user_id} has no hold {hold_id}")
+        if hold["lifted_at"] is not None:
+            raise Conflict(f"hold {hold_id} was lifted already", code="hold_lifted")
+        queries.lift_hold(conn, hold_id=hold_id, lifted_by=caller.user_id)
+        record(conn, caller, "hold.lift", user_id=user_id, hold_id=hold_id)
+        return queries.get_hold(conn, hold_id=hold_id)  # type: ignore[return-value]
+
+
+def user_holds(
+    conn: sqlite3.Connection, caller: Identity, user_id: int, *, after: int | None, limit: int
+) -> list[dict]:
+    user_record(conn, caller, user_id)
+    return queries.list_holds(conn, user_id=user_id, after=after, limit=limit)
+
+
+def set_credit_limit(
+    conn: sqlite3.Connection, caller: Identity, user_id: int, credit_limit: int | None
+) -> dict:
+    """The registrar raises or lowers one student's credit limit (None: back to the default).
+    What they already hold stays; the limit applies to what they add next."""
+    with immediate(conn):
+        get_user_or_404(conn, user_id)
+        queries.set_credit_limit(conn, user_id=user_id, credit_limit=credit_limit)
+        record(conn, caller, "user.credit_limit", user_id=user_id, credit_limit=credit_limit)
+        return get_user_or_404(conn, user_id)
+
+
+def grant_permit(
+    conn: sqlite3.Connection, caller: Identity, section_id: int, user_id: int, waives: list[str]
+) -> dict:
+    """The registrar, or the section's instructor, lets one student past the named rules of one
+    section (capacity, prerequisite, time_conflict, credit_limit). A hold is never waived."""
+    with immediate(conn):
+        section = get_section_or_404(conn, section_id)
+        require_section_staff(caller, section)
+        get_user_or_404(conn, user_id)
+        permit_id = queries.grant_permit(
+            conn, section_id=section_id, user_id=user_id, waives=waives, granted_by=caller.user_id
+        )
+        record(
+            conn,
+            caller,
+            "permit.grant",
+            course_id=section["course_id"],
+            section_id=section_id,
+            user_id=user_id,
+            permit_id=permit_id,
+            waives=waives,
+        )
+        return queries.get_permit(conn, permit_id=permit_id)  # type: ignore[return-value]
+
+
+def revoke_permit(
+    conn: sqlite3.Connection, caller: Identity, section_id: int, permit_id: int
+) -> dict:
+    """A permit stops waiving anything; a place it already gave stays."""
+    with immediate(conn):
+        section = get_section_or_404(conn, section_id)
+        require_section_staff(caller, section)
+        permit = queries.get_permit(conn, permit_id=permit_id)
+        if permit is None or permit["section_id"] != section_id:
+            raise NotFound(f"section {section_id} has no permit {permit_id}")
+        if permit["revoked_at"] is not None:
+            raise Conflict(f"permit {permit_id} was revoked already", code="permit_revoked")
+        queries.revoke_permit(conn, permit_id=permit_id)
+        record(
+            conn,
+            caller,
+            "permit.revoke",
+            course_id=section["course_id"],
+            section_id=section_id,
+            user_id=permit["user_id"],
+            permit_id=permit_id,
+        )
+        return queries.get_permit(conn, permit_id=permit_id)  # type: ignore[return-value]
+
+
+def section_permits(
+    conn: sqlite3.Connection, caller: Identity, section_id: int, *, after: int | None, limit: int
+) -> list[dict]:
+    with snapshot(conn):
+        require_section_staff(caller, get_section_or_404(conn, section_id))
+        return queries.list_permits(conn, section_id=section_id, after=after, limit=limit)
+
+
+def user_permits(
+    conn: sqlite3.Connection, caller: Identity, user_id: int, *, after: int | None, limit: int
+) -> list[dict]:
+    user_record(conn, caller, user_id)
+    return queries.list_permits(conn, user_id=user_id, after=after, limit=limit)
+
+
+def set_prerequisites(
+    conn: sqlite3.Connection, caller: Identity, course_id: int, prerequisite_ids: list[int]
+) -> list[dict]:
+    """Replace a course's prerequisites. Each must be another existing course, and none may
+    need this course in turn (directly or through others): such a loop would bar everyone."""
+    wanted = sorted(set(prerequisite_ids))
+    with immediate(conn):
+        course = get_course_or_404(conn, course_id)
+        for prerequisite_id in wanted:
+            get_course_or_404(conn, prerequisite_id)
+        if course_id in wanted:
+            raise Conflict(
+                f"course {course_id} cannot be its own prerequisite", code="prerequisite_cycle"
+            )
+        looped = queries.courses_needing(conn, course_id=course_id) & set(wanted)
+        if looped:
+            raise Conflict(
+                f"course {min(looped)} already needs {course['code']} (directly or through"
+                " others): it cannot also be its prerequisite",
+                code="prerequisite_cycle",
+            )
+        queries.set_prerequisites(conn, course_id=course_id, prerequisite_ids=wanted)
+        record(conn, caller, "course.prerequisites", course_id=course_id, prerequisites=wanted)
+        return queries.prerequisites(conn, course_id=course_id)
+
+
+def course_prerequisites(conn: sqlite3.Connection, course_id: int) -> list[dict]:
+    with snapshot(conn):
+        get_course_or_404(conn, course_id)
+        return queries.prerequisites(conn, course_id=course_id)
+
+
+def user_completed(
+    conn: sqlite3.Connection, caller: Identity, user_id: int, *, after: int | None, limit: int
+) -> list[dict]:
+    user_record(conn, caller, user_id)
+    return queries.completed_courses(conn, user_id=user_id, after=after, limit=limit)
+
+
+COMPLETED_COLUMNS = ("user_id", "course_code", "term", "grade")
+MAX_IMPORT_ROWS = 50_000
+
+
+def import_completed(conn: sqlite3.Connection, caller: Identity, text: str) -> int:
+    """The registrar imports completed courses as CSV, with a header line: user_id,course_code
+    and optionally term and grade. All rows or none: any bad row is a 422 naming its line (up to
+    20 of them), and nothing is recorded. A row for a pair already recorded replaces it."""
+    reader = csv.reader(io.StringIO(text))
+    header = [cell.strip().lower() for cell in next(reader, [])]
+    if header[:2] != ["user_id", "course_code"] or not set(header) <= set(COMPLETED_COLUMNS):
+        raise Invalid(
+            "the first line must name the columns: user_id,course_code[,term][,grade]",
+            code="csv_header",
+        )
+    parsed: list[tuple[int, str, str, str, int]] = []
+    problems: list[str] = []
+    for line_number, cells in enumerate(reader, start=2):
+        if not any(cell.strip() for cell in cells):
+            continue
+        row = dict(zip(header, (cell.strip() for cell in cells), strict=False))
+        if len(cells) != len(header):
+            problems.append(f"line {line_number}: {len(cells)} values, {len(header)} columns")
+        elif not row["user_id"].isdigit() or not 0 < int(row["user_id"]) < 2**63:
+            problems.append(f"line {line_number}: user_id {row['user_id']!r} is not a user id")
+        elif any(len(row.get(k, "")) > 32 for k in ("term", "grade")):
+            problems.append(f"line {line_number}: term and grade are 32 characters at most")
+        else:
+            parsed.append(
+                (int(row["user_id"]), row["course_code"], row.get("term", ""),
+                 row.get("grade", ""), line_number)
+            )  # fmt: skip
+        if len(parsed) + len(problems) > MAX_IMPORT_ROWS:
+            raise Invalid(f"at most {MAX_IMPORT_ROWS} rows at a time", code="csv_too_long")
+    with immediate(conn):
+        courses = queries.course_ids_by_code(conn)
+        known = queries.existing_user_ids(conn, user_ids={p[0] for p in parsed})
+        rows = []
+        for user_id, code, term, grade, line_number in parsed:
+            if code not in courses:
+                problems.append(f"line {line_number}: no course {code!r}")
+            elif user_id not in known:
+                problems.append(f"line {line_number}: user {user_id} not found")
+            else:
+                rows.append((user_id, courses[code], term, grade))
+        if problems:
+            problems.sort(key=lambda p: int(p.split(":")[0].removeprefix("line ")))
+            raise Invalid(
+                f"{len(problems)} bad rows, nothing imported: " + "; ".join(problems[:20]),
+                code="csv_rows",
+            )
+        if not rows:
+            raise Invalid("no rows to import after the header line", code="csv_empty")
+        queries.record_completed(conn, rows)
+        record(conn, caller, "completed.import", rows=len(rows))
+        return len(rows)

@@ -14,7 +14,8 @@ CREATE TABLE IF NOT EXISTS users (
     username   TEXT NOT NULL UNIQUE,
     first_name TEXT NOT NULL DEFAULT '',
     last_name  TEXT NOT NULL DEFAULT '',
-    roles      TEXT NOT NULL DEFAULT 'student'  -- comma-separated, as last seen in a token
+    roles      TEXT NOT NULL DEFAULT 'student', -- comma-separated, as last seen in a token
+    credit_limit INTEGER CHECK (credit_limit BETWEEN 0 AND 40)  -- NULL: the default (18)
 );
 
 CREATE TABLE IF NOT EXISTS courses (
@@ -76,7 +77,63 @@ CREATE TABLE IF NOT EXISTS audit_log (
 CREATE INDEX IF NOT EXISTS audit_log_actor ON audit_log(actor_id, id);
 CREATE INDEX IF NOT EXISTS audit_log_section ON audit_log(section_id, id);
 
+-- Eligibility (README "Eligibility rules"): what a registrar relies on before anyone is seated.
+
+-- A hold (unpaid fees, a missing document) stops a student enrolling or joining a waitlist until
+-- the registrar lifts it; dropping stays open. Lifted holds stay, for the record.
+CREATE TABLE IF NOT EXISTS holds (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id   INTEGER NOT NULL REFERENCES users(id),
+    reason    TEXT NOT NULL CHECK (length(reason) BETWEEN 1 AND 200),
+    placed_by INTEGER NOT NULL,
+    placed_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    lifted_by INTEGER,
+    lifted_at TEXT
+);
+CREATE INDEX IF NOT EXISTS holds_active ON holds(user_id) WHERE lifted_at IS NULL;
+
+-- A course's prerequisites: courses a student must have completed first.
+CREATE TABLE IF NOT EXISTS course_prerequisites (
+    course_id       INTEGER NOT NULL REFERENCES courses(id),
+    prerequisite_id INTEGER NOT NULL REFERENCES courses(id) CHECK (prerequisite_id <> course_id),
+    PRIMARY KEY (course_id, prerequisite_id)
+) WITHOUT ROWID;
+
+-- Courses a student has completed (the registrar imports them, as CSV, from the record system).
+CREATE TABLE IF NOT EXISTS completed_courses (
+    user_id   INTEGER NOT NULL REFERENCES users(id),
+    course_id INTEGER NOT NULL REFERENCES courses(id),
+    term      TEXT NOT NULL DEFAULT '',
+    grade     TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (user_id, course_id)
+) WITHOUT ROWID;
+
+-- When a section meets: days (M T W R F S U, in that order) and a time of day, HH:MM, start
+-- before end. Two sections conflict when they share a day and their times overlap.
+CREATE TABLE IF NOT EXISTS section_meetings (
+    id         INTEGER PRIMARY KEY,
+    section_id INTEGER NOT NULL REFERENCES sections(id),
+    days       TEXT NOT NULL CHECK (length(days) BETWEEN 1 AND 7),
+    starts_at  TEXT NOT NULL CHECK (starts_at GLOB '[0-2][0-9]:[0-5][0-9]'),
+    ends_at    TEXT NOT NULL CHECK (ends_at GLOB '[0-2][0-9]:[0-5][0-9]' AND ends_at > starts_at)
+);
+CREATE INDEX IF NOT EXISTS section_meetings_section ON section_meetings(section_id);
+
+-- A permit lets one student into one section past the rules it names (waives: a comma-separated
+-- subset of capacity, prerequisite, time_conflict, credit_limit), granted by the registrar or
+-- the section's instructor. Revoked permits stay, for the record.
+CREATE TABLE IF NOT EXISTS permits (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    section_id INTEGER NOT NULL REFERENCES sections(id),
+    user_id    INTEGER NOT NULL REFERENCES users(id),
+    waives     TEXT NOT NULL,
+    granted_by INTEGER NOT NULL,
+    granted_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    revoked_at TEXT
+);
+CREATE INDEX IF NOT EXISTS permits_live ON permits(user_id, section_id) WHERE revoked_at IS NULL;
+
 -- Identifies the file as this service's database, at this schema version; the service refuses to
 -- start on anything else.
 PRAGMA application_id = 1162760780;  -- 'ENRL'
-PRAGMA user_version = 1;
+PRAGMA user_version = 2;  -- 2: eligibility (app/enrollment/init_db.py migrates 1)

@@ -59,3 +59,24 @@ INSERT INTO enrollments (id, section_id, user_id, status, enrolled_at) VALUES
     (23, 10, 28, 'enrolled', '2026-08-01T09:40:00.000Z');
 INSERT INTO enrollments (id, section_id, user_id, status, enrolled_at, dropped_at, drop_reason)
 VALUES (24, 4, 29, 'dropped', '2026-08-01T09:45:00.000Z', '2026-08-03T12:00:00.000Z', 'dropped');
+
+-- Eligibility (README "Eligibility rules"). Meeting times as the schedules say (R: Thursday).
+INSERT INTO section_meetings (section_id, days, starts_at, ends_at) VALUES
+    (1, 'MW', '16:00', '17:15'),
+    (2, 'TR', '19:00', '20:15'),
+    (3, 'MW', '10:00', '11:15'),
+    (4, 'TR', '10:00', '11:15'),
+    (5, 'MW', '13:00', '14:15'),
+    (6, 'F', '09:00', '11:45'),
+    (7, 'TR', '13:00', '14:15'),
+    (8, 'MTWR', '08:00', '08:50'),
+    (9, 'MW', '11:30', '12:45'),
+    (10, 'TR', '16:00', '17:15');
+-- MATH 338 needs MATH 150A.
+INSERT INTO course_prerequisites (course_id, prerequisite_id) VALUES (7, 6);
+-- ajohnson (9) has completed CPSC 131 and MATH 150A; lsmith (10) CPSC 131.
+INSERT INTO completed_courses (user_id, course_id, term, grade) VALUES
+    (9, 1, '2025-FA', 'A'), (9, 6, '2025-FA', 'B+'), (10, 1, '2026-SP', 'A-');
+-- A hold on the last student (38): unpaid fees.
+INSERT INTO holds (user_id, reason, placed_by, placed_at) VALUES
+    (38, 'unpaid fees: see the bursar', 1, '2026-08-01T08:00:00.000Z');

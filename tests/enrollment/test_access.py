@@ -88,6 +88,43 @@ CASES = [
     ("DELETE", "/users/13/waitlist/1", None, person(13), 200),
     ("DELETE", "/users/13/waitlist/1", None, REGISTRAR, 200),
     ("DELETE", "/users/13/waitlist/1", None, AVA, 403),
+    # eligibility: prerequisites (anyone reads, the registrar sets), completed courses (CSV
+    # import by the registrar; a user reads their own), credit limits and holds (the registrar;
+    # a user reads their own holds), permits (the registrar or the section's instructor grants
+    # and revokes; a user reads their own)
+    ("GET", "/courses/4/prerequisites", None, AVA, 200),
+    ("PUT", "/courses/4/prerequisites", {"course_ids": [1]}, REGISTRAR, 200),
+    ("PUT", "/courses/4/prerequisites", {"course_ids": [1]}, KAVERY, 403),
+    ("PUT", "/courses/4/prerequisites", {"course_ids": [1]}, AVA, 403),
+    ("POST", "/completed-courses", "user_id,course_code\n10,CPSC 131\n", REGISTRAR, 200),
+    ("POST", "/completed-courses", "user_id,course_code\n10,CPSC 131\n", KAVERY, 403),
+    ("POST", "/completed-courses", "user_id,course_code\n10,CPSC 131\n", LIAM, 403),
+    ("GET", "/users/9/completed-courses", None, AVA, 200),
+    ("GET", "/users/9/completed-courses", None, REGISTRAR, 200),
+    ("GET", "/users/9/completed-courses", None, LIAM, 403),
+    ("PUT", "/users/9/credit-limit", {"credit_limit": 21}, REGISTRAR, 200),
+    ("PUT", "/users/9/credit-limit", {"credit_limit": 21}, KAVERY, 403),
+    ("PUT", "/users/9/credit-limit", {"credit_limit": 21}, AVA, 403),
+    ("POST", "/users/9/holds", {"reason": "unpaid fees"}, REGISTRAR, 201),
+    ("POST", "/users/9/holds", {"reason": "unpaid fees"}, KAVERY, 403),
+    ("POST", "/users/9/holds", {"reason": "unpaid fees"}, AVA, 403),
+    ("GET", "/users/9/holds", None, AVA, 200),
+    ("GET", "/users/9/holds", None, REGISTRAR, 200),
+    ("GET", "/users/9/holds", None, LIAM, 403),
+    ("DELETE", "/users/9/holds/1", None, KAVERY, 403),
+    ("DELETE", "/users/9/holds/1", None, AVA, 403),
+    ("POST", "/sections/1/permits", {"user_id": 20, "waives": ["capacity"]}, REGISTRAR, 201),
+    ("POST", "/sections/1/permits", {"user_id": 20, "waives": ["capacity"]}, KAVERY, 201),
+    ("POST", "/sections/1/permits", {"user_id": 20, "waives": ["capacity"]}, LCHEN, 403),
+    ("POST", "/sections/1/permits", {"user_id": 20, "waives": ["capacity"]}, AVA, 403),
+    ("GET", "/sections/1/permits", None, KAVERY, 200),
+    ("GET", "/sections/1/permits", None, LCHEN, 403),
+    ("GET", "/sections/1/permits", None, AVA, 403),
+    ("DELETE", "/sections/1/permits/1", None, LCHEN, 403),
+    ("DELETE", "/sections/1/permits/1", None, AVA, 403),
+    ("GET", "/users/20/permits", None, person(20), 200),
+    ("GET", "/users/20/permits", None, REGISTRAR, 200),
+    ("GET", "/users/20/permits", None, AVA, 403),
     # audit trail: registrar only
     ("GET", "/audit", None, REGISTRAR, 200),
     ("GET", "/audit?section_id=1&limit=5", None, REGISTRAR, 200),
@@ -103,7 +140,11 @@ CASES = [
 )
 def test_route_access(api, method, url, body, who, status):
     before = api.dump()
-    response = api.as_(who).request(method, url, json=body)
+    if isinstance(body, str):  # a CSV import
+        headers = {"Content-Type": "text/csv"}
+        response = api.as_(who).request(method, url, content=body, headers=headers)
+    else:
+        response = api.as_(who).request(method, url, json=body)
     assert response.status_code == status, response.text
     if status == 403:
         assert response.json()["code"] == "forbidden"
@@ -180,3 +221,18 @@ def test_only_the_catalog_listings_may_be_reused_by_the_gateway(api):
     del headers["X-User-Id"]
     refused = api.client.get("/sections", headers=headers)
     assert refused.status_code == 401 and "cache-control" not in refused.headers
+
+
+def test_a_hold_and_a_permit_are_lifted_and_revoked_by_their_own_staff_only(api):
+    hold = api.as_(REGISTRAR).post("/users/9/holds", json={"reason": "library fine"}).json()
+    permit = (
+        api.as_(KAVERY)
+        .post("/sections/1/permits", json={"user_id": 20, "waives": ["capacity"]})
+        .json()
+    )
+
+    lifted = api.as_(REGISTRAR).delete(f"/users/9/holds/{hold['id']}")
+    revoked = api.as_(KAVERY).delete(f"/sections/1/permits/{permit['id']}")
+
+    assert lifted.status_code == 200 and lifted.json()["lifted_by"] == 1
+    assert revoked.status_code == 200 and revoked.json()["revoked_at"] is not None

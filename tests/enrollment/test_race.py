@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from harness.enroll_cluster import EnrollmentCluster
+from harness.invariants import violations
 from harness.loadclient import Reply, burst
 from tests.enrollment.helpers import assert_rush_outcome, identity_headers, make_secret_file
 
@@ -168,3 +169,87 @@ def test_concurrent_drops_leaves_and_enrolls_keep_every_invariant(cluster):
     waitlist = httpx.get(f"{urls[2]}/sections/{section}/waitlist", headers=registrar(secret)).json()
     assert [e["position"] for e in waitlist] == list(range(1, WAITLIST + 1))
     assert [e["user_id"] for e in waitlist] == state["waitlisted"]
+
+
+def test_a_rush_of_students_of_mixed_eligibility_gets_exactly_what_the_rules_allow(cluster):
+    """330 at once on one section whose course needs a prerequisite: a third have a hold, a
+    third lack the prerequisite, and of the eligible third, 5 hold a capacity permit."""
+    urls, secret = cluster["urls"], cluster["secret"]
+    boss = registrar(secret)
+    course = httpx.post(urls[0] + "/courses", headers=boss, json={
+        "department_id": 1, "code": "CPSC 491", "title": "Rules Rush", "credits": 3,
+    }).json()["id"]  # fmt: skip
+    assert httpx.put(f"{urls[0]}/courses/{course}/prerequisites", headers=boss,
+                     json={"course_ids": [1]}).status_code == 200  # fmt: skip
+    section = httpx.post(urls[0] + "/sections", headers=boss, json={
+        "course_id": course, "section_number": 1, "capacity": CAPACITY,
+        "waitlist_capacity": WAITLIST,
+    }).json()["id"]  # fmt: skip
+    students = list(range(8000, 8000 + STUDENTS))
+    held, unprepared, eligible = students[0::3], students[1::3], students[2::3]
+    permitted = eligible[:5]
+    for s in students:  # every one is known here (as the auth service announces accounts)
+        httpx.put(f"{urls[0]}/internal/users/{s}", headers={"X-Gateway-Secret": secret}, json={
+            "username": f"racer{s}", "first_name": "R", "last_name": str(s), "roles": ["student"],
+        }).raise_for_status()  # fmt: skip
+    csv = "user_id,course_code\n" + "".join(f"{s},CPSC 131\n" for s in held + eligible)
+    imported = httpx.post(urls[0] + "/completed-courses", content=csv,
+                          headers={**boss, "Content-Type": "text/csv"})  # fmt: skip
+    assert imported.json() == {"imported": len(held) + len(eligible)}
+    for s in held:
+        httpx.post(f"{urls[1]}/users/{s}/holds", headers=boss, json={"reason": "fees"})
+    for s in permitted:
+        httpx.post(f"{urls[2]}/sections/{section}/permits", headers=boss,
+                   json={"user_id": s, "waives": ["capacity"]}).raise_for_status()  # fmt: skip
+
+    requests = [
+        ("POST", f"{urls[i % 3]}/users/{s}/enrollments", student(secret, s),
+         {"section_id": section}) for i, s in enumerate(students)
+    ]  # fmt: skip
+    responses, wall = fire(requests)
+    report(f"mixed-eligibility rush: {STUDENTS} enrolls at once in {wall:.2f} s")
+
+    assert_no_server_errors(cluster, responses)
+    outcome = {s: r for s, r in zip(students, responses, strict=True)}
+    assert {outcome[s].json()["code"] for s in held} == {"hold"}
+    assert {outcome[s].json()["code"] for s in unprepared} == {"prerequisite_missing"}
+    assert {outcome[s].json()["status"] for s in permitted} == {"enrolled"}
+    state = section_state(cluster["db"], section)
+    regular_seated = [s for s in state["enrolled"] if s not in permitted]
+    assert set(state["enrolled"]) | set(state["waitlisted"]) <= set(eligible)
+    assert len(regular_seated) + len([s for s in permitted if s in state["enrolled"]]) >= CAPACITY
+    assert len(regular_seated) <= CAPACITY and len(state["waitlisted"]) == WAITLIST
+    rest = [s for s in eligible if s not in state["enrolled"] + state["waitlisted"]]
+    assert {outcome[s].json()["code"] for s in rest} == {"waitlist_full"}
+    assert violations(cluster["db"]) == []
+
+
+def test_promotion_skips_held_heads_while_drops_race(cluster):
+    """10 seated students drop at once; 3 of the 15 waiting have a hold since they joined: the
+    10 seats go to the first 10 eligible in arrival order, the held keep their places."""
+    urls, secret = cluster["urls"], cluster["secret"]
+    section = new_section(cluster, 73)
+    seated, waiting = list(range(9000, 9000 + CAPACITY)), list(range(9100, 9100 + WAITLIST))
+    for s in seated + waiting:
+        r = httpx.post(f"{urls[s % 3]}/users/{s}/enrollments", json={"section_id": section},
+                       headers=student(secret, s))  # fmt: skip
+        assert r.status_code == 201
+    held = [waiting[0], waiting[2], waiting[4]]
+    for s in held:
+        httpx.post(f"{urls[0]}/users/{s}/holds", headers=registrar(secret),
+                   json={"reason": "advising"}).raise_for_status()  # fmt: skip
+
+    requests = [("DELETE", f"{urls[s % 3]}/users/{s}/enrollments/{section}", student(secret, s),
+                 None) for s in seated[:10]]  # fmt: skip
+    responses, _ = fire(requests)
+
+    assert_no_server_errors(cluster, responses)
+    promoted = [p["user_id"] for r in responses for p in r.json()["promoted"]]
+    eligible = [s for s in waiting if s not in held]
+    assert sorted(promoted) == sorted(eligible[:10])
+    state = section_state(cluster["db"], section)
+    assert state["waitlisted"] == [held[0], held[1], held[2], *eligible[10:]]
+    waitlist = httpx.get(f"{urls[1]}/sections/{section}/waitlist",
+                         headers=registrar(secret)).json()  # fmt: skip
+    assert [e["position"] for e in waitlist] == list(range(1, len(state["waitlisted"]) + 1))
+    assert violations(cluster["db"]) == []

@@ -116,6 +116,19 @@ ENROLLMENT_BODIES = {
         {"freeze": FLAG, "instructor_id": ID, "capacity": COUNT, "waitlist_capacity": COUNT},
     ),
     ("POST", "/users/{user_id}/enrollments"): (lambda n: {"section_id": 4}, {"section_id": ID}),
+    ("PUT", "/courses/{course_id}/prerequisites"): (
+        lambda n: {"course_ids": [3]},
+        {"course_ids": FORMAT},  # a list of ids: any text in its place is refused
+    ),
+    ("PUT", "/users/{user_id}/credit-limit"): (
+        lambda n: {"credit_limit": 20},
+        {"credit_limit": COUNT},
+    ),
+    ("POST", "/users/{user_id}/holds"): (lambda n: {"reason": "fees"}, {"reason": STORED}),
+    ("POST", "/sections/{section_id}/permits"): (
+        lambda n: {"user_id": 20, "waives": ["capacity"]},
+        {"user_id": ID},
+    ),
 }
 AUTH_BODIES = {
     ("POST", "/register"): (
@@ -134,7 +147,7 @@ AUTH_BODIES = {
     ("POST", "/refresh"): (lambda n: {"refresh_token": "x"}, {"refresh_token": FORMAT}),
 }
 # Ids in paths that exist in the seed: section 4 has free seats, student 9 is in sections 1-2.
-VALID_PATH = {"course_id": "1", "section_id": "4", "user_id": "9"}
+VALID_PATH = {"course_id": "1", "section_id": "4", "user_id": "9", "hold_id": "1", "permit_id": "1"}
 # Where a legitimately stored string lands: (table, column) per field.
 STORED_IN = {
     "title": ("courses", "title"),
@@ -142,6 +155,7 @@ STORED_IN = {
     "schedule": ("sections", "schedule"),
     "first_name": ("users", "first_name"),
     "last_name": ("users", "last_name"),
+    "reason": ("holds", "reason"),
 }
 # The rows a successful create may add, besides the ones it exists for.
 BOOKKEEPING = {"audit_log", "sqlite_sequence", "user_roles"}
@@ -272,7 +286,7 @@ def test_sql_injection_in_identity_headers(enrollment):
         response = send(enrollment, "enrollment", "GET", "/courses", headers=headers)
         assert response.status_code == 200, response.text
         added = rows(enrollment.database) - before_rows
-        assert added == {("users", 500 + n, payload, "", "", "student"): 1}, added
+        assert added == {("users", 500 + n, payload, "", "", "student", None): 1}, added
         TALLY["abuse stored verbatim"] += 1
 
 
@@ -342,6 +356,15 @@ def test_oversized_bodies_are_413(request, name, size):
     for method, url in every_body_route(name):
         response = post_json(service, name, method, url, body)
         assert_too_large(response, service, before)
+
+
+@pytest.mark.parametrize("size", [ONE_MB, TEN_MB], ids=["1MB", "10MB"])
+def test_an_oversized_csv_import_is_413(enrollment, size):
+    before = dump(enrollment.database)
+    csv = b"user_id,course_code\n" + b"9,CPSC 131\n" * (size // 11)
+    response = send(enrollment, "enrollment", "POST", "/completed-courses", content=csv,
+                    headers={"Content-Type": "text/csv"})  # fmt: skip
+    assert_too_large(response, enrollment, before)
 
 
 @pytest.mark.parametrize("name", ["enrollment", "auth"])

@@ -186,6 +186,27 @@ ENROLLMENT_INPUT = {
     "DELETE /users/{user_id}/waitlist/{section_id}": [
         with_(path_parameters={"user_id": 13, "section_id": 1})
     ],
+    "PUT /courses/{course_id}/prerequisites": [
+        with_(path_parameters={"course_id": 4}, body={"course_ids": [1]}),
+        with_(path_parameters={"course_id": 1}, body={"course_ids": [1]}),  # itself: 409
+        with_(path_parameters={"course_id": 4}, body={"course_ids": [999]}),  # 404
+    ],
+    "PUT /users/{user_id}/credit-limit": [
+        with_(path_parameters={"user_id": 9}, body={"credit_limit": 21}),
+        with_(path_parameters={"user_id": 999}, body={"credit_limit": 21}),
+    ],
+    "POST /users/{user_id}/holds": [
+        with_(path_parameters={"user_id": 9}, body={"reason": "fees"}),
+        with_(path_parameters={"user_id": 999}, body={"reason": "fees"}),
+    ],
+    "DELETE /users/{user_id}/holds/{hold_id}": [
+        with_(path_parameters={"user_id": 38, "hold_id": 1}),  # the seed's hold
+        with_(path_parameters={"user_id": 38, "hold_id": 999}),
+    ],
+    "POST /sections/{section_id}/permits": [
+        with_(path_parameters={"section_id": 1}, body={"user_id": 20, "waives": ["capacity"]}),
+        with_(path_parameters={"section_id": 1}, body={"user_id": 999, "waives": ["capacity"]}),
+    ],
     "POST /users/{user_id}/enrollments": [
         with_(path_parameters={"user_id": 9}, body={"section_id": 4}),
         with_(path_parameters={"user_id": 9}, body={"section_id": 1}),  # already enrolled: 409
@@ -322,8 +343,18 @@ EXPLAINED = {
             ("POST", "/sections"),
             ("PATCH", "/sections/{section_id}"),
             ("POST", "/users/{user_id}/enrollments"),
+            ("POST", "/sections/{section_id}/permits"),
+            ("POST", "/users/{user_id}/holds"),
+            ("PUT", "/courses/{course_id}/prerequisites"),
+            ("PUT", "/users/{user_id}/credit-limit"),
         ]
     },
+    ("enrollment", "DELETE /sections/{section_id}/permits/{permit_id}", 200): "the seed has no"
+    " permit to revoke: tests/enrollment/test_access.py and test_eligibility.py revoke one",
+    ("enrollment", "POST /completed-courses", 413): "a CSV too big for a fuzzed body:"
+    " test_abuse.py sends 1 MB and 10 MB",
+    ("enrollment", "POST /completed-courses", 404): "declared for every write; an unknown user"
+    " or course in the CSV is a 422 naming its line (tests/enrollment/test_eligibility.py)",
     **{("auth", f"POST {p}", 413): ABUSE for p in ("/register", "/login", "/refresh")},
     **{
         ("auth", f"POST {p}", 429): "abuse limits, set out of reach here (tests/auth/helpers.py):"

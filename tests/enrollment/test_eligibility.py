@@ -1,0 +1,320 @@
+"""The eligibility rules (issue 14): holds, prerequisites, time conflicts, credit limits, and the
+permits that waive them; each allowed, refused with its own 409 code, and waived. Waitlist
+promotion skips a head the rules now refuse. Bad input is a 422 naming the problem."""
+
+import pytest
+
+from tests.enrollment.helpers import KAVERY, LCHEN, LIAM, REGISTRAR, person
+
+STUDENTS = [person(n) for n in range(29, 38)]  # seed students with no enrollments or holds
+
+
+def new_section(api, course_id: int, number: int, meetings=(), capacity=30, **extra) -> dict:
+    body = {"course_id": course_id, "section_number": number, "instructor_id": 3,
+            "capacity": capacity, "meetings": list(meetings), **extra}  # fmt: skip
+    reply = api.as_(REGISTRAR).post("/sections", json=body)
+    assert reply.status_code == 201, reply.text
+    return reply.json()
+
+
+def enroll(api, who, section_id: int):
+    return api.as_(who).post(f"/users/{who[0]}/enrollments", json={"section_id": section_id})
+
+
+def permit(api, who, section_id: int, *waives: str, by=REGISTRAR) -> dict:
+    reply = api.as_(by).post(
+        f"/sections/{section_id}/permits", json={"user_id": who[0], "waives": list(waives)}
+    )
+    assert reply.status_code == 201, reply.text
+    return reply.json()
+
+
+def refused(reply, code: str) -> str:
+    assert (reply.status_code, reply.json()["code"]) == (409, code), reply.text
+    return reply.json()["detail"]
+
+
+# holds
+
+
+def test_a_held_student_can_neither_enroll_nor_wait_but_can_drop(api):
+    hold = api.as_(REGISTRAR).post("/users/10/holds", json={"reason": "unpaid fees"}).json()
+
+    seat = enroll(api, LIAM, 4)
+    wait = enroll(api, LIAM, 3)  # full: would be the waitlist
+    waived = permit(api, LIAM, 4, "capacity", "prerequisite", "time_conflict", "credit_limit")
+    still = enroll(api, LIAM, 4)
+    dropped = api.as_(LIAM).delete("/users/10/enrollments/5")
+    api.as_(REGISTRAR).delete(f"/users/10/holds/{hold['id']}")
+    after_lift = enroll(api, LIAM, 4)
+
+    assert "unpaid fees" in refused(seat, "hold")
+    refused(wait, "hold")
+    assert waived["waives"] and "unpaid fees" in refused(still, "hold")  # no permit waives a hold
+    assert dropped.status_code == 200
+    assert after_lift.status_code == 201
+    listed = api.as_(LIAM).get("/users/10/holds").json()
+    assert [(h["reason"], h["lifted_by"]) for h in listed] == [("unpaid fees", 1)]
+
+
+# prerequisites
+
+
+def test_a_missing_prerequisite_is_named_then_met_by_an_import_or_waived(api):
+    first, second = STUDENTS[0], STUDENTS[1]
+    set_to = api.as_(REGISTRAR).put("/courses/4/prerequisites", json={"course_ids": [1, 3]})
+
+    missing = enroll(api, first, 2)
+    imported = api.as_(REGISTRAR).post(
+        "/completed-courses",
+        content=f"user_id,course_code,term,grade\n{first[0]},CPSC 131,2025-FA,A\n"
+        f"{first[0]},CPSC 332,2026-SP,B+\n",
+        headers={"Content-Type": "text/csv"},
+    )
+    met = enroll(api, first, 2)
+    permit(api, second, 2, "prerequisite", by=KAVERY)
+    waived = enroll(api, second, 2)
+
+    assert [c["code"] for c in set_to.json()] == ["CPSC 131", "CPSC 332"]
+    assert [c["code"] for c in api.as_(first).get("/courses/4/prerequisites").json()] == [
+        "CPSC 131",
+        "CPSC 332",
+    ]
+    detail = refused(missing, "prerequisite_missing")
+    assert "CPSC 131" in detail and "CPSC 332" in detail
+    assert imported.json() == {"imported": 2}
+    assert met.status_code == 201 and waived.status_code == 201
+    completed = api.as_(first).get(f"/users/{first[0]}/completed-courses").json()
+    assert [(c["course_code"], c["grade"]) for c in completed] == [("CPSC 131", "A"),
+                                                                  ("CPSC 332", "B+")]  # fmt: skip
+
+
+def test_a_prerequisite_loop_or_an_unknown_course_is_refused_and_changes_nothing(api):
+    api.as_(REGISTRAR).put("/courses/4/prerequisites", json={"course_ids": [3]})
+    api.as_(REGISTRAR).put("/courses/3/prerequisites", json={"course_ids": [1]})
+
+    loop = api.as_(REGISTRAR).put("/courses/1/prerequisites", json={"course_ids": [4]})
+    itself = api.as_(REGISTRAR).put("/courses/1/prerequisites", json={"course_ids": [1]})
+    unknown = api.as_(REGISTRAR).put("/courses/1/prerequisites", json={"course_ids": [999]})
+
+    refused(loop, "prerequisite_cycle")
+    refused(itself, "prerequisite_cycle")
+    assert unknown.status_code == 404 and "999" in unknown.json()["detail"]
+    assert api.as_(REGISTRAR).get("/courses/1/prerequisites").json() == []
+
+
+# time conflicts
+
+
+def test_overlapping_meetings_conflict_and_a_permit_waives_it(api):
+    student, other = STUDENTS[2], STUDENTS[3]
+    morning = new_section(api, 2, 20, [{"days": "MW", "start": "10:00", "end": "11:15"}])
+    overlap = new_section(api, 4, 20, [{"days": "W", "start": "11:00", "end": "12:00"}])
+    adjacent = new_section(api, 8, 20, [{"days": "MW", "start": "11:15", "end": "12:00"}])
+    other_days = new_section(api, 3, 20, [{"days": "TR", "start": "10:00", "end": "11:15"}])
+
+    assert enroll(api, student, morning["id"]).status_code == 201
+    clash = enroll(api, student, overlap["id"])
+    assert enroll(api, student, adjacent["id"]).status_code == 201  # 11:15 ends, 11:15 starts
+    assert enroll(api, student, other_days["id"]).status_code == 201
+    enroll(api, other, morning["id"])
+    permit(api, other, overlap["id"], "time_conflict")
+    waived = enroll(api, other, overlap["id"])
+
+    detail = refused(clash, "time_conflict")
+    assert str(morning["id"]) in detail and "CPSC 315-20" in detail
+    assert waived.status_code == 201
+    shown = api.as_(student).get(f"/sections/{morning['id']}").json()["meetings"]
+    assert shown == [{"days": "MW", "start": "10:00", "end": "11:15"}]
+
+
+# credit limits
+
+
+def test_the_credit_limit_refuses_with_the_numbers_and_a_permit_or_override_waives_it(api):
+    student, other = STUDENTS[4], STUDENTS[5]
+    sections = [new_section(api, course, 30) for course in (1, 2, 3, 4, 8, 6)]  # 3*5 + 4 = 19
+    for section in sections[:5]:
+        assert enroll(api, student, section["id"]).status_code == 201  # 15 credits
+    over = enroll(api, student, sections[5]["id"])  # MATH 150A, 4 credits: 19 > 18
+    permit(api, student, sections[5]["id"], "credit_limit")
+    waived = enroll(api, student, sections[5]["id"])
+
+    api.as_(REGISTRAR).put(f"/users/{other[0]}/credit-limit", json={"credit_limit": 3})
+    first = enroll(api, other, sections[0]["id"])
+    second = enroll(api, other, sections[1]["id"])
+    record = api.as_(REGISTRAR).get(f"/users/{other[0]}").json()
+
+    detail = refused(over, "credit_limit")
+    assert "4 credits" in detail and "15" in detail and "19" in detail and "18" in detail
+    assert waived.status_code == 201
+    assert first.status_code == 201 and "limit of 3" in refused(second, "credit_limit")
+    assert record["credit_limit"] == 3
+
+
+# capacity
+
+
+def test_a_capacity_permit_gives_a_seat_past_a_full_section_and_its_waitlist(api):
+    waiting = enroll(api, STUDENTS[6], 1)
+    permit(api, STUDENTS[7], 1, "capacity", by=KAVERY)
+    seated = enroll(api, STUDENTS[7], 1)
+    section = api.as_(REGISTRAR).get("/sections/1").json()
+
+    assert waiting.json()["status"] == "waitlisted"
+    assert seated.status_code == 201 and seated.json()["status"] == "enrolled"
+    assert (section["enrolled"], section["capacity"]) == (5, 4)
+
+
+def test_a_revoked_permit_waives_nothing(api):
+    given = permit(api, STUDENTS[8], 1, "capacity")
+    api.as_(REGISTRAR).delete(f"/sections/1/permits/{given['id']}")
+    again = api.as_(REGISTRAR).delete(f"/sections/1/permits/{given['id']}")
+    assert enroll(api, STUDENTS[8], 1).json()["status"] == "waitlisted"
+    refused(again, "permit_revoked")
+
+
+def test_an_instructor_grants_permits_only_for_their_own_sections(api):
+    reply = api.as_(LCHEN).post("/sections/1/permits", json={"user_id": 29, "waives": ["capacity"]})
+    assert reply.status_code == 403
+    assert api.as_(REGISTRAR).get("/sections/1/permits").json() == []
+
+
+# waitlist promotion
+
+
+def test_promotion_skips_a_head_the_rules_now_refuse_who_keeps_their_place(api):
+    a, b, c = STUDENTS[0], STUDENTS[1], STUDENTS[2]
+    section = new_section(api, 8, 40, capacity=1)
+    assert enroll(api, a, section["id"]).json()["status"] == "enrolled"
+    assert enroll(api, b, section["id"]).json()["status"] == "waitlisted"
+    assert enroll(api, c, section["id"]).json()["status"] == "waitlisted"
+    api.as_(REGISTRAR).post(f"/users/{b[0]}/holds", json={"reason": "missing transcript"})
+
+    dropped = api.as_(a).delete(f"/users/{a[0]}/enrollments/{section['id']}")
+    waitlist = api.as_(REGISTRAR).get(f"/sections/{section['id']}/waitlist").json()
+    skips = api.as_(REGISTRAR).get("/audit", params={"section_id": section["id"]}).json()
+
+    assert [p["user_id"] for p in dropped.json()["promoted"]] == [c[0]]
+    assert [(w["user_id"], w["position"]) for w in waitlist] == [(b[0], 1)]
+    skip = next(e for e in skips if e["action"] == "waitlist.skip")
+    assert skip["user_id"] == b[0] and skip["details"]["rule"] == "hold"
+
+
+# bad input
+
+
+@pytest.mark.parametrize(
+    ("meetings", "named"),
+    [
+        ([{"days": "XYZ", "start": "10:00", "end": "11:00"}], "days"),
+        ([{"days": "WM", "start": "10:00", "end": "11:00"}], "days"),  # out of order
+        ([{"days": "", "start": "10:00", "end": "11:00"}], "days"),
+        ([{"days": "M", "start": "25:00", "end": "26:00"}], "start"),
+        ([{"days": "M", "start": "10:00", "end": "9:00"}], "end"),
+        ([{"days": "M", "start": "11:00", "end": "10:00"}], "after start"),
+        ([{"days": "M", "start": "10:00"}], "end"),
+        ([{"days": "M", "start": "10:00", "end": "11:00", "room": "x"}], "room"),
+        ([{"days": "M", "start": "10:00", "end": "11:00"}] * 8, "meetings"),
+    ],
+)
+def test_bad_meeting_times_are_a_422_naming_them(api, meetings, named):
+    body = {"course_id": 2, "section_number": 50, "capacity": 5, "meetings": meetings}
+    before = api.dump()
+    reply = api.as_(REGISTRAR).post("/sections", json=body)
+    assert reply.status_code == 422 and named in reply.text
+    assert api.dump() == before
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "body", "named"),
+    [
+        ("POST", "/sections/1/permits", {"user_id": 29, "waives": ["hold"]}, "waives"),
+        ("POST", "/sections/1/permits", {"user_id": 29, "waives": []}, "waives"),
+        ("POST", "/sections/1/permits", {"user_id": 29, "waives": ["capacity"] * 2}, "repeat"),
+        ("POST", "/sections/1/permits", {"user_id": 0, "waives": ["capacity"]}, "user_id"),
+        ("POST", "/users/29/holds", {"reason": ""}, "reason"),
+        ("POST", "/users/29/holds", {"reason": "x" * 201}, "reason"),
+        ("POST", "/users/29/holds", {}, "reason"),
+        ("PUT", "/users/29/credit-limit", {"credit_limit": 41}, "credit_limit"),
+        ("PUT", "/users/29/credit-limit", {"credit_limit": -1}, "credit_limit"),
+        ("PUT", "/users/29/credit-limit", {}, "credit_limit"),
+        ("PUT", "/courses/4/prerequisites", {"course_ids": [0]}, "course_ids"),
+        ("PUT", "/courses/4/prerequisites", {"course_ids": "1"}, "course_ids"),
+    ],
+)
+def test_bad_eligibility_input_is_a_422_naming_it(api, method, url, body, named):
+    before = api.dump()
+    reply = api.as_(REGISTRAR).request(method, url, json=body)
+    assert reply.status_code == 422 and named in reply.text
+    assert api.dump() == before
+
+
+@pytest.mark.parametrize(
+    ("csv", "named"),
+    [
+        ("", "first line"),
+        ("user,course\n29,CPSC 131\n", "first line"),
+        ("user_id,course_code\n", "no rows"),
+        ("user_id,course_code\n29,CPSC 999\n", "line 2: no course 'CPSC 999'"),
+        ("user_id,course_code\n29,CPSC 131\nx,CPSC 131\n", "line 3: user_id 'x'"),
+        ("user_id,course_code\n29,CPSC 131\n999999,CPSC 131\n", "line 3: user 999999 not found"),
+        ("user_id,course_code,term\n29,CPSC 131\n", "line 2: 2 values, 3 columns"),
+        ("user_id,course_code,grade\n29,CPSC 131," + "A" * 40 + "\n", "line 2: term and grade"),
+    ],
+)
+def test_a_bad_import_is_a_422_naming_the_lines_and_imports_nothing(api, csv, named):
+    before = api.dump()
+    reply = api.as_(REGISTRAR).post(
+        "/completed-courses", content=csv, headers={"Content-Type": "text/csv"}
+    )
+    assert reply.status_code == 422 and named in reply.json()["detail"], reply.text
+    assert api.dump() == before
+
+
+def test_an_import_that_is_not_utf8_is_a_422(api):
+    reply = api.as_(REGISTRAR).post(
+        "/completed-courses", content=b"user_id,course_code\n29,\xff\n",
+        headers={"Content-Type": "text/csv"},
+    )  # fmt: skip
+    assert (reply.status_code, reply.json()["code"]) == (422, "csv_encoding")
+
+
+def test_a_database_of_the_previous_schema_is_upgraded_in_place(tmp_path):
+    import sqlite3
+
+    from app.enrollment.init_db import SCHEMA, init_db
+    from app.enrollment.settings import SCHEMA_VERSION
+
+    path = tmp_path / "old.db"
+    old_schema = (
+        SCHEMA.read_text()
+        .split("-- Eligibility")[0]
+        .replace(
+            "    roles      TEXT NOT NULL DEFAULT 'student', -- comma-separated, as last seen in a"
+            " token\n    credit_limit INTEGER CHECK (credit_limit BETWEEN 0 AND 40)  -- NULL: the"
+            " default (18)\n",
+            "    roles      TEXT NOT NULL DEFAULT 'student'\n",
+        )
+    )
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        old_schema + "\nPRAGMA application_id = 1162760780;\nPRAGMA user_version = 1;"
+    )
+    conn.execute("INSERT INTO users (id, username, roles) VALUES (77, 'olduser', 'student')")
+    conn.commit()
+    assert "credit_limit" not in [c[1] for c in conn.execute("PRAGMA table_info(users)")]
+    conn.close()
+
+    init_db(path)  # the start of the new release
+    init_db(path)  # and again: nothing more to do
+
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert conn.execute("SELECT username, credit_limit FROM users").fetchall() == [
+        ("olduser", None)
+    ]
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"holds", "permits", "section_meetings", "course_prerequisites"} <= tables
+    assert conn.execute("SELECT COUNT(*) FROM courses").fetchone()[0] == 0  # no seed over data
+    conn.close()
