@@ -59,6 +59,10 @@ BODIES = {
     ("POST", "/sections"): {"course_id": 2, "section_number": 9, "instructor_id": 6, "capacity": 9},
     ("PATCH", "/sections/{section_id}"): {"capacity": 31},
     ("POST", "/users/{user_id}/enrollments"): {"section_id": 4},
+    ("PUT", "/courses/{course_id}/prerequisites"): {"course_ids": [1]},
+    ("PUT", "/users/{user_id}/credit-limit"): {"credit_limit": 20},
+    ("POST", "/users/{user_id}/holds"): {"reason": "fees"},
+    ("POST", "/sections/{section_id}/permits"): {"user_id": 20, "waives": ["capacity"]},
 }
 VOLATILE = re.compile(r"(^|_)at$")  # timestamps: the two runs happen at different moments
 
@@ -66,7 +70,13 @@ VOLATILE = re.compile(r"(^|_)at$")  # timestamps: the two runs happen at differe
 def path_for(route: dict, caller: tuple | None, **ids: int) -> str:
     """The route's path with ids the caller may use: their own user id, section 1 (kavery's,
     ajohnson's), course 4; `ids` overrides any of them."""
-    values = {"user_id": caller[0] if caller else 9, "section_id": 1, "course_id": 4} | ids
+    values = {
+        "user_id": caller[0] if caller else 9,
+        "section_id": 1,
+        "course_id": 4,
+        "hold_id": 1,
+        "permit_id": 1,
+    } | ids
     return route["path"].format(**values)
 
 
