@@ -36,6 +36,13 @@ def sql_statements(script: str) -> list[str]:
 # the latest whole, and its CREATE ... IF NOT EXISTS adds the new tables of each step.
 _MIGRATIONS = {
     2: ["ALTER TABLE users ADD COLUMN credit_limit INTEGER CHECK (credit_limit BETWEEN 0 AND 40)"],
+    3: [
+        "ALTER TABLE users ADD COLUMN class_level TEXT CHECK (class_level IN"
+        " ('freshman', 'sophomore', 'junior', 'senior', 'graduate'))",
+        # The terms table is made by the schema file afterwards; SQLite does not check the
+        # reference until then.
+        "ALTER TABLE sections ADD COLUMN term_id INTEGER REFERENCES terms(id)",
+    ],
 }
 
 

@@ -1,8 +1,10 @@
 """Request and response models of the enrollment service."""
 
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, Json, model_validator
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field, Json, model_validator
+from pydantic import Strict as PydanticStrict
 
 from app.common.identity import Role
 from app.common.models import Strict, Text
@@ -67,6 +69,7 @@ Meetings = Annotated[list[Meeting], Field(max_length=7)]
 
 class SectionCreate(Strict):
     course_id: Id
+    term_id: Id | None = None
     section_number: Annotated[int, Field(gt=0, le=999)]
     instructor_id: Id | None = None
     capacity: Capacity
@@ -99,6 +102,7 @@ class SectionUpdate(Strict):
 class SectionOut(BaseModel):
     id: int
     course_id: int
+    term_id: int | None
     course_code: str
     course_title: str
     credits: int
@@ -157,6 +161,7 @@ class UserOut(BaseModel):
     last_name: str
     roles: list[str]
     credit_limit: int | None = Field(None, description="credits a term; null: the default (18)")
+    class_level: str | None = Field(None, description="for registration windows")
 
 
 AuditAction = Literal[
@@ -176,6 +181,11 @@ AuditAction = Literal[
     "course.prerequisites",
     "completed.import",
     "user.credit_limit",
+    "user.class_level",
+    "term.create",
+    "term.update",
+    "window.create",
+    "window.delete",
 ]
 
 
@@ -202,7 +212,7 @@ class AccountIn(Strict):
 
 # eligibility
 
-Waiver = Literal["capacity", "prerequisite", "time_conflict", "credit_limit"]
+Waiver = Literal["capacity", "prerequisite", "time_conflict", "credit_limit", "window"]
 
 
 class HoldIn(Strict):
@@ -221,7 +231,7 @@ class HoldOut(BaseModel):
 
 class PermitIn(Strict):
     user_id: Id
-    waives: Annotated[list[Waiver], Field(min_length=1, max_length=4)]
+    waives: Annotated[list[Waiver], Field(min_length=1, max_length=5)]
 
     @model_validator(mode="after")
     def _distinct(self) -> "PermitIn":
@@ -260,3 +270,88 @@ class CompletedCourse(BaseModel):
 
 class ImportOut(BaseModel):
     imported: int = Field(description="rows added or updated")
+
+
+# terms and registration windows
+
+ClassLevel = Literal["freshman", "sophomore", "junior", "senior", "graduate"]
+
+
+def _iso_text(value: object) -> object:
+    if not isinstance(value, str):
+        raise ValueError("must be ISO 8601 text with a UTC offset, e.g. 2027-01-04T16:00:00Z")
+    return value
+
+
+# ISO 8601 text with its UTC offset: text only (lax mode would take a number as Unix time), then
+# parsed laxly (JSON has no datetime type, so strict mode would refuse all).
+Moment = Annotated[
+    AwareDatetime,
+    PydanticStrict(False),
+    BeforeValidator(_iso_text),
+    Field(description="a moment with its UTC offset", examples=["2027-01-04T16:00:00Z"]),
+]
+
+
+def utc_text(moment: datetime) -> str:
+    """A moment as every timestamp here is stored: UTC, milliseconds, Z (compares as text)."""
+    return (
+        moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    )
+
+
+class TermIn(Strict):
+    code: Annotated[str, Field(pattern=r"^[A-Za-z0-9-]{1,16}$", examples=["2027-SP"])]
+    name: Text(64) = ""
+    add_deadline: Moment | None = None
+    drop_deadline: Moment | None = None
+
+
+class TermChange(Strict):
+    name: Text(64) | None = None
+    add_deadline: Moment | None = None
+    drop_deadline: Moment | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> "TermChange":
+        if not self.model_fields_set:
+            raise ValueError("nothing to change: give name, add_deadline or drop_deadline")
+        if "name" in self.model_fields_set and self.name is None:
+            raise ValueError("name may not be null")
+        return self
+
+
+class TermOut(BaseModel):
+    id: int
+    code: str
+    name: str
+    add_deadline: str | None
+    drop_deadline: str | None
+
+
+class WindowIn(Strict):
+    opens_at: Moment
+    closes_at: Moment
+    class_level: ClassLevel | None = None
+    user_ids: Annotated[list[Id], Field(max_length=5000)] = []
+
+    @model_validator(mode="after")
+    def _valid(self) -> "WindowIn":
+        if self.closes_at <= self.opens_at:
+            raise ValueError("closes_at must be after opens_at")
+        if self.class_level is not None and self.user_ids:
+            raise ValueError("give class_level or user_ids, not both")
+        return self
+
+
+class WindowOut(BaseModel):
+    id: int
+    term_id: int
+    opens_at: str
+    closes_at: str
+    class_level: ClassLevel | None
+    user_ids: list[int]
+
+
+class ClassLevelIn(Strict):
+    class_level: ClassLevel | None

@@ -26,6 +26,7 @@ from app.enrollment.models import (
     AccountIn,
     AuditAction,
     AuditEntry,
+    ClassLevelIn,
     CompletedCourse,
     CourseCreate,
     CourseOut,
@@ -47,8 +48,13 @@ from app.enrollment.models import (
     SectionOut,
     SectionsType,
     SectionUpdate,
+    TermChange,
+    TermIn,
+    TermOut,
     UserOut,
     WaitlistEntry,
+    WindowIn,
+    WindowOut,
 )
 
 router = APIRouter()
@@ -514,6 +520,65 @@ async def grant_permit(section_id: SectionId, body: PermitIn, conn: Db, who: Cal
 async def revoke_permit(section_id: SectionId, permit_id: PermitId, conn: Db, who: Caller):
     """Revoke a permit: it waives nothing more (a place it gave stays)."""
     return service.revoke_permit(conn, who, section_id, permit_id)
+
+
+# terms and registration windows
+
+TermId = Annotated[int, Path(gt=0, le=2**63 - 1)]
+WindowId = Annotated[int, Path(gt=0, le=2**63 - 1)]
+
+
+@route("GET", "/terms", ANY_ROLE, response_model=list[TermOut])
+async def list_terms(conn: Db, _: Caller, after: After = None, limit: PageLimit = DEFAULT_PAGE):
+    """The terms, in id order, a page at a time."""
+    return queries.list_terms(conn, after=after, limit=limit)
+
+
+@route("GET", "/terms/{term_id}", ANY_ROLE, response_model=TermOut)
+async def get_term(term_id: TermId, conn: Db, _: Caller):
+    """One term, with its add and drop deadlines."""
+    return service.get_term(conn, term_id)
+
+
+@route("POST", "/terms", (REGISTRAR,), response_model=TermOut, status_code=201)
+async def create_term(body: TermIn, conn: Db, who: Caller):
+    """Open a term, with its add and drop deadlines (none if not given)."""
+    return service.create_term(conn, who, body)
+
+
+@route("PATCH", "/terms/{term_id}", (REGISTRAR,), response_model=TermOut)
+async def update_term(term_id: TermId, body: TermChange, conn: Db, who: Caller):
+    """Rename a term, or move (null: remove) its add or drop deadline."""
+    return service.update_term(conn, who, term_id, body)
+
+
+@route("GET", "/terms/{term_id}/windows", ANY_ROLE, response_model=list[WindowOut])
+async def term_windows(
+    term_id: TermId, conn: Db, _: Caller, after: After = None, limit: PageLimit = DEFAULT_PAGE
+):
+    """A term's registration windows, in id order, a page at a time."""
+    return service.term_windows(conn, term_id, after=after, limit=limit)
+
+
+@route("POST", "/terms/{term_id}/windows", (REGISTRAR,), response_model=WindowOut, status_code=201)
+async def create_window(term_id: TermId, body: WindowIn, conn: Db, who: Caller):
+    """Open a registration window: for a class level, for the students listed, or (neither
+    given) for everyone. Once a term has windows, a student adds its sections only in one of
+    theirs."""
+    return service.create_window(conn, who, term_id, body)
+
+
+@route("DELETE", "/terms/{term_id}/windows/{window_id}", (REGISTRAR,), status_code=204)
+async def delete_window(term_id: TermId, window_id: WindowId, conn: Db, who: Caller):
+    """Remove a registration window."""
+    service.delete_window(conn, who, term_id, window_id)
+    return Response(status_code=204)
+
+
+@route("PUT", "/users/{user_id}/class-level", (REGISTRAR,), response_model=UserOut)
+async def set_class_level(user_id: UserId, body: ClassLevelIn, conn: Db, who: Caller):
+    """Set a student's class level (the registration windows for a class level use it)."""
+    return _user_out(service.set_class_level(conn, who, user_id, body.class_level))
 
 
 # service to service

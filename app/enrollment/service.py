@@ -10,12 +10,22 @@ import io
 import json
 import sqlite3
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from app.common.db import immediate, snapshot
 from app.common.errors import Conflict, Forbidden, Invalid, NotFound
 from app.common.identity import INSTRUCTOR, REGISTRAR
 from app.enrollment import queries
-from app.enrollment.models import CourseCreate, EnrollIn, SectionCreate, SectionUpdate
+from app.enrollment.models import (
+    CourseCreate,
+    EnrollIn,
+    SectionCreate,
+    SectionUpdate,
+    TermChange,
+    TermIn,
+    WindowIn,
+    utc_text,
+)
 
 MAX_WAITLISTS_PER_STUDENT = 3
 
@@ -200,6 +210,8 @@ def create_section(conn: sqlite3.Connection, caller: Identity, data: SectionCrea
     """Registrar opens a section of a course; section numbers are unique per course."""
     with immediate(conn):
         get_course_or_404(conn, data.course_id)
+        if data.term_id is not None:
+            _term_or_404(conn, data.term_id)
         if data.instructor_id is not None:
             _require_instructor(conn, data.instructor_id)
         if queries.section_number_taken(
@@ -292,7 +304,9 @@ def promote_from_waitlist(conn: sqlite3.Connection, section_id: int) -> list[dic
             break
         user_id = entry["user_id"]
         waivers = Waivers(conn, section_id=section_id, user_id=user_id)
-        refusal = eligibility_refusal(conn, user_id=user_id, section=section, waivers=waivers)
+        refusal = eligibility_refusal(
+            conn, user_id=user_id, section=section, waivers=waivers, promotion=True
+        )
         if refusal is None:
             ids.append(entry["id"])
             continue
@@ -332,11 +346,18 @@ class Waivers:
 
 
 def eligibility_refusal(
-    conn: sqlite3.Connection, *, user_id: int, section: dict, waivers: Waivers
+    conn: sqlite3.Connection,
+    *,
+    user_id: int,
+    section: dict,
+    waivers: Waivers,
+    promotion: bool = False,
 ) -> Conflict | None:
     """The first rule that refuses the student a place (a seat or the waitlist) in the section,
-    as the 409 to answer, or None. In order: a hold (no permit waives it), prerequisites, a time
-    conflict with a section they hold, the credit limit."""
+    as the 409 to answer, or None. In order: a hold (no permit waives it), the term's
+    registration window and add deadline (not for a promotion from the waitlist, which the
+    student joined in time), prerequisites, a time conflict with a section they hold in the same
+    term, the term's credit limit."""
     hold = queries.active_hold(conn, user_id=user_id)
     if hold is not None:
         return Conflict(
@@ -344,6 +365,10 @@ def eligibility_refusal(
             " lifts holds",
             code="hold",
         )
+    if section["term_id"] is not None and not promotion:
+        closed = _window_refusal(conn, user_id=user_id, term_id=section["term_id"])
+        if closed is not None and "window" not in waivers:
+            return closed
     missing = queries.missing_prerequisites(conn, course_id=section["course_id"], user_id=user_id)
     if missing and "prerequisite" not in waivers:
         return Conflict(
@@ -357,7 +382,7 @@ def eligibility_refusal(
             f" ({clash['course_code']}-{clash['section_number']}), which user {user_id} holds",
             code="time_conflict",
         )
-    held = queries.credits_held(conn, user_id=user_id)
+    held = queries.credits_held(conn, user_id=user_id, term_id=section["term_id"])
     limit = queries.credit_limit(conn, user_id=user_id)
     limit = DEFAULT_CREDIT_LIMIT if limit is None else limit
     if held + section["credits"] > limit and "credit_limit" not in waivers:
@@ -373,7 +398,7 @@ def drop(conn: sqlite3.Connection, caller: Identity, user_id: int, section_id: i
     """Rule 4 (self-service): the student's seat becomes `dropped`; the waitlist head moves up."""
     require_self_or_registrar(caller, user_id)
     with immediate(conn):
-        get_section_or_404(conn, section_id)
+        _require_before_drop_deadline(conn, caller, get_section_or_404(conn, section_id))
         current = queries.get_live_enrollment(conn, section_id=section_id, user_id=user_id)
         if current is None or current["status"] != "enrolled":
             raise NotFound(f"user {user_id} is not enrolled in section {section_id}")
@@ -409,7 +434,7 @@ def leave_waitlist(
     """Rule 5: leaving the waitlist moves everyone behind up one place (positions are ranks)."""
     require_self_or_registrar(caller, user_id)
     with immediate(conn):
-        get_section_or_404(conn, section_id)
+        _require_before_drop_deadline(conn, caller, get_section_or_404(conn, section_id))
         current = queries.get_live_enrollment(conn, section_id=section_id, user_id=user_id)
         if current is None or current["status"] != "waitlisted":
             raise NotFound(f"user {user_id} is not on the waitlist of section {section_id}")
@@ -419,6 +444,24 @@ def leave_waitlist(
             "dropped": queries.get_enrollment(conn, enrollment_id=current["id"]),
             "promoted": [],
         }
+
+
+def _require_before_drop_deadline(conn: sqlite3.Connection, caller: Identity, section: dict):
+    """A student drops, or leaves a waitlist, until the term's drop deadline; the registrar
+    (and a section's staff, administratively) after it too."""
+    if caller.is_registrar or section["term_id"] is None:
+        return
+    term = queries.get_term(conn, term_id=section["term_id"])
+    if term and term["drop_deadline"] and _now() > term["drop_deadline"]:
+        raise Conflict(
+            f"the drop deadline of term {term['code']} was {term['drop_deadline']}; the registrar"
+            " can still drop",
+            code="drop_deadline_passed",
+        )
+
+
+def _now() -> str:
+    return utc_text(datetime.now(UTC))
 
 
 def _drop_and_promote(conn: sqlite3.Connection, current: dict, reason: str) -> dict:
@@ -589,6 +632,30 @@ def user_sections(
         after=after,
         limit=limit,
     )
+
+
+def _window_refusal(conn: sqlite3.Connection, *, user_id: int, term_id: int) -> Conflict | None:
+    """Why the student may not add a section of the term now (its add deadline has passed, or
+    none of their registration windows is open), or None."""
+    term = queries.get_term(conn, term_id=term_id)
+    assert term is not None
+    now = _now()
+    if term["add_deadline"] and now > term["add_deadline"]:
+        return Conflict(
+            f"the add deadline of term {term['code']} was {term['add_deadline']}",
+            code="add_deadline_passed",
+        )
+    total, mine = queries.windows_of_term_for(conn, term_id=term_id, user_id=user_id)
+    if not total or any(w["opens_at"] <= now < w["closes_at"] for w in mine):
+        return None
+    upcoming = [w["opens_at"] for w in mine if w["opens_at"] > now]
+    if upcoming:
+        detail = (
+            f"user {user_id}'s registration window for term {term['code']} opens at {min(upcoming)}"
+        )
+    else:
+        detail = f"no registration window for term {term['code']} is open to user {user_id}"
+    return Conflict(detail, code="registration_window_closed")
 
 
 # eligibility: holds, permits, prerequisites, completed courses, credit limits
@@ -794,3 +861,91 @@ def import_completed(conn: sqlite3.Connection, caller: Identity, text: str) -> i
         queries.record_completed(conn, rows)
         record(conn, caller, "completed.import", rows=len(rows))
         return len(rows)
+
+
+# terms and registration windows
+
+
+def _term_or_404(conn: sqlite3.Connection, term_id: int) -> dict:
+    term = queries.get_term(conn, term_id=term_id)
+    if term is None:
+        raise NotFound(f"term {term_id} not found")
+    return term
+
+
+def create_term(conn: sqlite3.Connection, caller: Identity, data: TermIn) -> dict:
+    with immediate(conn):
+        if queries.term_code_taken(conn, code=data.code):
+            raise Conflict(f"term {data.code!r} exists already", code="term_exists")
+        values = {
+            "code": data.code,
+            "name": data.name,
+            "add_deadline": data.add_deadline and utc_text(data.add_deadline),
+            "drop_deadline": data.drop_deadline and utc_text(data.drop_deadline),
+        }
+        term_id = queries.create_term(conn, **values)
+        record(conn, caller, "term.create", term_id=term_id, **values)
+        return _term_or_404(conn, term_id)
+
+
+def update_term(conn: sqlite3.Connection, caller: Identity, term_id: int, data: TermChange) -> dict:
+    with immediate(conn):
+        _term_or_404(conn, term_id)
+        changes = {
+            name: utc_text(value) if isinstance(value, datetime) else value
+            for name, value in data.model_dump(exclude_unset=True).items()
+        }
+        queries.update_term(conn, term_id=term_id, changes=changes)
+        record(conn, caller, "term.update", term_id=term_id, changes=changes)
+        return _term_or_404(conn, term_id)
+
+
+def get_term(conn: sqlite3.Connection, term_id: int) -> dict:
+    return _term_or_404(conn, term_id)
+
+
+def create_window(conn: sqlite3.Connection, caller: Identity, term_id: int, data: WindowIn) -> dict:
+    with immediate(conn):
+        _term_or_404(conn, term_id)
+        unknown = set(data.user_ids) - queries.existing_user_ids(conn, user_ids=set(data.user_ids))
+        if unknown:
+            raise NotFound(f"users not found: {', '.join(map(str, sorted(unknown)[:20]))}")
+        window_id = queries.create_window(
+            conn,
+            term_id=term_id,
+            opens_at=utc_text(data.opens_at),
+            closes_at=utc_text(data.closes_at),
+            class_level=data.class_level,
+            user_ids=list(data.user_ids),
+        )
+        window = queries.get_window(conn, window_id=window_id)
+        assert window is not None
+        record(conn, caller, "window.create", window_id=window_id, term_id=term_id,
+               opens_at=window["opens_at"], closes_at=window["closes_at"],
+               class_level=data.class_level, students=len(window["user_ids"]))  # fmt: skip
+        return window
+
+
+def delete_window(conn: sqlite3.Connection, caller: Identity, term_id: int, window_id: int) -> None:
+    with immediate(conn):
+        window = queries.get_window(conn, window_id=window_id)
+        if window is None or window["term_id"] != term_id:
+            raise NotFound(f"term {term_id} has no registration window {window_id}")
+        queries.delete_window(conn, window_id=window_id)
+        record(conn, caller, "window.delete", window_id=window_id, term_id=term_id)
+
+
+def term_windows(conn: sqlite3.Connection, term_id: int, *, after: int | None, limit: int):
+    with snapshot(conn):
+        _term_or_404(conn, term_id)
+        return queries.list_windows(conn, term_id=term_id, after=after, limit=limit)
+
+
+def set_class_level(
+    conn: sqlite3.Connection, caller: Identity, user_id: int, class_level: str | None
+) -> dict:
+    with immediate(conn):
+        get_user_or_404(conn, user_id)
+        queries.set_class_level(conn, user_id=user_id, class_level=class_level)
+        record(conn, caller, "user.class_level", user_id=user_id, class_level=class_level)
+        return get_user_or_404(conn, user_id)

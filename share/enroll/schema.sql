@@ -15,7 +15,9 @@ CREATE TABLE IF NOT EXISTS users (
     first_name TEXT NOT NULL DEFAULT '',
     last_name  TEXT NOT NULL DEFAULT '',
     roles      TEXT NOT NULL DEFAULT 'student', -- comma-separated, as last seen in a token
-    credit_limit INTEGER CHECK (credit_limit BETWEEN 0 AND 40)  -- NULL: the default (18)
+    credit_limit INTEGER CHECK (credit_limit BETWEEN 0 AND 40), -- NULL: the default (18)
+    class_level TEXT CHECK (class_level IN
+        ('freshman', 'sophomore', 'junior', 'senior', 'graduate'))  -- for registration windows
 );
 
 CREATE TABLE IF NOT EXISTS courses (
@@ -36,7 +38,8 @@ CREATE TABLE IF NOT EXISTS sections (
     frozen            INTEGER NOT NULL DEFAULT 0 CHECK (frozen IN (0, 1)),
     room              TEXT NOT NULL DEFAULT '',
     schedule          TEXT NOT NULL DEFAULT '',
-    deleted_at        TEXT                         -- set by DELETE: hidden, history kept
+    deleted_at        TEXT,                        -- set by DELETE: hidden, history kept
+    term_id           INTEGER REFERENCES terms(id) -- NULL: in no term (no windows, deadlines)
 );
 CREATE UNIQUE INDEX IF NOT EXISTS sections_live_number
     ON sections(course_id, section_number) WHERE deleted_at IS NULL;
@@ -78,6 +81,33 @@ CREATE INDEX IF NOT EXISTS audit_log_actor ON audit_log(actor_id, id);
 CREATE INDEX IF NOT EXISTS audit_log_section ON audit_log(section_id, id);
 
 -- Eligibility (README "Eligibility rules"): what a registrar relies on before anyone is seated.
+
+-- A term (a semester): its sections, its credit limits, its registration windows and deadlines.
+-- Times are UTC, 'YYYY-MM-DDTHH:MM:SS.sssZ' like every timestamp here, so they compare as text.
+CREATE TABLE IF NOT EXISTS terms (
+    id            INTEGER PRIMARY KEY,
+    code          TEXT NOT NULL UNIQUE CHECK (length(code) BETWEEN 1 AND 16),
+    name          TEXT NOT NULL DEFAULT '',
+    add_deadline  TEXT,  -- after it, no student adds a section of the term (NULL: none)
+    drop_deadline TEXT   -- after it, no student drops or leaves a waitlist (NULL: none)
+);
+
+-- When a group of students may enroll in a term's sections: those of a class level, the students
+-- listed in window_students, or (neither given) everyone. A term without windows is open.
+CREATE TABLE IF NOT EXISTS registration_windows (
+    id          INTEGER PRIMARY KEY,
+    term_id     INTEGER NOT NULL REFERENCES terms(id),
+    opens_at    TEXT NOT NULL,
+    closes_at   TEXT NOT NULL CHECK (closes_at > opens_at),
+    class_level TEXT CHECK (class_level IN
+        ('freshman', 'sophomore', 'junior', 'senior', 'graduate'))
+);
+CREATE INDEX IF NOT EXISTS registration_windows_term ON registration_windows(term_id);
+CREATE TABLE IF NOT EXISTS window_students (
+    window_id INTEGER NOT NULL REFERENCES registration_windows(id),
+    user_id   INTEGER NOT NULL REFERENCES users(id),
+    PRIMARY KEY (window_id, user_id)
+) WITHOUT ROWID;
 
 -- A hold (unpaid fees, a missing document) stops a student enrolling or joining a waitlist until
 -- the registrar lifts it; dropping stays open. Lifted holds stay, for the record.
@@ -136,4 +166,4 @@ CREATE INDEX IF NOT EXISTS permits_live ON permits(user_id, section_id) WHERE re
 -- Identifies the file as this service's database, at this schema version; the service refuses to
 -- start on anything else.
 PRAGMA application_id = 1162760780;  -- 'ENRL'
-PRAGMA user_version = 2;  -- 2: eligibility (app/enrollment/init_db.py migrates 1)
+PRAGMA user_version = 3;  -- 2: eligibility, 3: terms (app/enrollment/init_db.py migrates)

@@ -80,3 +80,17 @@ INSERT INTO completed_courses (user_id, course_id, term, grade) VALUES
 -- A hold on the last student (38): unpaid fees.
 INSERT INTO holds (user_id, reason, placed_by, placed_at) VALUES
     (38, 'unpaid fees: see the bursar', 1, '2026-08-01T08:00:00.000Z');
+-- Terms: this fall's (the demo's sections; no windows or deadlines), and next spring's, with
+-- registration windows (seniors first, then everyone) and add/drop deadlines, and one section.
+INSERT INTO terms (id, code, name, add_deadline, drop_deadline) VALUES
+    (1, '2026-FA', 'Fall 2026', NULL, NULL),
+    (2, '2027-SP', 'Spring 2027', '2027-01-29T23:59:59.000Z', '2027-02-12T23:59:59.000Z');
+UPDATE sections SET term_id = 1;
+INSERT INTO registration_windows (id, term_id, opens_at, closes_at, class_level) VALUES
+    (1, 2, '2027-01-04T16:00:00.000Z', '2027-01-29T23:59:59.000Z', 'senior'),
+    (2, 2, '2027-01-06T16:00:00.000Z', '2027-01-29T23:59:59.000Z', NULL);
+INSERT INTO sections (id, course_id, section_number, instructor_id, capacity, waitlist_capacity,
+                      frozen, room, schedule, term_id) VALUES
+    (11, 4, 3, NULL, 30, 15, 0, 'CS 102', 'MW 16:00-17:15', 2);
+INSERT INTO section_meetings (section_id, days, starts_at, ends_at) VALUES (11, 'MW', '16:00', '17:15');
+UPDATE users SET class_level = 'senior' WHERE id IN (9, 10);

@@ -76,6 +76,8 @@ def path_for(route: dict, caller: tuple | None, **ids: int) -> str:
         "course_id": 4,
         "hold_id": 1,
         "permit_id": 1,
+        "term_id": 2,
+        "window_id": 1,
     } | ids
     return route["path"].format(**values)
 

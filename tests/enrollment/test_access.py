@@ -7,6 +7,7 @@ from tests.enrollment.helpers import AVA, KAVERY, LCHEN, LIAM, REGISTRAR, person
 STUDENT_NEW = (40, "newstudent", "student")  # signed in, never seen by the service before
 
 NEW_COURSE = {"department_id": 1, "code": "CPSC 490", "title": "Capstone", "credits": 3}
+WINDOW = {"opens_at": "2027-01-02T16:00:00Z", "closes_at": "2027-01-03T16:00:00Z"}
 NEW_SECTION = {"course_id": 2, "section_number": 9, "instructor_id": 6, "capacity": 10}
 
 # (method, url, json body, caller, expected status)
@@ -125,6 +126,26 @@ CASES = [
     ("GET", "/users/20/permits", None, person(20), 200),
     ("GET", "/users/20/permits", None, REGISTRAR, 200),
     ("GET", "/users/20/permits", None, AVA, 403),
+    # terms and registration windows: anyone reads; the registrar opens and changes them; a
+    # student's class level (for windows) is the registrar's to set
+    ("GET", "/terms", None, AVA, 200),
+    ("GET", "/terms/2", None, KAVERY, 200),
+    ("GET", "/terms/2/windows", None, AVA, 200),
+    ("POST", "/terms", {"code": "2027-SU"}, REGISTRAR, 201),
+    ("POST", "/terms", {"code": "2027-SU"}, KAVERY, 403),
+    ("POST", "/terms", {"code": "2027-SU"}, AVA, 403),
+    ("PATCH", "/terms/2", {"name": "Spring"}, REGISTRAR, 200),
+    ("PATCH", "/terms/2", {"name": "Spring"}, KAVERY, 403),
+    ("PATCH", "/terms/2", {"name": "Spring"}, AVA, 403),
+    ("POST", "/terms/2/windows", WINDOW, REGISTRAR, 201),
+    ("POST", "/terms/2/windows", WINDOW, KAVERY, 403),
+    ("POST", "/terms/2/windows", WINDOW, AVA, 403),
+    ("DELETE", "/terms/2/windows/1", None, REGISTRAR, 204),
+    ("DELETE", "/terms/2/windows/1", None, KAVERY, 403),
+    ("DELETE", "/terms/2/windows/1", None, AVA, 403),
+    ("PUT", "/users/11/class-level", {"class_level": "junior"}, REGISTRAR, 200),
+    ("PUT", "/users/11/class-level", {"class_level": "junior"}, KAVERY, 403),
+    ("PUT", "/users/11/class-level", {"class_level": "junior"}, AVA, 403),
     # audit trail: registrar only
     ("GET", "/audit", None, REGISTRAR, 200),
     ("GET", "/audit?section_id=1&limit=5", None, REGISTRAR, 200),

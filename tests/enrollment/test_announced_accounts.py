@@ -30,6 +30,7 @@ def test_an_announced_account_is_known_at_once_with_its_name(api):
         "last_name": "Newer",
         "roles": ["instructor", "student"],
         "credit_limit": None,
+        "class_level": None,
     }
     assert [user["id"] for user in listed] == [5001]
 

@@ -281,22 +281,23 @@ def test_an_import_that_is_not_utf8_is_a_422(api):
 
 
 def test_a_database_of_the_previous_schema_is_upgraded_in_place(tmp_path):
+    import re
     import sqlite3
 
     from app.enrollment.init_db import SCHEMA, init_db
     from app.enrollment.settings import SCHEMA_VERSION
 
     path = tmp_path / "old.db"
-    old_schema = (
-        SCHEMA.read_text()
-        .split("-- Eligibility")[0]
-        .replace(
-            "    roles      TEXT NOT NULL DEFAULT 'student', -- comma-separated, as last seen in a"
-            " token\n    credit_limit INTEGER CHECK (credit_limit BETWEEN 0 AND 40)  -- NULL: the"
-            " default (18)\n",
-            "    roles      TEXT NOT NULL DEFAULT 'student'\n",
-        )
+    # Version 1: the schema before the eligibility tables and the columns added since.
+    old_schema = SCHEMA.read_text().split("-- Eligibility")[0]
+    old_schema = re.sub(
+        r"(    roles +TEXT NOT NULL DEFAULT 'student'),.*?\n\);",
+        r"\1\n);",
+        old_schema,
+        count=1,
+        flags=re.S,
     )
+    old_schema = re.sub(r"(    deleted_at +TEXT),[^\n]*\n    term_id[^\n]*\n", r"\1\n", old_schema)
     conn = sqlite3.connect(path)
     conn.executescript(
         old_schema + "\nPRAGMA application_id = 1162760780;\nPRAGMA user_version = 1;"
@@ -304,17 +305,165 @@ def test_a_database_of_the_previous_schema_is_upgraded_in_place(tmp_path):
     conn.execute("INSERT INTO users (id, username, roles) VALUES (77, 'olduser', 'student')")
     conn.commit()
     assert "credit_limit" not in [c[1] for c in conn.execute("PRAGMA table_info(users)")]
+    assert "term_id" not in [c[1] for c in conn.execute("PRAGMA table_info(sections)")]
     conn.close()
 
     init_db(path)  # the start of the new release
     init_db(path)  # and again: nothing more to do
 
     conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
     assert conn.execute("SELECT username, credit_limit FROM users").fetchall() == [
         ("olduser", None)
     ]
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert {"holds", "permits", "section_meetings", "course_prerequisites"} <= tables
+    assert {"holds", "permits", "section_meetings", "course_prerequisites", "terms"} <= tables
+    assert "term_id" in [c[1] for c in conn.execute("PRAGMA table_info(sections)")]
     assert conn.execute("SELECT COUNT(*) FROM courses").fetchone()[0] == 0  # no seed over data
     conn.close()
+
+
+# terms: registration windows and add/drop deadlines
+
+
+def moment(hours: float) -> str:
+    from datetime import UTC, datetime, timedelta
+
+    return (datetime.now(UTC) + timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def new_term(api, code: str, **deadlines) -> dict:
+    reply = api.as_(REGISTRAR).post("/terms", json={"code": code, **deadlines})
+    assert reply.status_code == 201, reply.text
+    return reply.json()
+
+
+def window(api, term: dict, opens: float, closes: float, **group) -> dict:
+    body = {"opens_at": moment(opens), "closes_at": moment(closes), **group}
+    reply = api.as_(REGISTRAR).post(f"/terms/{term['id']}/windows", json=body)
+    assert reply.status_code == 201, reply.text
+    return reply.json()
+
+
+def test_students_add_only_inside_their_window_and_a_permit_waives_it(api):
+    senior, junior, listed = STUDENTS[0], STUDENTS[1], STUDENTS[2]
+    api.as_(REGISTRAR).put(f"/users/{senior[0]}/class-level", json={"class_level": "senior"})
+    api.as_(REGISTRAR).put(f"/users/{junior[0]}/class-level", json={"class_level": "junior"})
+    term = new_term(api, "T-WIN")
+    section = new_section(api, 2, 60, term_id=term["id"])
+    window(api, term, -1, 2, class_level="senior")  # seniors: open now
+    everyone = window(api, term, 3, 5)  # everyone: in three hours
+    window(api, term, -1, 1, user_ids=[listed[0]])  # one student, by name: open now
+
+    assert enroll(api, senior, section["id"]).status_code == 201
+    assert enroll(api, listed, section["id"]).status_code == 201
+    closed = enroll(api, junior, section["id"])
+    permit(api, junior, section["id"], "window")
+    waived = enroll(api, junior, section["id"])
+
+    detail = refused(closed, "registration_window_closed")
+    assert everyone["opens_at"] in detail
+    assert waived.status_code == 201
+    windows = api.as_(junior).get(f"/terms/{term['id']}/windows").json()
+    assert [(w["class_level"], w["user_ids"]) for w in windows] == [
+        ("senior", []),
+        (None, []),
+        (None, [listed[0]]),
+    ]
+
+
+def test_a_term_without_windows_is_open_and_one_with_none_for_you_says_so(api):
+    open_term, closed_term = new_term(api, "T-OPEN"), new_term(api, "T-SHUT")
+    window(api, closed_term, -2, -1)  # everyone's window, closed an hour ago
+    open_section = new_section(api, 2, 61, term_id=open_term["id"])
+    shut_section = new_section(api, 3, 61, term_id=closed_term["id"])
+
+    assert enroll(api, STUDENTS[3], open_section["id"]).status_code == 201
+    detail = refused(enroll(api, STUDENTS[3], shut_section["id"]), "registration_window_closed")
+    assert "no registration window" in detail and "T-SHUT" in detail
+
+
+def test_after_the_add_deadline_nobody_adds_and_a_permit_waives_it(api):
+    term = new_term(api, "T-ADD", add_deadline=moment(-1))
+    section = new_section(api, 2, 62, term_id=term["id"])
+
+    late = enroll(api, STUDENTS[4], section["id"])
+    permit(api, STUDENTS[5], section["id"], "window")
+    waived = enroll(api, STUDENTS[5], section["id"])
+
+    assert term["add_deadline"] in refused(late, "add_deadline_passed")
+    assert waived.status_code == 201
+
+
+def test_after_the_drop_deadline_only_the_registrar_drops(api):
+    student, waiting = STUDENTS[6], STUDENTS[7]
+    term = new_term(api, "T-DROP")
+    section = new_section(api, 2, 63, capacity=1, term_id=term["id"])
+    enroll(api, student, section["id"])
+    enroll(api, waiting, section["id"])
+    api.as_(REGISTRAR).patch(f"/terms/{term['id']}", json={"drop_deadline": moment(-1)})
+
+    drop = api.as_(student).delete(f"/users/{student[0]}/enrollments/{section['id']}")
+    leave = api.as_(waiting).delete(f"/users/{waiting[0]}/waitlist/{section['id']}")
+    by_registrar = api.as_(REGISTRAR).delete(f"/users/{student[0]}/enrollments/{section['id']}")
+
+    refused(drop, "drop_deadline_passed")
+    refused(leave, "drop_deadline_passed")
+    assert by_registrar.status_code == 200
+    # Promotion is no add by the student: the one waiting is seated, window or not.
+    assert [p["user_id"] for p in by_registrar.json()["promoted"]] == [waiting[0]]
+
+
+def test_credit_limits_and_time_conflicts_count_within_one_term(api):
+    student = STUDENTS[8]
+    fall, spring = new_term(api, "T-FA"), new_term(api, "T-SP")
+    api.as_(REGISTRAR).put(f"/users/{student[0]}/credit-limit", json={"credit_limit": 3})
+    meets = [{"days": "MW", "start": "10:00", "end": "11:00"}]
+    in_fall = new_section(api, 2, 64, meets, term_id=fall["id"])
+    in_spring = new_section(api, 3, 64, meets, term_id=spring["id"])  # same hours, other term
+
+    assert enroll(api, student, in_fall["id"]).status_code == 201
+    assert enroll(api, student, in_spring["id"]).status_code == 201
+    assert api.as_(student).get(f"/sections/{in_spring['id']}").json()["term_id"] == spring["id"]
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "body", "named"),
+    [
+        ("POST", "/terms", {"code": "bad code!"}, "code"),
+        ("POST", "/terms", {"code": "T1", "add_deadline": "2027-01-01T00:00:00"}, "add_deadline"),
+        ("POST", "/terms", {"code": "T1", "drop_deadline": "next week"}, "drop_deadline"),
+        ("PATCH", "/terms/2", {}, "nothing to change"),
+        ("PATCH", "/terms/2", {"name": None}, "name"),
+        ("POST", "/terms/2/windows", {"opens_at": "2027-01-02T00:00:00Z",
+                                      "closes_at": "2027-01-01T00:00:00Z"}, "closes_at"),
+        ("POST", "/terms/2/windows", {"opens_at": "2027-01-01T00:00:00Z",
+                                      "closes_at": "2027-01-02T00:00:00Z",
+                                      "class_level": "senior", "user_ids": [9]}, "not both"),
+        ("POST", "/terms/2/windows", {"opens_at": "2027-01-01T00:00:00Z",
+                                      "closes_at": "2027-01-02T00:00:00Z",
+                                      "class_level": "postdoc"}, "class_level"),
+        ("PUT", "/users/9/class-level", {"class_level": "first-year"}, "class_level"),
+        ("PUT", "/users/9/class-level", {}, "class_level"),
+        ("POST", "/sections", {"course_id": 2, "section_number": 70, "capacity": 3,
+                               "term_id": 0}, "term_id"),
+    ],
+)  # fmt: skip
+def test_bad_term_input_is_a_422_naming_it(api, method, url, body, named):
+    before = api.dump()
+    reply = api.as_(REGISTRAR).request(method, url, json=body)
+    assert reply.status_code == 422 and named in reply.text, reply.text
+    assert api.dump() == before
+
+
+def test_unknown_terms_and_students_are_404_and_a_taken_code_409(api):
+    window_body = {"opens_at": moment(1), "closes_at": moment(2), "user_ids": [9, 999999]}
+    unknown_students = api.as_(REGISTRAR).post("/terms/2/windows", json=window_body)
+    unknown_term = api.as_(REGISTRAR).post(
+        "/sections", json={"course_id": 2, "section_number": 71, "capacity": 3, "term_id": 99}
+    )
+    taken = api.as_(REGISTRAR).post("/terms", json={"code": "2027-SP"})
+
+    assert unknown_students.status_code == 404 and "999999" in unknown_students.text
+    assert unknown_term.status_code == 404 and "term 99" in unknown_term.text
+    refused(taken, "term_exists")

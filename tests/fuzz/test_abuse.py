@@ -125,6 +125,16 @@ ENROLLMENT_BODIES = {
         {"credit_limit": COUNT},
     ),
     ("POST", "/users/{user_id}/holds"): (lambda n: {"reason": "fees"}, {"reason": STORED}),
+    ("POST", "/terms"): (lambda n: {"code": f"T-{n}", "name": "Term"}, {"code": FORMAT}),
+    ("PATCH", "/terms/{term_id}"): (lambda n: {"name": "Spring"}, {"add_deadline": FORMAT}),
+    ("POST", "/terms/{term_id}/windows"): (
+        lambda n: {"opens_at": "2027-01-02T16:00:00Z", "closes_at": "2027-01-03T16:00:00Z"},
+        {"opens_at": FORMAT, "closes_at": FORMAT},
+    ),
+    ("PUT", "/users/{user_id}/class-level"): (
+        lambda n: {"class_level": "junior"},
+        {"class_level": FORMAT},
+    ),
     ("POST", "/sections/{section_id}/permits"): (
         lambda n: {"user_id": 20, "waives": ["capacity"]},
         {"user_id": ID},
@@ -147,7 +157,15 @@ AUTH_BODIES = {
     ("POST", "/refresh"): (lambda n: {"refresh_token": "x"}, {"refresh_token": FORMAT}),
 }
 # Ids in paths that exist in the seed: section 4 has free seats, student 9 is in sections 1-2.
-VALID_PATH = {"course_id": "1", "section_id": "4", "user_id": "9", "hold_id": "1", "permit_id": "1"}
+VALID_PATH = {
+    "course_id": "1",
+    "section_id": "4",
+    "user_id": "9",
+    "hold_id": "1",
+    "permit_id": "1",
+    "term_id": "2",
+    "window_id": "1",
+}
 # Where a legitimately stored string lands: (table, column) per field.
 STORED_IN = {
     "title": ("courses", "title"),
@@ -286,7 +304,7 @@ def test_sql_injection_in_identity_headers(enrollment):
         response = send(enrollment, "enrollment", "GET", "/courses", headers=headers)
         assert response.status_code == 200, response.text
         added = rows(enrollment.database) - before_rows
-        assert added == {("users", 500 + n, payload, "", "", "student", None): 1}, added
+        assert added == {("users", 500 + n, payload, "", "", "student", None, None): 1}, added
         TALLY["abuse stored verbatim"] += 1
 
 

@@ -147,6 +147,8 @@ SEED_IDS = {
     "section_id": range(1, 12),  # sections 1-10; 1 and 3 are full, with waitlists
     "user_id": (1, 3, 9, 10, 13, 14, 999),  # registrar, instructor, students, waitlisted
     "instructor_id": (3, 4, 9, 999),  # two instructors, a student, nobody
+    "term_id": (1, 2, 99),  # this fall, next spring, none
+    "window_id": (1, 2, 99),
 }
 
 
@@ -206,6 +208,29 @@ ENROLLMENT_INPUT = {
     "POST /sections/{section_id}/permits": [
         with_(path_parameters={"section_id": 1}, body={"user_id": 20, "waives": ["capacity"]}),
         with_(path_parameters={"section_id": 1}, body={"user_id": 999, "waives": ["capacity"]}),
+    ],
+    "POST /terms": [with_(body={"code": "2027-SU"}), with_(body={"code": "2027-SP"})],  # 409
+    "PATCH /terms/{term_id}": [
+        with_(path_parameters={"term_id": 2}, body={"name": "Spring"}),
+        with_(path_parameters={"term_id": 99}, body={"name": "Spring"}),
+    ],
+    "POST /terms/{term_id}/windows": [
+        with_(
+            path_parameters={"term_id": 2},
+            body={"opens_at": "2027-01-02T16:00:00Z", "closes_at": "2027-01-03T16:00:00Z"},
+        ),
+        with_(
+            path_parameters={"term_id": 99},
+            body={"opens_at": "2027-01-02T16:00:00Z", "closes_at": "2027-01-03T16:00:00Z"},
+        ),
+    ],
+    "DELETE /terms/{term_id}/windows/{window_id}": [
+        with_(path_parameters={"term_id": 2, "window_id": 1}),
+        with_(path_parameters={"term_id": 2, "window_id": 99}),
+    ],
+    "PUT /users/{user_id}/class-level": [
+        with_(path_parameters={"user_id": 9}, body={"class_level": "junior"}),
+        with_(path_parameters={"user_id": 999}, body={"class_level": "junior"}),
     ],
     "POST /users/{user_id}/enrollments": [
         with_(path_parameters={"user_id": 9}, body={"section_id": 4}),
@@ -347,12 +372,17 @@ EXPLAINED = {
             ("POST", "/users/{user_id}/holds"),
             ("PUT", "/courses/{course_id}/prerequisites"),
             ("PUT", "/users/{user_id}/credit-limit"),
+            ("POST", "/terms"),
+            ("PATCH", "/terms/{term_id}"),
+            ("POST", "/terms/{term_id}/windows"),
+            ("PUT", "/users/{user_id}/class-level"),
         ]
     },
     ("enrollment", "DELETE /sections/{section_id}/permits/{permit_id}", 200): "the seed has no"
     " permit to revoke: tests/enrollment/test_access.py and test_eligibility.py revoke one",
     ("enrollment", "POST /completed-courses", 413): "a CSV too big for a fuzzed body:"
     " test_abuse.py sends 1 MB and 10 MB",
+    ("enrollment", "POST /terms", 404): "declared for every write; a term names no other row",
     ("enrollment", "POST /completed-courses", 404): "declared for every write; an unknown user"
     " or course in the CSV is a 422 naming its line (tests/enrollment/test_eligibility.py)",
     **{("auth", f"POST {p}", 413): ABUSE for p in ("/register", "/login", "/refresh")},
