@@ -387,8 +387,8 @@ def eligibility_refusal(
     limit = DEFAULT_CREDIT_LIMIT if limit is None else limit
     if held + section["credits"] > limit and "credit_limit" not in waivers:
         return Conflict(
-            f"{section['course_code']} is {section['credits']} credits: with the {held} user"
-            f" {user_id} holds, {held + section['credits']}, over their limit of {limit}",
+            f"{section['course_code']} is {section['credits']} credits: user {user_id} holds"
+            f" {held} this term, so {held + section['credits']}, over their limit of {limit}",
             code="credit_limit",
         )
     return None
