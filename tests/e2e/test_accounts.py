@@ -32,6 +32,17 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+def new_student(cluster: Cluster, prefix: str, first_name: str, last_name: str) -> dict:
+    """A student who signs themselves up through the auth gateway: their account."""
+    reply = httpx.post(
+        cluster.auth_gateway.url + "/auth_api/register",
+        json={"username": f"{prefix}-{secrets.token_hex(3)}", "password": PASSWORD,
+              "first_name": first_name, "last_name": last_name},
+    )  # fmt: skip
+    assert reply.status_code == 201, reply.text
+    return reply.json()
+
+
 def test_a_new_instructor_is_assignable_on_the_next_request_and_sees_the_roster(cluster: Cluster):
     auth = cluster.auth_gateway.url + "/auth_api"
     api = cluster.enroll_gateway.url + "/enroll_api"
@@ -98,12 +109,8 @@ def test_a_disabled_student_is_refused_everywhere_within_one_access_token_lifeti
     auth = cluster.auth_gateway.url + "/auth_api"
     api = cluster.enroll_gateway.url + "/enroll_api"
     registrar = bearer(cluster.login("rhenderson", DEMO_PASSWORD)["access_token"])
-    username = f"dis-{secrets.token_hex(3)}"
-    student = httpx.post(
-        auth + "/register",
-        json={"username": username, "password": PASSWORD, "first_name": "Dee",
-              "last_name": "Abled"},
-    ).json()  # fmt: skip
+    student = new_student(cluster, "dis", "Dee", "Abled")
+    username = student["username"]
     session = cluster.login(username, PASSWORD)
     enrollments = api + f"/users/{student['id']}/enrollments"
     before = httpx.post(
@@ -205,12 +212,8 @@ def test_a_student_made_instructor_is_assignable_on_the_next_request_with_the_ne
     auth = cluster.auth_gateway.url + "/auth_api"
     api = cluster.enroll_gateway.url + "/enroll_api"
     registrar = bearer(cluster.login("rhenderson", DEMO_PASSWORD)["access_token"])
-    username = f"promo-{secrets.token_hex(3)}"
-    student = httpx.post(
-        auth + "/register",
-        json={"username": username, "password": PASSWORD, "first_name": "Pat",
-              "last_name": "Lee"},
-    ).json()  # fmt: skip
+    student = new_student(cluster, "promo", "Pat", "Lee")
+    username = student["username"]
     session = cluster.login(username, PASSWORD)
     # The student has used the enrollment service, so it has their record (as a student).
     assert httpx.get(
@@ -249,11 +252,7 @@ def test_enrollment_knows_a_new_account_with_its_name_before_any_request_of_its_
     auth = cluster.auth_gateway.url + "/auth_api"
     api = cluster.enroll_gateway.url + "/enroll_api"
     registrar = bearer(cluster.login("rhenderson", DEMO_PASSWORD)["access_token"])
-    created = httpx.post(
-        auth + "/register",
-        json={"username": f"early-{secrets.token_hex(3)}", "password": PASSWORD,
-              "first_name": "Erin", "last_name": "Early"},
-    ).json()  # fmt: skip
+    created = new_student(cluster, "early", "Erin", "Early")
     after = {"after": created["id"] - 1, "limit": 1}
 
     listed = httpx.get(api + "/users", params=after, headers=registrar).json()
