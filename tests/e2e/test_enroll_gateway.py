@@ -318,13 +318,17 @@ def test_section_list_may_lag_by_the_cache_window_while_a_section_page_is_live(
         new = httpx.post(url + "/sections", json=body, headers=registrar).json()["id"]
         page = httpx.get(url + f"/sections/{new}", headers=student)
         after = [listed() for _ in range(3)]
-        if time.monotonic() - started < 0.9:  # well inside the window: all answers were cached
+        # The cache ages an answer from its Date header, which uvicorn refreshes once a second:
+        # an entry can count as up to a second older than it is, and on a loaded machine expire
+        # early. So a try counts if it was well inside the window and a cached answer showed.
+        if time.monotonic() - started < 0.9 and any(new not in ids for ids in after):
             break
     else:
-        pytest.fail("three tries each took longer than the cache window")
+        pytest.fail("three tries: each took longer than the cache window, or nothing was cached")
 
     assert page.status_code == 200 and page.json()["capacity"] == 5
-    assert all(new not in ids for ids in before + after)  # the cached list, still without it
+    assert all(new not in ids for ids in before)
+    assert any(new not in ids for ids in after)  # a cached list, still without it
     refused = httpx.get(url + "/sections", headers=bearer(_bad_signature(cluster)))
     assert refused.status_code == 401 and "x-instance" not in refused.headers
     assert httpx.get(url + "/sections").status_code == 401
