@@ -59,6 +59,13 @@ class LendConnections:
                 self.pool.give_back(conn)
 
 
+def _shows_the_secret(request: Request) -> bool:
+    """Whether the request carries the installation's gateway secret (X-Gateway-Secret)."""
+    secret = request.headers.get(GATEWAY_SECRET_HEADER)
+    expected: str = request.app.state.gateway_secret
+    return secret is not None and hmac.compare_digest(secret.encode(), expected.encode())
+
+
 async def caller(request: Request) -> Identity:
     """The identity the gateway vouches for, allowed on this route. Without the gateway's
     secret, or without the identity headers, the request is not signed in (401); a role the
@@ -67,13 +74,11 @@ async def caller(request: Request) -> Identity:
     # Read straight from the headers rather than as FastAPI Header parameters: declared header
     # parameters cost a fifth of each request's CPU in FastAPI's dependency solving (py-spy).
     headers = request.headers
-    secret = headers.get(GATEWAY_SECRET_HEADER)
+    if not _shows_the_secret(request):
+        raise Unauthenticated("request did not come through the gateway", code="no_gateway")
     header_user_id = headers.get(USER_ID_HEADER)
     header_username = headers.get(USERNAME_HEADER)
     header_roles = headers.get(ROLES_HEADER)
-    expected: str = request.app.state.gateway_secret
-    if secret is None or not hmac.compare_digest(secret.encode(), expected.encode()):
-        raise Unauthenticated("request did not come through the gateway", code="no_gateway")
     if not header_user_id or not header_username or not header_roles:
         raise Unauthenticated(f"missing identity: {', '.join(IDENTITY_HEADERS)} are required")
     if (
@@ -108,9 +113,7 @@ Caller = Annotated[Identity, Depends(caller)]
 async def installation_service(request: Request) -> None:
     """A request from another service of this installation (the auth service), which shows the
     gateway secret and no user identity; no gateway routes such a request."""
-    secret = request.headers.get(GATEWAY_SECRET_HEADER)
-    expected: str = request.app.state.gateway_secret
-    if secret is None or not hmac.compare_digest(secret.encode(), expected.encode()):
+    if not _shows_the_secret(request):
         raise Unauthenticated("this route is for the installation's services", code="no_gateway")
 
 

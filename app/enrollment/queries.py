@@ -205,14 +205,6 @@ def mark_section_deleted(conn: sqlite3.Connection, *, section_id: int) -> None:
     conn.execute(f"UPDATE sections SET deleted_at = {NOW} WHERE id = ?", (section_id,))
 
 
-def count_in_section(conn: sqlite3.Connection, *, section_id: int, status: str) -> int:
-    row = conn.execute(
-        "SELECT COUNT(*) FROM enrollments WHERE section_id = ? AND status = ?",
-        (section_id, status),
-    ).fetchone()
-    return int(row[0])
-
-
 def count_waitlists_of(conn: sqlite3.Connection, *, user_id: int) -> int:
     row = conn.execute(
         "SELECT COUNT(*) FROM enrollments WHERE user_id = ? AND status = 'waitlisted'",
