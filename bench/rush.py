@@ -19,6 +19,7 @@ class Sample:
     op: str
     status: int | None  # None: the connection failed
     seconds: float
+    at: float = 0.0  # when it was sent (open loop: due), seconds from the rush's start
 
 
 @dataclass
@@ -48,6 +49,13 @@ def summarise(name: str, samples: list[Sample], seconds: float) -> dict:
         "p99_ms": round(percentile(latencies, 99) * 1000, 1),
         "statuses": dict(sorted(Counter(str(s.status) for s in samples).items())),
         "by_op": dict(Counter(s.op for s in samples)),
+        # Where in the rush the tail was (a start-up cost, a stall, or all along), and how much
+        # got done each second.
+        "ops_by_second": [n for _, n in sorted(Counter(int(s.at) for s in samples).items())],
+        "p99_ms_by_second": [
+            round(percentile([s.seconds for s in samples if int(s.at) == second], 99) * 1000, 1)
+            for second in range(int(max((s.at for s in samples), default=0)) + 1)
+        ],
     }
 
 
@@ -85,13 +93,14 @@ async def run_rush(
                 except (OSError, asyncio.IncompleteReadError):
                     status = None
                     await conn.close()
-                samples.append(Sample(op, status, time.monotonic() - started))
+                ended = time.monotonic()
+                samples.append(Sample(op, status, ended - started, started - began))
         finally:
             await conn.close()
 
-    started = time.monotonic()
+    began = time.monotonic()
     await asyncio.gather(*(client(i, g) for i, g in enumerate(groups)))
-    return samples, time.monotonic() - started
+    return samples, time.monotonic() - began
 
 
 async def run_open_loop(
@@ -140,7 +149,7 @@ async def run_open_loop(
             status = None
             await conn.close()
             idle.put_nowait(Connection(url))  # its place, opened when next used
-        samples.append(Sample(op, status, time.monotonic() - due))
+        samples.append(Sample(op, status, time.monotonic() - due, due - started))
 
     started = time.monotonic()
     for i in range(total):

@@ -3,7 +3,8 @@
     AUTH_DATABASE=... AUTH_PRIVATE_JWKS=... uvicorn app.auth.main:app --host 127.0.0.1 --port 5100
 
 `app` is built on first access from the AUTH_* environment (see settings.py), so importing this
-module has no side effects; `uvicorn --factory app.auth.main:create_app` works the same way.
+module has no side effects. bin/auth-node runs `uvicorn --factory app.auth.main:serve`: the same
+app, with the process's long-lived objects frozen for the garbage collector (app/common/server.py).
 """
 
 from collections.abc import AsyncIterator
@@ -21,6 +22,7 @@ from app.auth.tokens import KeyRing
 from app.common.db import ConnectionPool
 from app.common.errors import install_error_handlers
 from app.common.limits import BodySizeLimit
+from app.common.server import long_lived
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -50,6 +52,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(router)
     app.add_middleware(BodySizeLimit)
     return app
+
+
+def serve() -> FastAPI:
+    """The app of one auth node process, from the environment (bin/auth-node)."""
+    return long_lived(create_app())
 
 
 @cache

@@ -1,4 +1,5 @@
-"""The enrollment service's ASGI app: `uvicorn --factory app.enrollment.main:create_app`."""
+"""The enrollment service's ASGI app: `uvicorn --factory app.enrollment.main:serve`
+(bin/enrollment), or `create_app(settings)` in tests."""
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -6,6 +7,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.common.db import ConnectionPool
 from app.common.errors import install_error_handlers
 from app.common.limits import BodySizeLimit
+from app.common.server import long_lived
 from app.enrollment.deps import LendConnections
 from app.enrollment.routes import internal, router
 from app.enrollment.settings import Settings, get_settings
@@ -38,6 +40,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"status": "ok", "instance": settings.instance}
 
     return app
+
+
+def serve() -> FastAPI:
+    """The app of one instance process, from the environment (bin/enrollment)."""
+    return long_lived(create_app())
 
 
 class InstanceHeader:
