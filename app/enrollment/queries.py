@@ -2,6 +2,7 @@
 keyword-only arguments after it; none of them opens or commits a transaction."""
 
 import json
+import re
 import sqlite3
 from collections.abc import Iterable
 
@@ -115,14 +116,21 @@ def list_sections(
     conn: sqlite3.Connection,
     *,
     course_id: int | None = None,
+    search: str | None = None,
     after: int | None = None,
     limit: int = -1,
 ) -> list[dict]:
-    """Live sections (of one course, if given), in course code and section number order."""
+    """Live sections (of one course, and whose course code or title contains `search` in any
+    case, if given), in course code and section number order."""
     sql, params = _SECTION_SELECT, []
     if course_id is not None:
         sql += " AND s.course_id = ?"
         params.append(course_id)
+    if search:
+        # LIKE ignores ASCII case; % and _ typed by the user match themselves.
+        pattern = "%" + re.sub(r"([\\%_])", r"\\\1", search) + "%"
+        sql += " AND (c.code LIKE ? ESCAPE '\\' OR c.title LIKE ? ESCAPE '\\')"
+        params += [pattern, pattern]
     if after:
         sql += _SECTION_AFTER
         params.append(after)

@@ -232,14 +232,22 @@ async def list_sections(
     conn: Db,
     _: Caller,
     course_id: Annotated[Id | None, Query()] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=100,
+            description="only sections whose course code or title contains this (any case)",
+        ),
+    ] = None,
     after: After = None,
     limit: PageLimit = DEFAULT_PAGE,
 ):
-    """Live sections, optionally of one course, in course code and section number order, a page
-    at a time."""
+    """Live sections, optionally of one course or matching a search, in course code and section
+    number order, a page at a time."""
     if course_id is not None:
         service.get_course_or_404(conn, course_id)
-    return queries.list_sections(conn, course_id=course_id, after=after, limit=limit)
+    return queries.list_sections(conn, course_id=course_id, search=q, after=after, limit=limit)
 
 
 @route("GET", "/sections/{section_id}", ANY_ROLE, response_model=SectionOut)

@@ -4,7 +4,7 @@ page after the `id` of the last row seen."""
 
 import pytest
 
-from tests.enrollment.helpers import KAVERY, REGISTRAR
+from tests.enrollment.helpers import AVA, KAVERY, REGISTRAR
 
 
 def walk(api, who, url: str, limit: int, **params) -> list[list[dict]]:
@@ -160,3 +160,28 @@ def test_bad_paging_input_is_a_422_naming_it(api, url, params, named):
 
     assert reply.status_code == 422
     assert named in reply.text
+
+
+def test_the_catalog_search_matches_code_or_title_in_any_case_and_pages(api):
+    codes = lambda reply: {(s["course_code"], s["course_title"]) for s in reply.json()}  # noqa: E731
+    by_code = api.as_(AVA).get("/sections", params={"q": "cpsc 4"})
+    by_title = api.as_(AVA).get("/sections", params={"q": "DATA STRUCT"})
+    nothing = api.as_(AVA).get("/sections", params={"q": "no such course"})
+    literal = api.as_(AVA).get("/sections", params={"q": "%"})  # a literal %, not a wildcard
+    everything = api.as_(AVA).get("/sections", params={"limit": 1000}).json()
+    pages = walk(api, AVA, "/sections", limit=1, q="cpsc")
+
+    assert by_code.status_code == 200 and codes(by_code)
+    assert all(code.startswith("CPSC 4") for code, _ in codes(by_code))
+    assert codes(by_title) and all("data struct" in t.lower() for _, t in codes(by_title))
+    assert nothing.json() == [] and literal.json() == []
+    cpsc = [s["id"] for s in everything if "cpsc" in s["course_code"].lower()]
+    assert ids(pages) == cpsc and len(cpsc) > 1
+
+
+@pytest.mark.parametrize("q", ["", "x" * 101])
+def test_a_search_of_nothing_or_too_long_is_refused_naming_q(api, q):
+    reply = api.as_(AVA).get("/sections", params={"q": q})
+
+    assert reply.status_code == 422
+    assert [e["field"] for e in reply.json()["errors"]] == ["q"]
