@@ -142,6 +142,18 @@ def get_section(conn: sqlite3.Connection, *, section_id: int) -> dict | None:
     return _one(conn.execute(_SECTION_SELECT + " AND s.id = ?", (section_id,)))
 
 
+def teaches_student(conn: sqlite3.Connection, *, instructor_id: int, student_id: int) -> bool:
+    """Whether the student is enrolled in, or waiting for, a live section the instructor teaches."""
+    row = conn.execute(
+        """SELECT 1 FROM enrollments e JOIN sections s ON s.id = e.section_id
+           WHERE s.instructor_id = ? AND e.user_id = ? AND s.deleted_at IS NULL
+             AND e.status IN ('enrolled', 'waitlisted')
+           LIMIT 1""",
+        (instructor_id, student_id),
+    ).fetchone()
+    return row is not None
+
+
 def sections_of_user(
     conn: sqlite3.Connection,
     *,

@@ -325,10 +325,11 @@ async def list_users(conn: Db, _: Caller, after: After = None, limit: PageLimit 
 
 @route("GET", "/users/{user_id}", SELF, response_model=UserOut)
 async def get_user(user_id: UserId, conn: Db, who: Caller, settings: AppSettings):
-    """A user's record: your own, or anyone's for the registrar."""
+    """A user's record: your own, anyone's for the registrar, and for an instructor, a student's
+    on a roster or waitlist of a section they teach."""
     if who.is_registrar:
         await directory.make_current(conn, settings, user_id)
-    return _user_out(service.user_record(conn, who, user_id))
+    return _user_out(service.user_profile(conn, who, user_id))
 
 
 @route("GET", "/users/{user_id}/enrollments", SELF, response_model=list[EnrollmentOut])

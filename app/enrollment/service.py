@@ -591,6 +591,17 @@ def user_record(conn: sqlite3.Connection, caller: Identity, user_id: int) -> dic
     return get_user_or_404(conn, user_id)
 
 
+def user_profile(conn: sqlite3.Connection, caller: Identity, user_id: int) -> dict:
+    """GET /users/{id}: as `user_record`; rule: an instructor may also read the record (name and
+    username) of a student enrolled in, or waiting for, a section they teach: their roster's
+    names. The student's enrollments and waitlists stay theirs and the registrar's."""
+    if INSTRUCTOR in caller.roles and queries.teaches_student(
+        conn, instructor_id=caller.user_id, student_id=user_id
+    ):
+        return get_user_or_404(conn, user_id)
+    return user_record(conn, caller, user_id)
+
+
 def user_enrollments(
     conn: sqlite3.Connection,
     caller: Identity,

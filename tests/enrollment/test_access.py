@@ -54,14 +54,20 @@ CASES = [
     ("DELETE", "/sections/1/enrollments/9", None, KAVERY, 200),
     ("DELETE", "/sections/1/enrollments/9", None, LCHEN, 403),
     ("DELETE", "/sections/1/enrollments/9", None, AVA, 403),
-    # users: registrar; a user may read their own record
+    # users: registrar; a user may read their own record; an instructor, the record of a student
+    # enrolled in or waiting for a section they teach (not one who dropped it)
     ("GET", "/users", None, REGISTRAR, 200),
     ("GET", "/users", None, KAVERY, 403),
     ("GET", "/users", None, AVA, 403),
     ("GET", "/users/9", None, REGISTRAR, 200),
     ("GET", "/users/9", None, AVA, 200),
     ("GET", "/users/9", None, LIAM, 403),
-    ("GET", "/users/9", None, KAVERY, 403),
+    ("GET", "/users/9", None, KAVERY, 200),
+    ("GET", "/users/9", None, LCHEN, 403),
+    ("GET", "/users/15", None, KAVERY, 200),
+    ("GET", "/users/15", None, LCHEN, 403),
+    ("GET", "/users/29", None, LCHEN, 403),
+    ("GET", "/users/1", None, KAVERY, 403),
     ("GET", "/users/40", None, STUDENT_NEW, 200),
     # a user's enrollments, sections and waitlists: that user; registrar
     ("GET", "/users/9/enrollments", None, AVA, 200),
