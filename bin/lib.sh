@@ -15,8 +15,13 @@ die() { printf '\033[31mError: %s\033[0m\n' "$*" >&2; exit 1; }
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-ensure_debian_packages() {
+ensure_debian_packages() {  # ensure_debian_packages [--browser]: also Chromium and its driver
     local missing=()
+    if [ "${1:-}" = --browser ]; then
+        # tests/e2e/test_web_app.py drives the web app in Debian's Chromium through Selenium.
+        command -v chromium >/dev/null || missing+=(chromium)
+        command -v chromedriver >/dev/null || missing+=(chromium-driver)
+    fi
     command -v fusermount3 >/dev/null || missing+=(fuse3)
     command -v entr >/dev/null || missing+=(entr)
     command -v foreman >/dev/null || missing+=(ruby-foreman)

@@ -1,12 +1,15 @@
 """The whole cluster of the Procfile, on free loopback ports in one directory laid out like var/:
-three enrollment instances on one database file, the three LiteFS auth nodes, and both KrakenD
-gateways in front of them. Used by the end-to-end tests and by ./bin/bench.
+three enrollment instances on one database file, the three LiteFS auth nodes, both KrakenD
+gateways in front of them, and the web app (bin/web), whose origin the gateways allow by CORS.
+Used by the end-to-end tests and by ./bin/bench.
 
 Tokens: `token()` signs an access token with the auth service's own private key and its own
 claim builder, exactly what POST /login issues, for callers that need hundreds of users without
 hundreds of argon2 hashes; `login()` goes through the auth gateway like a person would.
 """
 
+import os
+import subprocess
 from pathlib import Path
 
 import httpx
@@ -16,7 +19,7 @@ from app.auth.tokens import KeyRing, TokenUse, build_claims
 from harness.auth_cluster import AuthCluster
 from harness.enroll_cluster import EnrollmentCluster, write_secret
 from harness.gateway import Gateway
-from harness.procs import ROOT, free_port
+from harness.procs import ROOT, free_port, stop, wait_http
 from harness.seed import DEMO_PASSWORD
 
 ISSUER = AuthSettings.model_fields["issuer"].default
@@ -56,11 +59,16 @@ class Cluster:
         ]
         self.keys = KeyRing.from_file(Path(self.auth.env["AUTH_PRIVATE_JWKS"]))
         jwks = str(var / "gateway" / "jwks.json")
+        self.web = WebApp(var, free_port())
         self.enroll_gateway = Gateway(
             "enroll",
             var,
             free_port(),
-            {"GATEWAY_ENROLL_BACKENDS": ",".join(self.enrollment.urls), "GATEWAY_JWKS_FILE": jwks},
+            {
+                "GATEWAY_ENROLL_BACKENDS": ",".join(self.enrollment.urls),
+                "GATEWAY_JWKS_FILE": jwks,
+                "GATEWAY_WEB_ORIGIN": self.web.url,
+            },
         )
         self.enroll_gateway.env["GATEWAY_ENROLL_PORT"] = str(self.enroll_gateway.port)
         replicas = [node.url for node in self.auth.replicas]
@@ -72,9 +80,14 @@ class Cluster:
                 "GATEWAY_AUTH_PRIMARY": self.auth.primary.url,
                 "GATEWAY_AUTH_REPLICAS": ",".join(replicas),
                 "GATEWAY_JWKS_FILE": jwks,
+                "GATEWAY_WEB_ORIGIN": self.web.url,
             },
         )
         self.auth_gateway.env["GATEWAY_AUTH_PORT"] = str(self.auth_gateway.port)
+        self.web.env |= {
+            "WEB_ENROLL_API": self.enroll_gateway.url + "/enroll_api",
+            "WEB_AUTH_API": self.auth_gateway.url + "/auth_api",
+        }
 
     @property
     def secret(self) -> str:
@@ -89,8 +102,10 @@ class Cluster:
         self.auth.start()
         for gateway in self.gateways:
             gateway.start()
+        self.web.start()
 
     def close(self) -> None:
+        self.web.stop()
         for gateway in self.gateways:
             gateway.stop()
         self.enrollment.stop()
@@ -123,3 +138,29 @@ class Cluster:
         )
         assert reply.status_code == 200, f"login of {username}: {reply.status_code} {reply.text}"
         return reply.json()
+
+
+class WebApp:
+    """The web app's process (bin/web, as foreman runs it) on a free port."""
+
+    def __init__(self, var: Path, port: int) -> None:
+        self.port, self.log = port, var / "web.log"
+        self.url = f"http://127.0.0.1:{port}"
+        self.env = {"WEB_PORT": str(port)}
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [str(ROOT / "bin" / "web")],
+                cwd=ROOT,
+                env={**os.environ, **self.env},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        wait_http(self.url + "/config.json", self.proc, status=200, log=self.log)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop([self.proc])
+            self.proc = None

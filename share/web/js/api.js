@@ -1,0 +1,170 @@
+// The two gateways, the signed-in session, and every API error as a sentence a person can read.
+// Tokens live in sessionStorage: one session per browser tab, gone when the tab closes.
+
+const KEY = "registration.session";
+let config = null; // {enroll_api, auth_api}, from the server's /config.json
+let refreshTimer = null;
+let sessionEnded = () => {};
+
+export class ApiError extends Error {
+  constructor(message, status, code) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+export async function loadConfig() {
+  const response = await fetch("config.json");
+  config = await response.json();
+}
+
+export function session() {
+  return JSON.parse(sessionStorage.getItem(KEY) || "null");
+}
+
+function save(value) {
+  sessionStorage.setItem(KEY, JSON.stringify(value));
+}
+
+// What the page does when the session ends by itself (refresh refused): `fn(message)`.
+export function onSessionEnded(fn) {
+  sessionEnded = fn;
+}
+
+function claims(token) {
+  const payload = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+  const bytes = Uint8Array.from(atob(payload), (c) => c.charCodeAt(0));
+  return JSON.parse(new TextDecoder().decode(bytes));
+}
+
+function withAccess(value, accessToken, expiresIn) {
+  const c = claims(accessToken);
+  return {
+    ...value,
+    access: accessToken,
+    expiresAt: Date.now() + expiresIn * 1000,
+    user: {
+      id: Number(c.sub),
+      username: c.preferred_username,
+      name: `${c.given_name} ${c.family_name}`,
+      roles: c.roles,
+    },
+  };
+}
+
+export async function signIn(username, password) {
+  const body = await call(`${config.auth_api}/login`, {
+    method: "POST",
+    json: { username, password },
+    auth: false,
+  });
+  save(withAccess({ refresh: body.refresh_token }, body.access_token, body.expires_in));
+  keepFresh();
+  return session();
+}
+
+export function signOut() {
+  clearTimeout(refreshTimer);
+  sessionStorage.removeItem(KEY);
+}
+
+// Trade the refresh token for a new access token a while before the current one expires: at
+// 80% of its remaining life, and no later than a minute before it ends.
+export function keepFresh() {
+  clearTimeout(refreshTimer);
+  const current = session();
+  if (!current) return;
+  const left = current.expiresAt - Date.now();
+  const wait = Math.max(1000, Math.min(left - 60_000, left * 0.8));
+  refreshTimer = setTimeout(refresh, wait);
+}
+
+// true: a new access token is in place. false: the session has ended (and the page was told),
+// or the auth gateway could not be reached (tried again shortly).
+async function refresh() {
+  const current = session();
+  if (!current) return false;
+  try {
+    const body = await call(`${config.auth_api}/refresh`, {
+      method: "POST",
+      json: { refresh_token: current.refresh },
+      auth: false,
+    });
+    save(withAccess(current, body.access_token, body.expires_in));
+    keepFresh();
+    return true;
+  } catch (error) {
+    if (error.status === 401 || error.status === 403) {
+      signOut();
+      sessionEnded(`Your session has ended: ${error.message} Please sign in again.`);
+    } else {
+      clearTimeout(refreshTimer);
+      refreshTimer = setTimeout(refresh, 5000);
+    }
+    return false;
+  }
+}
+
+// A call to the enroll gateway: `path` after its prefix, e.g. "/sections?q=cpsc".
+export function enroll(path, options = {}) {
+  return call(`${config.enroll_api}${path}`, options);
+}
+
+const FALLBACK = {
+  401: "Your session has ended. Please sign in again.",
+  403: "Your account is not allowed to do that.",
+  404: "That was not found; it may have just been removed.",
+  413: "That is more than the service accepts at once.",
+  429: "Too many attempts; wait a moment and try again.",
+};
+
+function describe(status, body) {
+  if (body && typeof body.detail === "string") {
+    const detail = body.detail.charAt(0).toUpperCase() + body.detail.slice(1);
+    const fields = (body.errors || []).map((e) => `${e.field}: ${e.message}`);
+    const sentence = fields.length ? `${detail} (${fields.join("; ")})` : detail;
+    return /[.!?)]$/.test(sentence) ? sentence : `${sentence}.`;
+  }
+  if (FALLBACK[status]) return FALLBACK[status];
+  if (status >= 500) return "The registration service had a problem; try again in a moment.";
+  return "The request was refused.";
+}
+
+async function call(url, { method = "GET", json, auth = true, retried = false } = {}) {
+  const headers = {};
+  if (json !== undefined) headers["Content-Type"] = "application/json";
+  if (auth) {
+    const current = session();
+    if (!current) throw new ApiError(FALLBACK[401], 401, "signed_out");
+    headers.Authorization = `Bearer ${current.access}`;
+  }
+  let response;
+  try {
+    response = await fetch(url, {
+      method,
+      headers,
+      cache: "no-store", // the gateway's cache is the one that counts; never a second, older one
+      body: json === undefined ? undefined : JSON.stringify(json),
+    });
+  } catch {
+    throw new ApiError(
+      "The registration service cannot be reached right now; try again in a moment.",
+      0,
+      "unreachable",
+    );
+  }
+  const text = await response.text();
+  let body = null;
+  try {
+    body = text ? JSON.parse(text) : null;
+  } catch {
+    body = null;
+  }
+  if (response.ok) return body;
+  // An access token that expired in between (a laptop asleep): refresh once and try again.
+  if (auth && response.status === 401 && !retried && (await refresh())) {
+    return call(url, { method, json, auth, retried: true });
+  }
+  throw new ApiError(describe(response.status, body), response.status, body && body.code);
+}

@@ -1,0 +1,743 @@
+// The registration web app: sign-in, then the views of the signed-in person's roles, one per
+// address (#catalog, #schedule, #teaching, #sections, #audit). Every page is built with the DOM
+// (never from HTML strings), so nothing a user typed can run as script.
+
+import * as api from "./api.js";
+
+const $ = (selector) => document.querySelector(selector);
+const main = () => $("#main");
+
+// h("button", {onclick, class: "x"}, "text", child...): an element.
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name.startsWith("on")) el.addEventListener(name.slice(2), value);
+    else if (value === true) el.setAttribute(name, "");
+    else el.setAttribute(name, value);
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return el;
+}
+
+let fieldCount = 0;
+function field(label, input) {
+  input.id = input.id || `field-${++fieldCount}`;
+  return h("div", { class: "field" }, h("label", { for: input.id }, label), input);
+}
+
+function table(caption, headings, rows, empty) {
+  if (!rows.length) return h("p", { class: "empty" }, empty);
+  // Each cell names its column, shown before it when a phone-width window stacks the rows.
+  for (const row of rows) {
+    [...row.children].forEach((cell, i) => headings[i] && cell.setAttribute("data-label", headings[i]));
+  }
+  return h(
+    "div",
+    { class: "table-wrap" },
+    h(
+      "table",
+      {},
+      h("caption", {}, caption),
+      h("thead", {}, h("tr", {}, headings.map((t) => h("th", { scope: "col" }, t)))),
+      h("tbody", {}, rows),
+    ),
+  );
+}
+
+const plural = (n, one, many) => `${n} ${n === 1 ? one : many}`;
+const label = (s) => `${s.course_code}-${String(s.section_number).padStart(2, "0")}`;
+
+// Messages: a success in #notice (polite), a refusal in #problem (an alert), never both.
+function notify(text) {
+  $("#problem").textContent = "";
+  $("#notice").textContent = text;
+}
+
+function complain(error) {
+  $("#notice").textContent = "";
+  $("#problem").textContent = error instanceof api.ApiError ? error.message : String(error);
+}
+
+function clearMessages() {
+  $("#notice").textContent = "";
+  $("#problem").textContent = "";
+}
+
+// Run an action: its refusal is shown as the API's sentence; returns whether it succeeded.
+async function attempt(action) {
+  try {
+    await action();
+    return true;
+  } catch (error) {
+    complain(error);
+    return false;
+  }
+}
+
+function confirmed(question, yes) {
+  const dialog = $("#confirm");
+  $("#confirm-text").textContent = question;
+  $("#confirm-yes").textContent = yes;
+  return new Promise((resolve) => {
+    dialog.addEventListener("close", () => resolve(dialog.returnValue === "yes"), { once: true });
+    dialog.returnValue = "";
+    dialog.showModal();
+    $("#confirm-no").focus();
+  });
+}
+
+function heading(text) {
+  return h("h2", { tabindex: "-1", id: "view-title" }, text);
+}
+
+// --- sign-in ----------------------------------------------------------------------------------
+
+function signInView() {
+  const username = h("input", { name: "username", autocomplete: "username", required: true });
+  const password = h("input", {
+    name: "password",
+    type: "password",
+    autocomplete: "current-password",
+    required: true,
+  });
+  const form = h(
+    "form",
+    { class: "card", "aria-labelledby": "view-title" },
+    heading("Sign in"),
+    field("Username", username),
+    field("Password", password),
+    h("button", { type: "submit" }, "Sign in"),
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    if (await attempt(() => api.signIn(username.value.trim(), password.value))) {
+      clearMessages();
+      location.hash = homeOf(api.session().user.roles);
+      render();
+    }
+  });
+  return [form];
+}
+
+// The enroll gateway may answer the catalog lists from its cache for 2 s (CATALOG_CACHE_SECONDS),
+// so a section this person has just changed (created, enrolled in) is merged in from a live
+// answer a while longer.
+const RECENT_MS = 5000;
+const recent = { sections: new Map(), courses: new Map() };
+
+function remember(kind, item) {
+  recent[kind].set(item.id, { item, at: Date.now() });
+}
+
+function withRecent(kind, list, belongs, order) {
+  const byId = new Map(list.map((item) => [item.id, item]));
+  for (const { item, at } of recent[kind].values()) {
+    if (Date.now() - at < RECENT_MS && (byId.has(item.id) || belongs(item))) byId.set(item.id, item);
+  }
+  return [...byId.values()].sort(order);
+}
+
+const sectionOrder = (a, b) =>
+  a.course_code.localeCompare(b.course_code) || a.section_number - b.section_number;
+
+// --- student ----------------------------------------------------------------------------------
+
+async function catalogView(user, manage = false) {
+  const search = h("input", { type: "search", name: "q", value: currentSearch });
+  const results = h("div", { id: "catalog-results" });
+  const form = h(
+    "form",
+    { class: "search", role: "search" },
+    field("Search by course code or title", search),
+    h("button", { type: "submit" }, "Search"),
+  );
+  const load = async () => {
+    const q = search.value.trim();
+    currentSearch = q;
+    const [listed, mine] = await Promise.all([
+      api.enroll(`/sections?limit=1000${q ? `&q=${encodeURIComponent(q)}` : ""}`),
+      manage ? null : myPlaces(user),
+    ]);
+    const needle = q.toLowerCase();
+    const matches = (s) =>
+      !needle || `${s.course_code}\n${s.course_title}`.toLowerCase().includes(needle);
+    const sections = withRecent("sections", listed, matches, sectionOrder);
+    const rows = sections.map((s) =>
+      h(
+        "tr",
+        {},
+        h("th", { scope: "row" }, label(s)),
+        h("td", {}, s.course_title),
+        h("td", {}, s.schedule || "—"),
+        h("td", { class: "num" }, `${s.seats_available} of ${s.capacity}`),
+        h("td", { class: "num" }, `${s.waitlisted} of ${s.waitlist_capacity}`),
+        h("td", {}, s.frozen ? "Frozen" : "Open"),
+        h("td", {}, manage ? manageButton(s) : mine.get(s.id) || enrollButton(user, s)),
+      ),
+    );
+    results.replaceChildren(
+      table(
+        q ? `Sections matching “${q}”` : "All sections",
+        ["Section", "Title", "Meets", "Seats left", "Waitlist", "Status", ""],
+        rows,
+        q ? `No section matches “${q}”.` : "There are no sections yet.",
+      ),
+    );
+  };
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    attempt(load);
+  });
+  await attempt(load);
+  return [heading(manage ? "Sections" : "Catalog"), form, results];
+}
+let currentSearch = "";
+
+// Where the student already is: section id -> "Enrolled" or "Waitlisted, position N".
+async function myPlaces(user) {
+  const [enrolled, waitlist] = await Promise.all([
+    api.enroll(`/users/${user.id}/sections?type=enrolled&limit=1000`),
+    api.enroll(`/users/${user.id}/waitlist?limit=1000`),
+  ]);
+  return new Map([
+    ...enrolled.map((s) => [s.id, "Enrolled"]),
+    ...waitlist.map((w) => [w.section_id, `Waitlisted, position ${w.position}`]),
+  ]);
+}
+
+function enrollButton(user, s) {
+  return h(
+    "button",
+    {
+      "aria-label": `Enroll in ${label(s)}`,
+      onclick: async () => {
+        let result;
+        if (
+          await attempt(async () => {
+            result = await api.enroll(`/users/${user.id}/enrollments`, {
+              method: "POST",
+              json: { section_id: s.id },
+            });
+            remember("sections", await api.enroll(`/sections/${s.id}`)); // its live counts
+          })
+        ) {
+          await render();
+          notify(
+            result.status === "enrolled"
+              ? `Enrolled in ${label(s)}.`
+              : `Waitlisted for ${label(s)}, position ${result.position}.`,
+          );
+        }
+      },
+    },
+    "Enroll",
+  );
+}
+
+async function scheduleView(user) {
+  const [enrolled, waitlist] = await Promise.all([
+    api.enroll(`/users/${user.id}/sections?type=enrolled&limit=1000`),
+    api.enroll(`/users/${user.id}/waitlist?limit=1000`),
+  ]);
+  const waited = await Promise.all(waitlist.map((w) => api.enroll(`/sections/${w.section_id}`)));
+  const classes = enrolled.map((s) =>
+    h(
+      "tr",
+      {},
+      h("th", { scope: "row" }, label(s)),
+      h("td", {}, s.course_title),
+      h("td", {}, s.schedule || "—"),
+      h("td", { class: "num" }, s.credits),
+      h(
+        "td",
+        {},
+        h(
+          "button",
+          {
+            class: "danger",
+            "aria-label": `Drop ${label(s)}`,
+            onclick: async () => {
+              if (!(await confirmed(`Drop ${label(s)} ${s.course_title}?`, "Drop"))) return;
+              const ok = await attempt(() =>
+                api.enroll(`/users/${user.id}/enrollments/${s.id}`, { method: "DELETE" }),
+              );
+              if (ok) {
+                await render();
+                notify(`Dropped ${label(s)}.`);
+              }
+            },
+          },
+          "Drop",
+        ),
+      ),
+    ),
+  );
+  const waits = waitlist.map((w, i) =>
+    h(
+      "tr",
+      {},
+      h("th", { scope: "row" }, label(waited[i])),
+      h("td", {}, waited[i].course_title),
+      h("td", { class: "num" }, `Position ${w.position}`),
+      h(
+        "td",
+        {},
+        h(
+          "button",
+          {
+            class: "danger",
+            "aria-label": `Leave the waitlist of ${label(waited[i])}`,
+            onclick: async () => {
+              const question = `Leave the waitlist of ${label(waited[i])}? You lose your place.`;
+              if (!(await confirmed(question, "Leave waitlist"))) return;
+              const ok = await attempt(() =>
+                api.enroll(`/users/${user.id}/waitlist/${w.section_id}`, { method: "DELETE" }),
+              );
+              if (ok) {
+                await render();
+                notify(`Left the waitlist of ${label(waited[i])}.`);
+              }
+            },
+          },
+          "Leave waitlist",
+        ),
+      ),
+    ),
+  );
+  const credits = enrolled.reduce((sum, s) => sum + s.credits, 0);
+  return [
+    heading("My schedule"),
+    table(
+      `Enrolled: ${plural(enrolled.length, "section", "sections")}, ${plural(credits, "credit", "credits")}`,
+      ["Section", "Title", "Meets", "Credits", ""],
+      classes,
+      "You are not enrolled in any section.",
+    ),
+    h("h3", {}, "My waitlists"),
+    table(
+      "Waitlists",
+      ["Section", "Title", "Place", ""],
+      waits,
+      "You are not on any waitlist.",
+    ),
+  ];
+}
+
+// --- instructor -------------------------------------------------------------------------------
+
+async function teachingView(user) {
+  const sections = await api.enroll(`/users/${user.id}/sections?type=instructing&limit=1000`);
+  const detail = h("div", { id: "roster" });
+  const rows = sections.map((s) =>
+    h(
+      "tr",
+      {},
+      h("th", { scope: "row" }, label(s)),
+      h("td", {}, s.course_title),
+      h("td", { class: "num" }, `${s.enrolled} of ${s.capacity}`),
+      h("td", { class: "num" }, s.waitlisted),
+      h(
+        "td",
+        {},
+        h(
+          "button",
+          {
+            "aria-label": `Roster of ${label(s)}`,
+            onclick: () => attempt(async () => detail.replaceChildren(...(await roster(s)))),
+          },
+          "Roster",
+        ),
+      ),
+    ),
+  );
+  return [
+    heading("My sections"),
+    table("Sections I teach", ["Section", "Title", "Enrolled", "Waitlisted", ""], rows,
+      "You teach no section."),
+    detail,
+  ];
+}
+
+async function roster(s) {
+  const [enrolled, waitlist] = await Promise.all([
+    api.enroll(`/sections/${s.id}/enrollments?status=enrolled&limit=1000`),
+    api.enroll(`/sections/${s.id}/waitlist?limit=1000`),
+  ]);
+  const people = await Promise.all(enrolled.map((e) => api.enroll(`/users/${e.user_id}`)));
+  const again = async () => {
+    const fresh = await api.enroll(`/sections/${s.id}`);
+    $("#roster").replaceChildren(...(await roster(fresh)));
+  };
+  const students = enrolled.map((e, i) =>
+    h(
+      "tr",
+      {},
+      h("th", { scope: "row" }, `${people[i].first_name} ${people[i].last_name}`),
+      h("td", {}, people[i].username),
+      h(
+        "td",
+        {},
+        h(
+          "button",
+          {
+            class: "danger",
+            "aria-label": `Drop ${people[i].username} from ${label(s)}`,
+            onclick: async () => {
+              const question = `Drop ${people[i].first_name} ${people[i].last_name} from ${label(s)}?`;
+              if (!(await confirmed(question, "Drop student"))) return;
+              const ok = await attempt(() =>
+                api.enroll(`/sections/${s.id}/enrollments/${e.user_id}`, { method: "DELETE" }),
+              );
+              if (ok) {
+                await attempt(again);
+                notify(`Dropped ${people[i].username} from ${label(s)}.`);
+              }
+            },
+          },
+          "Drop",
+        ),
+      ),
+    ),
+  );
+  const waiting = waitlist.map((w) =>
+    h("tr", {}, h("th", { scope: "row" }, w.position), h("td", {}, w.username)),
+  );
+  return [
+    h("h3", {}, `${label(s)} ${s.course_title}`),
+    table(`Roster of ${label(s)}`, ["Student", "Username", ""], students, "No one is enrolled."),
+    table(`Waitlist of ${label(s)}`, ["Position", "Username"], waiting, "No one is waiting."),
+  ];
+}
+
+// --- registrar --------------------------------------------------------------------------------
+
+async function sectionsAdminView(user) {
+  const [catalog, listed, users] = await Promise.all([
+    catalogView(user, true),
+    api.enroll("/courses?limit=1000"),
+    api.enroll("/users?limit=1000"),
+  ]);
+  const courses = withRecent("courses", listed, () => true, (a, b) => a.code.localeCompare(b.code));
+  instructors = users.filter((u) => u.roles.includes("instructor"));
+  return [
+    ...catalog,
+    h("div", { id: "manage" }),
+    h("div", { class: "forms" }, newCourseForm(courses), newSectionForm(courses)),
+  ];
+}
+let instructors = [];
+
+function instructorSelect(selected) {
+  return h(
+    "select",
+    { name: "instructor_id" },
+    h("option", { value: "" }, "No instructor"),
+    instructors.map((u) =>
+      h(
+        "option",
+        { value: u.id, selected: u.id === selected },
+        `${u.first_name} ${u.last_name} (${u.username})`,
+      ),
+    ),
+  );
+}
+
+function manageButton(s) {
+  return h(
+    "button",
+    {
+      "aria-label": `Manage ${label(s)}`,
+      onclick: () => {
+        $("#manage").replaceChildren(managePanel(s));
+        $("#manage-title").focus();
+      },
+    },
+    "Manage",
+  );
+}
+
+function managePanel(s) {
+  const capacity = h("input", { type: "number", name: "capacity", value: s.capacity, min: "0" });
+  const instructor = instructorSelect(s.instructor_id);
+  const change = async (body, done) => {
+    const ok = await attempt(() => api.enroll(`/sections/${s.id}`, { method: "PATCH", json: body }));
+    if (ok) {
+      const fresh = await api.enroll(`/sections/${s.id}`);
+      remember("sections", fresh);
+      await render();
+      $("#manage").replaceChildren(managePanel(fresh));
+      notify(done);
+    }
+  };
+  // One labelled control and its button, submitting one change.
+  const oneField = (text, input, button, body, done) => {
+    const form = h("form", {}, field(text, input), h("button", { type: "submit" }, button));
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      change(body(), done());
+    });
+    return form;
+  };
+  const capacityForm = oneField(
+    "Capacity", capacity, "Change capacity",
+    () => ({ capacity: Number(capacity.value) }),
+    () => `${label(s)} now has ${capacity.value} seats.`,
+  );
+  const instructorForm = oneField(
+    "Instructor", instructor, "Assign instructor",
+    () => ({ instructor_id: instructor.value ? Number(instructor.value) : null }),
+    () => `Instructor of ${label(s)} changed.`,
+  );
+  const freeze = h(
+    "button",
+    {
+      onclick: () =>
+        change(
+          { freeze: !s.frozen },
+          s.frozen ? `${label(s)} is open again.` : `${label(s)} is frozen: no one is promoted.`,
+        ),
+    },
+    s.frozen ? `Unfreeze ${label(s)}` : `Freeze ${label(s)}`,
+  );
+  return h(
+    "section",
+    { class: "card", "aria-labelledby": "manage-title" },
+    h("h3", { id: "manage-title", tabindex: "-1" }, `Manage ${label(s)} ${s.course_title}`),
+    h("p", {}, `${s.enrolled} enrolled, ${s.waitlisted} waitlisted, ${s.frozen ? "frozen" : "open"}.`),
+    capacityForm,
+    instructorForm,
+    freeze,
+  );
+}
+
+function newCourseForm(courses) {
+  const departments = new Map(courses.map((c) => [c.department_id, c.department_code]));
+  const department = h(
+    "select",
+    { name: "department_id" },
+    [...departments].map(([id, code]) => h("option", { value: id }, code)),
+  );
+  const code = h("input", { name: "code", placeholder: "CPSC 462" });
+  const title = h("input", { name: "title" });
+  const credits = h("input", { name: "credits", type: "number", value: "3", min: "0" });
+  return cardForm("new-course", "New course", "Create course", [
+    ["Department", department], ["Code", code], ["Title", title], ["Credits", credits],
+  ], async () => {
+    const body = {
+      department_id: Number(department.value),
+      code: code.value.trim(),
+      title: title.value.trim(),
+      credits: Number(credits.value),
+    };
+    const course = await api.enroll("/courses", { method: "POST", json: body });
+    remember("courses", course);
+    return `Created ${course.code} ${course.title}.`;
+  });
+}
+
+// A form in a card: labelled fields and a submit button; `submit()` does the work and returns
+// the notice to show once the view is drawn again (its refusal is shown instead).
+function cardForm(id, title, button, fields, submit) {
+  const form = h(
+    "form",
+    { class: "card", "aria-labelledby": id },
+    h("h3", { id }, title),
+    fields.map(([text, input]) => field(text, input)),
+    h("button", { type: "submit" }, button),
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    let notice;
+    if (await attempt(async () => (notice = await submit()))) {
+      await render();
+      notify(notice);
+    }
+  });
+  return form;
+}
+
+function newSectionForm(courses) {
+  const course = h(
+    "select",
+    { name: "course_id" },
+    courses.map((c) => h("option", { value: c.id }, `${c.code} ${c.title}`)),
+  );
+  const number = h("input", { name: "section_number", type: "number", min: "1", value: "1" });
+  const capacity = h("input", { name: "capacity", type: "number", min: "0", value: "30" });
+  const waitlist = h("input", { name: "waitlist_capacity", type: "number", min: "0", value: "15" });
+  const instructor = instructorSelect(null);
+  const room = h("input", { name: "room" });
+  return cardForm("new-section", "New section", "Create section", [
+    ["Course", course], ["Section number", number], ["Capacity", capacity],
+    ["Waitlist capacity", waitlist], ["Instructor", instructor], ["Room", room],
+  ], async () => {
+    const body = {
+      course_id: Number(course.value),
+      section_number: Number(number.value),
+      capacity: Number(capacity.value),
+      waitlist_capacity: Number(waitlist.value),
+      room: room.value.trim(),
+    };
+    if (instructor.value) body.instructor_id = Number(instructor.value);
+    const made = await api.enroll("/sections", { method: "POST", json: body });
+    remember("sections", made);
+    return `Created ${label(made)}.`;
+  });
+}
+
+const ACTIONS = [
+  "course.create", "section.create", "section.update", "section.delete", "enrollment.enroll",
+  "enrollment.drop", "enrollment.administrative_drop", "waitlist.leave", "waitlist.skip",
+  "hold.place", "hold.lift", "permit.grant", "permit.revoke", "course.prerequisites",
+  "completed.import", "user.credit_limit", "user.class_level", "term.create", "term.update",
+  "window.create", "window.delete",
+];
+
+async function auditView() {
+  const inputs = {
+    actor_id: h("input", { name: "actor_id", inputmode: "numeric" }),
+    user_id: h("input", { name: "user_id", inputmode: "numeric" }),
+    section_id: h("input", { name: "section_id", inputmode: "numeric" }),
+    action: h(
+      "select",
+      { name: "action" },
+      h("option", { value: "" }, "Any action"),
+      ACTIONS.map((a) => h("option", { value: a }, a)),
+    ),
+  };
+  const results = h("div", { id: "audit-results" });
+  const more = h("button", { hidden: true }, "Older entries");
+  let entries = [];
+  const query = (after) => {
+    const params = new URLSearchParams({ limit: "50" });
+    for (const [name, input] of Object.entries(inputs)) {
+      if (input.value.trim()) params.set(name, input.value.trim());
+    }
+    if (after) params.set("after", after);
+    return `/audit?${params}`;
+  };
+  const show = () => {
+    const rows = entries.map((e) =>
+      h(
+        "tr",
+        {},
+        h("td", {}, e.at.replace("T", " ").slice(0, 19)),
+        h("td", {}, `${e.actor_id} (${e.actor_role})`),
+        h("td", {}, e.action),
+        h("td", { class: "num" }, e.section_id ?? "—"),
+        h("td", { class: "num" }, e.user_id ?? "—"),
+        h("td", { class: "details" }, JSON.stringify(e.details)),
+      ),
+    );
+    results.replaceChildren(
+      table("Audit trail, newest first", ["When (UTC)", "By", "Action", "Section", "User", "Details"],
+        rows, "No entry matches these filters."),
+    );
+  };
+  const search = async () => {
+    entries = await api.enroll(query());
+    more.hidden = entries.length < 50;
+    show();
+  };
+  more.addEventListener("click", () =>
+    attempt(async () => {
+      const page = await api.enroll(query(entries[entries.length - 1].id));
+      entries = entries.concat(page);
+      more.hidden = page.length < 50;
+      show();
+    }),
+  );
+  const form = h(
+    "form",
+    { class: "filters" },
+    field("Actor id", inputs.actor_id),
+    field("User id", inputs.user_id),
+    field("Section id", inputs.section_id),
+    field("Action", inputs.action),
+    h("button", { type: "submit" }, "Filter"),
+  );
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    clearMessages();
+    attempt(search);
+  });
+  await attempt(search);
+  return [heading("Audit trail"), form, results, more];
+}
+
+// --- the frame --------------------------------------------------------------------------------
+
+const VIEWS = [
+  { hash: "#catalog", title: "Catalog", role: "student", build: (u) => catalogView(u) },
+  { hash: "#schedule", title: "My schedule", role: "student", build: scheduleView },
+  { hash: "#teaching", title: "My sections", role: "instructor", build: teachingView },
+  { hash: "#sections", title: "Sections", role: "registrar", build: sectionsAdminView },
+  { hash: "#audit", title: "Audit trail", role: "registrar", build: auditView },
+];
+
+const homeOf = (roles) => (VIEWS.find((v) => roles.includes(v.role)) || VIEWS[0]).hash;
+
+let rendering = 0;
+async function render() {
+  const turn = ++rendering;
+  main().setAttribute("aria-busy", "true");
+  const current = api.session();
+  const nav = $("#nav");
+  nav.replaceChildren();
+  $("#who").textContent = "";
+  $("#sign-out").hidden = !current;
+  if (!current) {
+    main().replaceChildren(...signInView());
+    main().setAttribute("aria-busy", "false");
+    return;
+  }
+  const { user } = current;
+  $("#who").textContent = `${user.name} (${user.roles.join(", ")})`;
+  const mine = VIEWS.filter((v) => user.roles.includes(v.role));
+  const view = mine.find((v) => v.hash === location.hash) || mine[0];
+  if (!view) {
+    main().replaceChildren(h("p", {}, "Your account has no role this app serves."));
+    main().setAttribute("aria-busy", "false");
+    return;
+  }
+  nav.append(
+    ...mine.map((v) =>
+      h("a", { href: v.hash, "aria-current": v === view ? "page" : undefined }, v.title),
+    ),
+  );
+  let content;
+  try {
+    content = await view.build(user);
+  } catch (error) {
+    complain(error);
+    content = [heading(view.title)];
+  }
+  if (turn === rendering && api.session()) main().replaceChildren(...content);
+  if (turn === rendering) main().setAttribute("aria-busy", "false");
+}
+
+async function start() {
+  await api.loadConfig();
+  api.onSessionEnded((message) => {
+    render();
+    complain(message);
+  });
+  $("#sign-out").addEventListener("click", () => {
+    api.signOut();
+    location.hash = "";
+    render();
+    notify("You are signed out.");
+  });
+  window.addEventListener("hashchange", () => {
+    clearMessages();
+    render().then(() => $("#view-title") && $("#view-title").focus());
+  });
+  api.keepFresh();
+  await render();
+}
+
+start();

@@ -1,0 +1,168 @@
+"""The web app in a real browser: Debian's Chromium driven by Selenium through Debian's
+chromedriver (never a downloaded browser or driver), headless, with a fresh profile, and with
+Chromium's own background traffic (updates, sync, Google lookups) turned off, so that nothing
+leaves this machine."""
+
+import os
+import tempfile
+from pathlib import Path
+
+from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+FLAGS = [
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--disable-quic", "--no-first-run", "--no-default-browser-check",
+    "--disable-features=Translate,OptimizationHints,MediaRouter",
+]  # fmt: skip
+
+
+class Browser:
+    """One browser session (its own profile, so its own sessionStorage) on the web app."""
+
+    def __init__(self, url: str, *, width: int = 1200, height: int = 900) -> None:
+        os.environ["SE_OFFLINE"] = "true"  # Selenium Manager must not look for downloads
+        options = webdriver.ChromeOptions()
+        options.binary_location = str(CHROMIUM)
+        self._profile = tempfile.TemporaryDirectory(prefix="chromium-")
+        for flag in [*FLAGS, f"--window-size={width},{height}"]:
+            options.add_argument(flag)
+        options.add_argument(f"--user-data-dir={self._profile.name}")
+        self.driver = webdriver.Chrome(
+            service=Service(executable_path=str(CHROMEDRIVER)), options=options
+        )
+        self.url = url
+
+    def close(self) -> None:
+        self.driver.quit()
+        self._profile.cleanup()
+
+    # what a person sees
+
+    def wait(self, condition, timeout: float = 15.0, message: str = ""):
+        """Wait for `condition(driver)` to be truthy; on timeout, say what the page showed."""
+        try:
+            return WebDriverWait(self.driver, timeout).until(condition, message)
+        except TimeoutException:
+            shown = self.driver.find_element(By.TAG_NAME, "body").text
+            message = f"{message or 'waited in vain'}; the page showed:\n{shown}"
+            raise TimeoutException(message) from None
+
+    def ready(self) -> None:
+        """Wait until the view has loaded (main is no longer aria-busy)."""
+        self.wait(
+            lambda d: d.find_element(By.ID, "main").get_attribute("aria-busy") == "false",
+            message="the view did not finish loading",
+        )
+
+    def text(self, element_id: str) -> str:
+        return self.driver.find_element(By.ID, element_id).text
+
+    def main_text(self) -> str:
+        self.ready()
+        return self.text("main")
+
+    def open(self, view: str = "") -> None:
+        self.driver.get(f"{self.url}/{view}")
+        self.ready()
+
+    def go(self, view: str) -> None:
+        self.driver.find_element(By.LINK_TEXT, view).click()
+        self.ready()
+
+    def reload(self) -> None:
+        self.driver.refresh()
+        self.ready()
+
+    # what a person does
+
+    def sign_in(self, username: str, password: str) -> None:
+        self.open()
+        self.fill("Username", username)
+        self.fill("Password", password)
+        self.press("Sign in")
+        self.wait(
+            lambda d: self.text("nav") or self.text("problem"),
+            message="signing in showed neither the views nor a problem",
+        )
+        if self.text("problem"):
+            raise Refused(self.text("problem"))
+        self.ready()
+
+    def field(self, label: str):
+        """The control of the visible label `label` (in the view, not in a hidden one)."""
+        for found in self.driver.find_elements(By.XPATH, f"//label[normalize-space()='{label}']"):
+            if found.is_displayed():
+                return self.driver.find_element(By.ID, found.get_attribute("for"))
+        raise AssertionError(f"no visible field labelled {label!r}")
+
+    def fill(self, label: str, value: str, *, within: str = "") -> None:
+        scope = self.driver.find_element(By.XPATH, within) if within else self.driver
+        labels = scope.find_elements(By.XPATH, f".//label[normalize-space()='{label}']")
+        assert labels, f"no field labelled {label!r}"
+        control = self.driver.find_element(By.ID, labels[0].get_attribute("for"))
+        if control.tag_name == "select":
+            control.find_element(By.XPATH, f".//option[contains(., '{value}')]").click()
+        else:
+            control.clear()
+            control.send_keys(value)
+
+    def press(self, name: str, *, within: str = "") -> None:
+        """Click the button whose accessible name (aria-label, else its text) is `name`."""
+        scope = self.driver.find_element(By.XPATH, within) if within else self.driver
+        named = f"@aria-label='{name}' or (not(@aria-label) and normalize-space()='{name}')"
+        xpath = f".//button[{named}]"
+        buttons = [b for b in scope.find_elements(By.XPATH, xpath) if b.is_displayed()]
+        assert buttons, f"no button {name!r} in view:\n{self.text('main')}"
+        buttons[0].click()
+
+    def act(self, action) -> str:
+        """Do `action` and wait for its outcome: the notice, or the problem shown instead.
+        Returns the notice; a problem is raised as an AssertionError with the API's words."""
+        self.driver.execute_script(
+            "document.getElementById('notice').textContent = '';"
+            "document.getElementById('problem').textContent = '';"
+        )
+        action()
+        self.wait(
+            lambda d: self.text("notice") or self.text("problem"),
+            message="the action showed neither a notice nor a problem",
+        )
+        self.ready()
+        if self.text("problem"):
+            raise Refused(self.text("problem"))
+        return self.text("notice")
+
+    def refused(self, action) -> str:
+        """Do `action`, which must be refused; the message shown."""
+        try:
+            notice = self.act(action)
+        except Refused as refusal:
+            return str(refusal)
+        raise AssertionError(f"not refused; the app said: {notice}")
+
+    def confirm(self, answer: str) -> None:
+        """Answer the confirmation dialog with the button `answer`."""
+        self.wait(
+            lambda d: d.find_element(By.ID, "confirm").get_attribute("open") is not None,
+            message="no confirmation was asked",
+        )
+        self.press(answer, within="//dialog[@id='confirm']")
+
+    def press_and_confirm(self, name: str, answer: str) -> str:
+        """Press `name`, answer its confirmation with `answer`, and return the outcome."""
+        return self.act(lambda: (self.press(name), self.confirm(answer)))
+
+    def screenshot(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.driver.save_screenshot(str(path))
+
+
+class Refused(AssertionError):
+    """The app showed a problem (the API's refusal) where a success was expected."""

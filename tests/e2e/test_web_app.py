@@ -1,0 +1,367 @@
+"""The web app (issue 15) in Debian's headless Chromium, driven by Selenium, on the whole real
+cluster: the pages come from bin/web and call both KrakenD gateways, which allow the app's origin
+by CORS. Every browser is its own session (its own profile and sessionStorage), as two students
+at two computers are.
+
+Access tokens live ACCESS_TTL seconds in this module's cluster, so every scenario runs across
+several token refreshes, and one test waits out a whole token lifetime. Screenshots are saved
+under var/screenshots/."""
+
+import secrets
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from harness.auth_cluster import ROOMY_LIMITS_ENV
+from harness.cluster import Cluster
+from harness.procs import ROOT
+from harness.seed import DEMO_PASSWORD
+from tests.e2e.browser import CHROMEDRIVER, CHROMIUM, Browser
+
+pytestmark = pytest.mark.e2e
+
+ACCESS_TTL = 8
+SHOTS = ROOT / "var" / "screenshots"
+
+
+@pytest.fixture(scope="module")
+def cluster_env() -> dict[str, str]:
+    return ROOMY_LIMITS_ENV | {"AUTH_ACCESS_TTL_SECONDS": str(ACCESS_TTL)}
+
+
+@pytest.fixture(scope="module")
+def browsers(cluster: Cluster) -> Iterator[list[Browser]]:
+    """Browsers opened on demand (`open_browser`) and all closed at the module's end."""
+    if not CHROMIUM.exists() or not CHROMEDRIVER.exists():
+        pytest.fail("Debian's chromium and chromium-driver are missing: ./bin/test installs them")
+    opened: list[Browser] = []
+    yield opened
+    for browser in opened:
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def open_browser(cluster: Cluster, browsers: list[Browser]):
+    def open_one(**size) -> Browser:
+        browser = Browser(cluster.web.url, **size)
+        browsers.append(browser)
+        return browser
+
+    return open_one
+
+
+@pytest.fixture(scope="module")
+def registrar(open_browser) -> Browser:
+    browser = open_browser()
+    browser.sign_in("rhenderson", DEMO_PASSWORD)
+    return browser
+
+
+def new_code() -> str:
+    return f"WEB {secrets.randbelow(900) + 100}"
+
+
+def create_section(registrar: Browser, code: str, *, capacity: int, instructor: str = "") -> str:
+    """The registrar creates a course and its section 1 in the Sections view; its label."""
+    registrar.go("Sections")
+    course = "//form[.//h3[@id='new-course']]"
+    registrar.fill("Department", "CPSC", within=course)
+    registrar.fill("Code", code, within=course)
+    registrar.fill("Title", "Browsers on Registration Day", within=course)
+    created = registrar.act(lambda: registrar.press("Create course"))
+    assert created == f"Created {code} Browsers on Registration Day."
+    section = "//form[.//h3[@id='new-section']]"
+    registrar.fill("Course", code, within=section)
+    registrar.fill("Capacity", str(capacity), within=section)
+    registrar.fill("Waitlist capacity", "5", within=section)
+    if instructor:
+        registrar.fill("Instructor", instructor, within=section)
+    assert registrar.act(lambda: registrar.press("Create section")) == f"Created {code}-01."
+    return f"{code}-01"
+
+
+def find(browser: Browser, query: str) -> str:
+    """Search the catalog (the registrar's Sections view) for `query`; the results shown."""
+    browser.go("Sections" if "Sections" in browser.text("nav") else "Catalog")
+    browser.fill("Search by course code or title", query)
+    browser.press("Search")
+    browser.wait(lambda d: f"matching “{query}”" in browser.text("main"))
+    return browser.text("catalog-results")
+
+
+def enroll(browser: Browser, label: str) -> str:
+    find(browser, label[:-3])
+    return browser.act(lambda: browser.press(f"Enroll in {label}"))
+
+
+def register(cluster: Cluster, first_name: str) -> tuple[dict, str]:
+    """A new student, signed up through the auth gateway: (account, password)."""
+    password = f"pw-{secrets.token_hex(8)}"
+    reply = httpx.post(
+        cluster.auth_gateway.url + "/auth_api/register",
+        json={"username": f"{first_name.lower()}-{secrets.token_hex(3)}", "password": password,
+              "first_name": first_name, "last_name": "Browser"},
+    )  # fmt: skip
+    assert reply.status_code == 201, reply.text
+    return reply.json(), password
+
+
+def student(cluster: Cluster, open_browser, first_name: str, **size) -> Browser:
+    account, password = register(cluster, first_name)
+    browser = open_browser(**size)
+    browser.sign_in(account["username"], password)
+    browser.account = account  # type: ignore[attr-defined]
+    return browser
+
+
+def test_the_last_seat_the_waitlist_and_a_promotion_across_two_browsers(
+    cluster: Cluster, open_browser, registrar: Browser
+):
+    label = create_section(registrar, new_code(), capacity=1)
+    first = student(cluster, open_browser, "Fatima")
+    second = student(cluster, open_browser, "Sam")
+
+    took_last_seat = enroll(first, label)
+    waitlisted = enroll(second, label)
+    second.screenshot(SHOTS / "catalog-waitlisted.png")
+    second.go("My schedule")
+    second_schedule = second.main_text()
+    second.screenshot(SHOTS / "waitlisted.png")
+
+    first.go("My schedule")
+    dropped = first.press_and_confirm(f"Drop {label}", "Drop")
+    second.reload()
+    after_reload = second.main_text()
+    second.screenshot(SHOTS / "promoted.png")
+
+    assert took_last_seat == f"Enrolled in {label}."
+    assert waitlisted == f"Waitlisted for {label}, position 1."
+    assert "You are not enrolled in any section." in second_schedule
+    assert f"{label} Browsers on Registration Day Position 1" in second_schedule
+    assert dropped == f"Dropped {label}."
+    assert "Enrolled: 1 section, 3 credits" in after_reload and label in after_reload
+    assert "You are not on any waitlist." in after_reload
+
+
+def test_a_drop_in_a_frozen_section_promotes_nobody_until_it_is_unfrozen(
+    cluster: Cluster, open_browser, registrar: Browser
+):
+    label = create_section(registrar, new_code(), capacity=1)
+    seated = student(cluster, open_browser, "Noor")
+    waiting = student(cluster, open_browser, "Ravi")
+    enroll(seated, label)
+    enroll(waiting, label)
+
+    find(registrar, label[:-3])
+    registrar.press(f"Manage {label}")
+    frozen = registrar.act(lambda: registrar.press(f"Freeze {label}"))
+    seated.go("My schedule")
+    seated.press_and_confirm(f"Drop {label}", "Drop")
+    waiting.go("My schedule")
+    while_frozen = waiting.main_text()
+    # The catalog list may come from the gateway's 2 s cache: frozen shows within it.
+    in_catalog = waiting.wait(lambda d: (t := find(waiting, label[:-3])) and "Frozen" in t and t)
+    unfrozen = registrar.act(lambda: registrar.press(f"Unfreeze {label}"))
+    waiting.go("My schedule")
+    after_unfreeze = waiting.main_text()
+
+    assert frozen == f"{label} is frozen: no one is promoted."
+    assert "Waitlisted, position 1" in in_catalog and "Frozen" in in_catalog
+    assert "You are not enrolled in any section." in while_frozen
+    assert "Position 1" in while_frozen
+    assert unfrozen == f"{label} is open again."
+    assert label in after_unfreeze and "You are not on any waitlist." in after_unfreeze
+
+
+def test_bad_input_in_a_form_shows_the_apis_message(
+    cluster: Cluster, open_browser, registrar: Browser
+):
+    code = new_code()
+    label = create_section(registrar, code, capacity=2)
+    new_course = "//form[.//h3[@id='new-course']]"
+    registrar.fill("Code", "web 1", within=new_course)
+    registrar.fill("Title", "Lowercase", within=new_course)
+    bad_code = registrar.refused(lambda: registrar.press("Create course"))
+    new_section = "//form[.//h3[@id='new-section']]"
+    registrar.fill("Course", code, within=new_section)
+    taken_number = registrar.refused(lambda: registrar.press("Create section"))
+    find(registrar, code)
+    registrar.press(f"Manage {label}")
+    registrar.fill("Capacity", "1000000", within="//section[@aria-labelledby='manage-title']")
+    too_many = registrar.refused(lambda: registrar.press("Change capacity"))
+    registrar.screenshot(SHOTS / "bad-input.png")
+
+    assert "code" in bad_code and "pattern" in bad_code.lower()
+    assert "1" in taken_number and "section" in taken_number.lower()
+    assert "capacity" in too_many
+    for message in (bad_code, taken_number, too_many):
+        assert "422" not in message and "409" not in message  # a sentence, not a status
+
+
+def test_a_full_waitlist_is_refused_with_the_apis_words(
+    cluster: Cluster, open_browser, registrar: Browser
+):
+    label = create_section(registrar, new_code(), capacity=0)
+    section_id = find_id(cluster, label)
+    first_id = 900_000 + 10 * secrets.randbelow(9_000)
+    for user_id in range(first_id, first_id + 5):  # the waitlist holds 5: five wait (by API)
+        token = cluster.token(user_id, f"waiter{user_id}", "student")
+        joined = httpx.post(
+            cluster.enroll_gateway.url + f"/enroll_api/users/{user_id}/enrollments",
+            json={"section_id": section_id},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert joined.status_code == 201, joined.text
+    sixth = student(cluster, open_browser, "Late")
+    find(sixth, label[:-3])
+    refusal = sixth.refused(lambda: sixth.press(f"Enroll in {label}"))
+
+    assert "waitlist" in refusal.lower() and "full" in refusal.lower()
+    assert "409" not in refusal
+
+
+def find_id(cluster: Cluster, label: str) -> int:
+    code, number = label.rsplit("-", 1)
+    token = cluster.token(1, "rhenderson", "registrar")
+    sections = httpx.get(
+        cluster.enroll_gateway.url + "/enroll_api/sections",
+        params={"q": code},
+        headers={"Authorization": f"Bearer {token}"},
+    ).json()
+    return next(s["id"] for s in sections if s["section_number"] == int(number))
+
+
+def test_the_instructor_sees_roster_and_waitlist_and_drops_a_student(
+    cluster: Cluster, open_browser, registrar: Browser
+):
+    label = create_section(registrar, new_code(), capacity=1, instructor="kavery")
+    seated = student(cluster, open_browser, "Omar")
+    waiting = student(cluster, open_browser, "Lena")
+    enroll(seated, label)
+    enroll(waiting, label)
+    teacher = open_browser()
+    teacher.sign_in("kavery", DEMO_PASSWORD)
+
+    teacher.go("My sections")
+    teacher.press(f"Roster of {label}")
+    teacher.wait(lambda d: f"Roster of {label}" in teacher.text("roster"))
+    roster = teacher.text("roster")
+    teacher.screenshot(SHOTS / "roster.png")
+    seated_name = seated.account["username"]  # type: ignore[attr-defined]
+    dropped = teacher.press_and_confirm(f"Drop {seated_name} from {label}", "Drop student")
+    teacher.wait(lambda d: seated_name not in teacher.text("roster"))
+    after = teacher.text("roster")
+
+    assert "Omar Browser" in roster and waiting.account["username"] in roster  # type: ignore[attr-defined]
+    assert dropped == f"Dropped {seated_name} from {label}."
+    assert "Lena Browser" in after and "No one is waiting." in after  # promoted to the roster
+
+
+def test_the_registrar_filters_the_audit_trail(cluster: Cluster, registrar: Browser):
+    registrar.go("Audit trail")
+    registrar.fill("Action", "section.create")
+    registrar.press("Filter")
+    registrar.wait(lambda d: "section.create" in registrar.text("audit-results"))
+    rows = registrar.driver.find_elements("css selector", "#audit-results tbody tr")
+    actions = {row.find_elements("css selector", "td")[2].text for row in rows}
+    registrar.fill("Actor id", "abc")
+    refusal = registrar.refused(lambda: registrar.press("Filter"))
+    registrar.screenshot(SHOTS / "audit.png")
+
+    assert actions == {"section.create"} and len(rows) >= 1
+    assert "actor_id" in refusal
+
+
+def test_the_session_outlives_its_access_token_and_ends_with_a_message_when_disabled(
+    cluster: Cluster, open_browser
+):
+    browser = student(cluster, open_browser, "Tess")
+    time.sleep(ACCESS_TTL + 2)  # idle past the first access token's life
+    browser.go("My schedule")
+    still_in = browser.main_text()
+    registrar_token = cluster.token(1, "rhenderson", "registrar")
+    disabled = httpx.patch(
+        cluster.auth_gateway.url + f"/auth_api/accounts/{browser.account['id']}",  # type: ignore[attr-defined]
+        json={"disabled": True},
+        headers={"Authorization": f"Bearer {registrar_token}"},
+    )
+    browser.wait(lambda d: browser.text("problem"), timeout=ACCESS_TTL + 5)
+    ended = browser.text("problem")
+    browser.screenshot(SHOTS / "session-ended.png")
+
+    assert "My schedule" in still_in and "You are not enrolled in any section." in still_in
+    assert disabled.status_code == 200
+    assert ended.startswith("Your session has ended:") and "disabled" in ended
+    assert "Sign in" in browser.main_text() and browser.field("Username").is_displayed()
+
+
+def test_keyboard_only_sign_in_labelled_controls_and_a_phone_width_window(
+    cluster: Cluster, open_browser
+):
+    from selenium.webdriver.common.keys import Keys
+
+    phone = open_browser(width=390, height=844)
+    phone.open()
+    phone.field("Username").send_keys("ajohnson", Keys.TAB, DEMO_PASSWORD, Keys.ENTER)
+    phone.wait(lambda d: "Catalog" in phone.text("nav"))
+    phone.ready()
+    phone.screenshot(SHOTS / "phone.png")
+    unlabelled = phone.driver.execute_script(
+        "return [...document.querySelectorAll('main input, main select')]"
+        ".filter(e => e.labels.length === 0).map(e => e.name)"
+    )
+    overflow = phone.driver.execute_script(
+        "return document.documentElement.scrollWidth - window.innerWidth"
+    )
+    out_of_reach = phone.driver.execute_script(
+        "return [...document.querySelectorAll('main button')]"
+        ".filter(b => b.getBoundingClientRect().right > window.innerWidth)"
+        ".map(b => b.getAttribute('aria-label') || b.textContent)"
+    )
+
+    assert unlabelled == []
+    assert overflow <= 0, f"the page is {overflow} px wider than a phone's window"
+    assert out_of_reach == [], "buttons past the right edge of a phone's window"
+
+
+@pytest.mark.parametrize(("gateway", "path", "method"), [
+    ("enroll", "/enroll_api/sections", "GET"),
+    ("enroll", "/enroll_api/users/9/enrollments", "POST"),
+    ("auth", "/auth_api/login", "POST"),
+    ("auth", "/auth_api/refresh", "POST"),
+])  # fmt: skip
+def test_both_gateways_allow_the_web_apps_origin_and_no_other(
+    cluster: Cluster, gateway: str, path: str, method: str
+):
+    url = {"enroll": cluster.enroll_gateway, "auth": cluster.auth_gateway}[gateway].url + path
+
+    def preflight(origin: str) -> httpx.Response:
+        return httpx.options(url, headers={
+            "Origin": origin, "Access-Control-Request-Method": method,
+            "Access-Control-Request-Headers": "authorization,content-type",
+        })  # fmt: skip
+
+    ours = preflight(cluster.web.url)
+    theirs = preflight("http://127.0.0.1:1")
+    plain = httpx.get(
+        cluster.enroll_gateway.url + "/enroll_api/sections",
+        headers={
+            "Origin": "http://evil.example",
+            **bearer(cluster.token(9, "ajohnson", "student")),
+        },
+    )
+
+    assert ours.headers["access-control-allow-origin"] == cluster.web.url
+    assert method in ours.headers["access-control-allow-methods"]
+    assert set(ours.headers["access-control-allow-headers"].split(",")) >= {
+        "authorization", "content-type"
+    }  # fmt: skip
+    assert "access-control-allow-credentials" not in ours.headers
+    assert "access-control-allow-origin" not in theirs.headers
+    assert plain.status_code == 200 and "access-control-allow-origin" not in plain.headers
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
