@@ -237,6 +237,8 @@ async def list_sections(
         Query(
             min_length=1,
             max_length=100,
+            # No control characters: SQLite would end the LIKE pattern at a NUL (matching all).
+            pattern=r"^[^\x00-\x1f\x7f]+$",
             description="only sections whose course code or title contains this (any case)",
         ),
     ] = None,

@@ -254,6 +254,11 @@ def test_the_instructor_sees_roster_and_waitlist_and_drops_a_student(
     teacher.wait(lambda d: seated_name not in teacher.text("roster"))
     after = teacher.text("roster")
 
+    signed_out = teacher.act(lambda: teacher.press("Sign out"))
+    teacher.reload()  # the tab's session is gone: a reload does not sign back in
+
+    assert signed_out == "You are signed out."
+    assert teacher.field("Username").is_displayed() and teacher.text("nav") == ""
     assert "Omar Browser" in roster and waiting.account["username"] in roster  # type: ignore[attr-defined]
     assert dropped == f"Dropped {seated_name} from {label}."
     assert "Lena Browser" in after and "No one is waiting." in after  # promoted to the roster

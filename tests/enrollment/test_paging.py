@@ -179,7 +179,7 @@ def test_the_catalog_search_matches_code_or_title_in_any_case_and_pages(api):
     assert ids(pages) == cpsc and len(cpsc) > 1
 
 
-@pytest.mark.parametrize("q", ["", "x" * 101])
+@pytest.mark.parametrize("q", ["", "x" * 101, "\x00", "cpsc\x00", "a\nb"])
 def test_a_search_of_nothing_or_too_long_is_refused_naming_q(api, q):
     reply = api.as_(AVA).get("/sections", params={"q": q})
 

@@ -728,7 +728,7 @@ async function start() {
   });
   $("#sign-out").addEventListener("click", () => {
     api.signOut();
-    location.hash = "";
+    history.replaceState(null, "", location.pathname); // no hashchange: it would clear the notice
     render();
     notify("You are signed out.");
   });
