@@ -22,6 +22,7 @@ from app.auth.tokens import KeyRing
 from app.common.db import ConnectionPool
 from app.common.errors import install_error_handlers
 from app.common.limits import BodySizeLimit
+from app.common.observe import install as observe
 from app.common.server import long_lived
 
 
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(router)
     app.add_middleware(BodySizeLimit)
+    observe(app)  # request ids, JSON log lines of refusals, /metrics
     return app
 
 

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ValidationError
 
 from app.auth.settings import Settings
 from app.auth.tokens import KeyRing
+from app.common.observe import PASS_ON_ID
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ def primary_client(settings: Settings, keys: KeyRing) -> Iterator[httpx.Client |
         base_url=str(settings.primary_url),
         timeout=PRIMARY_TIMEOUT,
         headers={REPLICA_HEADER: replica_secret(keys)},
+        event_hooks=PASS_ON_ID,
     ) as client:
         yield client
 

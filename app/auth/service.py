@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from app.auth import passwords, queries
+from app.auth import metrics, passwords, queries
 from app.auth.announce import announce
 from app.auth.models import (
     AccessTokenOut,
@@ -25,6 +25,7 @@ from app.auth.tokens import InvalidToken, KeyRing, TokenUse, build_claims
 from app.common.db import immediate
 from app.common.errors import (
     Conflict,
+    DomainError,
     Forbidden,
     Invalid,
     NotFound,
@@ -105,6 +106,7 @@ def register(
                 code="read_replica",
             ) from exc
         raise
+    metrics.REGISTRATIONS.inc()
     user = queries.get(conn, user_id=user_id)
     assert user is not None
     created = _user_out(user)
@@ -138,7 +140,22 @@ def _register_on_primary(
     )
 
 
-def login(
+def login(conn: sqlite3.Connection, *, origin: Origin, **kwargs) -> TokenOut:
+    """`_login`, its outcome counted (success, or the refusal's code) by the node that answers
+    the client: not again by the primary a replica asked."""
+    count = not origin.forwarded_by_replica
+    try:
+        tokens = _login(conn, origin=origin, **kwargs)
+    except DomainError as refusal:
+        if count:
+            metrics.LOGINS.labels(refusal.code).inc()
+        raise
+    if count:
+        metrics.LOGINS.labels("success").inc()
+    return tokens
+
+
+def _login(
     conn: sqlite3.Connection,
     *,
     settings: Settings,

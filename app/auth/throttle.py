@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 from pathlib import Path
 
+from app.auth import metrics
 from app.auth.settings import Settings
 from app.common.db import ConnectionPool, apply_schema, connect, immediate
 from app.common.errors import TooManyRequests
@@ -204,6 +205,7 @@ class Throttle:
         ).fetchone()
         if row is None:
             return None
+        metrics.THROTTLE_REFUSALS.labels(scope).inc()
         retry_after = max(1, math.ceil(row["at"] + limit.window_seconds - now))
         reason, code = REFUSALS[scope]
         return TooManyAttempts(

@@ -6,11 +6,14 @@ import os
 import queue
 import sqlite3
 import threading
+import time
 import weakref
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager, nullcontext
 from contextvars import ContextVar
 from pathlib import Path
+
+from app.common.observe import WRITER_LOCK_WAIT
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -46,11 +49,13 @@ class WriterLock:
 
     @contextmanager
     def held(self) -> Iterator[None]:
+        asked = time.perf_counter()
         with self._mutex:
             if self._fd is None:
                 yield
                 return
             fcntl.flock(self._fd, fcntl.LOCK_EX)
+            WRITER_LOCK_WAIT.observe(time.perf_counter() - asked)
             try:
                 yield
             finally:
@@ -66,10 +71,12 @@ class WriterLock:
             return
         loop = asyncio.get_running_loop()
         mutex = self._async_mutexes.setdefault(loop, asyncio.Lock())
+        asked = time.perf_counter()
         async with mutex:
             try:
                 if self._fd is not None:
                     await self._flock_polling()
+                WRITER_LOCK_WAIT.observe(time.perf_counter() - asked)
                 token = _turn_held.set(self)
                 try:
                     yield
@@ -164,15 +171,31 @@ def immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         )
     with nullcontext() if has_turn else lock.held():
         conn.execute("BEGIN IMMEDIATE")
+        conn.committed_actions = []  # type: ignore[attr-defined]
         try:
             yield conn
         except BaseException:
+            conn.committed_actions = []  # type: ignore[attr-defined]
             # SQLite has rolled back by itself after some errors (a full disk, an I/O error);
             # a second ROLLBACK would raise and hide the error that says what happened.
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+    actions, conn.committed_actions = conn.committed_actions, []  # type: ignore[attr-defined]
+    for action in actions:
+        action()
+
+
+def on_commit(conn: sqlite3.Connection, action: Callable[[], None]) -> None:
+    """Run `action` once the current `immediate` transaction has committed (never if it rolls
+    back): what counts a change (a metric) must not count one that did not happen. Outside a
+    transaction, at once."""
+    pending = getattr(conn, "committed_actions", None)
+    if conn.in_transaction and pending is not None:
+        pending.append(action)
+    else:
+        action()
 
 
 def _on_event_loop() -> bool:

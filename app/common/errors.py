@@ -17,6 +17,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.common.observe import note_error
+
 log = logging.getLogger(__name__)
 
 
@@ -94,6 +96,9 @@ class ErrorOut(BaseModel):
     detail: str = Field(description="one sentence for a person")
     code: str = Field(description="a stable code for a program, e.g. `not_found`, `waitlist_full`")
     errors: list[FieldError] | None = Field(None, description="on 422 only: each offending field")
+    request_id: str | None = Field(
+        None, description="this request's id (X-Request-Id), in the services' logs too: quote it"
+    )
 
 
 _ERROR_DESCRIPTIONS = {
@@ -116,6 +121,9 @@ def error_body(detail: str, code: str, errors: list[dict] | None = None) -> dict
     body: dict = {"detail": detail, "code": code}
     if errors is not None:
         body["errors"] = errors
+    rid = note_error(code)
+    if rid is not None:
+        body["request_id"] = rid
     return body
 
 

@@ -7,6 +7,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.common.db import ConnectionPool
 from app.common.errors import install_error_handlers
 from app.common.limits import BodySizeLimit
+from app.common.observe import install as observe
 from app.common.server import long_lived
 from app.enrollment.deps import LendConnections
 from app.enrollment.routes import internal, router
@@ -34,6 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(LendConnections, pool=app.state.pool)
     app.add_middleware(BodySizeLimit)
     app.add_middleware(InstanceHeader, instance=settings.instance)
+    observe(app)  # request ids, JSON log lines of refusals, /metrics
 
     @app.get("/health", include_in_schema=False)
     async def health() -> dict:

@@ -12,10 +12,10 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from app.common.db import immediate, snapshot
+from app.common.db import immediate, on_commit, snapshot
 from app.common.errors import Conflict, Forbidden, Invalid, NotFound
 from app.common.identity import INSTRUCTOR, REGISTRAR
-from app.enrollment import queries
+from app.enrollment import metrics, queries
 from app.enrollment.models import (
     CourseCreate,
     EnrollIn,
@@ -241,6 +241,16 @@ def enroll(conn: sqlite3.Connection, caller: Identity, user_id: int, data: Enrol
     """Rules 1-3: a free seat only when nobody waits; else the end of a waitlist within its
     limits; else 409 naming the limit. Already enrolled or waitlisted here: 409."""
     user_record(conn, caller, user_id)
+    try:
+        enrollment = _enroll(conn, caller, user_id, data)
+    except Conflict as refusal:
+        metrics.ENROLL_OUTCOMES.labels(refusal.code).inc()
+        raise
+    metrics.ENROLL_OUTCOMES.labels(enrollment["status"]).inc()  # committed
+    return enrollment
+
+
+def _enroll(conn: sqlite3.Connection, caller: Identity, user_id: int, data: EnrollIn) -> dict:
     with immediate(conn):
         section = get_section_or_404(conn, data.section_id)
         current = queries.get_live_enrollment(conn, section_id=section["id"], user_id=user_id)
@@ -296,6 +306,8 @@ def promote_from_waitlist(conn: sqlite3.Connection, section_id: int) -> list[dic
     the seats."""
     section = get_section_or_404(conn, section_id)
     free = section["capacity"] - section["enrolled"]
+    if section["frozen"] and free > 0 and section["waitlisted"] > 0:
+        on_commit(conn, metrics.PROMOTION_SKIPS.labels("frozen").inc)
     if section["frozen"] or free <= 0 or section["waitlisted"] == 0:
         return []
     ids = []
@@ -310,6 +322,7 @@ def promote_from_waitlist(conn: sqlite3.Connection, section_id: int) -> list[dic
         if refusal is None:
             ids.append(entry["id"])
             continue
+        on_commit(conn, metrics.PROMOTION_SKIPS.labels(refusal.code).inc)
         queries.insert_audit(
             conn,
             actor_id=0,
@@ -321,6 +334,8 @@ def promote_from_waitlist(conn: sqlite3.Connection, section_id: int) -> list[dic
             details=json.dumps({"rule": refusal.code, "detail": refusal.detail}, sort_keys=True),
         )
     queries.mark_enrolled(conn, enrollment_ids=ids)
+    if ids:
+        on_commit(conn, lambda: metrics.PROMOTIONS.inc(len(ids)))
     return [queries.get_enrollment(conn, enrollment_id=i) for i in ids]  # type: ignore[misc]
 
 
@@ -439,6 +454,7 @@ def leave_waitlist(
         if current is None or current["status"] != "waitlisted":
             raise NotFound(f"user {user_id} is not on the waitlist of section {section_id}")
         queries.mark_dropped(conn, enrollment_id=current["id"], reason="left_waitlist")
+        on_commit(conn, metrics.DROPS.labels("left_waitlist").inc)
         record(conn, caller, "waitlist.leave", section_id=section_id, user_id=user_id)
         return {
             "dropped": queries.get_enrollment(conn, enrollment_id=current["id"]),
@@ -466,6 +482,7 @@ def _now() -> str:
 
 def _drop_and_promote(conn: sqlite3.Connection, current: dict, reason: str) -> dict:
     queries.mark_dropped(conn, enrollment_id=current["id"], reason=reason)
+    on_commit(conn, metrics.DROPS.labels(reason).inc)
     promoted = promote_from_waitlist(conn, current["section_id"])
     return {
         "dropped": queries.get_enrollment(conn, enrollment_id=current["id"]),

@@ -22,6 +22,7 @@ from tests.auth.helpers import (
     tokens_for,
     verify_with_pyjwt,
 )
+from tests.bodies import error_of
 
 PEOPLE = json.loads((Path(__file__).parents[2] / "share" / "seed" / "people.json").read_text())
 
@@ -84,7 +85,7 @@ def test_wrong_password_and_unknown_user_get_the_same_401(client):
     unknown_user = login(client, "nobody-here", "not-the-password")
 
     assert wrong_password.status_code == unknown_user.status_code == 401
-    assert wrong_password.json() == unknown_user.json()
+    assert error_of(wrong_password) == error_of(unknown_user)
     assert wrong_password.json()["detail"] == "invalid username or password"
 
 

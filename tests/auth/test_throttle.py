@@ -26,6 +26,7 @@ from tests.auth.helpers import (
     sign,
     user_count,
 )
+from tests.bodies import error_of
 
 WINDOW = 900
 LIMITS = {
@@ -91,12 +92,12 @@ def test_a_username_is_refused_with_429_after_its_failures_even_with_the_right_p
     right_password = login(client, "newstudent", GOOD_PASSWORD)
 
     assert refused.status_code == right_password.status_code == 429
-    assert refused.json() == {
+    assert error_of(refused) == {
         "detail": f"too many failed sign-ins for this username; try again in {WINDOW} seconds",
         "code": "too_many_attempts",
     }
     assert refused.headers["Retry-After"] == str(WINDOW)
-    assert right_password.json() == refused.json()
+    assert error_of(right_password) == error_of(refused)
     # Only this username: another one from the same address still signs in.
     assert login(client, "another", GOOD_PASSWORD).status_code == 200
 
@@ -110,7 +111,7 @@ def test_an_unknown_username_is_refused_exactly_like_a_known_one(tmp_path, clock
 
     assert [r.status_code for r in known] == [401, 401, 401, 429, 429]
     assert [r.status_code for r in unknown] == [401, 401, 401, 429, 429]
-    assert [r.json() for r in known] == [r.json() for r in unknown]
+    assert [error_of(r) for r in known] == [error_of(r) for r in unknown]
     assert [r.headers.get("Retry-After") for r in known] == [
         r.headers.get("Retry-After") for r in unknown
     ]
@@ -230,7 +231,7 @@ def test_a_registration_flood_is_refused_per_address(client, limits, clock):
 
     assert answers == [201, 409, 201]
     assert refused.status_code == 429
-    assert refused.json() == {
+    assert error_of(refused) == {
         "detail": "too many registrations from this address; try again in 3600 seconds",
         "code": "registration_rate_limited",
     }

@@ -12,6 +12,7 @@ from app.common import db
 from app.enrollment.init_db import init_db
 from app.enrollment.main import create_app
 from app.enrollment.settings import Settings
+from tests.bodies import error_of
 from tests.enrollment.helpers import AVA, REGISTRAR, identity_headers, make_secret_file
 
 
@@ -39,7 +40,7 @@ def test_a_database_busy_past_the_timeout_is_503_with_retry_after(app_and_db):
         blocker.close()
 
     assert reply.status_code == 503
-    assert reply.json() == {"detail": "database busy, retry shortly", "code": "unavailable"}
+    assert error_of(reply) == {"detail": "database busy, retry shortly", "code": "unavailable"}
     assert reply.headers["Retry-After"] == "1"
 
 
@@ -52,7 +53,7 @@ def test_any_other_database_error_is_a_500_with_its_traceback_logged(app_and_db,
         reply = client.get("/audit", headers=identity_headers(secret, *REGISTRAR))
 
     assert reply.status_code == 500
-    assert reply.json() == {"detail": "internal error", "code": "internal_error"}
+    assert error_of(reply) == {"detail": "internal error", "code": "internal_error"}
     logged = [r for r in caplog.records if r.exc_info]
     assert logged and "no such table" in str(logged[0].exc_info[1])
 

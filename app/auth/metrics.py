@@ -1,0 +1,18 @@
+"""The auth service's business metrics (prometheus-client; /metrics, app/common/observe.py)."""
+
+from prometheus_client import Counter
+
+LOGINS = Counter(
+    "logins",
+    "Sign-ins answered by this node by outcome: success, or the refusal's code"
+    " (invalid_credentials, account_disabled, too_many_failures...). A sign-in a replica"
+    " relays to the primary is counted by the replica that answered the client.",
+    ["outcome"],
+)
+THROTTLE_REFUSALS = Counter(
+    "throttle_refusals",
+    "Attempts refused by an abuse limit (429), by limit: login_username, login_address,"
+    " registration_address.",
+    ["limit"],
+)
+REGISTRATIONS = Counter("registrations", "Accounts created on this node (the LiteFS primary).")
