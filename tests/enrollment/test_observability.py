@@ -17,8 +17,8 @@ def count(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
-def test_enroll_outcomes_drops_promotions_and_frozen_skips_are_counted(api):
-    before = {
+def counts() -> dict[str, float]:
+    return {
         "enrolled": count("enroll_outcomes_total", result="enrolled"),
         "waitlisted": count("enroll_outcomes_total", result="waitlisted"),
         "full": count("enroll_outcomes_total", result="waitlist_full"),
@@ -27,6 +27,10 @@ def test_enroll_outcomes_drops_promotions_and_frozen_skips_are_counted(api):
         "promoted": count("waitlist_promotions_total"),
         "frozen": count("waitlist_promotion_skips_total", reason="frozen"),
     }
+
+
+def test_enroll_outcomes_drops_promotions_and_frozen_skips_are_counted(api):
+    before = counts()
     section = new_section(api, capacity=1, waitlist_capacity=2)
     fill(api, section, [9, 10, 11])  # 9 enrolled, 10 and 11 waiting
     assert enroll(api, 12, section).status_code == 409  # waitlist full
@@ -35,15 +39,7 @@ def test_enroll_outcomes_drops_promotions_and_frozen_skips_are_counted(api):
     api.as_(REGISTRAR).patch(f"/sections/{section}", json={"freeze": True})
     api.as_(person(10)).delete(f"/users/10/enrollments/{section}")  # frozen: 11 keeps waiting
 
-    after = {
-        "enrolled": count("enroll_outcomes_total", result="enrolled"),
-        "waitlisted": count("enroll_outcomes_total", result="waitlisted"),
-        "full": count("enroll_outcomes_total", result="waitlist_full"),
-        "already": count("enroll_outcomes_total", result="already_enrolled"),
-        "dropped": count("enrollment_drops_total", reason="dropped"),
-        "promoted": count("waitlist_promotions_total"),
-        "frozen": count("waitlist_promotion_skips_total", reason="frozen"),
-    }
+    after = counts()
     assert {k: after[k] - before[k] for k in before} == {
         "enrolled": 1, "waitlisted": 2, "full": 1, "already": 1,
         "dropped": 2, "promoted": 1, "frozen": 1,
