@@ -143,6 +143,7 @@ def ceiling_gateway(cluster: Cluster) -> Gateway:
     out = cluster.var / "ceiling-rendered.json"
     port = free_port()
     env = {**cluster.enroll_gateway.env, "GATEWAY_ENROLL_PORT": str(port)}
+    env["GATEWAY_METRICS_PORT"] = str(free_port())
     env["GATEWAY_SECRET"] = cluster.secret
     checked = render("enroll", env, out)
     if checked.returncode != 0:

@@ -68,6 +68,7 @@ class Cluster:
                 "GATEWAY_ENROLL_BACKENDS": ",".join(self.enrollment.urls),
                 "GATEWAY_JWKS_FILE": jwks,
                 "GATEWAY_WEB_ORIGIN": self.web.url,
+                "GATEWAY_METRICS_PORT": str(free_port()),
             },
         )
         self.enroll_gateway.env["GATEWAY_ENROLL_PORT"] = str(self.enroll_gateway.port)
@@ -81,6 +82,7 @@ class Cluster:
                 "GATEWAY_AUTH_REPLICAS": ",".join(replicas),
                 "GATEWAY_JWKS_FILE": jwks,
                 "GATEWAY_WEB_ORIGIN": self.web.url,
+                "GATEWAY_METRICS_PORT": str(free_port()),
             },
         )
         self.auth_gateway.env["GATEWAY_AUTH_PORT"] = str(self.auth_gateway.port)

@@ -379,16 +379,25 @@ def test_backend_answers_reach_the_client_unchanged(config):
         assert [backend["encoding"] for backend in endpoint["backend"]] == ["no-op"]
 
 
-def test_gateway_sets_the_secret_on_every_backend_request(config):
+def test_gateway_sets_the_secret_and_a_request_id_on_every_backend_request(config):
     for endpoint in endpoints(config):
         for backend in endpoint["backend"]:
             others = {k: v for k, v in backend["extra_config"].items() if k != "qos/http-cache"}
             assert others == {
                 "modifier/martian": {
-                    "header.Modifier": {
+                    "fifo.Group": {
                         "scope": ["request"],
-                        "name": GATEWAY_SECRET_HEADER,
-                        "value": SECRET,
+                        "aggregateErrors": True,
+                        "modifiers": [
+                            {
+                                "header.Modifier": {
+                                    "scope": ["request"],
+                                    "name": GATEWAY_SECRET_HEADER,
+                                    "value": SECRET,
+                                }
+                            },
+                            {"header.Id": {"scope": ["request"], "header": "X-Request-Id"}},
+                        ],
                     }
                 }
             }
