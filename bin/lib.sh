@@ -27,10 +27,18 @@ ensure_debian_packages() {  # ensure_debian_packages [--browser]: also Chromium 
     command -v foreman >/dev/null || missing+=(ruby-foreman)
     command -v sqlite3 >/dev/null || missing+=(sqlite3)
     python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+    command -v prometheus >/dev/null || missing+=(prometheus)
     if [ ${#missing[@]} -gt 0 ]; then
         say "Installing Debian packages: ${missing[*]}"
         as_root apt-get update -q
         as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+        if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null \
+            && systemctl is-active --quiet prometheus 2>/dev/null; then
+            # Debian starts its own Prometheus service on :9090; this project runs its own under
+            # foreman (bin/prometheus) with the cluster's config, on the same port.
+            say "Stopping and disabling the prometheus system service that the package started"
+            as_root systemctl disable --now prometheus
+        fi
     fi
 }
 

@@ -113,6 +113,16 @@ class Cluster:
         self.enrollment.stop()
         self.auth.close()
 
+    def scrape_targets(self) -> dict[str, list[str]]:
+        """What Prometheus scrapes of this cluster, by job of etc/prometheus/prometheus.yml."""
+        nodes = [self.auth.primary, *self.auth.replicas]
+        return {
+            "enrollment": [url.removeprefix("http://") for url in self.enrollment.urls],
+            "auth": [f"127.0.0.1:{node.auth_port}" for node in nodes],
+            "litefs": [f"127.0.0.1:{node.litefs_port}" for node in nodes],
+            "gateway": [f"127.0.0.1:{g.env['GATEWAY_METRICS_PORT']}" for g in self.gateways],
+        }
+
     def token(
         self, user_id: int, username: str, *roles: str, use: TokenUse = "access", **claims
     ) -> str:

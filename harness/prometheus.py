@@ -1,0 +1,95 @@
+"""Prometheus for a test run or a benchmark: the committed config (etc/prometheus/), its rules
+included, with this run's ports in place of each job's targets, scraping every second, on a
+free loopback port, data in the run's directory; and a client of its HTTP API."""
+
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import yaml
+
+from harness.procs import ROOT, free_port, stop, wait_http
+
+CONFIG = ROOT / "etc" / "prometheus" / "prometheus.yml"
+SCRAPE_SECONDS = 1
+
+
+class Prometheus:
+    def __init__(self, var: Path, targets: dict[str, list[str]]) -> None:
+        """`targets`: for each job of the committed config, this run's host:port targets."""
+        self.dir = var / "prometheus"
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = var / "prometheus.log"
+        config = yaml.safe_load(CONFIG.read_text())
+        config["global"] |= {
+            "scrape_interval": f"{SCRAPE_SECONDS}s",
+            "evaluation_interval": f"{SCRAPE_SECONDS}s",
+        }
+        config["rule_files"] = [str(CONFIG.parent / name) for name in config["rule_files"]]
+        jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+        assert set(targets) | {"prometheus"} == set(jobs), f"jobs: {sorted(jobs)}"
+        targets = {**targets, "prometheus": [f"127.0.0.1:{self.port}"]}
+        for name, job in jobs.items():
+            job["static_configs"] = [{"targets": targets[name]}]
+        self.config = var / "prometheus.yml"
+        self.config.write_text(yaml.safe_dump(config))
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        command = [
+            "prometheus", f"--config.file={self.config}",
+            f"--web.listen-address=127.0.0.1:{self.port}", f"--storage.tsdb.path={self.dir}",
+            "--log.format=json",
+        ]  # fmt: skip
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+        wait_http(self.url + "/-/ready", self.proc, status=200, log=self.log)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop([self.proc])
+            self.proc = None
+
+    def query(self, promql: str) -> list[dict]:
+        """The instant vector of `promql` now: [{"metric": {...}, "value": [t, "v"]}, ...]."""
+        reply = httpx.get(self.url + "/api/v1/query", params={"query": promql}, timeout=10)
+        reply.raise_for_status()
+        return reply.json()["data"]["result"]
+
+    def query_range(self, promql: str, start: float, end: float, step: float) -> list[dict]:
+        params = {"query": promql, "start": start, "end": end, "step": step}
+        reply = httpx.get(self.url + "/api/v1/query_range", params=params, timeout=30)
+        reply.raise_for_status()
+        return reply.json()["data"]["result"]
+
+    def targets(self) -> list[dict]:
+        reply = httpx.get(self.url + "/api/v1/targets", timeout=10)
+        reply.raise_for_status()
+        return reply.json()["data"]["activeTargets"]
+
+    def scraped_after(self, moment: float, timeout: float = 20.0) -> None:
+        """Wait until every target has been scraped since `moment` (a time.time())."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.targets()
+            if found and all(_scraped_at(t) > moment for t in found):
+                return
+            time.sleep(0.2)
+        raise TimeoutError(f"not every target was scraped within {timeout} s: {self.targets()}")
+
+
+def _scraped_at(target: dict) -> float:
+    from datetime import datetime
+
+    stamp = target.get("lastScrape", "")
+    if not stamp or stamp.startswith("0001"):
+        return 0.0
+    whole, _, fraction = stamp.rstrip("Z").partition(".")
+    # Go writes nanoseconds and sometimes an offset; seconds are enough here.
+    whole = whole.split("+")[0]
+    return datetime.fromisoformat(whole + "+00:00").timestamp() + float(
+        "0." + (fraction or "0")[:6].split("+")[0]
+    )

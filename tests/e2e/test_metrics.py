@@ -1,0 +1,146 @@
+"""Registration day as operators see it (issue 16), on the whole real cluster with the committed
+Prometheus config (its targets replaced by this run's ports, scraped every second): every
+process is a target that is up; after a rush through the gateway, Prometheus's enroll outcome
+counts equal what the database holds and what the students were answered; a refusal answered
+through the gateway carries the id that the backend's JSON log line carries."""
+
+import json
+import re
+import sqlite3
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from harness.cluster import Cluster
+from harness.prometheus import Prometheus
+
+pytestmark = pytest.mark.e2e
+
+UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+
+
+@pytest.fixture(scope="module")
+def prometheus(cluster: Cluster) -> Iterator[Prometheus]:
+    server = Prometheus(cluster.var, cluster.scrape_targets())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def outcomes(prometheus: Prometheus) -> Counter:
+    rows = prometheus.query("sum by (result) (enroll_outcomes_total)")
+    return Counter({row["metric"]["result"]: int(float(row["value"][1])) for row in rows})
+
+
+def test_every_process_is_a_target_and_up(cluster: Cluster, prometheus: Prometheus):
+    prometheus.scraped_after(time.time())
+    up = prometheus.query("up")
+    by_job = Counter(row["metric"]["job"] for row in up)
+
+    assert by_job == {"enrollment": 3, "auth": 3, "litefs": 3, "gateway": 2, "prometheus": 1}
+    assert {row["value"][1] for row in up} == {"1"}
+    primaries = prometheus.query("sum(litefs_is_primary)")
+    assert float(primaries[0]["value"][1]) == 1  # LiteFS's own metrics: one primary
+
+
+def test_after_a_rush_prometheus_counts_what_the_database_holds(
+    cluster: Cluster, prometheus: Prometheus
+):
+    registrar = bearer(cluster.token(1, "rhenderson", "registrar"))
+    base = cluster.enroll_gateway.url + "/enroll_api"
+    course = httpx.post(
+        base + "/courses",
+        json={"department_id": 1, "code": "OPS 101", "title": "Watching the Rush"},
+        headers=registrar,
+    ).json()["id"]
+    sections = [
+        httpx.post(
+            base + "/sections",
+            json={"course_id": course, "section_number": n, "capacity": 5, "waitlist_capacity": 3},
+            headers=registrar,
+        ).json()["id"]
+        for n in (1, 2, 3)
+    ]
+    prometheus.scraped_after(time.time())
+    before = outcomes(prometheus)
+
+    def enroll(n: int) -> tuple[int, str]:
+        user_id = 800_000 + n
+        reply = httpx.post(
+            base + f"/users/{user_id}/enrollments",
+            json={"section_id": sections[n % 3]},
+            headers=bearer(cluster.token(user_id, f"rusher{n}", "student")),
+            timeout=30,
+        )
+        body = reply.json()
+        return reply.status_code, body["status"] if reply.status_code == 201 else body["code"]
+
+    with ThreadPoolExecutor(16) as pool:
+        answered = Counter(result for _, result in pool.map(enroll, range(60)))
+    with sqlite3.connect(cluster.enrollment.db) as conn:
+        held = Counter(
+            dict(
+                conn.execute(
+                    "SELECT status, COUNT(*) FROM enrollments WHERE section_id IN (?, ?, ?)"
+                    " GROUP BY status",
+                    sections,
+                ).fetchall()
+            )
+        )
+    prometheus.scraped_after(time.time())
+    counted = outcomes(prometheus) - before
+    rates = prometheus.query("result:enroll_outcomes:rate1m")  # the recording rule works
+
+    assert held == {"enrolled": 15, "waitlisted": 9}
+    assert answered == {"enrolled": 15, "waitlisted": 9, "waitlist_full": 36}
+    assert counted == answered
+    assert {row["metric"]["result"] for row in rates} >= {"enrolled", "waitlisted"}
+    through_gateway = prometheus.query(
+        'sum(http_server_duration_count{http_route="/enroll_api/users/:user_id/enrollments",'
+        'http_request_method="POST"}) by (http_response_status_code)'
+    )
+    by_status = {
+        r["metric"]["http_response_status_code"]: float(r["value"][1]) for r in through_gateway
+    }
+    assert by_status.get("201", 0) >= 24 and by_status.get("409", 0) >= 36
+
+
+def test_a_refusal_through_the_gateway_carries_an_id_the_backend_logged(cluster: Cluster):
+    ava = bearer(cluster.token(9, "ajohnson", "student"))
+    reply = httpx.get(
+        cluster.enroll_gateway.url + "/enroll_api/users/10/enrollments",
+        headers={**ava, "X-Request-Id": "chosen-by-the-client"},  # not passed on: the gateway's
+    )
+    rid = reply.headers["x-request-id"]
+    deadline = time.monotonic() + 5
+    logged: list[dict] = []
+    while not logged and time.monotonic() < deadline:
+        for index in range(3):
+            for line in cluster.enrollment.log(index).read_text().splitlines():
+                if rid in line:
+                    logged.append(json.loads(line))
+        time.sleep(0.1)
+
+    assert reply.status_code == 403 and reply.json()["request_id"] == rid
+    assert UUID.match(rid), rid  # made by the gateway (martian header.Id)
+    assert len(logged) == 1, logged
+    assert logged[0]["request_id"] == rid and logged[0]["status"] == 403
+    assert logged[0]["code"] == "forbidden" and logged[0]["route"] == "/users/{user_id}/enrollments"
+
+
+def test_metrics_are_not_reachable_through_the_gateways(cluster: Cluster):
+    token = bearer(cluster.token(1, "rhenderson", "registrar"))
+    for url in (cluster.enroll_gateway.url + "/enroll_api/metrics",
+                cluster.enroll_gateway.url + "/metrics",
+                cluster.auth_gateway.url + "/auth_api/metrics"):  # fmt: skip
+        assert httpx.get(url, headers=token).status_code == 404, url
