@@ -31,6 +31,7 @@ import httpx
 import uvloop
 
 from app.common.identity import gateway_headers
+from bench import watch
 from bench.readpath import wrk, wrk_spread
 from bench.rush import Sample, Student, run_open_loop, run_rush, summarise
 from harness.auth_cluster import ROOMY_LIMITS_ENV
@@ -40,6 +41,7 @@ from harness.gateway import Gateway, render
 from harness.invariants import status_counts, violations
 from harness.loadclient import Connection
 from harness.procs import ROOT, free_port
+from harness.prometheus import Prometheus
 from harness.seed import DEMO_PASSWORD
 
 PREFIX = "/enroll_api"
@@ -351,19 +353,27 @@ def main(argv: list[str] | None = None) -> int:
     # Every benchmark client signs in from 127.0.0.1: with the abuse limits in place, the limiter
     # would be what is measured.
     cluster = Cluster(run_dir, ROOMY_LIMITS_ENV)
+    prometheus = Prometheus(run_dir, cluster.scrape_targets())
     results: dict = {"run": run, "args": vars(args)}
     try:
         cluster.start()
+        prometheus.start()
         rush = Rush(cluster, args)
+        began = time.time()
         results["rush"] = rush.closed("rush through the enroll gateway", args.clients, args.seconds)
         rate = results["rush"]["ops_per_s"] * args.open_load
+        opened = time.time()
         results["open_loop"] = rush.open(f"open loop at {args.open_load:.0%} of it", rate,
                                          args.open_seconds)  # fmt: skip
+        ended = time.time()
+        results["prometheus"] = watch.rush_as_seen(prometheus, began - 3, ended + 3)
+        results["prometheus_marks"] = {"closed loop": 3.0, "open loop": opened - began + 3}
         results["read_path"] = bench_read_path(cluster, args)
         if not args.skip_scaling:
             results["scaling"] = bench_scaling(cluster, rush, args)
         results["auth"] = [] if args.skip_auth else bench_auth(cluster, args)
     finally:
+        prometheus.stop()
         cluster.close()
     scaling = results.get("scaling", {})
     rushes = [results["rush"], results["open_loop"], *scaling.get("by_clients", []),
@@ -382,6 +392,10 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(json.dumps(results, indent=2))
     print(table(results))
     print(f"results: {out.relative_to(ROOT)}")
+    seen = out.with_name(out.stem + "-prometheus.png")
+    watch.plot(results["prometheus"], results["prometheus_marks"], seen,
+               f"The rush as Prometheus saw it, run {run}")  # fmt: skip
+    print(f"the rush as Prometheus saw it: {seen.relative_to(ROOT)}")
     if scaling:
         picture = out.with_suffix(".png")
         plot(results, picture)
