@@ -345,6 +345,11 @@ def main(argv: list[str] | None = None) -> int:
         help="do not announce the students' accounts first: each is recorded at its first request",
     )
     p.add_argument("--skip-scaling", action="store_true")
+    p.add_argument(
+        "--skip-prometheus",
+        action="store_true",
+        help="no Prometheus scraping the cluster (and no picture of the rush as it saw it)",
+    )
     args = p.parse_args(argv)
 
     run = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -353,11 +358,12 @@ def main(argv: list[str] | None = None) -> int:
     # Every benchmark client signs in from 127.0.0.1: with the abuse limits in place, the limiter
     # would be what is measured.
     cluster = Cluster(run_dir, ROOMY_LIMITS_ENV)
-    prometheus = Prometheus(run_dir, cluster.scrape_targets())
+    prometheus = None if args.skip_prometheus else Prometheus(run_dir, cluster.scrape_targets())
     results: dict = {"run": run, "args": vars(args)}
     try:
         cluster.start()
-        prometheus.start()
+        if prometheus is not None:
+            prometheus.start()
         rush = Rush(cluster, args)
         began = time.time()
         results["rush"] = rush.closed("rush through the enroll gateway", args.clients, args.seconds)
@@ -366,14 +372,16 @@ def main(argv: list[str] | None = None) -> int:
         results["open_loop"] = rush.open(f"open loop at {args.open_load:.0%} of it", rate,
                                          args.open_seconds)  # fmt: skip
         ended = time.time()
-        results["prometheus"] = watch.rush_as_seen(prometheus, began - 3, ended + 3)
-        results["prometheus_marks"] = {"closed loop": 3.0, "open loop": opened - began + 3}
+        if prometheus is not None:
+            results["prometheus"] = watch.rush_as_seen(prometheus, began - 3, ended + 3)
+            results["prometheus_marks"] = {"closed loop": 3.0, "open loop": opened - began + 3}
         results["read_path"] = bench_read_path(cluster, args)
         if not args.skip_scaling:
             results["scaling"] = bench_scaling(cluster, rush, args)
         results["auth"] = [] if args.skip_auth else bench_auth(cluster, args)
     finally:
-        prometheus.stop()
+        if prometheus is not None:
+            prometheus.stop()
         cluster.close()
     scaling = results.get("scaling", {})
     rushes = [results["rush"], results["open_loop"], *scaling.get("by_clients", []),
@@ -392,10 +400,11 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(json.dumps(results, indent=2))
     print(table(results))
     print(f"results: {out.relative_to(ROOT)}")
-    seen = out.with_name(out.stem + "-prometheus.png")
-    watch.plot(results["prometheus"], results["prometheus_marks"], seen,
-               f"The rush as Prometheus saw it, run {run}")  # fmt: skip
-    print(f"the rush as Prometheus saw it: {seen.relative_to(ROOT)}")
+    if prometheus is not None:
+        seen = out.with_name(out.stem + "-prometheus.png")
+        watch.plot(results["prometheus"], results["prometheus_marks"], seen,
+                   f"The rush as Prometheus saw it, run {run}")  # fmt: skip
+        print(f"the rush as Prometheus saw it: {seen.relative_to(ROOT)}")
     if scaling:
         picture = out.with_suffix(".png")
         plot(results, picture)

@@ -144,3 +144,16 @@ def test_metrics_are_not_reachable_through_the_gateways(cluster: Cluster):
                 cluster.enroll_gateway.url + "/metrics",
                 cluster.auth_gateway.url + "/auth_api/metrics"):  # fmt: skip
         assert httpx.get(url, headers=token).status_code == 404, url
+
+
+def test_every_process_logs_json_lines(cluster: Cluster):
+    logs = [
+        cluster.enroll_gateway.log,
+        cluster.auth_gateway.log,
+        *(cluster.enrollment.log(i) for i in range(3)),
+    ]
+    for log in logs:
+        lines = log.read_text().splitlines()
+        assert lines, log
+        for line in lines:
+            assert isinstance(json.loads(line), dict), (log.name, line)
