@@ -236,7 +236,11 @@ def find_id(cluster: Cluster, label: str) -> int:
 def test_the_instructor_sees_roster_and_waitlist_and_drops_a_student(
     cluster: Cluster, open_browser, registrar: Browser
 ):
-    label = create_section(registrar, new_code(), capacity=1, instructor="kavery")
+    label = create_section(registrar, new_code(), capacity=1)  # no instructor yet
+    find(registrar, label[:-3])
+    registrar.press(f"Manage {label}")
+    registrar.fill("Instructor", "kavery", within="//section[@aria-labelledby='manage-title']")
+    assigned = registrar.act(lambda: registrar.press("Assign instructor"))
     seated = student(cluster, open_browser, "Omar")
     waiting = student(cluster, open_browser, "Lena")
     enroll(seated, label)
@@ -257,6 +261,7 @@ def test_the_instructor_sees_roster_and_waitlist_and_drops_a_student(
     signed_out = teacher.act(lambda: teacher.press("Sign out"))
     teacher.reload()  # the tab's session is gone: a reload does not sign back in
 
+    assert assigned == f"Instructor of {label} changed."
     assert signed_out == "You are signed out."
     assert teacher.field("Username").is_displayed() and teacher.text("nav") == ""
     assert "Omar Browser" in roster and waiting.account["username"] in roster  # type: ignore[attr-defined]

@@ -431,11 +431,13 @@ async function sectionsAdminView(user) {
 }
 let instructors = [];
 
-function instructorSelect(selected) {
+// The instructors to choose from; "No instructor" only where none is a choice (a new section:
+// the API does not take a section's instructor away).
+function instructorSelect(selected, { allowNone = false } = {}) {
   return h(
     "select",
     { name: "instructor_id" },
-    h("option", { value: "" }, "No instructor"),
+    allowNone && h("option", { value: "" }, "No instructor"),
     instructors.map((u) =>
       h(
         "option",
@@ -489,7 +491,7 @@ function managePanel(s) {
   );
   const instructorForm = oneField(
     "Instructor", instructor, "Assign instructor",
-    () => ({ instructor_id: instructor.value ? Number(instructor.value) : null }),
+    () => ({ instructor_id: Number(instructor.value) }),
     () => `Instructor of ${label(s)} changed.`,
   );
   const freeze = h(
@@ -569,7 +571,7 @@ function newSectionForm(courses) {
   const number = h("input", { name: "section_number", type: "number", min: "1", value: "1" });
   const capacity = h("input", { name: "capacity", type: "number", min: "0", value: "30" });
   const waitlist = h("input", { name: "waitlist_capacity", type: "number", min: "0", value: "15" });
-  const instructor = instructorSelect(null);
+  const instructor = instructorSelect(null, { allowNone: true });
   const room = h("input", { name: "room" });
   return cardForm("new-section", "New section", "Create section", [
     ["Course", course], ["Section number", number], ["Capacity", capacity],
