@@ -2,8 +2,10 @@
 included, with this run's ports in place of each job's targets, scraping every second, on a
 free loopback port, data in the run's directory; and a client of its HTTP API."""
 
+import re
 import subprocess
 import time
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -82,14 +84,9 @@ class Prometheus:
 
 
 def _scraped_at(target: dict) -> float:
-    from datetime import datetime
-
-    stamp = target.get("lastScrape", "")
-    if not stamp or stamp.startswith("0001"):
+    """When Prometheus last scraped `target` (0 if never). It writes RFC 3339 with nanoseconds,
+    in UTC here; microseconds are enough."""
+    found = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d{1,6})?", target.get("lastScrape", ""))
+    if found is None or found[1].startswith("0001"):
         return 0.0
-    whole, _, fraction = stamp.rstrip("Z").partition(".")
-    # Go writes nanoseconds and sometimes an offset; seconds are enough here.
-    whole = whole.split("+")[0]
-    return datetime.fromisoformat(whole + "+00:00").timestamp() + float(
-        "0." + (fraction or "0")[:6].split("+")[0]
-    )
+    return datetime.fromisoformat(found[1] + (found[2] or "") + "+00:00").timestamp()

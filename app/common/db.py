@@ -175,24 +175,24 @@ def immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         try:
             yield conn
         except BaseException:
-            conn.committed_actions = []  # type: ignore[attr-defined]
+            conn.committed_actions = None  # type: ignore[attr-defined]
             # SQLite has rolled back by itself after some errors (a full disk, an I/O error);
             # a second ROLLBACK would raise and hide the error that says what happened.
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
-    actions, conn.committed_actions = conn.committed_actions, []  # type: ignore[attr-defined]
+    actions, conn.committed_actions = conn.committed_actions, None  # type: ignore[attr-defined]
     for action in actions:
         action()
 
 
 def on_commit(conn: sqlite3.Connection, action: Callable[[], None]) -> None:
     """Run `action` once the current `immediate` transaction has committed (never if it rolls
-    back): what counts a change (a metric) must not count one that did not happen. Outside a
-    transaction, at once."""
-    pending = getattr(conn, "committed_actions", None)
-    if conn.in_transaction and pending is not None:
+    back): what counts a change (a metric) must not count one that did not happen. Outside an
+    `immediate` transaction, at once."""
+    pending = getattr(conn, "committed_actions", None)  # a list only inside `immediate`
+    if pending is not None:
         pending.append(action)
     else:
         action()

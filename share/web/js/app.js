@@ -90,6 +90,26 @@ function confirmed(question, yes) {
   });
 }
 
+// A button that asks first (`question`, answered with `yes`), then DELETEs `path` and, once
+// that is done, draws the view again (`redraw`) and says `done`.
+function deleteButton({ text, name, question, yes, path, done, redraw = render }) {
+  return h(
+    "button",
+    {
+      class: "danger",
+      "aria-label": name,
+      onclick: async () => {
+        if (!(await confirmed(question, yes))) return;
+        if (await attempt(() => api.enroll(path, { method: "DELETE" }))) {
+          await attempt(redraw);
+          notify(done);
+        }
+      },
+    },
+    text,
+  );
+}
+
 function heading(text) {
   return h("h2", { tabindex: "-1", id: "view-title" }, text);
 }
@@ -198,11 +218,16 @@ async function catalogView(user, manage = false) {
 let currentSearch = "";
 
 // Where the student already is: section id -> "Enrolled" or "Waitlisted, position N".
-async function myPlaces(user) {
-  const [enrolled, waitlist] = await Promise.all([
+// The student's seats (their sections) and waitlist entries, live.
+function myRecords(user) {
+  return Promise.all([
     api.enroll(`/users/${user.id}/sections?type=enrolled&limit=1000`),
     api.enroll(`/users/${user.id}/waitlist?limit=1000`),
   ]);
+}
+
+async function myPlaces(user) {
+  const [enrolled, waitlist] = await myRecords(user);
   return new Map([
     ...enrolled.map((s) => [s.id, "Enrolled"]),
     ...waitlist.map((w) => [w.section_id, `Waitlisted, position ${w.position}`]),
@@ -239,10 +264,7 @@ function enrollButton(user, s) {
 }
 
 async function scheduleView(user) {
-  const [enrolled, waitlist] = await Promise.all([
-    api.enroll(`/users/${user.id}/sections?type=enrolled&limit=1000`),
-    api.enroll(`/users/${user.id}/waitlist?limit=1000`),
-  ]);
+  const [enrolled, waitlist] = await myRecords(user);
   const waited = await Promise.all(waitlist.map((w) => api.enroll(`/sections/${w.section_id}`)));
   const classes = enrolled.map((s) =>
     h(
@@ -255,24 +277,14 @@ async function scheduleView(user) {
       h(
         "td",
         {},
-        h(
-          "button",
-          {
-            class: "danger",
-            "aria-label": `Drop ${label(s)}`,
-            onclick: async () => {
-              if (!(await confirmed(`Drop ${label(s)} ${s.course_title}?`, "Drop"))) return;
-              const ok = await attempt(() =>
-                api.enroll(`/users/${user.id}/enrollments/${s.id}`, { method: "DELETE" }),
-              );
-              if (ok) {
-                await render();
-                notify(`Dropped ${label(s)}.`);
-              }
-            },
-          },
-          "Drop",
-        ),
+        deleteButton({
+          text: "Drop",
+          name: `Drop ${label(s)}`,
+          question: `Drop ${label(s)} ${s.course_title}?`,
+          yes: "Drop",
+          path: `/users/${user.id}/enrollments/${s.id}`,
+          done: `Dropped ${label(s)}.`,
+        }),
       ),
     ),
   );
@@ -286,25 +298,14 @@ async function scheduleView(user) {
       h(
         "td",
         {},
-        h(
-          "button",
-          {
-            class: "danger",
-            "aria-label": `Leave the waitlist of ${label(waited[i])}`,
-            onclick: async () => {
-              const question = `Leave the waitlist of ${label(waited[i])}? You lose your place.`;
-              if (!(await confirmed(question, "Leave waitlist"))) return;
-              const ok = await attempt(() =>
-                api.enroll(`/users/${user.id}/waitlist/${w.section_id}`, { method: "DELETE" }),
-              );
-              if (ok) {
-                await render();
-                notify(`Left the waitlist of ${label(waited[i])}.`);
-              }
-            },
-          },
-          "Leave waitlist",
-        ),
+        deleteButton({
+          text: "Leave waitlist",
+          name: `Leave the waitlist of ${label(waited[i])}`,
+          question: `Leave the waitlist of ${label(waited[i])}? You lose your place.`,
+          yes: "Leave waitlist",
+          path: `/users/${user.id}/waitlist/${w.section_id}`,
+          done: `Left the waitlist of ${label(waited[i])}.`,
+        }),
       ),
     ),
   );
@@ -381,25 +382,15 @@ async function roster(s) {
       h(
         "td",
         {},
-        h(
-          "button",
-          {
-            class: "danger",
-            "aria-label": `Drop ${people[i].username} from ${label(s)}`,
-            onclick: async () => {
-              const question = `Drop ${people[i].first_name} ${people[i].last_name} from ${label(s)}?`;
-              if (!(await confirmed(question, "Drop student"))) return;
-              const ok = await attempt(() =>
-                api.enroll(`/sections/${s.id}/enrollments/${e.user_id}`, { method: "DELETE" }),
-              );
-              if (ok) {
-                await attempt(again);
-                notify(`Dropped ${people[i].username} from ${label(s)}.`);
-              }
-            },
-          },
-          "Drop",
-        ),
+        deleteButton({
+          text: "Drop",
+          name: `Drop ${people[i].username} from ${label(s)}`,
+          question: `Drop ${people[i].first_name} ${people[i].last_name} from ${label(s)}?`,
+          yes: "Drop student",
+          path: `/sections/${s.id}/enrollments/${e.user_id}`,
+          done: `Dropped ${people[i].username} from ${label(s)}.`,
+          redraw: again,
+        }),
       ),
     ),
   );
