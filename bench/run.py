@@ -40,7 +40,7 @@ from harness.db import copy_database
 from harness.gateway import Gateway, render
 from harness.invariants import status_counts, violations
 from harness.loadclient import Connection
-from harness.procs import ROOT, free_port
+from harness.procs import ROOT, cpu_seconds, free_port
 from harness.prometheus import Prometheus
 from harness.seed import DEMO_PASSWORD
 
@@ -105,8 +105,25 @@ class Rush:
         sections = create_sections(self.cluster, self.args.sections)
         return [Student(u, h) for u, h in self.headers], sections
 
-    def _checked(self, name: str, samples: list[Sample], seconds: float) -> dict:
+    def _cpu(self) -> tuple[float, float]:
+        """CPU seconds used so far by the enrollment instances, and by the enroll gateway."""
+        cluster = self.cluster
+        instances = [cluster.enrollment.serving_pid(i) for i in range(len(cluster.enrollment.urls))]
+        gateway = cluster.enroll_gateway.proc
+        return (
+            cpu_seconds(pids=[p for p in instances if p is not None]),
+            cpu_seconds(sessions=[gateway.pid] if gateway is not None else []),
+        )
+
+    def _checked(
+        self, name: str, samples: list[Sample], seconds: float, cpu_before: tuple[float, float]
+    ) -> dict:
         result = summarise(name, samples, seconds)
+        # CPU per operation: what a change costs or saves, far less noisy on this shared machine
+        # than throughput (which moves with whatever else runs).
+        after = self._cpu()
+        for key, before, now in zip(("instances", "gateway"), cpu_before, after, strict=True):
+            result[f"{key}_cpu_us_per_op"] = round((now - before) / max(len(samples), 1) * 1e6)
         result["server_errors"] = sum(1 for s in samples if s.status is None or s.status >= 500)
         found = violations(self.cluster.enrollment.db)
         result["invariant_violations"] = found
@@ -117,6 +134,7 @@ class Rush:
     def closed(self, name: str, clients: int, seconds: float) -> dict:
         students, sections = self._fresh()
         url = self.cluster.enroll_gateway.url
+        cpu = self._cpu()
         samples, took = uvloop.run(
             run_rush(
                 [url],
@@ -128,15 +146,16 @@ class Rush:
                 prefix=PREFIX,
             )
         )
-        return self._checked(name, samples, took) | {"clients": clients}
+        return self._checked(name, samples, took, cpu) | {"clients": clients}
 
     def open(self, name: str, rate: float, seconds: float) -> dict:
         students, sections = self._fresh()
         url = self.cluster.enroll_gateway.url
+        cpu = self._cpu()
         samples, took = uvloop.run(
             run_open_loop(url, students, sections, rate=rate, seconds=seconds, prefix=PREFIX)
         )
-        return self._checked(name, samples, took) | {"offered_per_s": round(rate, 1)}
+        return self._checked(name, samples, took, cpu) | {"offered_per_s": round(rate, 1)}
 
 
 def ceiling_gateway(cluster: Cluster) -> Gateway:
@@ -312,6 +331,10 @@ def table(results: dict) -> str:
         f" open loop offered {open_loop['offered_per_s']}/s;"
         f" 5xx/failed in all rushes {results['server_errors']};"
         f" invariant violations {len(results['invariant_violations'])}"
+    )
+    lines.append(
+        f"CPU per rush operation: instances {rush['instances_cpu_us_per_op']} µs,"
+        f" enroll gateway {rush['gateway_cpu_us_per_op']} µs"
     )
     ratios = results["ratios"]
     lines.append(
