@@ -22,6 +22,7 @@ from app.auth.tokens import KeyRing
 from app.common.db import ConnectionPool
 from app.common.errors import install_error_handlers
 from app.common.limits import BodySizeLimit
+from app.common.observe import FASTAPI_TELEMETRY_OFF
 from app.common.observe import install as observe
 from app.common.server import long_lived
 
@@ -41,7 +42,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.primary = primary
             yield
 
-    app = FastAPI(title="Registrar auth service", version="1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="Registrar auth service",
+        version="1.0",
+        lifespan=lifespan,
+        telemetry=FASTAPI_TELEMETRY_OFF,
+    )
     app.state.settings = settings
     app.state.keys = keys
     app.state.primary = None  # a replica's client for the primary, while the app runs

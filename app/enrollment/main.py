@@ -7,6 +7,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.common.db import ConnectionPool
 from app.common.errors import install_error_handlers
 from app.common.limits import BodySizeLimit
+from app.common.observe import FASTAPI_TELEMETRY_OFF
 from app.common.observe import install as observe
 from app.common.server import long_lived
 from app.enrollment.deps import LendConnections
@@ -17,7 +18,7 @@ from app.enrollment.settings import Settings, get_settings
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; settings come from ENROLL_* environment variables unless given."""
     settings = settings or get_settings()
-    app = FastAPI(title="Enrollment service", version="1.0.0")
+    app = FastAPI(title="Enrollment service", version="1.0.0", telemetry=FASTAPI_TELEMETRY_OFF)
     app.state.settings = settings
     app.state.gateway_secret = settings.gateway_secret
     # The three instances queue their writers on one lock file beside the database.
@@ -31,6 +32,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # the service (measured in process, interleaved, per kind of request).
     app.router.routes.extend(router.routes)
     app.router.routes.extend(internal.routes)
+    rush_first(app.router.routes)
 
     app.add_middleware(LendConnections, pool=app.state.pool)
     app.add_middleware(BodySizeLimit)
@@ -42,6 +44,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"status": "ok", "instance": settings.instance}
 
     return app
+
+
+# What students send on registration day (bench/rush.py): enroll, drop, leave a waitlist, list
+# their sections.
+RUSH_PATHS = (
+    "/users/{user_id}/enrollments",
+    "/users/{user_id}/enrollments/{section_id}",
+    "/users/{user_id}/waitlist/{section_id}",
+    "/users/{user_id}/sections",
+)
+
+
+def rush_first(routes: list) -> None:
+    """Put the routes of RUSH_PATHS first, in place. Starlette tries routes in order, so a request
+    for one of them no longer pays for matching twenty others first (7% of a request's CPU in
+    process). Safe because no two path templates here match the same path
+    (tests/enrollment/test_routes_order.py), and routes of the same template keep their order,
+    so the one a request finds, or the 405 it gets, is the same as before."""
+    routes.sort(key=lambda r: getattr(r, "path", None) not in RUSH_PATHS)
 
 
 def serve() -> FastAPI:
