@@ -105,24 +105,27 @@ class Rush:
         sections = create_sections(self.cluster, self.args.sections)
         return [Student(u, h) for u, h in self.headers], sections
 
-    def _cpu(self) -> tuple[float, float]:
-        """CPU seconds used so far by the enrollment instances, and by the enroll gateway."""
+    def _cpu(self) -> tuple[float, float, float]:
+        """CPU seconds used so far by the enrollment instances, by the enroll gateway, and by
+        this process (the load client: it shares the two cores with the cluster)."""
         cluster = self.cluster
         instances = [cluster.enrollment.serving_pid(i) for i in range(len(cluster.enrollment.urls))]
         gateway = cluster.enroll_gateway.proc
         return (
             cpu_seconds(pids=[p for p in instances if p is not None]),
             cpu_seconds(sessions=[gateway.pid] if gateway is not None else []),
+            time.process_time(),
         )
 
     def _checked(
-        self, name: str, samples: list[Sample], seconds: float, cpu_before: tuple[float, float]
+        self, name: str, samples: list[Sample], seconds: float, cpu_before: tuple[float, ...]
     ) -> dict:
         result = summarise(name, samples, seconds)
         # CPU per operation: what a change costs or saves, far less noisy on this shared machine
         # than throughput (which moves with whatever else runs).
         after = self._cpu()
-        for key, before, now in zip(("instances", "gateway"), cpu_before, after, strict=True):
+        keys = ("instances", "gateway", "client")
+        for key, before, now in zip(keys, cpu_before, after, strict=True):
             result[f"{key}_cpu_us_per_op"] = round((now - before) / max(len(samples), 1) * 1e6)
         result["server_errors"] = sum(1 for s in samples if s.status is None or s.status >= 500)
         found = violations(self.cluster.enrollment.db)
@@ -334,7 +337,8 @@ def table(results: dict) -> str:
     )
     lines.append(
         f"CPU per rush operation: instances {rush['instances_cpu_us_per_op']} µs,"
-        f" enroll gateway {rush['gateway_cpu_us_per_op']} µs"
+        f" enroll gateway {rush['gateway_cpu_us_per_op']} µs,"
+        f" load client {rush['client_cpu_us_per_op']} µs"
     )
     ratios = results["ratios"]
     lines.append(
