@@ -1,6 +1,7 @@
-"""The writer queue in app/common/db.py: writers of several processes take turns, and a writer
-cancelled while it waits never leaves the lock held (which would stop every instance's writes).
-A write transaction on the event loop needs the turn (else it would block the loop), and every
+"""The writer queue in app/common/db.py: writers of several processes take turns, a process runs
+the writes queued by its requests back to back in one turn, and a writer cancelled while it
+waits never leaves the lock held (which would stop every instance's writes). A write
+transaction on the event loop needs the turn (else it would block the loop), and every
 enrollment route that writes gets it from the one place, `route` in app/enrollment/routes.py."""
 
 import asyncio
@@ -13,7 +14,7 @@ import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
-from app.common.db import WriteOutsideItsTurn, WriterLock, connect, immediate, write_turn
+from app.common.db import WriteOutsideItsTurn, WriterLock, connect, immediate, write_in_turn
 from app.common.identity import gateway_headers
 from app.enrollment.deps import caller
 from app.enrollment.init_db import init_db
@@ -50,11 +51,7 @@ def test_a_writer_waits_for_another_process_then_gets_its_turn(tmp_path):
     order: list[str] = []
 
     async def scenario() -> None:
-        async def writer() -> None:
-            async with lock.turn():
-                order.append("ours")
-
-        task = asyncio.create_task(writer())
+        task = asyncio.create_task(lock.run(lambda: order.append("ours")))
         await asyncio.sleep(0.2)
         order.append("other done")
         fcntl.flock(other, fcntl.LOCK_UN)
@@ -70,21 +67,55 @@ def test_a_writer_cancelled_while_waiting_does_not_keep_the_lock(tmp_path):
     path = tmp_path / "db.writer-lock"
     other = other_process_holds(path)
     lock = WriterLock(path)
+    ran: list[str] = []
 
     async def scenario() -> None:
-        async def writer() -> None:
-            async with lock.turn():
-                await asyncio.sleep(30)
-
-        task = asyncio.create_task(writer())
+        task = asyncio.create_task(lock.run(lambda: ran.append("cancelled one")))
         await asyncio.sleep(0.2)  # now waiting for its turn
         task.cancel()
         fcntl.flock(other, fcntl.LOCK_UN)  # the lock comes free just after the cancel
         with suppress(asyncio.CancelledError):
             await asyncio.wait_for(task, 5)
+        await asyncio.wait_for(lock.run(lambda: ran.append("next one")), 5)
 
     asyncio.run(scenario())
     assert is_free(path), "a cancelled writer left the write lock held"
+    assert ran == ["next one"], "a write whose caller had gone away was run all the same"
+    os.close(other)
+
+
+def test_writes_queued_meanwhile_run_in_one_turn_in_order_each_answered_its_own(tmp_path):
+    """While another process writes, this one's writers queue; when the lock comes free they
+    run back to back in arrival order, and each caller gets its own result or its own error."""
+    path = tmp_path / "db.writer-lock"
+    other = other_process_holds(path)
+    lock = WriterLock(path)
+    order: list[int] = []
+    held_throughout: list[bool] = []
+
+    def write(n: int):
+        def job() -> int:
+            order.append(n)
+            held_throughout.append(not is_free(path))
+            if n == 3:
+                raise ValueError("seat 3 is gone")
+            return n * 10
+
+        return job
+
+    async def scenario() -> list:
+        tasks = [asyncio.create_task(lock.run(write(n))) for n in range(1, 6)]
+        await asyncio.sleep(0.2)
+        assert order == [], "a write ran while another process held the lock"
+        fcntl.flock(other, fcntl.LOCK_UN)
+        return await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 5)
+
+    results = asyncio.run(scenario())
+    assert order == [1, 2, 3, 4, 5]
+    assert results[:2] == [10, 20] and results[3:] == [40, 50]
+    assert isinstance(results[2], ValueError) and str(results[2]) == "seat 3 is gone"
+    assert all(held_throughout), "a write ran without the lock file held"
+    assert is_free(path)
     os.close(other)
 
 
@@ -99,10 +130,12 @@ def test_a_write_on_the_event_loop_without_the_turn_fails_loudly(tmp_path):
         with immediate(conn):
             conn.execute("INSERT INTO t VALUES (1)")
 
+    def insert_two() -> None:
+        with immediate(conn):
+            conn.execute("INSERT INTO t VALUES (2)")
+
     async def with_turn() -> None:
-        async with write_turn(conn), write_turn(conn):  # reentrant: a dependency and its route
-            with immediate(conn):
-                conn.execute("INSERT INTO t VALUES (2)")
+        await write_in_turn(conn, insert_two)
 
     with pytest.raises(WriteOutsideItsTurn):
         asyncio.run(without_turn())

@@ -8,7 +8,7 @@ from fastapi import Depends, Request
 from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.common.db import ConnectionPool, write_turn
+from app.common.db import ConnectionPool, write_in_turn
 from app.common.errors import Forbidden, Unauthenticated
 from app.common.identity import (
     GATEWAY_SECRET_HEADER,
@@ -102,8 +102,8 @@ async def caller(request: Request) -> Identity:
         return who
     conn = await db(request)  # the request's own connection, as `Db` gives the route
     if not service.user_is_current(conn, who):
-        async with write_turn(conn):  # rare: a user's first request, or new roles
-            service.remember_user(conn, who)
+        # Rare: a user's first request, or new roles.
+        await write_in_turn(conn, lambda: service.remember_user(conn, who))
     return who
 
 

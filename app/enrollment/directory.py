@@ -13,7 +13,7 @@ import time
 
 import httpx
 
-from app.common.db import write_turn
+from app.common.db import write_in_turn
 from app.common.identity import GATEWAY_SECRET_HEADER
 from app.common.observe import ASYNC_PASS_ON_ID
 from app.enrollment import service
@@ -74,5 +74,4 @@ async def make_current(conn: sqlite3.Connection, settings: Settings, user_id: in
         return
     account = await fetch_account(settings, user_id)
     if account is not None and not service.account_is_recorded(conn, account):
-        async with write_turn(conn):  # a route that writes holds it already (reentrant)
-            service.remember_account(conn, account)
+        await write_in_turn(conn, lambda: service.remember_account(conn, account))

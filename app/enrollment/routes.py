@@ -1,10 +1,11 @@
 """HTTP routes of the enrollment service: thin wrappers over `service`.
 
 Every route runs on the event loop, without a thread hop. Reads (`Db`) never wait for a lock in WAL
-mode. A route that writes (any method but GET) runs with the write turn held (`route` sees to it:
-the queue of the three instances' writers on one lock file), waited for without blocking the loop
-and given up when the route returns; the service then runs its BEGIN IMMEDIATE transactions on
-the loop. A write transaction without the turn raises WriteOutsideItsTurn rather than block.
+mode. A route that writes (any method but GET) is a plain function that runs whole in the write
+turn (`route` sees to it: the queue of the three instances' writers on one lock file), queued
+without blocking the loop and run with this instance's other queued writes, back to back; the
+service runs its BEGIN IMMEDIATE transactions in it. A write transaction outside the turn raises
+WriteOutsideItsTurn rather than block.
 
 Each route declares the roles the gateway lets through (`x-roles` in the OpenAPI schema) and, for
 the catalog listings, how long the gateway may reuse an answer (`x-cache-seconds`); the gateway
@@ -13,11 +14,13 @@ config is checked against this table by tests/test_gateway_routes.py.
 
 import functools
 import inspect
+import sqlite3
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
-from app.common.db import write_turn
+from app.common.db import write_in_turn
 from app.common.errors import Invalid, error_responses
 from app.common.identity import INSTRUCTOR, REGISTRAR, ROLES, STUDENT
 from app.enrollment import directory, queries, service
@@ -56,6 +59,7 @@ from app.enrollment.models import (
     WindowIn,
     WindowOut,
 )
+from app.enrollment.settings import Settings
 
 router = APIRouter()
 
@@ -95,11 +99,21 @@ SectionId = Annotated[int, Path(gt=0, le=2**63 - 1)]
 UserId = Annotated[int, Path(gt=0, le=2**63 - 1)]
 
 
-def route(method: str, path: str, roles: tuple[str, ...], *, cache_seconds: int = 0, **kwargs: Any):
+def route(
+    method: str,
+    path: str,
+    roles: tuple[str, ...],
+    *,
+    cache_seconds: int = 0,
+    before: Callable[..., Awaitable[None]] | None = None,
+    **kwargs: Any,
+):
     """Declare a route with the roles allowed to call it (checked by its `Caller` dependency)
-    and the errors it can answer. A route that writes (any method but GET) runs with the write
-    turn held: the one way a write takes its place in the queue of the three instances' writers
-    (see `_in_write_turn`). A GET whose answer is the same for every caller may give
+    and the errors it can answer. A route that writes (any method but GET) is a plain `def`, and
+    runs whole in the write turn: the one way a write takes its place in the queue of the three
+    instances' writers (see `_in_write_turn`). What it must wait for first (the auth service's
+    answer about an account) is its `before`, awaited with the same arguments just before its
+    turn. A GET whose answer is the same for every caller may give
     `cache_seconds`: its successful answers say `Cache-Control: max-age=<seconds>`, which the
     enroll gateway's cache honours (etc/enroll/settings/endpoints.json marks the same routes)."""
     responses = {
@@ -122,26 +136,35 @@ def route(method: str, path: str, roles: tuple[str, ...], *, cache_seconds: int 
     )
 
     def decorator(endpoint):
-        register(endpoint if method == "GET" else _in_write_turn(endpoint))
+        assert before is None or method != "GET", "a read has no write turn to come before"
+        register(endpoint if method == "GET" else _in_write_turn(endpoint, before))
         return endpoint
 
     return decorator
 
 
-def _in_write_turn(endpoint):
-    """The endpoint, run with the write turn of its connection (`conn`) held: waited for without
-    blocking the event loop, given up as soon as the endpoint returns, before the response is
-    sent. Its BEGIN IMMEDIATE transactions then run on the loop (a write transaction on the loop
-    without the turn raises WriteOutsideItsTurn rather than block). The identity rule (the caller
-    exists here from their first request) is kept in the same turn."""
+def _in_write_turn(endpoint, before):
+    """The endpoint, run whole as one job of the write turn of its connection (`conn`,
+    app/common/db.py `WriterLock.run`): queued without blocking the event loop, and run with
+    this instance's other queued writes, back to back. Its BEGIN IMMEDIATE transactions run on
+    the loop (a write transaction on the loop outside a job raises WriteOutsideItsTurn rather
+    than block). The identity rule (the caller exists here from their first request) is kept in
+    the same job. The endpoint is a plain function: nothing can be awaited inside a turn, where
+    every writer of every instance would wait on it."""
     assert "who" in inspect.signature(endpoint).parameters, "a write route names its caller `who`"
+    assert not inspect.iscoroutinefunction(endpoint), f"{endpoint.__name__}: a write is a def"
 
     @functools.wraps(endpoint)  # FastAPI reads the endpoint's parameters through __wrapped__
     async def in_write_turn(**params):
+        if before is not None:
+            await before(**params)
         conn = params["conn"]
-        async with write_turn(conn):
+
+        def job():
             service.make_user_current(conn, params["who"])
-            return await endpoint(**params)
+            return endpoint(**params)
+
+        return await write_in_turn(conn, job)
 
     in_write_turn.takes_write_turn = True  # type: ignore[attr-defined]
     return in_write_turn
@@ -199,7 +222,7 @@ async def get_course(course_id: CourseId, conn: Db, _: Caller):
 
 
 @route("POST", "/courses", (REGISTRAR,), response_model=CourseOut, status_code=201)
-async def create_course(body: CourseCreate, conn: Db, who: Caller):
+def create_course(body: CourseCreate, conn: Db, who: Caller):
     """Add a course to the catalog."""
     return service.create_course(conn, who, body)
 
@@ -258,26 +281,43 @@ async def get_section(section_id: SectionId, conn: Db, _: Caller):
     return service.get_section_or_404(conn, section_id)
 
 
-@route("POST", "/sections", (REGISTRAR,), response_model=SectionOut, status_code=201)
-async def create_section(body: SectionCreate, conn: Db, who: Caller, settings: AppSettings):
-    """Open a new section of a course."""
+async def _named_instructor_is_current(
+    body: SectionCreate | SectionUpdate, conn: sqlite3.Connection, settings: Settings, **_: Any
+) -> None:
+    """Before a section names its instructor: that account as the auth service has it now."""
     if body.instructor_id is not None:
         await directory.make_current(conn, settings, body.instructor_id)
+
+
+@route(
+    "POST",
+    "/sections",
+    (REGISTRAR,),
+    before=_named_instructor_is_current,
+    response_model=SectionOut,
+    status_code=201,
+)
+def create_section(body: SectionCreate, conn: Db, who: Caller, settings: AppSettings):
+    """Open a new section of a course."""
     return service.create_section(conn, who, body)
 
 
-@route("PATCH", "/sections/{section_id}", (REGISTRAR,), response_model=SectionChange)
-async def update_section(
+@route(
+    "PATCH",
+    "/sections/{section_id}",
+    (REGISTRAR,),
+    before=_named_instructor_is_current,
+    response_model=SectionChange,
+)
+def update_section(
     section_id: SectionId, body: SectionUpdate, conn: Db, who: Caller, settings: AppSettings
 ):
     """Freeze/unfreeze, reassign, or resize a section; says who was promoted as a result."""
-    if body.instructor_id is not None:
-        await directory.make_current(conn, settings, body.instructor_id)
     return service.update_section(conn, who, section_id, body)
 
 
 @route("DELETE", "/sections/{section_id}", (REGISTRAR,), status_code=204)
-async def delete_section(section_id: SectionId, conn: Db, who: Caller):
+def delete_section(section_id: SectionId, conn: Db, who: Caller):
     """Remove a section from the catalog (its history stays in the database)."""
     service.delete_section(conn, who, section_id)
     return Response(status_code=204)
@@ -311,7 +351,7 @@ async def section_waitlist(
 
 
 @route("DELETE", "/sections/{section_id}/enrollments/{user_id}", STAFF, response_model=DropOut)
-async def administrative_drop(section_id: SectionId, user_id: UserId, conn: Db, who: Caller):
+def administrative_drop(section_id: SectionId, user_id: UserId, conn: Db, who: Caller):
     """Drop a student from a section (or its waitlist) on the staff's authority."""
     return service.administrative_drop(conn, who, section_id, user_id)
 
@@ -377,19 +417,19 @@ async def user_waitlist(
     response_model=EnrollmentOut,
     status_code=201,
 )
-async def enroll(user_id: UserId, body: EnrollIn, conn: Db, who: Caller):
+def enroll(user_id: UserId, body: EnrollIn, conn: Db, who: Caller):
     """Enroll in a section: a seat if one is free and nobody waits, else the waitlist."""
     return service.enroll(conn, who, user_id, body)
 
 
 @route("DELETE", "/users/{user_id}/enrollments/{section_id}", SELF, response_model=DropOut)
-async def drop(user_id: UserId, section_id: SectionId, conn: Db, who: Caller):
+def drop(user_id: UserId, section_id: SectionId, conn: Db, who: Caller):
     """Drop a section; the head of its waitlist takes the seat unless the section is frozen."""
     return service.drop(conn, who, user_id, section_id)
 
 
 @route("DELETE", "/users/{user_id}/waitlist/{section_id}", SELF, response_model=DropOut)
-async def leave_waitlist(user_id: UserId, section_id: SectionId, conn: Db, who: Caller):
+def leave_waitlist(user_id: UserId, section_id: SectionId, conn: Db, who: Caller):
     """Leave a section's waitlist; everyone behind moves up one place."""
     return service.leave_waitlist(conn, who, user_id, section_id)
 
@@ -434,9 +474,20 @@ async def course_prerequisites(course_id: CourseId, conn: Db, _: Caller):
 
 
 @route("PUT", "/courses/{course_id}/prerequisites", (REGISTRAR,), response_model=list[CourseOut])
-async def set_prerequisites(course_id: CourseId, body: PrerequisitesIn, conn: Db, who: Caller):
+def set_prerequisites(course_id: CourseId, body: PrerequisitesIn, conn: Db, who: Caller):
     """Replace a course's prerequisites (409 `prerequisite_cycle` for a loop)."""
     return service.set_prerequisites(conn, who, course_id, body.course_ids)
+
+
+async def _csv_text(request: Request) -> str:
+    """The request's body as text, read before the write turn (after the caller's check)."""
+    try:
+        return (await request.body()).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Invalid("the CSV must be UTF-8 text", code="csv_encoding") from exc
+
+
+CsvText = Annotated[str, Depends(_csv_text)]
 
 
 @route(
@@ -457,13 +508,9 @@ async def set_prerequisites(course_id: CourseId, body: PrerequisitesIn, conn: Db
         }
     },
 )
-async def import_completed(request: Request, conn: Db, who: Caller):
+def import_completed(conn: Db, who: Caller, text: CsvText):
     """Import students' completed courses as CSV (header `user_id,course_code[,term][,grade]`):
     every row or none; a bad row is a 422 naming its line."""
-    try:
-        text = (await request.body()).decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise Invalid("the CSV must be UTF-8 text", code="csv_encoding") from exc
     return {"imported": service.import_completed(conn, who, text)}
 
 
@@ -476,7 +523,7 @@ async def user_completed(
 
 
 @route("PUT", "/users/{user_id}/credit-limit", (REGISTRAR,), response_model=UserOut)
-async def set_credit_limit(user_id: UserId, body: CreditLimitIn, conn: Db, who: Caller):
+def set_credit_limit(user_id: UserId, body: CreditLimitIn, conn: Db, who: Caller):
     """Set one student's credit limit (null: the default, 18)."""
     return _user_out(service.set_credit_limit(conn, who, user_id, body.credit_limit))
 
@@ -490,13 +537,13 @@ async def user_holds(
 
 
 @route("POST", "/users/{user_id}/holds", (REGISTRAR,), response_model=HoldOut, status_code=201)
-async def place_hold(user_id: UserId, body: HoldIn, conn: Db, who: Caller):
+def place_hold(user_id: UserId, body: HoldIn, conn: Db, who: Caller):
     """Place a hold: the student cannot enroll or join a waitlist until it is lifted."""
     return service.place_hold(conn, who, user_id, body.reason)
 
 
 @route("DELETE", "/users/{user_id}/holds/{hold_id}", (REGISTRAR,), response_model=HoldOut)
-async def lift_hold(user_id: UserId, hold_id: HoldId, conn: Db, who: Caller):
+def lift_hold(user_id: UserId, hold_id: HoldId, conn: Db, who: Caller):
     """Lift a hold (it stays listed, with who lifted it and when)."""
     return service.lift_hold(conn, who, user_id, hold_id)
 
@@ -522,13 +569,13 @@ async def section_permits(
 
 
 @route("POST", "/sections/{section_id}/permits", STAFF, response_model=PermitOut, status_code=201)
-async def grant_permit(section_id: SectionId, body: PermitIn, conn: Db, who: Caller):
+def grant_permit(section_id: SectionId, body: PermitIn, conn: Db, who: Caller):
     """Let one student past the named rules of this section (its registrar or instructor)."""
     return service.grant_permit(conn, who, section_id, body.user_id, list(body.waives))
 
 
 @route("DELETE", "/sections/{section_id}/permits/{permit_id}", STAFF, response_model=PermitOut)
-async def revoke_permit(section_id: SectionId, permit_id: PermitId, conn: Db, who: Caller):
+def revoke_permit(section_id: SectionId, permit_id: PermitId, conn: Db, who: Caller):
     """Revoke a permit: it waives nothing more (a place it gave stays)."""
     return service.revoke_permit(conn, who, section_id, permit_id)
 
@@ -552,13 +599,13 @@ async def get_term(term_id: TermId, conn: Db, _: Caller):
 
 
 @route("POST", "/terms", (REGISTRAR,), response_model=TermOut, status_code=201)
-async def create_term(body: TermIn, conn: Db, who: Caller):
+def create_term(body: TermIn, conn: Db, who: Caller):
     """Open a term, with its add and drop deadlines (none if not given)."""
     return service.create_term(conn, who, body)
 
 
 @route("PATCH", "/terms/{term_id}", (REGISTRAR,), response_model=TermOut)
-async def update_term(term_id: TermId, body: TermChange, conn: Db, who: Caller):
+def update_term(term_id: TermId, body: TermChange, conn: Db, who: Caller):
     """Rename a term, or move (null: remove) its add or drop deadline."""
     return service.update_term(conn, who, term_id, body)
 
@@ -572,7 +619,7 @@ async def term_windows(
 
 
 @route("POST", "/terms/{term_id}/windows", (REGISTRAR,), response_model=WindowOut, status_code=201)
-async def create_window(term_id: TermId, body: WindowIn, conn: Db, who: Caller):
+def create_window(term_id: TermId, body: WindowIn, conn: Db, who: Caller):
     """Open a registration window: for a class level, for the students listed, or (neither
     given) for everyone. Once a term has windows, a student adds its sections only in one of
     theirs."""
@@ -580,14 +627,14 @@ async def create_window(term_id: TermId, body: WindowIn, conn: Db, who: Caller):
 
 
 @route("DELETE", "/terms/{term_id}/windows/{window_id}", (REGISTRAR,), status_code=204)
-async def delete_window(term_id: TermId, window_id: WindowId, conn: Db, who: Caller):
+def delete_window(term_id: TermId, window_id: WindowId, conn: Db, who: Caller):
     """Remove a registration window."""
     service.delete_window(conn, who, term_id, window_id)
     return Response(status_code=204)
 
 
 @route("PUT", "/users/{user_id}/class-level", (REGISTRAR,), response_model=UserOut)
-async def set_class_level(user_id: UserId, body: ClassLevelIn, conn: Db, who: Caller):
+def set_class_level(user_id: UserId, body: ClassLevelIn, conn: Db, who: Caller):
     """Set a student's class level (the registration windows for a class level use it)."""
     return _user_out(service.set_class_level(conn, who, user_id, body.class_level))
 
@@ -605,6 +652,5 @@ async def account_announced(user_id: UserId, body: AccountIn, conn: Db) -> Respo
     names included, so every account is known before its user's first request."""
     account = {"id": user_id, **body.model_dump()}
     if not service.account_is_recorded(conn, account):
-        async with write_turn(conn):
-            service.remember_account(conn, account)
+        await write_in_turn(conn, lambda: service.remember_account(conn, account))
     return Response(status_code=204)

@@ -27,4 +27,3 @@ def test_the_overlap_check_sees_a_clash():
     assert _overlap("/a/{x}/c", "/a/b/{y}")
     assert not _overlap("/users/{user_id}/sections", "/users/{user_id}/waitlist")
     assert not _overlap("/users/{user_id}", "/users/{user_id}/sections")
-
