@@ -4,7 +4,6 @@ import asyncio
 import collections
 import contextvars
 import fcntl
-import logging
 import os
 import sqlite3
 import threading
@@ -21,7 +20,6 @@ from app.common.observe import WRITER_LOCK_WAIT
 BUSY_TIMEOUT_MS = 30_000
 BATCH_SECONDS = 0.010  # the longest one process keeps the turn while others may wait
 T = TypeVar("T")
-log = logging.getLogger(__name__)
 
 
 class WriterLock:
@@ -175,16 +173,10 @@ class Connection(sqlite3.Connection):
 
 
 def connect(
-    path: str | Path,
-    *,
-    readonly: bool = False,
-    writer_lock_file: Path | None = None,
-    autocheckpoint_pages: int | None = None,
+    path: str | Path, *, readonly: bool = False, writer_lock_file: Path | None = None
 ) -> sqlite3.Connection:
     """Open a connection in autocommit mode; transactions are always explicit (see `immediate`).
-    Processes that share a database for writing pass the same `writer_lock_file`. A process that
-    runs a `Checkpointer` passes a larger `autocheckpoint_pages` (SQLite's default is 1,000): the
-    commit that crosses it checkpoints in its own write turn."""
+    Processes that share a database for writing pass the same `writer_lock_file`."""
     if readonly:
         conn = sqlite3.connect(
             f"file:{path}?mode=ro",
@@ -205,47 +197,7 @@ def connect(
         # WAL lets readers in the three instances run while one writer commits.
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
-        if autocheckpoint_pages is not None:
-            conn.execute(f"PRAGMA wal_autocheckpoint = {int(autocheckpoint_pages)}")
     return conn
-
-
-class Checkpointer:
-    """Copies the WAL back into the database file from a thread of its own, every `every`
-    seconds, so that commits do not.
-
-    Left to SQLite, the commit that takes the WAL past 1,000 pages runs the checkpoint itself,
-    syncing the WAL and the database file inside its transaction: on this disk 1-6 ms, every
-    100-200 enrollments, while every other writer of the three instances waits its turn. A
-    PASSIVE checkpoint takes none of the locks writers and readers need (it copies what no reader
-    still needs, and waits for nobody), so here it runs beside them. It also bounds what a power
-    cut can take back: each checkpoint syncs the WAL, so commits older than `every` seconds are on
-    the disk (with `synchronous = NORMAL` a commit alone is not)."""
-
-    def __init__(self, path: str | Path, every: float) -> None:
-        self.path, self.every = path, every
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="wal-checkpointer", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-
-    def _run(self) -> None:
-        conn = connect(self.path)
-        try:
-            while not self._stop.wait(self.every):
-                try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                except sqlite3.Error as exc:  # a disk error shows in the writes' own answers
-                    log.warning("WAL checkpoint of %s failed: %s", self.path, exc)
-        finally:
-            conn.close()
 
 
 @contextmanager
@@ -347,17 +299,11 @@ class ConnectionPool:
     """
 
     def __init__(
-        self,
-        path: str | Path,
-        *,
-        readonly: bool = False,
-        writer_lock_file: Path | None = None,
-        autocheckpoint_pages: int | None = None,
+        self, path: str | Path, *, readonly: bool = False, writer_lock_file: Path | None = None
     ) -> None:
         self.path = path
         self.readonly = readonly
         self.writer_lock_file = writer_lock_file
-        self.autocheckpoint_pages = autocheckpoint_pages
         self._idle: collections.deque[sqlite3.Connection] = collections.deque()
 
     @contextmanager
@@ -374,10 +320,7 @@ class ConnectionPool:
             return self._idle.pop()
         except IndexError:
             return connect(
-                self.path,
-                readonly=self.readonly,
-                writer_lock_file=self.writer_lock_file,
-                autocheckpoint_pages=self.autocheckpoint_pages,
+                self.path, readonly=self.readonly, writer_lock_file=self.writer_lock_file
             )
 
     def give_back(self, conn: sqlite3.Connection) -> None:

@@ -1,13 +1,10 @@
 """The enrollment service's ASGI app: `uvicorn --factory app.enrollment.main:serve`
 (bin/enrollment), or `create_app(settings)` in tests."""
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.common.db import Checkpointer, ConnectionPool
+from app.common.db import ConnectionPool
 from app.common.errors import install_error_handlers
 from app.common.limits import BodySizeLimit
 from app.common.observe import FASTAPI_TELEMETRY_OFF
@@ -21,33 +18,13 @@ from app.enrollment.settings import Settings, get_settings
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; settings come from ENROLL_* environment variables unless given."""
     settings = settings or get_settings()
-    checkpointing = settings.checkpoint_seconds > 0
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        checkpointer = Checkpointer(settings.database, settings.checkpoint_seconds)
-        if checkpointing:
-            checkpointer.start()
-        try:
-            yield
-        finally:
-            checkpointer.stop()
-
-    app = FastAPI(
-        title="Enrollment service",
-        version="1.0.0",
-        lifespan=lifespan,
-        telemetry=FASTAPI_TELEMETRY_OFF,
-    )
+    app = FastAPI(title="Enrollment service", version="1.0.0", telemetry=FASTAPI_TELEMETRY_OFF)
     app.state.settings = settings
     app.state.gateway_secret = settings.gateway_secret
-    # The three instances queue their writers on one lock file beside the database. With the
-    # checkpointer on, a commit checkpoints only if the WAL has grown past what the checkpointer
-    # would ever leave (it has stopped, or a reader has held it back that long).
+    # The three instances queue their writers on one lock file beside the database.
     app.state.pool = ConnectionPool(
         settings.database,
         writer_lock_file=settings.database.with_name(settings.database.name + ".writer-lock"),
-        autocheckpoint_pages=10_000 if checkpointing else None,
     )
     install_error_handlers(app)
     # The routes go on the app's own router rather than through include_router: FastAPI matches

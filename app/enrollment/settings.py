@@ -3,7 +3,7 @@
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.common.db import WrongSchema, check_schema
@@ -29,11 +29,6 @@ class Settings(BaseSettings):
     """The auth service's instances, the LiteFS primary's first (comma-separated base URLs): an
     account the registrar names is asked of them (app/enrollment/directory.py). Empty: an id is
     404 until its account is announced here or its user makes a request."""
-
-    checkpoint_seconds: float = Field(default=0.25, ge=0, le=60)
-    """How often this instance's checkpointer copies the WAL into the database file, outside
-    every write turn (app/common/db.py `Checkpointer`); also the most a power cut can take back
-    of committed writes. 0: no checkpointer, and SQLite checkpoints inside commits as usual."""
 
     @field_validator("database")
     @classmethod

@@ -48,11 +48,6 @@ def test_missing_database(good, tmp_path):
     refused({**good, "ENROLL_DATABASE": str(tmp_path / "nope.db")}, "does not exist")
 
 
-@pytest.mark.parametrize("value", ["-1", "soon", "120"])
-def test_a_checkpoint_interval_that_is_no_interval(good, value):
-    refused({**good, "ENROLL_CHECKPOINT_SECONDS": value}, "ENROLL_CHECKPOINT_SECONDS")
-
-
 def test_another_services_database(good, tmp_path):
     other = tmp_path / "auth.db"
     sqlite3.connect(other).execute("CREATE TABLE users (id INTEGER)").connection.commit()
