@@ -26,7 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from app.auth import passwords  # noqa: E402
 
 PASSWORD = "correct-horse-battery-staple"
-OWASP_ALTERNATIVES = [(46 * 1024, 1), (12 * 1024, 3), (9 * 1024, 4), (7 * 1024, 5)]  # KiB, t
+SERVICE = (passwords.ARGON2_MEMORY_KIB, passwords.ARGON2_TIME_COST)
+OWASP_ALTERNATIVES = [c for c in passwords.OWASP_ARGON2ID_MINIMUMS if c != SERVICE]  # KiB, t
 
 
 def seed_format_hash(password: str, iterations: int = 600_000) -> str:

@@ -22,11 +22,20 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 log = logging.getLogger(__name__)
 
-# OWASP Password Storage Cheat Sheet, argon2id: m=19 MiB, t=2, p=1, the first of its equivalent
-# minimum configurations. The low-memory variants (7-12 MiB, t=3..5) verify only ~10% faster here
-# and trade away memory hardness; 46 MiB/t=1 is half as fast (bench/hash_speed.py).
-ARGON2_MEMORY_KIB = 19 * 1024
-ARGON2_TIME_COST = 2
+# OWASP Password Storage Cheat Sheet, argon2id: five configurations that "provide an equal level
+# of defense", trading CPU for memory (KiB, iterations; parallelism 1).
+OWASP_ARGON2ID_MINIMUMS = (
+    (46 * 1024, 1),
+    (19 * 1024, 2),
+    (12 * 1024, 3),
+    (9 * 1024, 4),
+    (7 * 1024, 5),
+)
+# New hashes use m=7 MiB, t=5: the fastest of them on this 2-core machine (22.6 ms a verify,
+# against 30.5 ms for 19 MiB/t=2 and 82.8 ms for 46 MiB/t=1; python bench/hash_speed.py), so the
+# most logins a second at the same defense, and the least memory per hash in flight. Hashes made
+# with another configuration carry it in their PHC string and verify as they are.
+ARGON2_MEMORY_KIB, ARGON2_TIME_COST = OWASP_ARGON2ID_MINIMUMS[-1]
 ARGON2_PARALLELISM = 1
 
 PBKDF2_PREFIX = "pbkdf2_sha256$"
@@ -44,7 +53,7 @@ _argon2 = PasswordHasher(
 
 class HashSlots:
     """At most one hash per core at a time. Hashing is bounded by CPU and memory bandwidth: more
-    concurrent hashes than cores only adds latency and 19 MiB of memory each, and past the CPU
+    concurrent hashes than cores only adds latency and a hash's memory each, and past the CPU
     cache it costs throughput too (60 verifies on 2 cores: 63/s in 2 processes, 57/s in 6).
 
     Within a process, threads beyond the limit wait on a semaphore. Across processes (the three
