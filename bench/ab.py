@@ -46,12 +46,12 @@ def main(argv: list[str] | None = None) -> int:
                 closed = rush.closed(name, 200, args.seconds)
                 opened = rush.open(name, args.rate, args.seconds)
                 print(
-                    f"{name:>12}: CPU µs/op instances {closed['instances_cpu_us_per_op']}"
-                    f" gateway {closed['gateway_cpu_us_per_op']} |"
-                    f" closed {closed['ops_per_s']} ops/s p99 {closed['p99_ms']} ms,"
-                    f" 5xx {closed['server_errors']}, {closed['statuses']} | open"
-                    f" {args.rate:.0f}/s p50 {opened['p50_ms']} p99 {opened['p99_ms']} ms,"
-                    f" 5xx {opened['server_errors']}, {opened['statuses']}",
+                    f"{name:>12}: closed {closed['ops_per_s']} ops/s p99 {closed['p99_ms']} ms,"
+                    f" CPU µs/op instances {closed['instances_cpu_us_per_op']}"
+                    f" gateway {closed['gateway_cpu_us_per_op']}, 5xx {closed['server_errors']}"
+                    f" | open {args.rate:.0f}/s p50 {opened['p50_ms']} p99 {opened['p99_ms']} ms,"
+                    f" CPU µs/op instances {opened['instances_cpu_us_per_op']}"
+                    f" gateway {opened['gateway_cpu_us_per_op']}, 5xx {opened['server_errors']}",
                     flush=True,
                 )
         print(f"invariant violations: {rush.violations or 'none'}")
