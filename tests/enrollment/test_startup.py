@@ -6,6 +6,8 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,7 @@ from app.enrollment.init_db import init_db
 from app.enrollment.main import create_app
 from app.enrollment.settings import Settings
 from harness.procs import ROOT, free_port
-from tests.enrollment.helpers import REGISTRAR, Api, make_secret_file
+from tests.enrollment.helpers import LIAM, REGISTRAR, Api, make_secret_file
 
 
 def start(env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -109,3 +111,40 @@ def test_an_auth_service_that_never_answers_leaves_an_unknown_id_a_404(tmp_path)
 
     assert reply.status_code == 404 and "987654" in reply.json()["detail"]
     assert after == before
+
+
+def test_writes_go_on_while_a_section_waits_for_the_auth_service(tmp_path):
+    """The registrar's lookup of an instructor at the auth service (the route's `before`) is
+    not done inside the write turn: a student's enrollment meanwhile is answered while the
+    registrar's change is still waiting, not after it."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # accepts connections, never answers: the lookup waits its whole budget
+    try:
+        db_path = tmp_path / "enroll.db"
+        init_db(db_path)
+        secret_file = make_secret_file(tmp_path)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        settings = Settings(database=db_path, gateway_secret_file=secret_file, auth_urls=url)
+        with TestClient(create_app(settings)) as client:
+            api = Api(client, secret_file.read_text(), db_path)
+            assert api.as_(LIAM).get(f"/users/{LIAM[0]}").status_code == 200  # LIAM is known
+            change: list[int] = []
+            registrar = threading.Thread(
+                target=lambda: change.append(
+                    api.as_(REGISTRAR)
+                    .patch("/sections/1", json={"instructor_id": 987654})
+                    .status_code
+                )
+            )
+            registrar.start()
+            time.sleep(0.1)  # the registrar's request is waiting on the auth service now
+            enrolled = api.as_(LIAM).post(f"/users/{LIAM[0]}/enrollments", json={"section_id": 4})
+            still_waiting = registrar.is_alive()
+            registrar.join(10)
+    finally:
+        silent.close()
+
+    assert enrolled.status_code == 201
+    assert still_waiting, "the enrollment waited for the registrar's lookup at the auth service"
+    assert change == [404]
