@@ -29,8 +29,8 @@ from harness.enroll_cluster import write_secret
 STUDENTS = range(60_000, 60_400)
 
 
-class Caller:
-    """Calls the ASGI app as uvicorn would, and checks each answer's status."""
+class AsgiCaller:
+    """Calls the ASGI app as uvicorn would, checks each answer's status, returns its body."""
 
     def __init__(self, app, secret: str) -> None:
         self.app, self.secret = app, secret
@@ -59,25 +59,20 @@ class Caller:
         got = sent[0]["status"]
         if got != status:
             raise RuntimeError(f"{method} {path}: {got}, not {status}: {sent[1:]}")
+        body = b"".join(m.get("body", b"") for m in sent[1:])
+        return json.loads(body) if body else None
 
 
 async def measure(args, settings: Settings, secret: str) -> dict[str, list[float]]:
     app = create_app(settings)
-    call = Caller(app, secret)
+    call = AsgiCaller(app, secret)
     registrar = (1, "rhenderson", "registrar")
-    await call("POST", "/courses", registrar, {"department_id": 1, "code": "CPSC 998",
-                                               "title": "Cost"}, 201)  # fmt: skip
-    # The course and each section just created are the newest: their ids from the database.
-    conn = app.state.pool.take()
-    course = conn.execute("SELECT MAX(id) FROM courses").fetchone()[0]
-    app.state.pool.give_back(conn)
+    course = await call("POST", "/courses", registrar, {"department_id": 1, "code": "CPSC 998",
+                                                        "title": "Cost"}, 201)  # fmt: skip
     sections = []
     for n in range(1, 41):
-        body = {"course_id": course, "section_number": n, "capacity": 1000}
-        await call("POST", "/sections", registrar, body, 201)
-        conn = app.state.pool.take()
-        sections.append(conn.execute("SELECT MAX(id) FROM sections").fetchone()[0])
-        app.state.pool.give_back(conn)
+        body = {"course_id": course["id"], "section_number": n, "capacity": 1000}
+        sections.append((await call("POST", "/sections", registrar, body, 201))["id"])
     students = [(u, f"c{u}", "student") for u in STUDENTS]
     for who in students:  # every student known, as after their first request
         await call("GET", f"/users/{who[0]}/sections", who, None, 200)
