@@ -5,6 +5,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import httpx
@@ -85,11 +86,12 @@ def stop(procs: list[subprocess.Popen]) -> None:
             p.wait()
 
 
-def cpu_seconds(*, pids: list[int] = (), sessions: list[int] = ()) -> float:  # type: ignore[assignment]
+def cpu_seconds(*, pids: Iterable[int] = (), sessions: Iterable[int] = ()) -> float:
     """CPU time (user + system) used so far by the processes `pids` and by every process of the
     `sessions` (a gateway is entr and KrakenD in a session of their own). A process that has
     ended is not counted: take the difference over a stretch in which none ends."""
     tick = os.sysconf("SC_CLK_TCK")
+    pids, sessions = set(pids), set(sessions)
     total = 0
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
