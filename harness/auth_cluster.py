@@ -175,11 +175,15 @@ class AuthCluster:
 
 
 def _children(pid: int) -> list[int]:
-    """The children of every thread of `pid` (Go's LiteFS starts its subprocess from any)."""
+    """The children of every thread of `pid` (Go's LiteFS starts its subprocess from any); none
+    if `pid` has just ended (its /proc entry goes while we look)."""
     found: list[int] = []
-    for path in Path(f"/proc/{pid}/task").glob("*/children"):
-        with suppress(OSError):
-            found += [int(p) for p in path.read_text().split()]
+    try:
+        for path in Path(f"/proc/{pid}/task").glob("*/children"):
+            with suppress(OSError):
+                found += [int(p) for p in path.read_text().split()]
+    except OSError:
+        pass
     return found
 
 
