@@ -28,7 +28,7 @@ from app.common.identity import (
     USER_ID_HEADER,
     USERNAME_HEADER,
 )
-from app.enrollment.deps import caller as enrollment_caller
+from app.enrollment.deps import CallerFirst
 from app.enrollment.routes import router as enrollment_router
 from harness.gateway import KRAKEND, render
 
@@ -70,16 +70,16 @@ def service_routes(router) -> dict[Endpoint, APIRoute]:
 
 
 def params(route: APIRoute, kind: str) -> set[str]:
-    """Names of the query or header parameters a route reads, its dependencies' included. The
-    enrollment service's `caller` dependency reads the identity headers from the request itself
-    (cheaper than declared header parameters), so a route that depends on it reads those."""
+    """Names of the query or header parameters a route reads, its dependencies' included. An
+    enrollment route identifies its caller itself (`CallerFirst`), from the identity headers
+    (cheaper than declared header parameters), so such a route reads those."""
     found: set[str] = set()
+    if kind == "header_params" and isinstance(route, CallerFirst):
+        found |= {*IDENTITY_HEADERS, GATEWAY_SECRET_HEADER}
     pending = [route.dependant]
     while pending:
         dependant = pending.pop()
         found |= {param.alias for param in getattr(dependant, kind)}
-        if kind == "header_params" and dependant.call is enrollment_caller:
-            found |= {*IDENTITY_HEADERS, GATEWAY_SECRET_HEADER}
         pending.extend(dependant.dependencies)
     return found
 

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from app.common.db import WriteOutsideItsTurn, WriterLock, connect, immediate, write_in_turn
 from app.common.identity import gateway_headers
-from app.enrollment.deps import caller
+from app.enrollment.deps import CallerFirst
 from app.enrollment.init_db import init_db
 from app.enrollment.main import create_app
 from app.enrollment.routes import router
@@ -151,11 +151,7 @@ def test_every_enrollment_route_that_writes_takes_the_write_turn_and_no_read_doe
         writes = route.methods != {"GET"}
         takes_turn = getattr(route.endpoint, "takes_write_turn", False)
         assert takes_turn is writes, (route.methods, route.path)
-        assert depends_on(route.dependant, caller), f"{route.path} does not identify its caller"
-
-
-def depends_on(dependant, call) -> bool:
-    return dependant.call is call or any(depends_on(d, call) for d in dependant.dependencies)
+        assert isinstance(route, CallerFirst), f"{route.path} does not identify its caller"
 
 
 def test_a_route_that_writes_holds_the_turn_while_it_runs_and_gives_it_up_after(tmp_path):

@@ -309,6 +309,8 @@ class ConnectionPool:
         self.path = path
         self.readonly = readonly
         self.writer_lock_file = writer_lock_file
+        # The queue of writers its connections join (`WriterLock.run` for a job of its own).
+        self.writer_lock = WriterLock.for_file(writer_lock_file)
         self._idle: collections.deque[sqlite3.Connection] = collections.deque()
 
     @contextmanager

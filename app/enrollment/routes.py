@@ -24,7 +24,7 @@ from app.common.db import write_in_turn
 from app.common.errors import Invalid, error_responses
 from app.common.identity import INSTRUCTOR, REGISTRAR, ROLES, STUDENT
 from app.enrollment import directory, queries, service
-from app.enrollment.deps import AppSettings, Caller, Db, FromService
+from app.enrollment.deps import CALLER, AppSettings, Caller, CallerFirst, Db, FromService, lend
 from app.enrollment.models import (
     AccountIn,
     AuditAction,
@@ -61,7 +61,7 @@ from app.enrollment.models import (
 )
 from app.enrollment.settings import Settings
 
-router = APIRouter()
+router = APIRouter(route_class=CallerFirst)
 
 ANY_ROLE = ROLES
 STAFF = (INSTRUCTOR, REGISTRAR)
@@ -111,7 +111,7 @@ def route(
     """Declare a route with the roles allowed to call it (checked by its `Caller` dependency)
     and the errors it can answer. A route that writes (any method but GET) is a plain `def`, and
     runs whole in the write turn: the one way a write takes its place in the queue of the three
-    instances' writers (see `_in_write_turn`). What it must wait for first (the auth service's
+    instances' writers (see `_with_caller`). What it must wait for first (the auth service's
     answer about an account) is its `before`, awaited with the same arguments just before its
     turn. A GET whose answer is the same for every caller may give
     `cache_seconds`: its successful answers say `Cache-Control: max-age=<seconds>`, which the
@@ -137,35 +137,70 @@ def route(
 
     def decorator(endpoint):
         assert before is None or method != "GET", "a read has no write turn to come before"
-        register(endpoint if method == "GET" else _in_write_turn(endpoint, before))
+        register(_with_caller(endpoint, method, before))
         return endpoint
 
     return decorator
 
 
-def _in_write_turn(endpoint, before):
-    """The endpoint, run whole as one job of the write turn of its connection (`conn`,
-    app/common/db.py `WriterLock.run`): queued without blocking the event loop, and run with
-    this instance's other queued writes, back to back. Its BEGIN IMMEDIATE transactions run on
-    the loop (a write transaction on the loop outside a job raises WriteOutsideItsTurn rather
-    than block). The identity rule (the caller exists here from their first request) is kept in
-    the same job. The endpoint is a plain function: nothing can be awaited inside a turn, where
-    every writer of every instance would wait on it."""
-    assert "who" in inspect.signature(endpoint).parameters, "a write route names its caller `who`"
+# The name under which an endpoint wrapper asks FastAPI for the request itself.
+_REQUEST = "request_"
+
+
+def _with_caller(endpoint, method: str, before):
+    """The endpoint as FastAPI calls it: its `Caller` and `Db` parameters are not FastAPI
+    dependencies but given by this wrapper, from the request, whose caller `CallerFirst` has
+    identified already (the route class of this router).
+
+    A read (GET) is a coroutine run on the event loop with the request's connection. A route
+    that writes is a plain function run whole as one job of the write turn (app/common/db.py
+    `WriterLock.run`): queued without blocking the event loop, and run with this instance's
+    other queued writes, back to back, on a connection lent for the job alone, so a request
+    waiting for its turn holds none. Its BEGIN IMMEDIATE transactions run on the loop (a write
+    transaction on the loop outside a job raises WriteOutsideItsTurn rather than block). The
+    identity rule (the caller exists here from their first request) is kept in the same job.
+    Nothing can be awaited inside a turn, where every writer of every instance would wait on
+    it; what must be awaited first (the auth service's answer about an account) is the route's
+    `before`, awaited with the endpoint's arguments just before its turn."""
+    signature = inspect.signature(endpoint)
+    who_name = next((n for n, p in signature.parameters.items() if p.annotation is Caller), None)
+    conn_name = next((n for n, p in signature.parameters.items() if p.annotation is Db), None)
+    assert who_name and conn_name, f"{endpoint.__name__}: a route names its `Caller` and `Db`"
+    assert _REQUEST not in signature.parameters
+    kept = [p for name, p in signature.parameters.items() if name not in (who_name, conn_name)]
+    kept.append(inspect.Parameter(_REQUEST, inspect.Parameter.KEYWORD_ONLY, annotation=Request))
+
+    if method == "GET":
+        assert inspect.iscoroutinefunction(endpoint), f"{endpoint.__name__}: a read is async"
+
+        @functools.wraps(endpoint)
+        async def read(**params):
+            request = params.pop(_REQUEST)
+            params[who_name] = request.scope["state"][CALLER]
+            params[conn_name] = lend(request)
+            return await endpoint(**params)
+
+        read.__signature__ = signature.replace(parameters=kept)  # type: ignore[attr-defined]
+        return read
+
     assert not inspect.iscoroutinefunction(endpoint), f"{endpoint.__name__}: a write is a def"
 
-    @functools.wraps(endpoint)  # FastAPI reads the endpoint's parameters through __wrapped__
+    @functools.wraps(endpoint)
     async def in_write_turn(**params):
+        request = params.pop(_REQUEST)
+        who = params[who_name] = request.scope["state"][CALLER]
+        pool = request.app.state.pool
         if before is not None:
-            await before(**params)
-        conn = params["conn"]
+            await before(**params, **{conn_name: lend(request)})
 
         def job():
-            service.make_user_current(conn, params["who"])
-            return endpoint(**params)
+            with pool.connection() as conn:
+                service.make_user_current(conn, who)
+                return endpoint(**params, **{conn_name: conn})
 
-        return await write_in_turn(conn, job)
+        return await pool.writer_lock.run(job)
 
+    in_write_turn.__signature__ = signature.replace(parameters=kept)  # type: ignore[attr-defined]
     in_write_turn.takes_write_turn = True  # type: ignore[attr-defined]
     return in_write_turn
 

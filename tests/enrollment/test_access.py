@@ -263,3 +263,27 @@ def test_a_hold_and_a_permit_are_lifted_and_revoked_by_their_own_staff_only(api)
 
     assert lifted.status_code == 200 and lifted.json()["lifted_by"] == 1
     assert revoked.status_code == 200 and revoked.json()["revoked_at"] is not None
+
+
+def test_every_route_names_the_caller_before_it_reads_the_request(api):
+    """A request the gateway did not vouch for is a 401, and a role the route does not allow a
+    403, on every route, whatever its path parameters, query and body: never a 422 that tells
+    a stranger which of them are wrong."""
+    import re
+
+    from app.enrollment.routes import router
+
+    no_secret = api.headers(REGISTRAR)
+    del no_secret["X-Gateway-Secret"]
+    before = api.dump()
+    for route in router.routes:
+        (method,) = route.methods
+        url = re.sub(r"\{[^}]+\}", "not-a-number", route.path) + "?limit=-5&after=x"
+        bad, json_type = b'{"not json', {"Content-Type": "application/json"}
+        response = api.client.request(method, url, content=bad, headers=no_secret | json_type)
+        assert response.status_code == 401, (method, route.path, response.text)
+        assert response.json()["code"] == "no_gateway"
+        if "student" not in route.openapi_extra["x-roles"]:
+            response = api.as_(AVA).request(method, url, content=bad, headers=json_type)
+            assert response.status_code == 403, (method, route.path, response.text)
+    assert api.dump() == before, "a refused request changed the database"
