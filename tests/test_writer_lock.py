@@ -14,7 +14,14 @@ import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
-from app.common.db import WriteOutsideItsTurn, WriterLock, connect, immediate, write_in_turn
+from app.common.db import (
+    CommitNotOnDisk,
+    WriteOutsideItsTurn,
+    WriterLock,
+    connect,
+    immediate,
+    write_in_turn,
+)
 from app.common.identity import gateway_headers
 from app.enrollment.deps import CallerFirst
 from app.enrollment.init_db import init_db
@@ -117,6 +124,68 @@ def test_writes_queued_meanwhile_run_in_one_turn_in_order_each_answered_its_own(
     assert all(held_throughout), "a write ran without the lock file held"
     assert is_free(path)
     os.close(other)
+
+
+# group commit: a write is answered once it is on disk
+
+
+def test_writes_of_one_turn_are_synced_once_before_any_is_answered(tmp_path, monkeypatch):
+    """A power cut must not undo a seat the student was told is theirs: the WAL is fsynced
+    after a turn's commits and before any of its writers is answered, once for the turn."""
+    database = tmp_path / "x.db"
+    conn = connect(database, writer_lock_file=tmp_path / "x.db.writer-lock")
+    conn.execute("CREATE TABLE t (n INTEGER)")
+    events: list[tuple] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+
+    def insert(n: int):
+        def job() -> int:
+            with immediate(conn):
+                conn.execute("INSERT INTO t VALUES (?)", (n,))
+            return n
+
+        return job
+
+    async def scenario() -> None:
+        async def write(n: int) -> None:
+            events.append(("answered", await write_in_turn(conn, insert(n))))
+
+        await asyncio.gather(*(write(n) for n in range(3)))
+        await write_in_turn(conn, lambda: conn.execute("SELECT count(*) FROM t").fetchone())
+        events.append(("a turn that only read",))
+
+    asyncio.run(scenario())
+    wal = str(database) + "-wal"
+    assert events == [("fsync", wal), ("answered", 0), ("answered", 1), ("answered", 2),
+                      ("a turn that only read",)]  # fmt: skip
+
+
+def test_a_turn_whose_commits_cannot_be_synced_answers_each_writer_so(tmp_path, monkeypatch):
+    conn = connect(tmp_path / "x.db", writer_lock_file=tmp_path / "x.db.writer-lock")
+    conn.execute("CREATE TABLE t (n INTEGER)")
+
+    def failing_fsync(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+
+    def insert() -> None:
+        with immediate(conn):
+            conn.execute("INSERT INTO t VALUES (1)")
+
+    async def scenario() -> list:
+        writes = (write_in_turn(conn, insert) for _ in range(2))
+        return await asyncio.gather(*writes, return_exceptions=True)
+
+    results = asyncio.run(scenario())
+    assert [type(r) for r in results] == [CommitNotOnDisk, CommitNotOnDisk]
+    assert "Input/output error" in str(results[0])
 
 
 # the one write entry point

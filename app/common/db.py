@@ -90,6 +90,8 @@ class WriterLock:
     async def _drain(self, batch: "_Batch") -> None:
         try:
             while batch.jobs:
+                ran: list[tuple[asyncio.Future, object, BaseException | None]] = []
+                unsynced: set[str] = set()  # the WAL files this turn's jobs committed to
                 try:
                     if self._fd is not None:
                         await self._flock_polling()
@@ -100,16 +102,30 @@ class WriterLock:
                             continue
                         WRITER_LOCK_WAIT.observe(time.perf_counter() - asked)
                         try:
-                            result = context.run(_in_turn, self, job)
+                            ran.append((done, context.run(_in_turn, self, unsynced, job), None))
                         except BaseException as exc:  # handed to the job's own task
-                            done.set_exception(exc)
-                        else:
-                            done.set_result(result)
+                            ran.append((done, None, exc))
                 finally:
                     # Also when cancelled while waiting: never leave the lock held (unlocking
                     # a lock not held is a no-op).
                     if self._fd is not None:
                         fcntl.flock(self._fd, fcntl.LOCK_UN)
+                    # Then the turn's commits go to disk, once for them all, and only then is
+                    # any job answered (also when cancelled: a job that ran was committed).
+                    synced: OSError | None = None
+                    try:
+                        _sync(unsynced)
+                    except OSError as exc:
+                        synced = exc
+                    for done, result, exc in ran:
+                        if done.done():
+                            continue
+                        if exc is None and synced is not None:
+                            exc = CommitNotOnDisk(f"a commit may not be on disk: {synced}")
+                        if exc is None:
+                            done.set_result(result)
+                        else:
+                            done.set_exception(exc)
         except BaseException as exc:
             # The loop is closing (or the lock file failed): no job may wait for ever.
             while batch.jobs:
@@ -154,9 +170,32 @@ class _Batch:
         self.drainer: asyncio.Task | None = None
 
 
-def _in_turn(lock: WriterLock, job: Callable[[], T]) -> T:
+# The WAL files written by the commits of the current turn, synced at its end (`WriterLock.run`).
+_turn_commits: ContextVar[set[str] | None] = ContextVar("writer_turn_commits", default=None)
+
+
+def _in_turn(lock: WriterLock, unsynced: set[str], job: Callable[[], T]) -> T:
     _turn_held.set(lock)  # in the job's own copy of its task's context
+    _turn_commits.set(unsynced)
     return job()
+
+
+def _sync(wal_files: set[str]) -> None:
+    """fsync each WAL file: what was committed to it is then on disk. A file that is not there
+    was checkpointed into the database and removed by SQLite, which synced the database first."""
+    for path in wal_files:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            continue
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+class CommitNotOnDisk(OSError):
+    """A write job committed, but the WAL could not be synced: a power cut could undo it."""
 
 
 async def write_in_turn(conn: sqlite3.Connection, job: Callable[[], T]) -> T:
@@ -202,6 +241,7 @@ def connect(
         # WAL lets readers in the three instances run while one writer commits.
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
+    conn.wal_file = f"{path}-wal"  # type: ignore[attr-defined]
     return conn
 
 
@@ -231,6 +271,8 @@ def immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
                 conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+        if has_turn and (unsynced := _turn_commits.get()) is not None:
+            unsynced.add(conn.wal_file)  # type: ignore[attr-defined]
     actions, conn.committed_actions = conn.committed_actions, None  # type: ignore[attr-defined]
     for action in actions:
         action()
