@@ -108,8 +108,8 @@ def route(
     before: Callable[..., Awaitable[None]] | None = None,
     **kwargs: Any,
 ):
-    """Declare a route with the roles allowed to call it (checked by its `Caller` dependency)
-    and the errors it can answer. A route that writes (any method but GET) is a plain `def`, and
+    """Declare a route with the roles allowed to call it (checked by `CallerFirst`, before
+    anything else of the request is read) and the errors it can answer. A route that writes (any method but GET) is a plain `def`, and
     runs whole in the write turn: the one way a write takes its place in the queue of the three
     instances' writers (see `_with_caller`). What it must wait for first (the auth service's
     answer about an account) is its `before`, awaited with the same arguments just before its
