@@ -108,14 +108,15 @@ def route(
     before: Callable[..., Awaitable[None]] | None = None,
     **kwargs: Any,
 ):
-    """Declare a route with the roles allowed to call it (checked by `CallerFirst`, before
-    anything else of the request is read) and the errors it can answer. A route that writes (any method but GET) is a plain `def`, and
-    runs whole in the write turn: the one way a write takes its place in the queue of the three
-    instances' writers (see `_with_caller`). What it must wait for first (the auth service's
-    answer about an account) is its `before`, awaited with the same arguments just before its
-    turn. A GET whose answer is the same for every caller may give
-    `cache_seconds`: its successful answers say `Cache-Control: max-age=<seconds>`, which the
-    enroll gateway's cache honours (etc/enroll/settings/endpoints.json marks the same routes)."""
+    """Declare a route with the roles allowed to call it (checked by `CallerFirst`, before anything
+    else of the request is read) and the errors it can answer. A route that writes (any method
+    but GET) is a plain `def`, and runs whole in the write turn: the one way a write takes its
+    place in the queue of the three instances' writers (see `_with_caller`). What it must wait
+    for first (the auth service's answer about an account) is its `before`, awaited with the
+    same arguments just before its turn. A GET whose answer is the same for every caller may
+    give `cache_seconds`: its successful answers say `Cache-Control: max-age=<seconds>`, which
+    the enroll gateway's cache honours (etc/enroll/settings/endpoints.json marks the same
+    routes)."""
     responses = {
         **error_responses(*_error_statuses(method, path, roles)),
         **kwargs.pop("responses", {}),
