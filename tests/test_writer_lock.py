@@ -130,19 +130,19 @@ def test_writes_queued_meanwhile_run_in_one_turn_in_order_each_answered_its_own(
 
 
 def test_writes_of_one_turn_are_synced_once_before_any_is_answered(tmp_path, monkeypatch):
-    """A power cut must not undo a seat the student was told is theirs: the WAL is fsynced
+    """A power cut must not undo a seat the student was told is theirs: the WAL is synced
     after a turn's commits and before any of its writers is answered, once for the turn."""
     database = tmp_path / "x.db"
     conn = connect(database, writer_lock_file=tmp_path / "x.db.writer-lock")
     conn.execute("CREATE TABLE t (n INTEGER)")
     events: list[tuple] = []
-    real_fsync = os.fsync
+    real_sync = os.fdatasync
 
-    def fsync(fd: int) -> None:
-        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
-        real_fsync(fd)
+    def sync(fd: int) -> None:
+        events.append(("synced", os.readlink(f"/proc/self/fd/{fd}")))
+        real_sync(fd)
 
-    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "fdatasync", sync)
 
     def insert(n: int):
         def job() -> int:
@@ -162,7 +162,7 @@ def test_writes_of_one_turn_are_synced_once_before_any_is_answered(tmp_path, mon
 
     asyncio.run(scenario())
     wal = str(database) + "-wal"
-    assert events == [("fsync", wal), ("answered", 0), ("answered", 1), ("answered", 2),
+    assert events == [("synced", wal), ("answered", 0), ("answered", 1), ("answered", 2),
                       ("a turn that only read",)]  # fmt: skip
 
 
@@ -170,10 +170,10 @@ def test_a_turn_whose_commits_cannot_be_synced_answers_each_writer_so(tmp_path, 
     conn = connect(tmp_path / "x.db", writer_lock_file=tmp_path / "x.db.writer-lock")
     conn.execute("CREATE TABLE t (n INTEGER)")
 
-    def failing_fsync(fd: int) -> None:
+    def failing_sync(fd: int) -> None:
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr(os, "fsync", failing_fsync)
+    monkeypatch.setattr(os, "fdatasync", failing_sync)
 
     def insert() -> None:
         with immediate(conn):
