@@ -15,7 +15,6 @@ closed-loop one on the same two cores, not what either costs.
 
 import argparse
 import functools
-import os
 import sys
 import tempfile
 from collections.abc import Callable
@@ -24,30 +23,13 @@ from pathlib import Path
 from bench.run import Rush
 from harness.auth_cluster import ROOMY_LIMITS_ENV
 from harness.cluster import Cluster
-
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def instance_counters(pids: list[int]) -> tuple[float, float, int, int]:
-    """User and system CPU seconds, voluntary and involuntary context switches, summed."""
-    user = system = voluntary = involuntary = 0.0
-    for pid in pids:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        fields = stat[stat.rindex(")") + 2 :].split()
-        user += int(fields[11]) / TICK
-        system += int(fields[12]) / TICK
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("voluntary_ctxt_switches"):
-                voluntary += int(line.split()[1])
-            elif line.startswith("nonvoluntary_ctxt_switches"):
-                involuntary += int(line.split()[1])
-    return user, system, int(voluntary), int(involuntary)
+from harness.procs import cpu_and_switches
 
 
 def measured(name: str, pids: list[int], run: Callable[[], dict]) -> str:
-    before = instance_counters(pids)
+    before = cpu_and_switches(pids)
     result = run()
-    after = instance_counters(pids)
+    after = cpu_and_switches(pids)
     n = max(result["operations"], 1)
     user, system, voluntary, involuntary = (b - a for a, b in zip(before, after, strict=True))
     return (

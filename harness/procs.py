@@ -86,22 +86,44 @@ def stop(procs: list[subprocess.Popen]) -> None:
             p.wait()
 
 
+def _stat_fields(stat: str) -> list[str]:
+    """The fields of a /proc/<pid>/stat after the command name in parentheses: state, ppid, pgrp,
+    session, ... utime (index 11) and stime (12), in clock ticks."""
+    return stat[stat.rindex(")") + 2 :].split()
+
+
 def cpu_seconds(*, pids: Iterable[int] = (), sessions: Iterable[int] = ()) -> float:
     """CPU time (user + system) used so far by the processes `pids` and by every process of the
     `sessions` (a gateway is entr and KrakenD in a session of their own). A process that has
     ended is not counted: take the difference over a stretch in which none ends."""
-    tick = os.sysconf("SC_CLK_TCK")
     pids, sessions = set(pids), set(sessions)
     total = 0
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            stat = (entry / "stat").read_text()
+            fields = _stat_fields((entry / "stat").read_text())
         except OSError:
             continue  # it ended meanwhile
-        # After the command name in parentheses: state, ppid, pgrp, session, ... utime stime.
-        fields = stat[stat.rindex(")") + 2 :].split()
         if int(entry.name) in pids or int(fields[3]) in sessions:
             total += int(fields[11]) + int(fields[12])
-    return total / tick
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_and_switches(pids: Iterable[int]) -> tuple[float, float, int, int]:
+    """User and system CPU seconds, and voluntary (waiting for work) and involuntary (preempted)
+    context switches, used so far by the processes `pids` together."""
+    tick = os.sysconf("SC_CLK_TCK")
+    user = system = 0.0
+    voluntary = involuntary = 0
+    for pid in pids:
+        fields = _stat_fields(Path(f"/proc/{pid}/stat").read_text())
+        user += int(fields[11]) / tick
+        system += int(fields[12]) / tick
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            name, _, value = line.partition(":")
+            if name == "voluntary_ctxt_switches":
+                voluntary += int(value)
+            elif name == "nonvoluntary_ctxt_switches":
+                involuntary += int(value)
+    return user, system, voluntary, involuntary
