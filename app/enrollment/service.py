@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from app.common.db import immediate, on_commit, snapshot
 from app.common.errors import Conflict, Forbidden, Invalid, NotFound
-from app.common.identity import INSTRUCTOR, REGISTRAR
+from app.common.identity import INSTRUCTOR, REGISTRAR, STUDENT
 from app.enrollment import metrics, queries
 from app.enrollment.models import (
     CourseCreate,
@@ -39,6 +39,10 @@ class Identity:
     @property
     def is_registrar(self) -> bool:
         return REGISTRAR in self.roles
+
+    @property
+    def is_staff(self) -> bool:
+        return REGISTRAR in self.roles or INSTRUCTOR in self.roles
 
 
 # object rules ("that user", "instructor of that section")
@@ -89,6 +93,16 @@ def _require_instructor(conn: sqlite3.Connection, instructor_id: int) -> None:
         raise Conflict(f"user {instructor_id} is not an instructor", code="not_an_instructor")
 
 
+def not_a_student(user: dict, what: str) -> Conflict | None:
+    """Rule: only students get permits, seats and waitlist places; an account without the
+    student role (an instructor, the registrar) is refused, whoever asks for it."""
+    if STUDENT in user["roles"].split(","):
+        return None
+    return Conflict(
+        f"user {user['id']} ({user['username']}) is not a student: {what}", code="not_a_student"
+    )
+
+
 # audit trail
 
 
@@ -102,9 +116,10 @@ def record(
     user_id: int | None = None,
     **details: object,
 ) -> None:
-    """Audit rule: every registrar or instructor action is logged (who, what, when) inside the
-    transaction that performs it. A student acting on their own records is not logged."""
-    if caller.user_id == user_id and not caller.is_registrar:
+    """Audit rule: every action of a caller holding the registrar or instructor role is logged
+    (who, what, when) inside the transaction that performs it, whatever its target, themself
+    included. A student acting on their own records (the only ones they can act on) is not."""
+    if not caller.is_staff:
         return
     queries.insert_audit(
         conn,
@@ -369,10 +384,14 @@ def eligibility_refusal(
     promotion: bool = False,
 ) -> Conflict | None:
     """The first rule that refuses the student a place (a seat or the waitlist) in the section,
-    as the 409 to answer, or None. In order: a hold (no permit waives it), the term's
-    registration window and add deadline (not for a promotion from the waitlist, which the
-    student joined in time), prerequisites, a time conflict with a section they hold in the same
-    term, the term's credit limit."""
+    as the 409 to answer, or None. In order: an account that is not a student's, a hold (no
+    permit waives either), the term's registration window and add deadline (not for a promotion
+    from the waitlist, which the student joined in time), prerequisites, a time conflict with a
+    section they hold in the same term, the term's credit limit."""
+    user = get_user_or_404(conn, user_id)
+    refusal = not_a_student(user, "only students take seats or waitlist places")
+    if refusal is not None:
+        return refusal
     hold = queries.active_hold(conn, user_id=user_id)
     if hold is not None:
         return Conflict(
@@ -737,7 +756,9 @@ def grant_permit(
     with immediate(conn):
         section = get_section_or_404(conn, section_id)
         require_section_staff(caller, section)
-        get_user_or_404(conn, user_id)
+        refusal = not_a_student(get_user_or_404(conn, user_id), "permits are for students")
+        if refusal is not None:
+            raise refusal
         permit_id = queries.grant_permit(
             conn, section_id=section_id, user_id=user_id, waives=waives, granted_by=caller.user_id
         )
