@@ -11,7 +11,7 @@ from app.common.observe import FASTAPI_TELEMETRY_OFF
 from app.common.observe import install as observe
 from app.common.server import long_lived
 from app.enrollment.deps import LendConnections
-from app.enrollment.routes import internal, router
+from app.enrollment.routes import BODY_LIMITS, internal, router
 from app.enrollment.settings import Settings, get_settings
 
 
@@ -35,7 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     rush_first(app.router.routes)
 
     app.add_middleware(LendConnections, pool=app.state.pool)
-    app.add_middleware(BodySizeLimit)
+    app.add_middleware(BodySizeLimits, wider=BODY_LIMITS)
     app.add_middleware(InstanceHeader, instance=settings.instance)
     observe(app)  # request ids, JSON log lines of refusals, /metrics
 
@@ -68,6 +68,21 @@ def rush_first(routes: list) -> None:
 def serve() -> FastAPI:
     """The app of one instance process, from the environment (bin/enrollment)."""
     return long_lived(create_app())
+
+
+class BodySizeLimits:
+    """`BodySizeLimit` (app/common/limits.py) with the larger limit a route declares for its
+    method and path (`route(..., max_body_bytes=)`), and the common one for every other request."""
+
+    def __init__(self, app: ASGIApp, wider: dict[tuple[str, str], int]) -> None:
+        self.common = BodySizeLimit(app)
+        self.wider = {key: BodySizeLimit(app, max_bytes=limit) for key, limit in wider.items()}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        limit = self.common
+        if scope["type"] == "http":
+            limit = self.wider.get((scope["method"], scope["path"]), self.common)
+        await limit(scope, receive, send)
 
 
 class InstanceHeader:

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from app.common.db import write_in_turn
 from app.common.errors import Invalid, error_responses
@@ -94,6 +95,10 @@ After = Annotated[
     ),
 ]
 
+# The body limits routes declare above the common one (app/common/limits.py), by (method, path):
+# app/enrollment/main.py applies them.
+BODY_LIMITS: dict[tuple[str, str], int] = {}
+
 CourseId = Annotated[int, Path(gt=0, le=2**63 - 1)]
 SectionId = Annotated[int, Path(gt=0, le=2**63 - 1)]
 UserId = Annotated[int, Path(gt=0, le=2**63 - 1)]
@@ -106,6 +111,7 @@ def route(
     *,
     cache_seconds: int = 0,
     before: Callable[..., Awaitable[None]] | None = None,
+    max_body_bytes: int | None = None,
     **kwargs: Any,
 ):
     """Declare a route with the roles allowed to call it (checked by `CallerFirst`, before anything
@@ -116,7 +122,8 @@ def route(
     same arguments just before its turn. A GET whose answer is the same for every caller may
     give `cache_seconds`: its successful answers say `Cache-Control: max-age=<seconds>`, which
     the enroll gateway's cache honours (etc/enroll/settings/endpoints.json marks the same
-    routes)."""
+    routes). A route whose body may be larger than the common limit gives `max_body_bytes`
+    (`x-max-body-bytes` in its OpenAPI schema, for the gateway's limit)."""
     responses = {
         **error_responses(*_error_statuses(method, path, roles)),
         **kwargs.pop("responses", {}),
@@ -127,6 +134,9 @@ def route(
         assert method == "GET", "only a read can be answered from a cache"
         extra["x-cache-seconds"] = cache_seconds
         dependencies.append(Depends(_cacheable_for(cache_seconds)))
+    if max_body_bytes is not None:
+        assert method != "GET" and "{" not in path, "a body limit is for a write's fixed path"
+        extra["x-max-body-bytes"] = BODY_LIMITS[(method, path)] = max_body_bytes
     register = router.api_route(
         path,
         methods=[method],
@@ -515,21 +525,32 @@ def set_prerequisites(course_id: CourseId, body: PrerequisitesIn, conn: Db, who:
     return service.set_prerequisites(conn, who, course_id, body.course_ids)
 
 
-async def _csv_text(request: Request) -> str:
-    """The request's body as text, read before the write turn (after the caller's check)."""
+# The CSV import's body limit: the most rows it takes (service.MAX_IMPORT_ROWS, 50,000), as a
+# record system exports them ("104523,CPSC 449,2025-FA,A-", about 30 bytes with CRLF: 1.5 MB),
+# fit with room to spare (84 bytes a row on average: long term names, quoting). One file is one
+# all-or-nothing import of a term's grades: splitting it into 64 KiB pieces would lose that.
+CSV_MAX_BODY_BYTES = 4 * 1024 * 1024
+
+
+async def _csv_rows(request: Request) -> service.CompletedRows:
+    """The request's CSV, read (after the caller's check) and parsed before the write turn, in a
+    worker thread: 50,000 rows take a quarter of a second to parse, which neither the other
+    writers nor this instance's event loop should wait for (the write turn then takes 0.15 s)."""
     try:
-        return (await request.body()).decode("utf-8")
+        text = (await request.body()).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise Invalid("the CSV must be UTF-8 text", code="csv_encoding") from exc
+    return await run_in_threadpool(service.parse_completed, text)
 
 
-CsvText = Annotated[str, Depends(_csv_text)]
+CsvRows = Annotated[service.CompletedRows, Depends(_csv_rows)]
 
 
 @route(
     "POST",
     "/completed-courses",
     (REGISTRAR,),
+    max_body_bytes=CSV_MAX_BODY_BYTES,
     response_model=ImportOut,
     responses=error_responses(422),  # the body is read by hand, so FastAPI declares no 422
     openapi_extra={
@@ -544,10 +565,12 @@ CsvText = Annotated[str, Depends(_csv_text)]
         }
     },
 )
-def import_completed(conn: Db, who: Caller, text: CsvText):
-    """Import students' completed courses as CSV (header `user_id,course_code[,term][,grade]`):
-    every row or none; a bad row is a 422 naming its line."""
-    return {"imported": service.import_completed(conn, who, text)}
+def import_completed(conn: Db, who: Caller, rows: CsvRows):
+    """Import students' completed courses as CSV (header `user_id,course_code[,term][,grade]`,
+    UTF-8, a byte order mark allowed, at most 50,000 rows and 4 MiB): every row or none; a bad
+    row (malformed, a control character, repeated, an unknown user or course) is a 422 naming
+    its line."""
+    return {"imported": service.import_completed(conn, who, rows)}
 
 
 @route("GET", "/users/{user_id}/completed-courses", SELF, response_model=list[CompletedCourse])
