@@ -289,11 +289,13 @@ def test_auth_gateway_routes(auth_config):
         ("POST", "/auth_api/register"): AUTH_REPLICAS,
         ("POST", "/auth_api/login"): AUTH_REPLICAS,
         ("POST", "/auth_api/refresh"): AUTH_REPLICAS,
+        ("POST", "/auth_api/logout"): AUTH_REPLICAS,
         ("GET", "/auth_api/.well-known/jwks.json"): AUTH_REPLICAS,
         ("GET", "/auth_api/accounts"): AUTH_REPLICAS,
         ("GET", "/auth_api/accounts/{user_id}"): AUTH_REPLICAS,
         ("PATCH", "/auth_api/accounts/{user_id}"): AUTH_REPLICAS,
         ("PUT", "/auth_api/accounts/{user_id}/password"): AUTH_REPLICAS,
+        ("GET", "/auth_api/audit"): AUTH_REPLICAS,
     }
     for (method, path), endpoint in by_route(auth_config).items():
         (backend,) = endpoint["backend"]

@@ -65,6 +65,8 @@ _MIGRATIONS = {
         " CHECK (disabled IN (0, 1))",
         "ALTER TABLE users ADD COLUMN token_generation INTEGER NOT NULL DEFAULT 0",
     ],
+    # The sessions and account_audit tables are new: the schema file's IF NOT EXISTS makes them.
+    3: [],
 }
 
 

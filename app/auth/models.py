@@ -104,6 +104,32 @@ class PasswordIn(Strict):
     password: NewPassword
 
 
+class LogoutIn(RefreshIn):
+    """The session to end: its current refresh token."""
+
+
+AccountAction = Literal[
+    "account.create",
+    "account.roles",
+    "account.names",
+    "account.disable",
+    "account.enable",
+    "account.password",
+]
+
+
+class AccountAuditEntry(BaseModel):
+    """A registrar's change to an account (never a password or a hash)."""
+
+    id: int
+    at: str = Field(description="UTC, YYYY-MM-DDTHH:MM:SS.sssZ")
+    actor_id: int = Field(description="the registrar who made the change")
+    actor_role: Literal["registrar"] = "registrar"
+    action: AccountAction
+    user_id: int = Field(description="the account changed")
+    details: dict = Field(description="what changed: roles before and after, names, ...")
+
+
 class AccessTokenOut(BaseModel):
     access_token: str
     token_type: Literal["Bearer"] = "Bearer"
@@ -111,4 +137,7 @@ class AccessTokenOut(BaseModel):
 
 
 class TokenOut(AccessTokenOut):
-    refresh_token: str
+    refresh_token: str = Field(
+        description="use it once: a refresh answers with the next one, and presenting a used one"
+        " again ends the session"
+    )

@@ -1,5 +1,6 @@
 """All SQL of the auth service. Functions take the connection and keyword-only arguments."""
 
+import json
 import sqlite3
 from dataclasses import dataclass
 
@@ -107,11 +108,24 @@ def search(
 
 
 def set_roles(conn: sqlite3.Connection, *, user_id: int, roles: list[str]) -> None:
-    """Replace the user's roles. Run inside a transaction."""
+    """Replace the user's roles and end every session (tokens carry the roles they were issued
+    with). Run inside a transaction."""
     conn.execute("DELETE FROM user_roles WHERE user_id = ?", (user_id,))
     conn.executemany(
         "INSERT INTO user_roles (user_id, role) VALUES (?, ?)", [(user_id, role) for role in roles]
     )
+    conn.execute(
+        "UPDATE users SET token_generation = token_generation + 1 WHERE id = ?", (user_id,)
+    )
+
+
+def count_active_registrars(conn: sqlite3.Connection, *, other_than: int) -> int:
+    """How many enabled accounts other than `other_than` hold the registrar role."""
+    return conn.execute(
+        "SELECT count(*) FROM users AS u JOIN user_roles AS r ON r.user_id = u.id"
+        " WHERE r.role = 'registrar' AND u.disabled = 0 AND u.id != ?",
+        (other_than,),
+    ).fetchone()[0]
 
 
 def set_names(conn: sqlite3.Connection, *, user_id: int, first_name: str, last_name: str) -> None:
@@ -135,3 +149,83 @@ def set_password(conn: sqlite3.Connection, *, user_id: int, password_hash: str) 
         "UPDATE users SET password_hash = ?, token_generation = token_generation + 1 WHERE id = ?",
         (password_hash, user_id),
     )
+
+
+# sessions (refresh token rotation)
+
+
+@dataclass(frozen=True)
+class StoredSession:
+    id: str
+    user_id: int
+    refresh_seq: int
+    ended: str | None
+
+
+def get_session(conn: sqlite3.Connection, *, session_id: str) -> StoredSession | None:
+    row = conn.execute(
+        "SELECT id, user_id, refresh_seq, ended FROM sessions WHERE id = ?", (session_id,)
+    ).fetchone()
+    return None if row is None else StoredSession(**dict(row))
+
+
+def save_session(
+    conn: sqlite3.Connection,
+    *,
+    session_id: str,
+    user_id: int,
+    refresh_seq: int,
+    ended: str | None,
+    now: float,
+) -> None:
+    """Create or update the session's row. Run inside a transaction."""
+    conn.execute(
+        "INSERT INTO sessions (id, user_id, refresh_seq, ended, updated_at) VALUES (?, ?, ?, ?, ?)"
+        " ON CONFLICT (id) DO UPDATE SET refresh_seq = excluded.refresh_seq,"
+        " ended = excluded.ended, updated_at = excluded.updated_at",
+        (session_id, user_id, refresh_seq, ended, now),
+    )
+
+
+def delete_sessions_before(conn: sqlite3.Connection, *, before: float) -> None:
+    """Forget sessions untouched since `before` (their refresh tokens have expired)."""
+    conn.execute("DELETE FROM sessions WHERE updated_at < ?", (before,))
+
+
+# the audit trail of account changes
+
+
+def insert_audit(
+    conn: sqlite3.Connection, *, actor_id: int, action: str, user_id: int, details: dict
+) -> None:
+    """Record a change to an account. Run inside the transaction that makes it."""
+    conn.execute(
+        "INSERT INTO account_audit (actor_id, action, user_id, details) VALUES (?, ?, ?, ?)",
+        (actor_id, action, user_id, json.dumps(details, sort_keys=True)),
+    )
+
+
+def list_audit(
+    conn: sqlite3.Connection,
+    *,
+    actor_id: int | None,
+    user_id: int | None,
+    action: str | None,
+    after: int | None,
+    limit: int,
+) -> list[dict]:
+    """Newest first; `after` (the last id of the page before) pages backwards in time."""
+    filters = {
+        "actor_id = ?": actor_id,
+        "user_id = ?": user_id,
+        "action = ?": action,
+        "id < ?": after,
+    }
+    used = {clause: value for clause, value in filters.items() if value is not None}
+    where = " AND ".join(used) or "1"
+    rows = conn.execute(
+        f"SELECT id, at, actor_id, action, user_id, details FROM account_audit WHERE {where}"
+        " ORDER BY id DESC LIMIT ?",
+        (*used.values(), limit),
+    )
+    return [dict(row) | {"details": json.loads(row["details"])} for row in rows]

@@ -19,10 +19,12 @@ from app.auth.deps import (
     WriteDb,
 )
 from app.auth.models import (
-    AccessTokenOut,
+    AccountAction,
+    AccountAuditEntry,
     AccountChange,
     AccountOut,
     LoginIn,
+    LogoutIn,
     PasswordIn,
     RefreshIn,
     RegisterIn,
@@ -99,14 +101,27 @@ def login(
     )
 
 
-@router.post("/refresh", responses=error_responses(401, 413))
+@router.post("/refresh", responses=error_responses(401, 413, 503))
 def refresh(
-    body: RefreshIn, db: ReadDb, settings: AppSettings, keys: Keys, primary: Primary
-) -> AccessTokenOut:
-    """Trade a refresh token for a new access token."""
+    body: RefreshIn, db: WriteDb, settings: AppSettings, keys: Keys, primary: Primary
+) -> TokenOut:
+    """Trade a refresh token for a new access token and the next refresh token. A refresh token
+    is good for one use: presenting one again ends its session (401 `refresh_token_reused`)."""
     return service.refresh(
         db, settings=settings, keys=keys, primary=primary, refresh_token=body.refresh_token
     )
+
+
+@router.post("/logout", status_code=204, responses=error_responses(401, 413, 503))
+def logout(
+    body: LogoutIn, db: WriteDb, settings: AppSettings, keys: Keys, primary: Primary
+) -> Response:
+    """Sign out: end the session of this refresh token, so that none of its refresh tokens works
+    again. The session's access token lasts until it expires (at most 20 minutes)."""
+    service.logout(
+        db, settings=settings, keys=keys, primary=primary, refresh_token=body.refresh_token
+    )
+    return Response(status_code=204)
 
 
 @router.get("/.well-known/jwks.json")
@@ -122,12 +137,30 @@ async def jwks(keys: Keys, response: Response) -> dict:
 DEFAULT_PAGE, MAX_PAGE = 100, 1000
 REGISTRAR_ONLY: dict[str, Any] = {"x-roles": [REGISTRAR]}
 UserId = Annotated[int, Path(gt=0, le=2**63 - 1)]
+PageLimit = Annotated[
+    int,
+    Query(
+        ge=1,
+        le=MAX_PAGE,
+        description=f"Rows per page: {DEFAULT_PAGE} unless given, at most {MAX_PAGE}.",
+    ),
+]
+
+
+def after_query(order: str) -> Any:
+    """The `after` cursor of a list whose rows come in `order`."""
+    return Query(
+        gt=0,
+        le=2**63 - 1,
+        description=f"For the next page, the `id` of the last row of this one (rows come {order})."
+        " Omit it for the first page. A page with fewer rows than `limit` is the last.",
+    )
 
 
 @router.get("/accounts", responses=error_responses(401, 403), openapi_extra=REGISTRAR_ONLY)
 def list_accounts(
     db: ReadDb,
-    _: Registrar,
+    by: Registrar,
     q: Annotated[
         str | None,
         Query(
@@ -140,28 +173,13 @@ def list_accounts(
     disabled: Annotated[
         bool | None, Query(description="Only disabled (true) or only active (false) accounts")
     ] = None,
-    after: Annotated[
-        int | None,
-        Query(
-            gt=0,
-            le=2**63 - 1,
-            description="For the next page, the `id` of the last account of this one (accounts"
-            " come in `id` order). Omit it for the first page. A page with fewer rows than"
-            " `limit` is the last.",
-        ),
-    ] = None,
-    limit: Annotated[
-        int,
-        Query(
-            ge=1,
-            le=MAX_PAGE,
-            description=f"Rows per page: {DEFAULT_PAGE} unless given, at most {MAX_PAGE}.",
-        ),
-    ] = DEFAULT_PAGE,
+    after: Annotated[int | None, after_query("in `id` order")] = None,
+    limit: PageLimit = DEFAULT_PAGE,
 ) -> list[AccountOut]:
     """Find accounts (registrar only), a page at a time."""
     return service.list_accounts(
         db,
+        by=by,
         text=q,
         role=role,
         disabled=disabled,
@@ -173,9 +191,26 @@ def list_accounts(
 @router.get(
     "/accounts/{user_id}", responses=error_responses(401, 403, 404), openapi_extra=REGISTRAR_ONLY
 )
-def get_account(user_id: UserId, db: ReadDb, _: Registrar) -> AccountOut:
+def get_account(user_id: UserId, db: ReadDb, by: Registrar) -> AccountOut:
     """One account (registrar only)."""
-    return service.get_account(db, user_id=user_id)
+    return service.get_account(db, by=by, user_id=user_id)
+
+
+@router.get("/audit", responses=error_responses(401, 403), openapi_extra=REGISTRAR_ONLY)
+def account_audit(
+    db: ReadDb,
+    by: Registrar,
+    actor_id: Annotated[UserId | None, Query(description="Only changes by this registrar")] = None,
+    user_id: Annotated[UserId | None, Query(description="Only changes to this account")] = None,
+    action: Annotated[AccountAction | None, Query(description="Only this kind of change")] = None,
+    after: Annotated[int | None, after_query("newest first")] = None,
+    limit: PageLimit = DEFAULT_PAGE,
+) -> list[AccountAuditEntry]:
+    """Registrars' changes to accounts (made, roles, names, disabled, enabled, password set),
+    newest first, a page at a time: the same filters and paging as the enrollment `/audit`."""
+    return service.account_audit(
+        db, by=by, actor_id=actor_id, user_id=user_id, action=action, after=after, limit=limit
+    )
 
 
 @router.patch(
@@ -191,10 +226,11 @@ def change_account(
     primary: Primary,
     by: Registrar,
 ) -> AccountOut:
-    """Change an account's roles or names, disable it or re-enable it (registrar only). A role
-    change reaches the user's tokens at their next refresh; a disabled account signs in nowhere
-    and its refresh fails, so its access ends when its access token expires
-    (AUTH_ACCESS_TTL_SECONDS, 20 minutes)."""
+    """Change an account's roles or names, disable it or re-enable it (registrar only; not
+    one's own roles or disabled state, 409; never the last active registrar, 409). A role change
+    or a disable ends the account's sessions (refresh fails; sign in again); its access token
+    lasts until it expires (AUTH_ACCESS_TTL_SECONDS, 20 minutes), except at these account
+    routes, which refuse it at once."""
     return service.change_account(
         db,
         settings=settings,
@@ -208,7 +244,7 @@ def change_account(
 @router.put(
     "/accounts/{user_id}/password",
     status_code=204,
-    responses=error_responses(401, 403, 404, 413, 503),
+    responses=error_responses(401, 403, 404, 409, 413, 503),
     openapi_extra=REGISTRAR_ONLY,
 )
 def set_password(
@@ -219,8 +255,8 @@ def set_password(
     primary: Primary,
     by: Registrar,
 ) -> Response:
-    """Set a new password (registrar only). The account's sessions end: refresh tokens issued
-    before are refused."""
+    """Set a new password (registrar only; not one's own, 409). The account's sessions end:
+    refresh tokens issued before are refused."""
     service.set_password(
         db,
         settings=settings,

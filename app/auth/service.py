@@ -4,6 +4,8 @@ replicas too; the abuse counts they keep are in a file of their own (app/auth/th
 
 import hmac
 import sqlite3
+import time
+import uuid
 from dataclasses import dataclass
 
 import httpx
@@ -11,7 +13,7 @@ import httpx
 from app.auth import metrics, passwords, queries
 from app.auth.announce import announce
 from app.auth.models import (
-    AccessTokenOut,
+    AccountAuditEntry,
     AccountChange,
     AccountOut,
     RegisterIn,
@@ -33,7 +35,7 @@ from app.common.errors import (
     Unauthenticated,
     Unavailable,
 )
-from app.common.identity import REGISTRAR, STUDENT
+from app.common.identity import REGISTRAR, ROLES, STUDENT
 
 BAD_CREDENTIALS = "invalid username or password"
 DISABLED = "this account is disabled; the registrar can re-enable it"
@@ -73,20 +75,25 @@ def register(
 ) -> UserOut:
     """Create an account. Students sign themselves up; any other role needs a registrar's token.
     Self-registrations are limited per client address; a registrar's are not. On a read replica
-    (`conn` None) the primary creates it: the request is relayed there and its answer passed on."""
+    (`conn` None) the primary creates it: the request is relayed there and its answer passed on.
+    An account a registrar makes is checked against the registrar's stored account, on the primary,
+    in the transaction that creates it, and audited there."""
+    by: RegistrarCall | None = None
     if new.roles != SELF_SERVICE_ROLES:
-        _require_registrar(settings=settings, keys=keys, authorization=authorization)
-    elif not origin.forwarded_by_replica and not _is_registrar(
-        settings=settings, keys=keys, authorization=authorization
-    ):
-        # Counted once, by the node the client reached (a relaying replica, or the primary).
-        throttle.start_registration(address=origin.address)
+        by = _require_registrar(settings=settings, keys=keys, authorization=authorization)
+    else:
+        by = _registrar_or_none(settings=settings, keys=keys, authorization=authorization)
+        if by is None and not origin.forwarded_by_replica:
+            # Counted once, by the node the client reached (a relaying replica, or the primary).
+            throttle.start_registration(address=origin.address)
     if conn is None:
         return _register_on_primary(settings, primary, new, authorization)
     # Hash before taking the write lock: the lock is then held for two inserts, not 25 ms.
     password_hash = passwords.hash_password(new.password)
     try:
         with immediate(conn):
+            if by is not None:
+                _require_current_registrar(conn, by)
             if queries.get_by_username(conn, username=new.username) is not None:
                 raise Conflict(f"username {new.username!r} is taken", code="username_taken")
             user_id = queries.create(
@@ -97,6 +104,14 @@ def register(
                 last_name=new.last_name,
                 roles=list(new.roles),
             )
+            if by is not None:
+                queries.insert_audit(
+                    conn,
+                    actor_id=by.user_id,
+                    action="account.create",
+                    user_id=user_id,
+                    details={"username": new.username, "roles": list(new.roles)},
+                )
     except sqlite3.OperationalError as exc:
         if getattr(exc, "sqlite_errorname", "").startswith("SQLITE_READONLY"):
             # The database refused the write although nothing told us this node is a replica.
@@ -213,14 +228,65 @@ def _login(
 
 
 def refresh(
-    conn: sqlite3.Connection,
+    conn: sqlite3.Connection | None,
     *,
     settings: Settings,
     keys: KeyRing,
     primary: httpx.Client | None,
     refresh_token: str,
-) -> AccessTokenOut:
-    """Trade a valid refresh token for a new access token with the user's current roles."""
+) -> TokenOut:
+    """Trade a valid refresh token for a new access token with the user's current roles, and the
+    session's next refresh token: each is good for one use (rotation, OAuth 2.0 Security BCP), and
+    a used one presented again ends the session, since two parties then hold it. Made on the
+    primary, which keeps the sessions (a replica relays it there; 503 while it is out of reach)."""
+    claims = _refresh_claims(settings, keys, refresh_token)
+    if conn is None:
+        reply = _on_primary(settings, primary, "POST", "/refresh", {"refresh_token": refresh_token})
+        return TokenOut.model_validate(reply.json())
+    now = time.time()
+    with immediate(conn):
+        turned = _turn_session(conn, settings=settings, claims=claims, now=now)
+    # Raised once the transaction has committed, so a session ended for reuse stays ended.
+    if isinstance(turned, DomainError):
+        raise turned
+    user, next_seq = turned
+    return TokenOut(
+        access_token=_issue(keys, settings, user, "access"),
+        refresh_token=_issue(keys, settings, user, "refresh", session=(claims["sid"], next_seq)),
+        expires_in=settings.access_ttl_seconds,
+    )
+
+
+def logout(
+    conn: sqlite3.Connection | None,
+    *,
+    settings: Settings,
+    keys: KeyRing,
+    primary: httpx.Client | None,
+    refresh_token: str,
+) -> None:
+    """End the session of this refresh token (any of its refresh tokens will do): none of them
+    refreshes again. Its last access token still works until it expires (README "Security")."""
+    claims = _refresh_claims(settings, keys, refresh_token)
+    if conn is None:
+        _on_primary(settings, primary, "POST", "/logout", {"refresh_token": refresh_token})
+        return
+    with immediate(conn):
+        session = queries.get_session(conn, session_id=claims["sid"])
+        if session is not None and session.ended is not None:
+            return  # ended already: signing out twice is not an error
+        queries.save_session(
+            conn,
+            session_id=claims["sid"],
+            user_id=int(claims["sub"]),
+            refresh_seq=session.refresh_seq if session is not None else claims["seq"],
+            ended="logout",
+            now=time.time(),
+        )
+
+
+def _refresh_claims(settings: Settings, keys: KeyRing, refresh_token: str) -> dict:
+    """The claims of a genuine, unexpired refresh token of a session; else 401."""
     try:
         claims = keys.verify(
             refresh_token, issuer=settings.issuer, audience=settings.audience, token_use="refresh"
@@ -229,21 +295,61 @@ def refresh(
         raise Unauthenticated(
             "refresh token is invalid or expired; sign in again", code="invalid_token"
         ) from exc
+    if not isinstance(claims.get("sid"), str) or not isinstance(claims.get("seq"), int):
+        # Issued before sessions were kept: it cannot be rotated, so it ends here.
+        raise Unauthenticated(
+            "this refresh token is from an older version of the service; sign in again",
+            code="invalid_token",
+        )
+    return claims
+
+
+REUSED = (
+    "this refresh token has been used already, so someone else may hold it: the session is ended"
+    " to be safe; sign in again"
+)
+
+
+def _turn_session(
+    conn: sqlite3.Connection, *, settings: Settings, claims: dict, now: float
+) -> tuple[queries.StoredUser, int] | DomainError:
+    """In the refresh's transaction: the user and the session's next `seq`, with the session
+    moved on to it; or the refusal (a reused token's session is ended, and stays ended)."""
     user = queries.get(conn, user_id=int(claims["sub"]))
     refusal = _refresh_refusal(user, claims)
     if refusal is not None:
-        # The token is genuine, so the account existed on the primary, and a replica may lag
-        # behind it (a new account; a newer session; an account re-enabled): the primary decides.
-        if primary is not None and replica_reason(settings) is not None:
-            body = {"refresh_token": refresh_token}
-            renewed = ask_primary(primary, "/refresh", body, AccessTokenOut)
-            if renewed is not None:
-                return renewed
-        raise refusal
+        return refusal
     assert user is not None
-    return AccessTokenOut(
-        access_token=_issue(keys, settings, user, "access"), expires_in=settings.access_ttl_seconds
+    session = queries.get_session(conn, session_id=claims["sid"])
+    if session is not None and session.user_id != user.id:
+        return Unauthenticated("refresh token is invalid; sign in again", code="invalid_token")
+    if session is not None and session.ended is not None:
+        return Unauthenticated(
+            "this session has ended (signed out, or ended after a reused refresh token);"
+            " sign in again",
+            code="session_ended",
+        )
+    current = session.refresh_seq if session is not None else 0
+    if claims["seq"] != current:
+        queries.save_session(
+            conn,
+            session_id=claims["sid"],
+            user_id=user.id,
+            refresh_seq=current,
+            ended="reused",
+            now=now,
+        )
+        return Unauthenticated(REUSED, code="refresh_token_reused")
+    queries.save_session(
+        conn,
+        session_id=claims["sid"],
+        user_id=user.id,
+        refresh_seq=current + 1,
+        ended=None,
+        now=now,
     )
+    queries.delete_sessions_before(conn, before=now - settings.refresh_ttl_seconds)
+    return user, current + 1
 
 
 def _refresh_refusal(user: queries.StoredUser | None, claims: dict) -> Unauthenticated | None:
@@ -263,14 +369,16 @@ def _refresh_refusal(user: queries.StoredUser | None, claims: dict) -> Unauthent
     return None
 
 
-def _require_registrar(*, settings: Settings, keys: KeyRing, authorization: str | None) -> None:
+def _require_registrar(
+    *, settings: Settings, keys: KeyRing, authorization: str | None
+) -> "RegistrarCall":
     if authorization is None:
         raise Forbidden(
             "self-registration creates students only; instructor and registrar accounts need a "
             "registrar's access token (Authorization: Bearer ...)",
             code="registrar_required",
         )
-    _registrar_claims(
+    return registrar_call(
         settings=settings,
         keys=keys,
         authorization=authorization,
@@ -278,38 +386,28 @@ def _require_registrar(*, settings: Settings, keys: KeyRing, authorization: str 
     )
 
 
-def _registrar_claims(
-    *, settings: Settings, keys: KeyRing, authorization: str | None, refusal: str
-) -> dict:
-    """The claims of the registrar's valid access token in `authorization`: 401 without one,
-    403 (`refusal`) for anyone else's. The gateway checks the same before a request gets here;
-    this service checks again, since it also answers the requests that replicas relay."""
-    scheme, _, token = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthenticated("Authorization must be `Bearer <access token>`", code="invalid_token")
-    try:
-        claims = keys.verify(
-            token.strip(), issuer=settings.issuer, audience=settings.audience, token_use="access"
-        )
-    except InvalidToken as exc:
-        raise Unauthenticated("access token is invalid or expired", code="invalid_token") from exc
-    if REGISTRAR not in claims["roles"]:
-        raise Forbidden(refusal, code="registrar_required")
-    return claims
-
-
-def _is_registrar(*, settings: Settings, keys: KeyRing, authorization: str | None) -> bool:
-    """Whether `authorization` holds a registrar's valid access token (never an error)."""
+def _registrar_or_none(
+    *, settings: Settings, keys: KeyRing, authorization: str | None
+) -> "RegistrarCall | None":
+    """The registrar whose valid access token `authorization` holds, or None (never an error)."""
     if authorization is None:
-        return False
+        return None
     try:
-        _require_registrar(settings=settings, keys=keys, authorization=authorization)
+        return _require_registrar(settings=settings, keys=keys, authorization=authorization)
     except (Forbidden, Unauthenticated):
-        return False
-    return True
+        return None
 
 
-def _issue(keys: KeyRing, settings: Settings, user: queries.StoredUser, use: TokenUse) -> str:
+def _issue(
+    keys: KeyRing,
+    settings: Settings,
+    user: queries.StoredUser,
+    use: TokenUse,
+    *,
+    session: tuple[str, int] | None = None,
+) -> str:
+    """A token for `user`. A refresh token belongs to a session (`sid`, and `seq`, its place in
+    the session's rotation): a new one (login) unless `session` names it."""
     ttl = settings.access_ttl_seconds if use == "access" else settings.refresh_ttl_seconds
     claims = build_claims(
         user_id=user.id,
@@ -322,8 +420,9 @@ def _issue(keys: KeyRing, settings: Settings, user: queries.StoredUser, use: Tok
         ttl_seconds=ttl,
         token_use=use,
     )
+    claims["gen"] = user.token_generation  # refused once the account's generation moves on
     if use == "refresh":
-        claims["gen"] = user.token_generation  # refused once the account's generation moves on
+        claims["sid"], claims["seq"] = session if session is not None else (uuid.uuid4().hex, 0)
     return keys.sign(claims)
 
 
@@ -351,35 +450,81 @@ def _user_out(user: queries.StoredUser) -> UserOut:
     )
 
 
-# The registrar's account management. Reads answer from this node's copy of the database; a
+# The registrar's account management. The roles in a registrar's token are only where the check
+# starts: every registrar action also checks the caller's stored account (enabled, still a
+# registrar, the token of its current generation), a change on the primary inside the
+# transaction that makes it, so that a registrar disabled or demoted a moment ago can undo
+# nothing with the token they still hold. Reads answer from this node's copy of the database; a
 # change is made on the primary (relayed there from a replica, with the registrar's token, which
-# the primary checks again).
+# the primary checks again), and audited in its transaction.
 
 NOT_REGISTRAR = "only a registrar may manage accounts"
 
 
 @dataclass(frozen=True)
 class RegistrarCall:
-    """A request of a registrar: who (their user id), and their Authorization, passed on when
-    a replica relays the request to the primary."""
+    """A request of a registrar: who (their user id), the generation of their token, and their
+    Authorization, passed on when a replica relays the request to the primary."""
 
     user_id: int
+    generation: int
     authorization: str
 
 
 def registrar_call(
-    *, settings: Settings, keys: KeyRing, authorization: str | None
+    *,
+    settings: Settings,
+    keys: KeyRing,
+    authorization: str | None,
+    refusal: str = NOT_REGISTRAR,
 ) -> RegistrarCall:
-    claims = _registrar_claims(
-        settings=settings, keys=keys, authorization=authorization, refusal=NOT_REGISTRAR
-    )
+    """The registrar of the valid access token in `authorization`: 401 without one, 403
+    (`refusal`) for anyone else's. The gateway checks the same before a request gets here; this
+    service checks again, since it also answers the requests that replicas relay."""
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("Authorization must be `Bearer <access token>`", code="invalid_token")
+    try:
+        claims = keys.verify(
+            token.strip(), issuer=settings.issuer, audience=settings.audience, token_use="access"
+        )
+    except InvalidToken as exc:
+        raise Unauthenticated("access token is invalid or expired", code="invalid_token") from exc
+    if REGISTRAR not in claims["roles"]:
+        raise Forbidden(refusal, code="registrar_required")
     assert authorization is not None
-    return RegistrarCall(user_id=int(claims["sub"]), authorization=authorization)
+    generation = claims.get("gen", 0)
+    return RegistrarCall(
+        user_id=int(claims["sub"]),
+        generation=generation if isinstance(generation, int) else -1,
+        authorization=authorization,
+    )
+
+
+def _require_current_registrar(conn: sqlite3.Connection, by: RegistrarCall) -> None:
+    """Refuse a registrar's token that their stored account no longer backs: disabled (403),
+    no longer a registrar (403), or issued before a change to the account (401: roles, password
+    or a disable moved its generation on)."""
+    me = queries.get(conn, user_id=by.user_id)
+    if me is None or me.disabled:
+        raise Forbidden("your account is disabled or no longer exists", code="account_disabled")
+    if REGISTRAR not in me.roles:
+        raise Forbidden(
+            f"{NOT_REGISTRAR}, and your account no longer holds the registrar role",
+            code="registrar_required",
+        )
+    if by.generation != me.token_generation:
+        raise Unauthenticated(
+            "your access token was issued before a change to your account (roles, password or"
+            " a disable); sign in again",
+            code="session_ended",
+        )
 
 
 def list_accounts(
     conn: sqlite3.Connection,
     *,
+    by: RegistrarCall,
     text: str | None,
     role: str | None,
     disabled: bool | None,
@@ -387,12 +532,38 @@ def list_accounts(
     limit: int,
 ) -> list[AccountOut]:
     """One page of the accounts matching the search, in id order."""
+    _require_current_registrar(conn, by)
     found = queries.search(conn, text=text, role=role, disabled=disabled, after=after, limit=limit)
     return [_account_out(user) for user in found]
 
 
-def get_account(conn: sqlite3.Connection, *, user_id: int) -> AccountOut:
+def get_account(conn: sqlite3.Connection, *, by: RegistrarCall, user_id: int) -> AccountOut:
+    _require_current_registrar(conn, by)
     return _account_out(_existing(conn, user_id))
+
+
+def account_audit(
+    conn: sqlite3.Connection,
+    *,
+    by: RegistrarCall,
+    actor_id: int | None,
+    user_id: int | None,
+    action: str | None,
+    after: int | None,
+    limit: int,
+) -> list[AccountAuditEntry]:
+    """The registrar's changes to accounts, newest first, a page at a time."""
+    _require_current_registrar(conn, by)
+    rows = queries.list_audit(
+        conn, actor_id=actor_id, user_id=user_id, action=action, after=after, limit=limit
+    )
+    return [AccountAuditEntry.model_validate(row) for row in rows]
+
+
+OWN_ACCOUNT = (
+    "a registrar cannot change their own roles, disabled state or password through the account"
+    " routes; another registrar can"
+)
 
 
 def change_account(
@@ -404,38 +575,61 @@ def change_account(
     user_id: int,
     change: AccountChange,
 ) -> AccountOut:
-    """Change an account's roles, names, or whether it is disabled. A registrar may not disable
-    their own account or take the registrar role from it: the registrar's office would otherwise
-    be one click away from having no way back in."""
-    if by.user_id == user_id and (
-        change.disabled or (change.roles is not None and REGISTRAR not in change.roles)
-    ):
-        raise Conflict(
-            "a registrar cannot disable their own account or drop their own registrar role;"
-            " another registrar can",
-            code="own_account",
-        )
+    """Change an account's roles, names, or whether it is disabled. A registrar may not change
+    their own roles or disabled state (a registrar disabled or demoted would otherwise restore
+    themselves), and the last active registrar keeps the role: the registrar's office would
+    otherwise have no way back in. A role change ends the account's sessions."""
+    if by.user_id == user_id and (change.disabled is not None or change.roles is not None):
+        raise Conflict(OWN_ACCOUNT, code="own_account")
     if conn is None:
         body = change.model_dump(exclude_unset=True)
-        reply = _relay_change(settings, primary, by, "PATCH", f"/accounts/{user_id}", body)
+        reply = _on_primary(
+            settings, primary, "PATCH", f"/accounts/{user_id}", body, by.authorization
+        )
         return AccountOut.model_validate(reply.json())
     with immediate(conn):
+        _require_current_registrar(conn, by)
         user = _existing(conn, user_id)
-        if change.roles is not None:
-            queries.set_roles(conn, user_id=user_id, roles=list(change.roles))
-        if change.first_name is not None or change.last_name is not None:
-            queries.set_names(
-                conn,
-                user_id=user_id,
-                first_name=change.first_name or user.first_name,
-                last_name=change.last_name or user.last_name,
+        audit = []
+        roles = None if change.roles is None else [r for r in ROLES if r in change.roles]
+        if roles is not None and roles != user.roles:
+            if REGISTRAR not in roles:
+                _keep_a_registrar(conn, user)
+            queries.set_roles(conn, user_id=user_id, roles=roles)
+            audit.append(("account.roles", {"before": user.roles, "after": roles}))
+        names = (change.first_name or user.first_name, change.last_name or user.last_name)
+        if names != (user.first_name, user.last_name):
+            queries.set_names(conn, user_id=user_id, first_name=names[0], last_name=names[1])
+            audit.append(
+                (
+                    "account.names",
+                    {"before": [user.first_name, user.last_name], "after": list(names)},
+                )
             )
         if change.disabled is not None and change.disabled != user.disabled:
+            if change.disabled:
+                _keep_a_registrar(conn, user)
             queries.set_disabled(conn, user_id=user_id, disabled=change.disabled)
+            audit.append(("account.disable" if change.disabled else "account.enable", {}))
+        for action, details in audit:
+            queries.insert_audit(
+                conn, actor_id=by.user_id, action=action, user_id=user_id, details=details
+            )
         changed = _account_out(_existing(conn, user_id))
     if change.roles is not None or change.first_name is not None or change.last_name is not None:
         announce(settings, changed)
     return changed
+
+
+def _keep_a_registrar(conn: sqlite3.Connection, user: queries.StoredUser) -> None:
+    """Refuse to disable or demote the last enabled registrar (409)."""
+    if REGISTRAR not in user.roles or user.disabled:
+        return
+    if queries.count_active_registrars(conn, other_than=user.id) == 0:
+        raise Conflict(
+            f"account {user.id} is the last active registrar; make another registrar first",
+            code="last_registrar",
+        )
 
 
 def set_password(
@@ -449,41 +643,51 @@ def set_password(
 ) -> None:
     """Give the account a new password (a forgotten one, a compromised one). Every refresh token
     issued before stops working, so whoever held the old password loses their session too."""
+    if by.user_id == user_id:
+        raise Conflict(OWN_ACCOUNT, code="own_account")
     if conn is None:
         body = {"password": password}
-        _relay_change(settings, primary, by, "PUT", f"/accounts/{user_id}/password", body)
+        path = f"/accounts/{user_id}/password"
+        _on_primary(settings, primary, "PUT", path, body, by.authorization)
         return
+    _require_current_registrar(conn, by)
     user = _existing(conn, user_id)
     if password.lower() == user.username:
         raise Invalid("password must not be the username", code="weak_password")
     password_hash = passwords.hash_password(password)  # outside the write lock, as in register
     with immediate(conn):
+        _require_current_registrar(conn, by)
         _existing(conn, user_id)
         queries.set_password(conn, user_id=user_id, password_hash=password_hash)
+        queries.insert_audit(
+            conn, actor_id=by.user_id, action="account.password", user_id=user_id, details={}
+        )
 
 
-def _relay_change(
+def _on_primary(
     settings: Settings,
     primary: httpx.Client | None,
-    by: RegistrarCall,
     method: str,
     path: str,
     body: dict,
+    authorization: str | None = None,
 ) -> httpx.Response:
-    """A replica's account change, made by the primary: its successful answer; its refusal
-    passed on as it was; 503 when it is out of reach (nothing was changed then)."""
+    """A replica's write (an account change, a refresh, a sign-out), made by the primary: its
+    successful answer; its refusal passed on as it was; 503 when it is out of reach (nothing
+    was changed then)."""
     if primary is None:
         ensure_primary(settings)
     assert primary is not None
-    reply = relay(primary, path, body, {"Authorization": by.authorization}, method=method)
+    headers = {"Authorization": authorization} if authorization else {}
+    reply = relay(primary, path, body, headers, method=method)
     if reply is not None and reply.is_success:
         return reply
     if reply is not None and 400 <= reply.status_code < 500:
         answer = reply.json()
         raise Relayed(answer["detail"], code=answer["code"], status=reply.status_code)
     raise Unavailable(
-        "account changes are unavailable right now: the auth primary, which makes them, cannot "
-        "be reached; nothing was changed, so try again in a few seconds",
+        f"this is unavailable right now ({method} {path}): the auth primary, which makes the"
+        " change, cannot be reached; nothing was changed, so try again in a few seconds",
         code="primary_unavailable",
     )
 

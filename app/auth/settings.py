@@ -12,7 +12,7 @@ from app.common.db import WrongSchema, check_schema
 from app.common.settings import LoopbackUrls, load_or_exit
 
 APPLICATION_ID = int.from_bytes(b"AUTH", "big")  # share/auth/schema.sql sets these two
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class Settings(BaseSettings):

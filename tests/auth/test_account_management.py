@@ -160,7 +160,9 @@ def test_self_registration_still_yields_a_student_only(client):
 # changing an account
 
 
-def test_a_role_change_reaches_the_next_refreshed_token(client, as_registrar, student):
+def test_a_role_change_ends_the_sessions_and_the_next_sign_in_carries_the_new_roles(
+    client, as_registrar, student
+):
     session = tokens_for(client, "sstone", GOOD_PASSWORD)
 
     changed = client.patch(
@@ -172,10 +174,11 @@ def test_a_role_change_reaches_the_next_refreshed_token(client, as_registrar, st
 
     assert changed.status_code == 200, changed.text
     assert changed.json()["roles"] == ["student", "instructor"]
-    assert verify_with_pyjwt(client, renewed.json()["access_token"])["roles"] == [
-        "student",
-        "instructor",
-    ]
+    # Tokens carry roles: those issued before the change are not renewed with either set.
+    assert renewed.status_code == 401
+    assert renewed.json()["code"] == "session_ended"
+    fresh = tokens_for(client, "sstone", GOOD_PASSWORD)
+    assert verify_with_pyjwt(client, fresh["access_token"])["roles"] == ["student", "instructor"]
 
 
 def test_names_can_be_corrected_and_reach_the_tokens(client, as_registrar, student):
@@ -340,7 +343,7 @@ def test_a_database_of_the_previous_schema_is_migrated_with_its_accounts(tmp_pat
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     conn.close()
     assert row == ("olduser", 0, 0)
-    assert version == SCHEMA_VERSION == 2
+    assert version == SCHEMA_VERSION == 3
 
 
 # on a replica

@@ -14,6 +14,7 @@ from app.auth import service
 from app.auth.main import create_app
 from app.auth.primary import REPLICA_HEADER, replica_secret
 from app.auth.settings import Settings
+from harness.seed import DEMO_PASSWORD
 from tests.auth.helpers import (
     GOOD_PASSWORD,
     login,
@@ -100,18 +101,35 @@ def test_a_primary_that_is_down_leaves_the_replicas_own_401(primary, tmp_path, c
     assert settings.primary_url is None
 
 
-def test_a_refresh_for_an_account_not_yet_replicated_is_renewed_by_the_primary(
-    primary, tmp_path, asked
+def test_a_refresh_sent_to_a_replica_is_made_by_the_primary_which_keeps_the_sessions(
+    primary, tmp_path
 ):
     with replica_of(primary, tmp_path) as replica:
         replica.app.state.primary = primary
-        register(primary)
+        register(primary)  # not yet on the replica either
         tokens = login(primary, "newstudent", GOOD_PASSWORD).json()
 
         reply = replica.post("/refresh", json={"refresh_token": tokens["refresh_token"]})
+        again = replica.post("/refresh", json={"refresh_token": tokens["refresh_token"]})
 
     assert reply.status_code == 200, reply.text
-    assert asked == ["/refresh"]
+    assert verify_with_pyjwt(primary, reply.json()["access_token"])["preferred_username"] == (
+        "newstudent"
+    )
+    # The primary recorded the rotation: the same token again is a reuse, wherever it is sent.
+    assert (again.status_code, error_of(again)["code"]) == (401, "refresh_token_reused")
+
+
+def test_a_refresh_at_a_replica_whose_primary_is_down_is_503_and_changes_nothing(primary, tmp_path):
+    tokens = login(primary, "ajohnson", DEMO_PASSWORD).json()
+    with replica_of(primary, tmp_path, primary_url="http://127.0.0.1:9") as replica:
+        down = replica.post("/refresh", json={"refresh_token": tokens["refresh_token"]})
+
+    assert (down.status_code, error_of(down)["code"]) == (503, "primary_unavailable")
+    # Nothing was used up: the primary, back, renews the same token.
+    assert (
+        primary.post("/refresh", json={"refresh_token": tokens["refresh_token"]}).status_code == 200
+    )
 
 
 def test_primary_url_must_be_a_url(tmp_path):

@@ -95,14 +95,14 @@ def test_a_refresh_token_is_not_accepted_where_access_tokens_are(client):
     assert claims["exp"] - claims["iat"] == 7 * 24 * 60 * 60
 
 
-def test_refresh_issues_a_new_valid_access_token(client):
+def test_refresh_issues_a_new_valid_access_token_and_the_next_refresh_token(client):
     refresh_token = tokens_for(client, "kavery")["refresh_token"]
 
     reply = _refresh(client, refresh_token)
 
     assert reply.status_code == 200, reply.text
     body = reply.json()
-    assert set(body) == {"access_token", "token_type", "expires_in"}
+    assert set(body) == {"access_token", "refresh_token", "token_type", "expires_in"}
     assert body["expires_in"] == 20 * 60
     claims = verify_with_pyjwt(client, body["access_token"])
     assert (claims["sub"], claims["preferred_username"], claims["roles"]) == (
@@ -110,6 +110,10 @@ def test_refresh_issues_a_new_valid_access_token(client):
         "kavery",
         ["instructor"],
     )
+    old = verify_with_pyjwt(client, refresh_token, audience=REFRESH_AUDIENCE)
+    new = verify_with_pyjwt(client, body["refresh_token"], audience=REFRESH_AUDIENCE)
+    assert body["refresh_token"] != refresh_token
+    assert (new["sid"], new["seq"]) == (old["sid"], old["seq"] + 1)  # the same session, moved on
 
 
 def test_refresh_refuses_an_access_token(client):

@@ -387,6 +387,15 @@ EXPLAINED = {
     " or course in the CSV is a 422 naming its line (tests/enrollment/test_eligibility.py)",
     **{("auth", f"POST {p}", 413): ABUSE for p in ("/register", "/login", "/refresh")},
     **{
+        ("auth", f"POST {p}", 503): "only on a replica whose primary is out of reach:"
+        " tests/auth/test_primary_fallback.py"
+        for p in ("/refresh", "/logout")
+    },
+    ("auth", "POST /logout", 204): "needs a genuine refresh token, never fuzzed:"
+    " tests/auth/test_sessions.py",
+    ("auth", "GET /audit", 403): "a student's or instructor's token, or a registrar's that its"
+    " stored account no longer backs: tests/auth/test_staff_powers.py",
+    **{
         ("auth", f"POST {p}", 429): "abuse limits, set out of reach here (tests/auth/helpers.py):"
         " tests/auth/test_throttle.py and tests/e2e/test_throttle.py"
         for p in ("/register", "/login")
