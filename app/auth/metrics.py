@@ -11,8 +11,10 @@ LOGINS = Counter(
 )
 THROTTLE_REFUSALS = Counter(
     "throttle_refusals",
-    "Attempts refused by an abuse limit (429), by limit: login_username, login_address,"
-    " registration_address.",
+    "Attempts refused by an abuse limit (429), by limit (app/auth/throttle.py):"
+    " login_username_address (failures for one username from one address), login_address"
+    " (failures from one address), login_username (a username over its failures from all"
+    " addresses, tried from an address that has failed at it), registration_address.",
     ["limit"],
 )
 REGISTRATIONS = Counter("registrations", "Accounts created on this node (the LiteFS primary).")

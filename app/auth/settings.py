@@ -52,9 +52,15 @@ class Settings(BaseSettings):
     # private JWKS, the auth service's own directory outside LiteFS that every node already
     # shares (var/auth/ in the cluster; each test's own temporary directory in the tests).
     throttle_database: Path | None = None
-    # Failed sign-ins per username (known or not, counted alike) and per client address within
-    # the window; one more is 429 until the oldest of them leaves the window.
+    # Failed sign-ins within the window (usernames known or not counted alike; the rules are in
+    # throttle.py's docstring); one more is 429 until the attempt that caused it leaves the window.
+    # Per username from one client address: what a stranger elsewhere cannot use up.
     login_failures_per_username: int = Field(5, gt=0)
+    # Per username from all addresses together; past it, only an address with no recent failure
+    # for that username may try (once). Unset: 4 times login_failures_per_username.
+    login_failures_per_username_all_addresses: int | None = Field(None, gt=0)
+    # Per client address over all usernames; a failure later corrected by a success for the same
+    # username from the same address is forgiven.
     login_failures_per_address: int = Field(20, gt=0)
     login_window_seconds: int = Field(15 * 60, gt=0)
     # Self-registrations (no registrar token) per client address within the window.
