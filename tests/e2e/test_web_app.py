@@ -375,3 +375,41 @@ def test_both_gateways_allow_the_web_apps_origin_and_no_other(
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def test_the_registrar_sees_account_changes_on_the_audit_page(cluster: Cluster, registrar: Browser):
+    account, _ = register(cluster, "Audra")
+    token = cluster.login("rhenderson", DEMO_PASSWORD)["access_token"]
+    renamed = httpx.patch(
+        cluster.auth_gateway.url + f"/auth_api/accounts/{account['id']}",
+        json={"last_name": "Renamed"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert renamed.status_code == 200, renamed.text
+    registrar.go("Audit trail")
+    accounts = "//form[@aria-label='Account changes filters']"
+    registrar.fill("User id", str(account["id"]), within=accounts)
+    registrar.press("Filter", within=accounts)
+    registrar.wait(lambda d: "account.names" in registrar.text("account-audit-results"))
+    rows = registrar.driver.find_elements("css selector", "#account-audit-results tbody tr")
+    cells = [cell.text for cell in rows[0].find_elements("css selector", "td")]
+
+    assert len(rows) == 1
+    assert cells[1:4] == ["1 (registrar)", "account.names", str(account["id"])]
+    assert "Renamed" in cells[4]
+
+
+def test_signing_out_ends_the_session_at_the_auth_service(cluster: Cluster, open_browser):
+    browser = student(cluster, open_browser, "Sigrid")
+    refresh_token = browser.driver.execute_script(
+        "return JSON.parse(sessionStorage.getItem('registration.session')).refresh"
+    )
+
+    signed_out = browser.act(lambda: browser.press("Sign out"))
+    reused = httpx.post(
+        cluster.auth_gateway.url + "/auth_api/refresh", json={"refresh_token": refresh_token}
+    )
+
+    assert signed_out == "You are signed out."
+    # A copy of the tab's refresh token (a stolen one, say) no longer renews anything.
+    assert (reused.status_code, reused.json()["code"]) == (401, "session_ended")

@@ -64,7 +64,26 @@ export async function signIn(username, password) {
   return session();
 }
 
-export function signOut() {
+// Forget the session here, and end it at the auth service too (POST /logout), so that its
+// refresh token is refused from now on wherever a copy of it is.
+export async function signOut() {
+  clearTimeout(refreshTimer);
+  const current = session();
+  sessionStorage.removeItem(KEY);
+  if (!current) return;
+  try {
+    await call(`${config.auth_api}/logout`, {
+      method: "POST",
+      json: { refresh_token: current.refresh },
+      auth: false,
+    });
+  } catch {
+    // Already ended, or the service is out of reach: the tokens are gone from this tab either
+    // way, and the refresh token expires by itself.
+  }
+}
+
+function forget() {
   clearTimeout(refreshTimer);
   sessionStorage.removeItem(KEY);
 }
@@ -81,8 +100,16 @@ export function keepFresh() {
 }
 
 // true: a new access token is in place. false: the session has ended (and the page was told),
-// or the auth gateway could not be reached (tried again shortly).
-async function refresh() {
+// or the auth gateway could not be reached (tried again shortly). A refresh token is good for
+// one use (the answer brings the next), so the tab never sends two refreshes at once: a second
+// caller waits for the refresh in flight.
+let refreshing = null;
+function refresh() {
+  if (!refreshing) refreshing = refreshOnce().finally(() => (refreshing = null));
+  return refreshing;
+}
+
+async function refreshOnce() {
   const current = session();
   if (!current) return false;
   try {
@@ -91,12 +118,12 @@ async function refresh() {
       json: { refresh_token: current.refresh },
       auth: false,
     });
-    save(withAccess(current, body.access_token, body.expires_in));
+    save(withAccess({ ...current, refresh: body.refresh_token }, body.access_token, body.expires_in));
     keepFresh();
     return true;
   } catch (error) {
     if (error.status === 401 || error.status === 403) {
-      signOut();
+      forget();
       sessionEnded(`Your session has ended: ${error.message} Please sign in again.`);
     } else {
       clearTimeout(refreshTimer);
@@ -109,6 +136,11 @@ async function refresh() {
 // A call to the enroll gateway: `path` after its prefix, e.g. "/sections?q=cpsc".
 export function enroll(path, options = {}) {
   return call(`${config.enroll_api}${path}`, options);
+}
+
+// A signed-in call to the auth gateway: `path` after its prefix, e.g. "/audit?limit=50".
+export function auth(path, options = {}) {
+  return call(`${config.auth_api}${path}`, options);
 }
 
 const FALLBACK = {

@@ -590,19 +590,24 @@ const ACTIONS = [
   "window.create", "window.delete",
 ];
 
-async function auditView() {
-  const inputs = {
-    actor_id: h("input", { name: "actor_id", inputmode: "numeric" }),
-    user_id: h("input", { name: "user_id", inputmode: "numeric" }),
-    section_id: h("input", { name: "section_id", inputmode: "numeric" }),
-    action: h(
-      "select",
-      { name: "action" },
-      h("option", { value: "" }, "Any action"),
-      ACTIONS.map((a) => h("option", { value: a }, a)),
-    ),
-  };
-  const results = h("div", { id: "audit-results" });
+const ACCOUNT_ACTIONS = [
+  "account.create", "account.roles", "account.names", "account.disable", "account.enable",
+  "account.password",
+];
+
+// One audit trail, newest first, with its filters and "Older entries": the enrollment service's
+// (`get` = api.enroll) or the auth service's account changes (api.auth); both page alike.
+async function trail({ title, id, get, filters, actions, columns, cells }) {
+  const inputs = Object.fromEntries(
+    filters.map((name) => [name, h("input", { name, inputmode: "numeric" })]),
+  );
+  inputs.action = h(
+    "select",
+    { name: "action" },
+    h("option", { value: "" }, "Any action"),
+    actions.map((a) => h("option", { value: a }, a)),
+  );
+  const results = h("div", { id });
   const more = h("button", { hidden: true }, "Older entries");
   let entries = [];
   const query = (after) => {
@@ -621,35 +626,33 @@ async function auditView() {
         h("td", {}, e.at.replace("T", " ").slice(0, 19)),
         h("td", {}, `${e.actor_id} (${e.actor_role})`),
         h("td", {}, e.action),
-        h("td", { class: "num" }, e.section_id ?? "—"),
-        h("td", { class: "num" }, e.user_id ?? "—"),
+        ...cells(e),
         h("td", { class: "details" }, JSON.stringify(e.details)),
       ),
     );
     results.replaceChildren(
-      table("Audit trail, newest first", ["When (UTC)", "By", "Action", "Section", "User", "Details"],
+      table(`${title}, newest first`, ["When (UTC)", "By", "Action", ...columns, "Details"],
         rows, "No entry matches these filters."),
     );
   };
   const search = async () => {
-    entries = await api.enroll(query());
+    entries = await get(query());
     more.hidden = entries.length < 50;
     show();
   };
   more.addEventListener("click", () =>
     attempt(async () => {
-      const page = await api.enroll(query(entries[entries.length - 1].id));
+      const page = await get(query(entries[entries.length - 1].id));
       entries = entries.concat(page);
       more.hidden = page.length < 50;
       show();
     }),
   );
+  const label = (name) => name.replace("_id", " id").replace(/^./, (c) => c.toUpperCase());
   const form = h(
     "form",
-    { class: "filters" },
-    field("Actor id", inputs.actor_id),
-    field("User id", inputs.user_id),
-    field("Section id", inputs.section_id),
+    { class: "filters", "aria-label": `${title} filters` },
+    ...filters.map((name) => field(label(name), inputs[name])),
     field("Action", inputs.action),
     h("button", { type: "submit" }, "Filter"),
   );
@@ -659,7 +662,32 @@ async function auditView() {
     attempt(search);
   });
   await attempt(search);
-  return [heading("Audit trail"), form, results, more];
+  return [h("h3", {}, title), form, results, more];
+}
+
+async function auditView() {
+  const enrollment = await trail({
+    title: "Catalog and enrollment",
+    id: "audit-results",
+    get: api.enroll,
+    filters: ["actor_id", "user_id", "section_id"],
+    actions: ACTIONS,
+    columns: ["Section", "User"],
+    cells: (e) => [
+      h("td", { class: "num" }, e.section_id ?? "—"),
+      h("td", { class: "num" }, e.user_id ?? "—"),
+    ],
+  });
+  const accounts = await trail({
+    title: "Account changes",
+    id: "account-audit-results",
+    get: api.auth,
+    filters: ["actor_id", "user_id"],
+    actions: ACCOUNT_ACTIONS,
+    columns: ["Account"],
+    cells: (e) => [h("td", { class: "num" }, e.user_id)],
+  });
+  return [heading("Audit trail"), ...enrollment, ...accounts];
 }
 
 // --- the frame --------------------------------------------------------------------------------
@@ -719,8 +747,8 @@ async function start() {
     render();
     complain(message);
   });
-  $("#sign-out").addEventListener("click", () => {
-    api.signOut();
+  $("#sign-out").addEventListener("click", async () => {
+    await api.signOut();
     history.replaceState(null, "", location.pathname); // no hashchange: it would clear the notice
     render();
     notify("You are signed out.");
