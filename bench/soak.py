@@ -23,9 +23,9 @@ import threading
 import time
 from collections import Counter
 from datetime import UTC, datetime
-from pathlib import Path
 
 import httpx
+import psutil
 import uvloop
 
 from bench.run import PREFIX, Rush
@@ -38,34 +38,29 @@ from harness.procs import ROOT
 PASSWORD = "soak-password-long-enough"
 
 
-def read(path: str) -> str:
-    try:
-        return Path(path).read_text()
-    except OSError:
-        return ""
-
-
 def rss_kib(pid: int) -> int:
-    for line in read(f"/proc/{pid}/status").splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
+    """Resident memory of process `pid` in KiB; 0 if it has ended."""
+    try:
+        return psutil.Process(pid).memory_info().rss // 1024
+    except psutil.NoSuchProcess:
+        return 0
 
 
-def children(pid: int) -> list[int]:
-    """Children of every thread of `pid` (a Go program such as LiteFS starts its children from
-    any of its threads)."""
-    found = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        found += [int(p) for p in read(f"{task}/children").split()]
-    return found
+def descendants(pid: int) -> list[psutil.Process]:
+    """Every process below `pid` (children of any of its threads: a Go program such as LiteFS
+    starts its children from any); none if it has ended."""
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
 
 
-def descendants(pid: int) -> list[int]:
-    found = []
-    for child in children(pid):
-        found += [child, *descendants(child)]
-    return found
+def command(proc: psutil.Process) -> str:
+    """Its command line, words joined by spaces; empty if it has ended."""
+    try:
+        return " ".join(proc.cmdline())
+    except psutil.NoSuchProcess:
+        return ""
 
 
 def processes(cluster: Cluster) -> dict[str, int]:
@@ -77,18 +72,18 @@ def processes(cluster: Cluster) -> dict[str, int]:
             found[f"enrollment-{i} (uvicorn)"] = pid
     for gateway in cluster.gateways:
         if gateway.proc is not None:
-            for pid in descendants(gateway.proc.pid):
-                if "krakend" in read(f"/proc/{pid}/cmdline"):
-                    found[f"{gateway.name} gateway (krakend)"] = pid
+            for proc in descendants(gateway.proc.pid):
+                if "krakend" in command(proc):
+                    found[f"{gateway.name} gateway (krakend)"] = proc.pid
     for node in cluster.auth.nodes.values():
         if node.proc is None:
             continue
-        for pid in descendants(node.proc.pid):
-            command = read(f"/proc/{pid}/cmdline")
-            if "litefs" in command and "mount" in command:
-                found[f"{node.name} (litefs)"] = pid
-            elif "uvicorn" in command:
-                found[f"{node.name} (auth uvicorn)"] = pid
+        for proc in descendants(node.proc.pid):
+            line = command(proc)
+            if "litefs" in line and "mount" in line:
+                found[f"{node.name} (litefs)"] = proc.pid
+            elif "uvicorn" in line:
+                found[f"{node.name} (auth uvicorn)"] = proc.pid
     return found
 
 

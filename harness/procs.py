@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import httpx
+import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -86,44 +87,33 @@ def stop(procs: list[subprocess.Popen]) -> None:
             p.wait()
 
 
-def _stat_fields(stat: str) -> list[str]:
-    """The fields of a /proc/<pid>/stat after the command name in parentheses: state, ppid, pgrp,
-    session, ... utime (index 11) and stime (12), in clock ticks."""
-    return stat[stat.rindex(")") + 2 :].split()
-
-
 def cpu_seconds(*, pids: Iterable[int] = (), sessions: Iterable[int] = ()) -> float:
     """CPU time (user + system) used so far by the processes `pids` and by every process of the
     `sessions` (a gateway is entr and KrakenD in a session of their own). A process that has
     ended is not counted: take the difference over a stretch in which none ends."""
     pids, sessions = set(pids), set(sessions)
-    total = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    total = 0.0
+    for proc in psutil.process_iter():
         try:
-            fields = _stat_fields((entry / "stat").read_text())
-        except OSError:
+            if proc.pid in pids or (sessions and os.getsid(proc.pid) in sessions):
+                times = proc.cpu_times()
+                total += times.user + times.system
+        except (psutil.NoSuchProcess, ProcessLookupError):
             continue  # it ended meanwhile
-        if int(entry.name) in pids or int(fields[3]) in sessions:
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def cpu_and_switches(pids: Iterable[int]) -> tuple[float, float, int, int]:
     """User and system CPU seconds, and voluntary (waiting for work) and involuntary (preempted)
     context switches, used so far by the processes `pids` together."""
-    tick = os.sysconf("SC_CLK_TCK")
     user = system = 0.0
     voluntary = involuntary = 0
     for pid in pids:
-        fields = _stat_fields(Path(f"/proc/{pid}/stat").read_text())
-        user += int(fields[11]) / tick
-        system += int(fields[12]) / tick
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            name, _, value = line.partition(":")
-            if name == "voluntary_ctxt_switches":
-                voluntary += int(value)
-            elif name == "nonvoluntary_ctxt_switches":
-                involuntary += int(value)
+        proc = psutil.Process(pid)
+        with proc.oneshot():
+            times, switches = proc.cpu_times(), proc.num_ctx_switches()
+        user += times.user
+        system += times.system
+        voluntary += switches.voluntary
+        involuntary += switches.involuntary
     return user, system, voluntary, involuntary
