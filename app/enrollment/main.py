@@ -2,7 +2,7 @@
 (bin/enrollment), or `create_app(settings)` in tests."""
 
 from fastapi import FastAPI
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.common.db import ConnectionPool
 from app.common.errors import install_error_handlers
@@ -36,7 +36,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.add_middleware(LendConnections, pool=app.state.pool)
     app.add_middleware(BodySizeLimits, wider=BODY_LIMITS)
-    app.add_middleware(InstanceHeader, instance=settings.instance)
     observe(app)  # request ids, JSON log lines of refusals, /metrics
 
     @app.get("/health", include_in_schema=False)
@@ -83,22 +82,3 @@ class BodySizeLimits:
         if scope["type"] == "http":
             limit = self.wider.get((scope["method"], scope["path"]), self.common)
         await limit(scope, receive, send)
-
-
-class InstanceHeader:
-    """Name the instance that answered in X-Instance (plain ASGI: no per-request task overhead)."""
-
-    def __init__(self, app: ASGIApp, instance: str) -> None:
-        self.app = app
-        self.header = (b"x-instance", instance.encode())
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-
-        async def send_with_header(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), self.header]
-            await send(message)
-
-        await self.app(scope, receive, send_with_header)

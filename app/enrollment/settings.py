@@ -23,7 +23,8 @@ class Settings(BaseSettings):
     """File holding the secret the gateway adds to every request (X-Gateway-Secret)."""
 
     instance: str = "enrollment"
-    """Name of this instance, returned in the X-Instance header (shows load balancing)."""
+    """Name of this instance, in its own /health answer (no gateway routes it). Answers through
+    the gateway do not name the instance; its /metrics counts what it served."""
 
     auth_urls: LoopbackUrls = ()
     """The auth service's instances, the LiteFS primary's first (comma-separated base URLs): an

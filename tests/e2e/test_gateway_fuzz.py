@@ -2,7 +2,7 @@
 to KrakenD (http://127.0.0.1:<port>/enroll_api and /auth_api) in front of the real processes.
 
 Enrollment cases go out four times: as the registrar, an instructor and a student (real RS256
-tokens) and without a token. What a backend answered (it names itself in X-Instance) must pass
+tokens) and without a token. What a backend answered (it echoes its X-Request-Id) must pass
 every check: no 5xx, a declared status, a body in the declared schema. What the gateway answered
 itself must be its own refusal: 401 without a valid token, 403 for a role the route does not
 allow, 404 or 405 for a path or method no route has (KrakenD's bodies for these are empty), never
@@ -110,7 +110,7 @@ def test_enrollment_through_the_gateway(case, cluster: Cluster, seeded):
         headers = {"Authorization": f"Bearer {cluster.token(*caller)}"} if caller else {}
         response = case.call(base_url=cluster.enroll_gateway.url + "/enroll_api", headers=headers)
         TALLY["gateway fuzz requests"] += 1
-        if "x-instance" in response.headers:  # the instance that answered names itself
+        if "x-request-id" in response.headers:  # a service answered: it echoes its request id
             case.validate_response(response, checks=CHECKS, headers=headers)
         else:
             assert_the_gateways_own_answer(case, response, role, caller, roles)

@@ -12,7 +12,12 @@ import pytest
 from harness.enroll_cluster import EnrollmentCluster
 from harness.invariants import violations
 from harness.loadclient import Reply, burst
-from tests.enrollment.helpers import assert_rush_outcome, identity_headers, make_secret_file
+from tests.enrollment.helpers import (
+    assert_rush_outcome,
+    identity_headers,
+    make_secret_file,
+    served,
+)
 
 STUDENTS = 330
 CAPACITY, WAITLIST = 30, 15
@@ -103,6 +108,7 @@ def assert_no_server_errors(cluster, responses) -> None:
 def test_rush_of_330_students_on_one_section_over_three_instances(cluster):
     section = new_section(cluster, 71)
     urls, secret = cluster["urls"], cluster["secret"]
+    before = served(urls, "POST", "/users/{user_id}/enrollments")
     students = range(5000, 5000 + STUDENTS)
     requests = [
         (
@@ -118,6 +124,8 @@ def test_rush_of_330_students_on_one_section_over_three_instances(cluster):
     assert_no_server_errors(cluster, responses)
     waitlist = httpx.get(f"{urls[1]}/sections/{section}/waitlist", headers=registrar(secret)).json()
     outcomes = assert_rush_outcome(responses, waitlist, seats=CAPACITY, places=WAITLIST)
+    after = served(urls, "POST", "/users/{user_id}/enrollments")
+    assert all(a > b for a, b in zip(after, before, strict=True)), (before, after)
     report(f"rush: {STUDENTS} enrolls at once over 3 instances in {wall:.2f} s -> {outcomes}")
 
     state = section_state(cluster["db"], section)
