@@ -13,6 +13,7 @@ the file it writes the rendered config to; the tests read that file.
 
 import inspect
 import json
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -264,6 +265,10 @@ def test_every_enroll_endpoint_uses_the_one_validator(enroll_config):
     assert validator["audience"] == jwt["audience"] != []
     assert validator["roles_key"] == "roles"
     assert validator["propagate_claims"] == IDENTITY_CLAIMS
+    # krakend-jose reads a cookie when there is no Authorization header, `access_token` unless
+    # cookie_key names another; Go's cookie parser skips every cookie whose name is not an HTTP
+    # token, so a cookie_key that is not one is never found.
+    assert not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", validator["cookie_key"])
 
 
 def test_enroll_backends_receive_the_identity_headers_the_service_reads(enroll_config):
