@@ -86,7 +86,8 @@ class Gateway:
         self._wait_ready()
 
     def _wait_ready(self) -> None:
-        wait_http(self.url + "/__health", self.proc, READY_TIMEOUT, status=200, log=self.log)
+        # The gateway's own health endpoint (etc/krakend/templates/service.tmpl, "health").
+        wait_http(self.url + "/health", self.proc, READY_TIMEOUT, status=200, log=self.log)
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:

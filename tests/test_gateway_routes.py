@@ -4,7 +4,8 @@ Each gateway config is a flexible-configuration template (etc/<gateway>/krakend.
 settings/ and templates/). The tests render it, as KrakenD would at start-up, with per-run values
 that differ from the committed defaults, and check the result: every enrollment route exactly once
 at /enroll_api + route with its roles, the auth routes under /auth_api, one validator, the gateway
-secret on every backend request and never taken from the client, statuses passed through.
+secret on every backend request and never taken from the client, statuses passed through, each
+route's body limit its service's, the gateway's own health answer, no token from a cookie.
 
 KrakenD itself renders and checks them: `krakend check -t -d` (parse, dump, and mount every
 endpoint on a real gin router for a second, which refuses conflicting paths), with FC_OUT naming
@@ -14,6 +15,7 @@ the file it writes the rendered config to; the tests read that file.
 import inspect
 import json
 import re
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -29,6 +31,7 @@ from app.common.identity import (
     USER_ID_HEADER,
     USERNAME_HEADER,
 )
+from app.common.limits import MAX_BODY_BYTES
 from app.enrollment.deps import CallerFirst
 from app.enrollment.routes import router as enrollment_router
 from harness.gateway import KRAKEND, render
@@ -153,8 +156,12 @@ def config(request: pytest.FixtureRequest) -> dict:
     return request.getfixturevalue(f"{request.param}_config")
 
 
+HEALTH = "/health"  # the gateway's own (etc/krakend/templates/service.tmpl), no API route
+
+
 def endpoints(config: dict) -> Iterator[dict]:
-    yield from config["endpoints"]
+    """The API's endpoints: every one but the gateway's own health endpoint."""
+    yield from (e for e in config["endpoints"] if e["endpoint"] != HEALTH)
 
 
 def by_route(config: dict) -> dict[Endpoint, dict]:
@@ -276,7 +283,7 @@ def test_enroll_backends_receive_the_identity_headers_the_service_reads(enroll_c
     for (method, path), endpoint in by_route(enroll_config).items():
         read = params(routes[(method, path.removeprefix("/enroll_api"))], "header_params")
         assert lower(endpoint["input_headers"]) == lower(
-            ["Content-Type", *(read - {GATEWAY_SECRET_HEADER})]
+            ["Content-Type", "Content-Length", *(read - {GATEWAY_SECRET_HEADER})]
         )
         assert lower(endpoint["input_headers"]) >= lower(
             [USER_ID_HEADER, USERNAME_HEADER, ROLES_HEADER]
@@ -342,7 +349,7 @@ def test_auth_gateway_matches_the_auth_service(auth_config):
     for (method, path), endpoint in gateway.items():
         route = routes[(method, path.removeprefix("/auth_api"))]
         read = params(route, "header_params") - {GATEWAY_SECRET_HEADER}
-        assert lower(endpoint["input_headers"]) == lower(["Content-Type", *read])
+        assert lower(endpoint["input_headers"]) == lower(["Content-Type", "Content-Length", *read])
         assert sorted(endpoint["input_query_strings"]) == sorted(params(route, "query_params"))
 
 
@@ -390,12 +397,15 @@ def test_gateway_sets_the_secret_and_a_request_id_on_every_backend_request(confi
     for endpoint in endpoints(config):
         for backend in endpoint["backend"]:
             others = {k: v for k, v in backend["extra_config"].items() if k != "qos/http-cache"}
+            body_limit = others["modifier/martian"]["fifo.Group"]["modifiers"][0]
+            assert list(body_limit) == ["header.RegexFilter"]  # test_body_limits_are_the_services
             assert others == {
                 "modifier/martian": {
                     "fifo.Group": {
-                        "scope": ["request"],
+                        "scope": ["request", "response"],
                         "aggregateErrors": True,
                         "modifiers": [
+                            body_limit,
                             {
                                 "header.Modifier": {
                                     "scope": ["request"],
@@ -457,3 +467,97 @@ def test_a_gateway_without_the_secret_does_not_start(renderer, gateway, secret):
     result = renderer(gateway, {} if secret is None else {"GATEWAY_SECRET": secret})
     assert not result.ok
     assert result.config is None
+
+
+# what the gateways refuse themselves, and what they do not tell
+
+
+def body_limit_regex(backend: dict) -> re.Pattern:
+    (body_limit,) = [
+        m["header.RegexFilter"]
+        for m in backend["extra_config"]["modifier/martian"]["fifo.Group"]["modifiers"]
+        if "header.RegexFilter" in m
+    ]
+    assert body_limit["header"] == "Content-Length"
+    assert body_limit["scope"] == ["request", "response"]
+    assert body_limit["modifier"]["fifo.Group"]["modifiers"] == [
+        # skips the round trip; rootPath cannot exist, so no file is ever served
+        {"static.Modifier": {"scope": ["request", "response"], "rootPath": "/proc/self/no-files"}},
+        {"status.Modifier": {"scope": ["response"], "statusCode": 413}},
+    ]
+    return re.compile(body_limit["regex"])  # RE2's syntax here is Python's too
+
+
+def service_body_limits(config: dict) -> dict[Endpoint, int]:
+    """Each gateway route's service limit: the common one (app/common/limits.py), or the larger
+    one a route declares (`x-max-body-bytes` in its OpenAPI schema)."""
+    auth_routes = pytest.importorskip("app.auth.routes")
+    routers = {"/enroll_api": enrollment_router, "/auth_api": auth_routes.router}
+    limits = {}
+    for prefix, router in routers.items():
+        for (method, path), route in service_routes(router).items():
+            extra = route.openapi_extra or {}
+            limits[(method, prefix + path)] = extra.get("x-max-body-bytes", MAX_BODY_BYTES)
+    return {key: limits[key] for key in by_route(config)}
+
+
+def test_each_route_refuses_exactly_the_bodies_its_service_would(config):
+    """A body the gateway lets through is one the service reads whole (a larger one was now and
+    then KrakenD's bare 500), and one the service takes is never refused at the gateway."""
+    limits = service_body_limits(config)
+    assert MAX_BODY_BYTES in limits.values()
+    for key, endpoint in by_route(config).items():
+        limit = limits[key]
+        over = body_limit_regex(endpoint["backend"][0])
+        for length in (0, 1, 9, limit // 10, limit - 1, limit):
+            for text in (str(length), f"000{length}"):
+                assert not over.fullmatch(text), (key, text)
+        for length in (limit + 1, limit + 9, limit * 10, limit * 10 + 1, 2**63 - 1):
+            for text in (str(length), f"000{length}"):
+                assert over.fullmatch(text), (key, text)
+        assert not over.fullmatch("-1") and not over.fullmatch(f"{limit + 1} ")
+        for n in range(0, 10 * limit, limit // 97 + 1):  # and everything between, sampled
+            assert bool(over.fullmatch(str(n))) == (n > limit), (key, n)
+
+
+def test_the_csv_import_takes_more_than_the_common_limit(enroll_config):
+    limits = service_body_limits(enroll_config)
+    larger = {key: limit for key, limit in limits.items() if limit != MAX_BODY_BYTES}
+    assert list(larger) == [("POST", "/enroll_api/completed-courses")]
+
+
+def test_a_limit_for_a_route_that_does_not_exist_stops_the_gateway(renderer, tmp_path):
+    """settings/limits.json names routes by method and path: a renamed route must not silently
+    lose its limit."""
+    settings_dir = tmp_path / "settings"
+    shutil.copytree(ROOT / "etc" / "enroll" / "settings", settings_dir)
+    limits = settings("enroll", "limits")
+    limits["routes"]["POST /no-such-route"] = 1024
+    (settings_dir / "limits.json").write_text(json.dumps(limits))
+
+    result = renderer("enroll", {"GATEWAY_SECRET": SECRET, "FC_SETTINGS": str(settings_dir)})
+
+    assert not result.ok
+    assert "POST /no-such-route" in result.log
+
+
+def test_the_health_endpoint_is_the_gateways_own_and_tells_nothing_else(config):
+    router = config["extra_config"]["router"]
+    # lura's /__health answers time.Now().String(), whose "m=+..." is the gateway's uptime.
+    assert router["disable_health"] is True
+    (health,) = [e for e in config["endpoints"] if e["endpoint"] == HEALTH]
+    assert health["method"] == "GET"
+    assert health["extra_config"] == {
+        "modifier/lua-proxy": {
+            "skip_next": True,  # the backend below is never called
+            "post": "response.load():data():set('status', 'ok')",
+        }
+    }
+    (backend,) = health["backend"]
+    assert backend["host"] == ["http://127.0.0.1:65535"]
+    assert router["logger_skip_paths"] == [HEALTH]
+
+
+def test_answers_do_not_name_the_krakend_version(config):
+    """X-Krakend says "Version undefined" (CE cannot drop the header itself)."""
+    assert config["extra_config"]["router"]["hide_version_header"] is True
