@@ -239,11 +239,15 @@ def test_lowering_capacity_below_enrollment_is_409_and_changes_nothing(api):
     assert api.as_(REGISTRAR).patch(f"/sections/{section}", json={"capacity": 3}).status_code == 200
 
 
-def test_lowering_waitlist_capacity_below_its_length_is_409(api):
+def test_lowering_waitlist_capacity_below_its_length_is_409_and_changes_nothing(api):
     section = new_section(api, capacity=0)
     fill(api, section, [9, 10])
+    before = api.dump()
     response = api.as_(REGISTRAR).patch(f"/sections/{section}", json={"waitlist_capacity": 1})
     assert response.status_code == 409
+    assert response.json()["code"] == "waitlist_capacity_below_waitlist"
+    assert "2" in response.json()["detail"]  # says how many are waiting
+    assert api.dump() == before
 
 
 def test_reassigning_the_instructor_moves_roster_access(api):
@@ -377,7 +381,7 @@ def test_a_section_roster_is_its_current_students_unless_asked_for_more(api):
     assert {row["status"] for row in roster.json()} == {"enrolled"}
     statuses = {row["status"] for row in every_row.json()}
     assert statuses >= {"enrolled", "dropped"} and len(every_row.json()) > len(roster.json())
-    assert {row["status"] for row in waitlisted.json()} <= {"waitlisted"}
+    assert {row["status"] for row in waitlisted.json()} == {"waitlisted"}  # two still wait
     assert sorted(r["id"] for r in every_row.json()) == sorted(
         r["id"]
         for status in ("enrolled", "waitlisted", "dropped")
