@@ -2,9 +2,7 @@
 
 import asyncio
 import json
-import statistics
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -103,21 +101,14 @@ def test_an_unknown_user_still_costs_a_password_verification(client, monkeypatch
     assert checked == [passwords.DUMMY_HASH]
 
 
-def test_unknown_user_takes_about_as_long_as_a_wrong_password(client):
-    assert register(client, username="newstudent").status_code == 201
+def test_the_dummy_hash_costs_what_a_new_accounts_hash_costs():
+    # An unknown user is checked against DUMMY_HASH: its scheme and cost parameters (argon2id,
+    # m, t, p) must be those of a new account's hash, or the two 401s would differ in time.
+    # How long each takes is measured by bench/login_timing.py, not asserted here.
+    scheme = passwords.DUMMY_HASH.rsplit("$", 2)[0]
 
-    def median_seconds(username: str) -> float:
-        times = []
-        for _ in range(7):
-            start = time.perf_counter()
-            assert login(client, username, "wrong-password-here").status_code == 401
-            times.append(time.perf_counter() - start)
-        return statistics.median(times)
-
-    known, unknown = median_seconds("newstudent"), median_seconds("nobody-here")
-
-    # Without the dummy verification the unknown user would answer ~20x faster.
-    assert 0.5 < unknown / known < 2.0, (known, unknown)
+    assert scheme == passwords.hash_password("any-new-password-here").rsplit("$", 2)[0]
+    assert scheme.startswith("$argon2id$")
 
 
 @pytest.mark.parametrize(
