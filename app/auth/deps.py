@@ -1,10 +1,12 @@
-"""FastAPI dependencies of the auth service: settings, keys, database connections, the abuse
-limits and where a request comes from and, on a replica, the client for the primary.
+"""FastAPI dependencies of the auth service: settings, keys, a read connection, the registrar
+making a request, and the `Call` a rule is given (the node, where the request comes from, and
+the request as a replica would send it on to the primary).
 
 Each request borrows a pooled connection for its own use: opening one through the LiteFS mount
-costs about 15 ms (wall) per request, a pooled one's query 0.4 ms. Reads (login, refresh) use
-read-only connections, so they work on a LiteFS replica and can never write; a replica's writes
-(register) go to the primary. SQLite sees what replication brought in at each read's start.
+costs about 15 ms (wall) per request, a pooled one's query 0.4 ms. Reads (login, the account
+lists) use read-only connections, so they work on a LiteFS replica and can never write; writes go
+through `Call.write`, which takes the primary's write connection or sends the request on to the
+primary (app/auth/primary.py). SQLite sees what replication brought in at each read's start.
 """
 
 import hmac
@@ -12,13 +14,13 @@ import sqlite3
 from collections.abc import Iterator
 from typing import Annotated
 
-import httpx
 from fastapi import Depends, Header, Request
 
-from app.auth.primary import REPLICA_HEADER
-from app.auth.service import RegistrarCall, registrar_call, replica_reason
+from app.auth.accounts import RegistrarCall, registrar_call
+from app.auth.context import Call
+from app.auth.primary import REPLICA_HEADER, WriteRequest
 from app.auth.settings import Settings
-from app.auth.throttle import Origin, Throttle, client_address
+from app.auth.throttle import Origin, client_address
 from app.auth.tokens import KeyRing
 
 
@@ -31,18 +33,8 @@ async def key_ring(request: Request) -> KeyRing:
     return request.app.state.keys
 
 
-async def primary_client(request: Request) -> httpx.Client | None:
-    return request.app.state.primary
-
-
-async def throttle(request: Request) -> Throttle:
-    return request.app.state.throttle
-
-
 AppSettings = Annotated[Settings, Depends(app_settings)]
 Keys = Annotated[KeyRing, Depends(key_ring)]
-Primary = Annotated[httpx.Client | None, Depends(primary_client)]
-Limits = Annotated[Throttle, Depends(throttle)]
 
 
 # Headers are read from the request here, not declared as parameters: they are no part of the
@@ -54,7 +46,7 @@ async def request_origin(request: Request, settings: AppSettings) -> Origin:
     return Origin(
         address=client_address(peer, forwarded_for, settings.trusted_proxies),
         forwarded_by_replica=mark is not None
-        and hmac.compare_digest(mark.encode(), request.app.state.replica_secret.encode()),
+        and hmac.compare_digest(mark.encode(), request.app.state.primary.mark.encode()),
     )
 
 
@@ -67,18 +59,7 @@ def read_db(request: Request) -> Iterator[sqlite3.Connection]:
         yield conn
 
 
-def write_db(request: Request, settings: AppSettings) -> Iterator[sqlite3.Connection | None]:
-    """A read-write connection on the primary; None on a read replica, which cannot write (its
-    writes are relayed to the primary, service.register)."""
-    if replica_reason(settings) is not None:
-        yield None
-        return
-    with request.app.state.write_pool.connection() as conn:
-        yield conn
-
-
 ReadDb = Annotated[sqlite3.Connection, Depends(read_db)]
-WriteDb = Annotated[sqlite3.Connection | None, Depends(write_db)]
 Authorization = Annotated[str | None, Header(description="Bearer <registrar access token>")]
 
 
@@ -91,3 +72,27 @@ async def registrar(
 
 
 Registrar = Annotated[RegistrarCall, Depends(registrar)]
+
+
+async def this_call(
+    request: Request, settings: AppSettings, keys: Keys, origin: RequestOrigin
+) -> Call:
+    """The request as the rules see it; its body (FastAPI has read it for the route) kept for a
+    replica to send on to the primary as it came."""
+    path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return Call(
+        settings=settings,
+        keys=keys,
+        throttle=request.app.state.throttle,
+        origin=origin,
+        primary=request.app.state.primary,
+        request=WriteRequest(
+            method=request.method,
+            path=path,
+            body=await request.body(),
+            authorization=request.headers.get("Authorization"),
+        ),
+    )
+
+
+ThisCall = Annotated[Call, Depends(this_call)]

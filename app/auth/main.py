@@ -14,7 +14,7 @@ from functools import cache
 from fastapi import FastAPI
 
 from app.auth import passwords
-from app.auth.primary import primary_client, replica_secret
+from app.auth.primary import Primary
 from app.auth.routes import router
 from app.auth.settings import Settings, load_settings
 from app.auth.throttle import Throttle
@@ -35,11 +35,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The auth nodes of this host share the throttle's directory (outside LiteFS): the limit on
     # concurrent password hashes is counted there, for all of them at once.
     passwords.hash_slots.share_with(settings.throttle_path.parent)
+    primary = Primary(settings, keys)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        with primary_client(settings, keys) as primary:
-            app.state.primary = primary
+        with primary.reachable():  # a replica's client for the primary, while the app runs
             yield
 
     app = FastAPI(
@@ -50,11 +50,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.keys = keys
-    app.state.primary = None  # a replica's client for the primary, while the app runs
+    app.state.primary = primary  # whether this node is the primary, and how to reach it
     app.state.throttle = throttle
     app.state.read_pool = ConnectionPool(settings.database, readonly=True)
-    app.state.write_pool = ConnectionPool(settings.database)  # used on the primary only
-    app.state.replica_secret = replica_secret(keys)  # how the primary knows a replica's request
     install_error_handlers(app)
     app.include_router(router)
     app.add_middleware(BodySizeLimit)

@@ -1,13 +1,17 @@
-"""A replica's line to the auth service on the LiteFS primary.
+"""The LiteFS primary as this auth node knows it (`Primary`), the one place that does: whether
+this node is it, and how a replica reaches it.
 
-Writes: a LiteFS replica cannot write, so a registration that reaches a replica is relayed to the
-primary (`relay`), and the primary's answer is passed on. The auth gateway sends registrations to
-the replicas for that reason: when the primary is down, they still answer, with a clear 503,
-where a gateway sending to the dead primary itself could only give a bare 500.
+Writes: a LiteFS replica cannot write, so every write (a registration, a refresh, a sign-out, an
+account change) runs through `Primary.write`, the same call on every node: on the primary, the
+rule's write is given the node's write connection; on a replica, the request the client sent is
+sent on to the primary as it was, and the primary's answer or refusal passed on (503 when it
+cannot be reached). The auth gateway sends registrations to the replicas for that reason: when
+the primary is down, they still answer, with a clear 503, where a gateway sending to the dead
+primary itself could only give a bare 500.
 
 Reads: replication takes a few milliseconds, but a login may reach a replica before the row of a
-user who has just registered. So a replica that must refuse a login (or a refresh) asks the
-primary once and passes on the primary's tokens; the primary holds every committed user.
+user who has just registered. So a replica that must refuse a login asks the primary once and
+passes on the primary's tokens; the primary holds every committed user.
 
 Such a login or registration is one attempt, and the replica that the client asked has already
 counted it against the abuse limits (app/auth/throttle.py). So the replica marks what it forwards
@@ -19,20 +23,25 @@ primary count the attempt too.
 """
 
 import logging
-from collections.abc import Iterator
+import sqlite3
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import TypeVar, cast
 
 import httpx
 from pydantic import BaseModel, ValidationError
 
 from app.auth.settings import Settings
 from app.auth.tokens import KeyRing
+from app.common.db import ConnectionPool
+from app.common.errors import Relayed, Unavailable
 from app.common.observe import PASS_ON_ID
 
 log = logging.getLogger(__name__)
 
 Answer = TypeVar("Answer", bound=BaseModel)
+T = TypeVar("T")
 
 # The primary answers a login in one password hash (tens of milliseconds; 0.2 s for a seed user).
 # Five seconds covers a queue of hashes there; a primary that is down is refused at once.
@@ -46,31 +55,141 @@ def replica_secret(keys: KeyRing) -> str:
     return keys.derive_secret("auth: a request a replica forwards to its primary")
 
 
-@contextmanager
-def primary_client(settings: Settings, keys: KeyRing) -> Iterator[httpx.Client | None]:
-    """An HTTP client for the primary's auth service, or None on a node without AUTH_PRIMARY_URL.
-    Every request it sends carries the replica's mark."""
-    if settings.primary_url is None:
-        yield None
-        return
-    with httpx.Client(
-        base_url=str(settings.primary_url),
-        timeout=PRIMARY_TIMEOUT,
-        headers={REPLICA_HEADER: replica_secret(keys)},
-        event_hooks=PASS_ON_ID,
-    ) as client:
-        yield client
+@dataclass(frozen=True)
+class WriteRequest:
+    """A write request as the client sent it to this node: what a replica sends on to the
+    primary, which then checks it all again (the registrar's token included)."""
+
+    method: str
+    path: str
+    body: bytes  # JSON, as received: the primary validates it as this node did
+    authorization: str | None
 
 
-def relay(
-    primary: httpx.Client, path: str, body: dict, headers: dict[str, str], method: str = "POST"
-) -> httpx.Response | None:
-    """Send `body` to the primary (POST unless told) and return its answer, whatever the status;
-    None when the primary cannot be reached or does not answer in time (logged)."""
+@dataclass(frozen=True)
+class Relay:
+    """How a replica answers for a write the primary makes: the primary's refusals it passes on
+    as they are, and the words of its 503s (`name` of the write; `unavailable` in full)."""
+
+    name: str | None = None  # None: the request's method and path
+    passes_on: frozenset[int] = frozenset(range(400, 500))
+    unavailable: str | None = None
+
+
+class Primary:
+    """Whether this node is the LiteFS primary, and a replica's client for it (`client`, while
+    the app runs). Built once per app (app/auth/main.py)."""
+
+    def __init__(self, settings: Settings, keys: KeyRing) -> None:
+        self.settings = settings
+        self.mark = replica_secret(keys)  # how the primary knows a request a replica sent on
+        self.client: httpx.Client | None = None
+        self._write_pool = ConnectionPool(settings.database)  # used on the primary only
+
+    @contextmanager
+    def reachable(self) -> Iterator[None]:
+        """Keep `client` open for the app's life, on a node given AUTH_PRIMARY_URL. Every
+        request it sends carries the replica's mark."""
+        if self.settings.primary_url is None:
+            yield
+            return
+        with httpx.Client(
+            base_url=str(self.settings.primary_url),
+            timeout=PRIMARY_TIMEOUT,
+            headers={REPLICA_HEADER: self.mark},
+            event_hooks=PASS_ON_ID,
+        ) as client:
+            self.client = client
+            try:
+                yield
+            finally:
+                self.client = None
+
+    def replica_reason(self) -> str | None:
+        """Why this node must not write (it is a read replica), or None on the primary."""
+        # LiteFS puts `.primary` (holding the primary's name) in the mount on replicas only, and
+        # only while connected to the primary; replicas therefore also set AUTH_READ_ONLY. Looked
+        # at on every write: the file comes and goes with the connection.
+        marker = self.settings.database.parent / ".primary"
+        if marker.is_file():
+            primary = marker.read_text().strip() or "unknown"
+            return f"this node is a read replica (primary: {primary})"
+        if self.settings.read_only:
+            return "this node is a read replica (AUTH_READ_ONLY)"
+        return None
+
+    def write(
+        self,
+        request: WriteRequest,
+        on_primary: Callable[[sqlite3.Connection], T],
+        *,
+        answer: type[BaseModel] | None,
+        relay: Relay,
+    ) -> T:
+        """`on_primary(conn)` with this node's write connection if it is the primary; on a
+        replica, `request` made by the primary: its answer (as `answer`; None without one), its
+        refusal passed on (`relay.passes_on`), or 503 `primary_unavailable`, nothing changed."""
+        what = relay.name or f"{request.method} {request.path}"
+        reason = self.replica_reason()
+        if reason is not None:
+            return cast(T, self._relay(request, what, reason, answer=answer, relay=relay))
+        with self._write_pool.connection() as conn:
+            try:
+                return on_primary(conn)
+            except sqlite3.OperationalError as exc:
+                if getattr(exc, "sqlite_errorname", "").startswith("SQLITE_READONLY"):
+                    # The database refused the write although nothing told us this is a replica.
+                    raise Unavailable(
+                        f"this node's database is read-only (a read replica); {what} goes to the"
+                        " primary",
+                        code="read_replica",
+                    ) from exc
+                raise
+
+    def _relay(
+        self,
+        request: WriteRequest,
+        what: str,
+        reason: str,
+        *,
+        answer: type[BaseModel] | None,
+        relay: Relay,
+    ) -> BaseModel | None:
+        """`request` made by the primary, from this replica: see `write`."""
+        if self.client is None:  # a read-only node that knows no primary
+            raise Unavailable(f"{reason}; {what} goes to the primary", code="read_replica")
+        reply = forward(self.client, request)
+        if reply is not None and reply.is_success:
+            return None if answer is None else answer.model_validate(reply.json())
+        if reply is not None and reply.status_code in relay.passes_on:
+            refusal = reply.json()
+            raise Relayed(refusal["detail"], code=refusal["code"], status=reply.status_code)
+        raise Unavailable(
+            relay.unavailable
+            or f"this is unavailable right now ({what}): the auth primary, which makes the change,"
+            " cannot be reached; nothing was changed, so try again in a few seconds",
+            code="primary_unavailable",
+        )
+
+    def ask(self, path: str, body: dict, answer: type[Answer]) -> Answer | None:
+        """On a replica, the primary's 200 answer to `body` at `path`; None when the primary
+        refuses too or cannot be asked, and always on the primary, whose own refusal is final
+        (so two nodes never ask each other in a loop)."""
+        if self.client is None or self.replica_reason() is None:
+            return None
+        return ask_primary(self.client, path, body, answer)
+
+
+def forward(primary: httpx.Client, request: WriteRequest) -> httpx.Response | None:
+    """Send `request` to the primary and return its answer, whatever the status; None when the
+    primary cannot be reached or does not answer in time (logged)."""
+    headers = {"Content-Type": "application/json"}
+    if request.authorization:
+        headers["Authorization"] = request.authorization
     try:
-        return primary.request(method, path, json=body, headers=headers)
+        return primary.request(request.method, request.path, content=request.body, headers=headers)
     except httpx.HTTPError as exc:
-        log.warning("could not reach the primary for %s: %s", path, exc)
+        log.warning("could not reach the primary for %s: %s", request.path, exc)
         return None
 
 

@@ -6,18 +6,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
 
-from app.auth import service
-from app.auth.deps import (
-    AppSettings,
-    Authorization,
-    Keys,
-    Limits,
-    Primary,
-    ReadDb,
-    Registrar,
-    RequestOrigin,
-    WriteDb,
-)
+from app.auth import accounts, service
+from app.auth.deps import AppSettings, Authorization, Keys, ReadDb, Registrar, ThisCall
 from app.auth.models import (
     AccountAction,
     AccountAuditEntry,
@@ -55,72 +45,29 @@ TOO_MANY: dict[int | str, dict[str, Any]] = {
     status_code=201,
     responses=error_responses(401, 403, 409, 413, 503) | TOO_MANY,
 )
-def register(
-    body: RegisterIn,
-    db: WriteDb,
-    settings: AppSettings,
-    keys: Keys,
-    primary: Primary,
-    throttle: Limits,
-    origin: RequestOrigin,
-    authorization: Authorization = None,
-) -> UserOut:
+def register(body: RegisterIn, call: ThisCall, authorization: Authorization = None) -> UserOut:
     """Create an account: a student, or any roles when a registrar's token is presented."""
-    return service.register(
-        db,
-        settings=settings,
-        keys=keys,
-        primary=primary,
-        throttle=throttle,
-        origin=origin,
-        new=body,
-        authorization=authorization,
-    )
+    return service.register(call, new=body, authorization=authorization)
 
 
 @router.post("/login", responses=error_responses(401, 413) | TOO_MANY)
-def login(
-    body: LoginIn,
-    db: ReadDb,
-    settings: AppSettings,
-    keys: Keys,
-    primary: Primary,
-    throttle: Limits,
-    origin: RequestOrigin,
-) -> TokenOut:
+def login(body: LoginIn, db: ReadDb, call: ThisCall) -> TokenOut:
     """Trade a username and password for an access token and a refresh token."""
-    return service.login(
-        db,
-        settings=settings,
-        keys=keys,
-        primary=primary,
-        throttle=throttle,
-        origin=origin,
-        username=body.username,
-        password=body.password,
-    )
+    return service.login(db, call, username=body.username, password=body.password)
 
 
 @router.post("/refresh", responses=error_responses(401, 413, 503))
-def refresh(
-    body: RefreshIn, db: WriteDb, settings: AppSettings, keys: Keys, primary: Primary
-) -> TokenOut:
+def refresh(body: RefreshIn, call: ThisCall) -> TokenOut:
     """Trade a refresh token for a new access token and the next refresh token. A refresh token
     is good for one use: presenting one again ends its session (401 `refresh_token_reused`)."""
-    return service.refresh(
-        db, settings=settings, keys=keys, primary=primary, refresh_token=body.refresh_token
-    )
+    return service.refresh(call, refresh_token=body.refresh_token)
 
 
 @router.post("/logout", status_code=204, responses=error_responses(401, 413, 503))
-def logout(
-    body: LogoutIn, db: WriteDb, settings: AppSettings, keys: Keys, primary: Primary
-) -> Response:
+def logout(body: LogoutIn, call: ThisCall) -> Response:
     """Sign out: end the session of this refresh token, so that none of its refresh tokens works
     again. The session's access token lasts until it expires (at most 20 minutes)."""
-    service.logout(
-        db, settings=settings, keys=keys, primary=primary, refresh_token=body.refresh_token
-    )
+    service.logout(call, refresh_token=body.refresh_token)
     return Response(status_code=204)
 
 
@@ -177,7 +124,7 @@ def list_accounts(
     limit: PageLimit = DEFAULT_PAGE,
 ) -> list[AccountOut]:
     """Find accounts (registrar only), a page at a time."""
-    return service.list_accounts(
+    return accounts.list_accounts(
         db,
         by=by,
         text=q,
@@ -193,7 +140,7 @@ def list_accounts(
 )
 def get_account(user_id: UserId, db: ReadDb, by: Registrar) -> AccountOut:
     """One account (registrar only)."""
-    return service.get_account(db, by=by, user_id=user_id)
+    return accounts.get_account(db, by=by, user_id=user_id)
 
 
 @router.get("/audit", responses=error_responses(401, 403), openapi_extra=REGISTRAR_ONLY)
@@ -208,7 +155,7 @@ def account_audit(
 ) -> list[AccountAuditEntry]:
     """Registrars' changes to accounts (made, roles, names, disabled, enabled, password set),
     newest first, a page at a time: the same filters and paging as the enrollment `/audit`."""
-    return service.account_audit(
+    return accounts.account_audit(
         db, by=by, actor_id=actor_id, user_id=user_id, action=action, after=after, limit=limit
     )
 
@@ -219,26 +166,14 @@ def account_audit(
     openapi_extra=REGISTRAR_ONLY,
 )
 def change_account(
-    user_id: UserId,
-    body: AccountChange,
-    db: WriteDb,
-    settings: AppSettings,
-    primary: Primary,
-    by: Registrar,
+    user_id: UserId, body: AccountChange, call: ThisCall, by: Registrar
 ) -> AccountOut:
     """Change an account's roles or names, disable it or re-enable it (registrar only; not
     one's own roles or disabled state, 409; never the last active registrar, 409). A role change
     or a disable ends the account's sessions (refresh fails; sign in again); its access token
     lasts until it expires (AUTH_ACCESS_TTL_SECONDS, 20 minutes), except at these account
     routes, which refuse it at once."""
-    return service.change_account(
-        db,
-        settings=settings,
-        primary=primary,
-        by=by,
-        user_id=user_id,
-        change=body,
-    )
+    return accounts.change_account(call, by=by, user_id=user_id, change=body)
 
 
 @router.put(
@@ -247,24 +182,10 @@ def change_account(
     responses=error_responses(401, 403, 404, 409, 413, 503),
     openapi_extra=REGISTRAR_ONLY,
 )
-def set_password(
-    user_id: UserId,
-    body: PasswordIn,
-    db: WriteDb,
-    settings: AppSettings,
-    primary: Primary,
-    by: Registrar,
-) -> Response:
+def set_password(user_id: UserId, body: PasswordIn, call: ThisCall, by: Registrar) -> Response:
     """Set a new password (registrar only; not one's own, 409). The account's sessions end:
     refresh tokens issued before are refused."""
-    service.set_password(
-        db,
-        settings=settings,
-        primary=primary,
-        by=by,
-        user_id=user_id,
-        password=body.password,
-    )
+    accounts.set_password(call, by=by, user_id=user_id, password=body.password)
     return Response(status_code=204)
 
 

@@ -351,7 +351,7 @@ def test_a_database_of_the_previous_schema_is_migrated_with_its_accounts(tmp_pat
 
 def test_a_change_sent_to_a_replica_is_made_by_the_primary(client, as_registrar, student, tmp_path):
     with replica_of(client, tmp_path) as replica:
-        replica.app.state.primary = client
+        replica.app.state.primary.client = client
         url = f"/accounts/{student['id']}"
         disabled = replica.patch(url, json={"disabled": True}, headers=as_registrar)
         password = replica.put(
@@ -385,7 +385,7 @@ def test_a_replica_behind_a_password_change_renews_the_new_session_through_the_p
     client, as_registrar, student, tmp_path
 ):
     with replica_of(client, tmp_path) as replica:  # copied before the change: it lags
-        replica.app.state.primary = client
+        replica.app.state.primary.client = client
         client.put(
             f"/accounts/{student['id']}/password",
             json={"password": NEW_PASSWORD},

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from app.auth import service
+from app.auth import primary as primary_line
 from app.auth.main import create_app
 from app.auth.primary import REPLICA_HEADER, replica_secret
 from app.auth.settings import Settings
@@ -38,13 +38,13 @@ def primary(tmp_path) -> Iterator[TestClient]:
 def asked(monkeypatch) -> list[str]:
     """The paths a node asked its primary about."""
     paths: list[str] = []
-    real = service.ask_primary
+    real = primary_line.ask_primary
 
     def recording(client, path, body, answer):
         paths.append(path)
         return real(client, path, body, answer)
 
-    monkeypatch.setattr(service, "ask_primary", recording)
+    monkeypatch.setattr(primary_line, "ask_primary", recording)
     return paths
 
 
@@ -52,7 +52,7 @@ def test_a_user_not_yet_replicated_signs_in_on_the_replica_through_the_primary(
     primary, tmp_path, asked
 ):
     with replica_of(primary, tmp_path) as replica:
-        replica.app.state.primary = primary
+        replica.app.state.primary.client = primary
         user = register(primary).json()  # after the copy: the replica lags behind
 
         reply = login(replica, "newstudent", GOOD_PASSWORD)
@@ -66,7 +66,7 @@ def test_unknown_user_and_wrong_password_both_ask_the_primary_and_get_the_same_4
     primary, tmp_path, asked
 ):
     with replica_of(primary, tmp_path) as replica:
-        replica.app.state.primary = primary
+        replica.app.state.primary.client = primary
         unknown = login(replica, "nosuchuser", GOOD_PASSWORD)
         wrong = login(replica, "ajohnson", "not-the-password")
 
@@ -77,13 +77,13 @@ def test_unknown_user_and_wrong_password_both_ask_the_primary_and_get_the_same_4
 
 def test_a_user_the_replica_has_signs_in_without_asking(primary, tmp_path, asked):
     with replica_of(primary, tmp_path) as replica:
-        replica.app.state.primary = primary
+        replica.app.state.primary.client = primary
         assert login(replica, "ajohnson").status_code == 200
     assert asked == []
 
 
 def test_the_primary_never_asks_anyone(primary, asked):
-    primary.app.state.primary = primary  # even if misconfigured with a "primary" of its own
+    primary.app.state.primary.client = primary  # even if misconfigured with a "primary" of its own
     assert login(primary, "nosuchuser", GOOD_PASSWORD).status_code == 401
     assert asked == []
 
@@ -92,7 +92,7 @@ def test_a_primary_that_is_down_leaves_the_replicas_own_401(primary, tmp_path, c
     settings: Settings = primary.app.state.settings
     closed_port = "http://127.0.0.1:9"  # discard: nothing listens there
     with replica_of(primary, tmp_path, primary_url=closed_port) as replica:
-        assert replica.app.state.primary is not None  # made from AUTH_PRIMARY_URL at start-up
+        assert replica.app.state.primary.client is not None  # from AUTH_PRIMARY_URL at start-up
         reply = login(replica, "nosuchuser", GOOD_PASSWORD)
 
     assert reply.status_code == 401
@@ -105,7 +105,7 @@ def test_a_refresh_sent_to_a_replica_is_made_by_the_primary_which_keeps_the_sess
     primary, tmp_path
 ):
     with replica_of(primary, tmp_path) as replica:
-        replica.app.state.primary = primary
+        replica.app.state.primary.client = primary
         register(primary)  # not yet on the replica either
         tokens = login(primary, "newstudent", GOOD_PASSWORD).json()
 
@@ -149,7 +149,7 @@ def marked(primary: TestClient) -> TestClient:
 
 def test_a_registration_on_a_replica_is_made_by_the_primary(primary, tmp_path):
     with replica_of(primary, tmp_path) as replica:
-        replica.app.state.primary = marked(primary)
+        replica.app.state.primary.client = marked(primary)
         reply = register(replica)
 
     assert reply.status_code == 201, reply.text
@@ -160,7 +160,7 @@ def test_a_registration_on_a_replica_is_made_by_the_primary(primary, tmp_path):
 
 def test_the_primarys_refusal_of_a_relayed_registration_is_passed_on(primary, tmp_path):
     with replica_of(primary, tmp_path) as replica:
-        replica.app.state.primary = marked(primary)
+        replica.app.state.primary.client = marked(primary)
         taken = register(replica, username="ajohnson")
 
     assert taken.status_code == 409
@@ -169,9 +169,9 @@ def test_the_primarys_refusal_of_a_relayed_registration_is_passed_on(primary, tm
 
 def test_a_replica_refuses_what_it_can_decide_without_asking(primary, tmp_path, monkeypatch):
     relayed: list[str] = []
-    monkeypatch.setattr(service, "relay", lambda *args: relayed.append(args[1]))
+    monkeypatch.setattr(primary_line, "forward", lambda *args: relayed.append(args[1].path))
     with replica_of(primary, tmp_path) as replica:
-        replica.app.state.primary = marked(primary)
+        replica.app.state.primary.client = marked(primary)
         instructor = register(replica, roles=["instructor"])  # no registrar token
         weak = register(replica, password="short")
 

@@ -90,3 +90,16 @@ def test_a_database_that_refuses_the_write_is_503_not_500(client, settings, monk
     assert reply.status_code == 503
     assert reply.json()["code"] == "read_replica"
     assert user_count(settings) == 38
+
+
+@pytest.mark.parametrize("path", ["/refresh", "/logout"])
+def test_a_session_write_on_a_replica_that_knows_no_primary_is_503_naming_it(tmp_path, path):
+    settings = make_settings(tmp_path, read_only=True)
+    with TestClient(create_app(settings)) as client:
+        token = tokens_for(client, "ajohnson")["refresh_token"]  # a sign-in writes nothing
+        reply = client.post(path, json={"refresh_token": token})
+
+    assert (reply.status_code, reply.json()["code"]) == (503, "read_replica")
+    assert reply.json()["detail"] == (
+        f"this node is a read replica (AUTH_READ_ONLY); POST {path} goes to the primary"
+    )

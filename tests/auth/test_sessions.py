@@ -87,7 +87,7 @@ def test_sign_out_refuses_what_is_not_a_refresh_token(client):
 def test_sign_out_at_a_replica_is_made_by_the_primary(client, tmp_path):
     token = tokens_for(client, "ajohnson")["refresh_token"]
     with replica_of(client, tmp_path) as replica:
-        replica.app.state.primary = client
+        replica.app.state.primary.client = client
         out = replica.post("/logout", json={"refresh_token": token})
 
     assert out.status_code == 204

@@ -441,10 +441,10 @@ def test_a_login_a_replica_forwards_is_counted_once_and_blocked_on_every_node(
     replica_settings = limits.model_copy(update={"database": database, "read_only": True})
     assert replica_settings.throttle_path == limits.throttle_path
     keys = primary.app.state.keys
-    # As primary_client makes it: every request to the primary carries the replica's mark.
+    # As Primary.reachable makes it: every request to the primary carries the replica's mark.
     to_primary = TestClient(primary.app, headers={REPLICA_HEADER: replica_secret(keys)})
     with throttled(replica_settings, clock) as replica:
-        replica.app.state.primary = to_primary
+        replica.app.state.primary.client = to_primary
         forwarded = statuses(replica, "nobody-here", WRONG, 3)
         counted = stored_attempts(limits, "login")
         on_the_replica = login(replica, "nobody-here", WRONG)
