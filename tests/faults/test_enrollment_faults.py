@@ -70,7 +70,6 @@ def assert_invariants(db: Path) -> dict[str, int]:
     return status_counts(db)
 
 
-@pytest.mark.slow
 def test_killing_an_instance_during_a_rush_loses_nothing_and_fails_fast(tmp_path):
     db = tmp_path / "enroll.db"
     init_db(db)
