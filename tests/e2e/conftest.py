@@ -14,8 +14,11 @@ from harness.gateway import KRAKEND
 
 
 def require_fuse() -> None:
-    if os.geteuid() != 0 or not Path("/dev/fuse").exists():
-        pytest.skip("LiteFS needs root and /dev/fuse to mount its FUSE file system")
+    if os.geteuid() != 0 or not Path("/dev/fuse").is_char_device():
+        why = "LiteFS needs root and /dev/fuse to mount its FUSE file system"
+        if os.environ.get("CI") == "true":  # CI must not pass by leaving these tests out
+            pytest.fail(f"CI=true: {why}")
+        pytest.skip(why)
     if not LITEFS.exists():
         pytest.fail(f"{LITEFS} is missing: run ./bin/test or ./bin/start, which build LiteFS")
 
