@@ -9,6 +9,7 @@ hundreds of argon2 hashes; `login()` goes through the auth gateway like a person
 """
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -34,6 +35,20 @@ def cluster_env(name: str) -> str:
         if sep and key.strip() == name:
             return value.strip()
     raise KeyError(f"{name} is not set in etc/cluster.env")
+
+
+def own_checkout(var: Path) -> Path:
+    """VAR/checkout: a copy of etc/ and links to this checkout's bin/ and .tools/, from which the
+    cluster's gateways run (bin/gateway renders and watches the etc/ beside its bin/). A change to
+    the cluster's etc/ restarts its gateways only, and a change to the tracked etc/ (an editor, a
+    test, git) restarts none of them. bin/lib.sh takes ROOT as the folder above the script, links
+    not followed, so it is VAR/checkout here."""
+    checkout = var / "checkout"
+    checkout.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(ROOT / "etc", checkout / "etc", symlinks=True)  # jwt.json links stay inside
+    for name in ("bin", ".tools"):
+        (checkout / name).symlink_to(ROOT / name)
+    return checkout
 
 
 class Cluster:
@@ -86,6 +101,9 @@ class Cluster:
             },
         )
         self.auth_gateway.env["GATEWAY_AUTH_PORT"] = str(self.auth_gateway.port)
+        self.checkout = own_checkout(var)
+        for gateway in self.gateways:
+            gateway.command = [str(self.checkout / "bin" / "gateway"), gateway.name]
         self.web.env |= {
             "WEB_ENROLL_API": self.enroll_gateway.url + "/enroll_api",
             "WEB_AUTH_API": self.auth_gateway.url + "/auth_api",
@@ -94,6 +112,11 @@ class Cluster:
     @property
     def secret(self) -> str:
         return self.enrollment.secret
+
+    @property
+    def etc(self) -> Path:
+        """The cluster's own etc/, which its gateways render and watch (see own_checkout)."""
+        return self.checkout / "etc"
 
     @property
     def gateways(self) -> list[Gateway]:

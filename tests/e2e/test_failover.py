@@ -18,7 +18,6 @@ from harness.cluster import Cluster
 from harness.db import copy_database
 from harness.invariants import violations
 from harness.loadclient import Reply, fetch
-from harness.procs import ROOT
 
 pytestmark = pytest.mark.e2e
 
@@ -99,7 +98,8 @@ def test_a_gateway_restarting_on_a_config_change_drops_no_accepted_request(clust
     """entr restarts KrakenD when its config changes: requests already accepted are answered;
     for a moment new connections are refused, and an idle keep-alive connection may be closed as
     a request goes out on it (the client sees a connection error, never a half or wrong answer),
-    then it serves again. The config file is rewritten with its own content."""
+    then it serves again. The config file, in the cluster's own copy of etc/ (never the tracked
+    one, which every gateway of this checkout watches), is rewritten with its own content."""
     token = bearer(cluster.token(9, "ajohnson", "student"))
     url = cluster.enroll_gateway.url + "/enroll_api/sections/1"
     results: list[tuple[float, int | str]] = []
@@ -125,7 +125,7 @@ def test_a_gateway_restarting_on_a_config_change_drops_no_accepted_request(clust
         worker.start()
     time.sleep(0.5)
     changed = time.monotonic()
-    config = ROOT / "etc" / "enroll" / "settings" / "service.json"
+    config = cluster.etc / "enroll" / "settings" / "service.json"
     config.write_text(config.read_text())
     time.sleep(3)
     stop.set()
