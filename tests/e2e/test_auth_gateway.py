@@ -170,11 +170,18 @@ def test_sign_ins_go_on_while_a_replica_is_killed(cluster: Cluster):
     print(f"sign-ins through the gateway around a replica kill -9: {dict(by_phase)}")
     print(f"replica back in {seconds:.2f} s")
     assert {s for p, s, _ in results if p in ("before", "after")} == {200}
-    assert by_phase["down", 200] > 0, "sign-ins went on on the two other nodes"
     # KrakenD has no health checks: a sign-in it sends to the dead node is its bare 500 (issue
     # 12 removes those); never a hang, never a wrong answer.
     assert {s for p, s, _ in results} <= {200, 500}
-    assert max(t for _, s, t in results if s == 500) < 1.0 if by_phase["down", 500] else True
+    assert max((t for _, s, t in results if s == 500), default=0.0) < 1.0, "a failure hung"
+    # The bound: sign-ins go one at a time and the gateway takes the two replicas in turn (round
+    # robin: bin/gateway runs KrakenD on one thread), so only the dead node's turns fail: at most
+    # every other sign-in sent while it was down or starting, never two in a row (a client that
+    # tries once more gets in).
+    outage = [s for p, s, _ in results if p in ("down", "restarting")]
+    assert len(outage) >= 6, f"only {len(outage)} sign-ins while the replica was down"
+    in_a_row = [i for i in range(1, len(outage)) if outage[i - 1] == outage[i] == 500]
+    assert not in_a_row, f"{outage.count(500)} of {len(outage)} failed, two in a row: {outage}"
 
 
 def test_sign_ins_wait_out_a_crash_of_a_replicas_auth_instance(cluster: Cluster):
