@@ -26,11 +26,13 @@ from app.auth.tokens import KeyRing
 
 # `async def`: trivial lookups run on the event loop instead of taking a worker thread.
 async def app_settings(request: Request) -> Settings:
-    return request.app.state.settings
+    settings: Settings = request.app.state.settings
+    return settings
 
 
 async def key_ring(request: Request) -> KeyRing:
-    return request.app.state.keys
+    keys: KeyRing = request.app.state.keys
+    return keys
 
 
 AppSettings = Annotated[Settings, Depends(app_settings)]

@@ -7,6 +7,7 @@ import json
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 from jwcrypto import jwk
 
@@ -19,7 +20,7 @@ def generate_key(kid: str) -> jwk.JWK:
     return jwk.JWK.generate(kty="RSA", size=RSA_BITS, kid=kid, use="sig", alg="RS256")
 
 
-def generate_jwks(kids: list[str]) -> dict:
+def generate_jwks(kids: list[str]) -> dict[str, Any]:
     """A JWKS document holding one new private key per kid, in order (the first one signs)."""
     if not kids:
         raise ValueError("at least one key id is needed")
@@ -28,7 +29,7 @@ def generate_jwks(kids: list[str]) -> dict:
     return {"keys": [generate_key(kid).export(private_key=True, as_dict=True) for kid in kids]}
 
 
-def public_jwks(private: dict) -> dict:
+def public_jwks(private: dict[str, Any]) -> dict[str, Any]:
     """The same keys with every private member removed, fit to publish."""
     keyset = jwk.JWKSet.from_json(json.dumps(private))
     return {"keys": [key.export(private_key=False, as_dict=True) for key in keyset]}
@@ -46,7 +47,7 @@ def check_private_file(path: Path) -> None:
         )
 
 
-def write_private_jwks(path: Path, private: dict) -> None:
+def write_private_jwks(path: Path, private: dict[str, Any]) -> None:
     """Create `path` with mode 0600 from the start (never briefly readable); refuse to overwrite."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
@@ -55,7 +56,7 @@ def write_private_jwks(path: Path, private: dict) -> None:
         out.write("\n")
 
 
-def write_public_jwks(path: Path, public: dict) -> None:
+def write_public_jwks(path: Path, public: dict[str, Any]) -> None:
     """Replace `path` atomically, so a gateway never reads half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")

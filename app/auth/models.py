@@ -15,7 +15,7 @@ from pydantic import (
 )
 
 from app.common.identity import STUDENT, Role
-from app.common.models import Strict, Text
+from app.common.models import Strict, printable
 
 
 def _lowercase(value: Any) -> Any:
@@ -38,7 +38,11 @@ NewUsername = Annotated[
 ]
 # Length per OWASP ASVS 2.1: at least 12 characters, at least 64 allowed, any characters at all.
 NewPassword = Annotated[str, StringConstraints(min_length=12, max_length=128)]
-PersonName = Text(64, min_length=1, strip=True)
+PersonName = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=64),
+    AfterValidator(printable),
+]
 Roles = Annotated[list[Role], Field(min_length=1, max_length=3), AfterValidator(_distinct)]
 
 
@@ -127,7 +131,7 @@ class AccountAuditEntry(BaseModel):
     actor_role: Literal["registrar"] = "registrar"
     action: AccountAction
     user_id: int = Field(description="the account changed")
-    details: dict = Field(description="what changed: roles before and after, names, ...")
+    details: dict[str, Any] = Field(description="what changed: roles before and after, names, ...")
 
 
 class AccessTokenOut(BaseModel):

@@ -27,7 +27,7 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import httpx
 from pydantic import BaseModel, ValidationError
@@ -171,7 +171,7 @@ class Primary:
             code="primary_unavailable",
         )
 
-    def ask(self, path: str, body: dict, answer: type[Answer]) -> Answer | None:
+    def ask(self, path: str, body: dict[str, Any], answer: type[Answer]) -> Answer | None:
         """On a replica, the primary's 200 answer to `body` at `path`; None when the primary
         refuses too or cannot be asked, and always on the primary, whose own refusal is final
         (so two nodes never ask each other in a loop)."""
@@ -194,7 +194,7 @@ def forward(primary: httpx.Client, request: WriteRequest) -> httpx.Response | No
 
 
 def ask_primary(
-    primary: httpx.Client, path: str, body: dict, answer: type[Answer]
+    primary: httpx.Client, path: str, body: dict[str, Any], answer: type[Answer]
 ) -> Answer | None:
     """POST `body` to the primary; its 200 answer as `answer`, or None if it refused too (or could
     not be asked, which is logged: the caller then gives its own refusal)."""

@@ -2,7 +2,9 @@
 
 import json
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from app.common.identity import ROLES
 
@@ -88,7 +90,8 @@ def search(
 ) -> list[StoredUser]:
     """Up to `limit` users with an id above `after`, in id order: those whose username, first or
     last name contains `text` (any case), who hold `role`, and are (not) `disabled`, as given."""
-    where, params = ["u.id > ?"], [after or 0]
+    where: list[str] = ["u.id > ?"]
+    params: list[object] = [after or 0]
     if text:
         # LIKE with an escape character, so that `%` and `_` in the text match only themselves.
         pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
@@ -107,7 +110,7 @@ def search(
     return [_user(row) for row in conn.execute(sql, (*params, limit))]  # type: ignore[misc]
 
 
-def set_roles(conn: sqlite3.Connection, *, user_id: int, roles: list[str]) -> None:
+def set_roles(conn: sqlite3.Connection, *, user_id: int, roles: Sequence[str]) -> None:
     """Replace the user's roles and end every session (tokens carry the roles they were issued
     with). Run inside a transaction."""
     conn.execute("DELETE FROM user_roles WHERE user_id = ?", (user_id,))
@@ -121,11 +124,12 @@ def set_roles(conn: sqlite3.Connection, *, user_id: int, roles: list[str]) -> No
 
 def count_active_registrars(conn: sqlite3.Connection, *, other_than: int) -> int:
     """How many enabled accounts other than `other_than` hold the registrar role."""
-    return conn.execute(
+    row = conn.execute(
         "SELECT count(*) FROM users AS u JOIN user_roles AS r ON r.user_id = u.id"
         " WHERE r.role = 'registrar' AND u.disabled = 0 AND u.id != ?",
         (other_than,),
-    ).fetchone()[0]
+    ).fetchone()
+    return int(row[0])
 
 
 def set_names(conn: sqlite3.Connection, *, user_id: int, first_name: str, last_name: str) -> None:
@@ -196,7 +200,7 @@ def delete_sessions_before(conn: sqlite3.Connection, *, before: float) -> None:
 
 
 def insert_audit(
-    conn: sqlite3.Connection, *, actor_id: int, action: str, user_id: int, details: dict
+    conn: sqlite3.Connection, *, actor_id: int, action: str, user_id: int, details: dict[str, Any]
 ) -> None:
     """Record a change to an account. Run inside the transaction that makes it."""
     conn.execute(
@@ -213,7 +217,7 @@ def list_audit(
     action: str | None,
     after: int | None,
     limit: int,
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """Newest first; `after` (the last id of the page before) pages backwards in time."""
     filters = {
         "actor_id = ?": actor_id,

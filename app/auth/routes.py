@@ -72,7 +72,7 @@ def logout(body: LogoutIn, call: ThisCall) -> Response:
 
 
 @router.get("/.well-known/jwks.json")
-async def jwks(keys: Keys, response: Response) -> dict:
+async def jwks(keys: Keys, response: Response) -> dict[str, Any]:
     """The public signing keys, for anyone verifying this service's tokens."""
     response.headers["Cache-Control"] = "public, max-age=300"
     return keys.public_jwks

@@ -8,6 +8,7 @@ import hmac
 import sqlite3
 import time
 import uuid
+from typing import Any
 
 from app.auth import metrics, passwords, queries
 from app.auth.accounts import RegistrarCall, registrar_call, require_current_registrar, user_out
@@ -163,7 +164,7 @@ def refresh(call: Call, *, refresh_token: str) -> TokenOut:
     return call.write(_renew, answer=TokenOut, claims=claims)
 
 
-def _renew(conn: sqlite3.Connection, call: Call, *, claims: dict) -> TokenOut:
+def _renew(conn: sqlite3.Connection, call: Call, *, claims: dict[str, Any]) -> TokenOut:
     """On the primary: the session moved on in one transaction, then its new tokens."""
     now = time.time()
     with immediate(conn):
@@ -186,7 +187,7 @@ def logout(call: Call, *, refresh_token: str) -> None:
     call.write(_end_session, claims=claims)
 
 
-def _end_session(conn: sqlite3.Connection, call: Call, *, claims: dict) -> None:
+def _end_session(conn: sqlite3.Connection, call: Call, *, claims: dict[str, Any]) -> None:
     """On the primary: the session marked ended by a sign-out, unless it has ended already."""
     with immediate(conn):
         session = queries.get_session(conn, session_id=claims["sid"])
@@ -202,7 +203,7 @@ def _end_session(conn: sqlite3.Connection, call: Call, *, claims: dict) -> None:
         )
 
 
-def _refresh_claims(call: Call, refresh_token: str) -> dict:
+def _refresh_claims(call: Call, refresh_token: str) -> dict[str, Any]:
     """The claims of a genuine, unexpired refresh token of a session; else 401."""
     settings = call.settings
     try:
@@ -229,7 +230,7 @@ REUSED = (
 
 
 def _turn_session(
-    conn: sqlite3.Connection, *, settings: Settings, claims: dict, now: float
+    conn: sqlite3.Connection, *, settings: Settings, claims: dict[str, Any], now: float
 ) -> tuple[queries.StoredUser, int] | DomainError:
     """In the refresh's transaction: the user and the session's next `seq`, with the session
     moved on to it; or the refusal (a reused token's session is ended, and stays ended)."""
@@ -270,7 +271,9 @@ def _turn_session(
     return user, current + 1
 
 
-def _refresh_refusal(user: queries.StoredUser | None, claims: dict) -> Unauthenticated | None:
+def _refresh_refusal(
+    user: queries.StoredUser | None, claims: dict[str, Any]
+) -> Unauthenticated | None:
     """Why this refresh token may not be renewed for this stored user, or None if it may."""
     if user is None or user.username != claims["preferred_username"]:
         return Unauthenticated(

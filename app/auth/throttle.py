@@ -271,7 +271,7 @@ class Throttle:
         return _refusal(LOGIN_USERNAME, min(latest_here, full) + limit.window_seconds - now)
 
     def _over_limit(
-        self, conn: sqlite3.Connection, now: float, scope: str, where: str, args: tuple
+        self, conn: sqlite3.Connection, now: float, scope: str, where: str, args: tuple[str, ...]
     ) -> TooManyAttempts | None:
         """The 429 if the attempts matching `where` have reached the limit of `scope` within its
         window, else None. It finds the limit-th most recent of them: while that one is in the
@@ -325,7 +325,7 @@ def _statements(script: str) -> Iterator[str]:
 
 
 def _nth_newest(
-    conn: sqlite3.Connection, where: str, args: tuple, *, since: float, nth: int
+    conn: sqlite3.Connection, where: str, args: tuple[str, ...], *, since: float, nth: int
 ) -> float | None:
     """The time of the `nth` most recent attempt matching `where` after `since`, if there are
     that many."""

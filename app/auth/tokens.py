@@ -13,7 +13,7 @@ import json
 import time
 import uuid
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from jwcrypto import jwk, jwt
 from jwcrypto.common import JWException
@@ -45,7 +45,7 @@ def build_claims(
     ttl_seconds: int,
     token_use: TokenUse = "access",
     now: int | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """The claims of one token; `audience` is the access audience whatever the `token_use`."""
     issued_at = int(time.time()) if now is None else now
     return {
@@ -66,7 +66,7 @@ def build_claims(
 class KeyRing:
     """The service's signing keys: the first key of the JWKS signs, any of them verifies."""
 
-    def __init__(self, private_jwks: dict) -> None:
+    def __init__(self, private_jwks: dict[str, Any]) -> None:
         self._keyset = jwk.JWKSet.from_json(json.dumps(private_jwks))
         signing = [key for key in self._keyset if key.has_private and key.get("kty") == "RSA"]
         if not signing:
@@ -86,7 +86,7 @@ class KeyRing:
 
     @property
     def signing_kid(self) -> str:
-        return self._signing_key["kid"]
+        return str(self._signing_key["kid"])
 
     def derive_secret(self, purpose: str) -> str:
         """A secret for `purpose` that only holders of the private signing key can compute: a
@@ -94,14 +94,16 @@ class KeyRing:
         private_exponent = self._signing_key.export(private_key=True, as_dict=True)["d"]
         return hmac.new(private_exponent.encode(), purpose.encode(), hashlib.sha256).hexdigest()
 
-    def sign(self, claims: dict) -> str:
+    def sign(self, claims: dict[str, Any]) -> str:
         """Serialize `claims` as a compact RS256 JWS with the signing key's `kid`."""
         header = {"alg": ALGORITHM, "kid": self.signing_kid, "typ": "JWT"}
         token = jwt.JWT(header=header, claims=claims)
         token.make_signed_token(self._signing_key)
-        return token.serialize()
+        return str(token.serialize())
 
-    def verify(self, token: str, *, issuer: str, audience: str, token_use: TokenUse) -> dict:
+    def verify(
+        self, token: str, *, issuer: str, audience: str, token_use: TokenUse
+    ) -> dict[str, Any]:
         """Return the claims of a valid, unexpired token of this use; else raise InvalidToken."""
         expected_aud = audience if token_use == "access" else refresh_audience(audience)
         checks = {
@@ -122,7 +124,7 @@ class KeyRing:
             )
             parsed.leeway = 0  # every node reads the same clock
             parsed.deserialize(token, key=self._keyset)
-            claims = json.loads(parsed.claims)
+            claims: dict[str, Any] = json.loads(parsed.claims)
         except (JWException, ValueError, TypeError, KeyError) as exc:
             raise InvalidToken(str(exc)) from exc
         if not isinstance(claims.get("roles"), list) or not str(claims["sub"]).isdigit():

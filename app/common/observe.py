@@ -18,6 +18,7 @@ import time
 import uuid
 from contextvars import ContextVar
 
+from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
 from pythonjsonlogger.json import JsonFormatter
 from starlette.requests import Request
@@ -28,7 +29,7 @@ REQUEST_ID_HEADER = "X-Request-Id"
 # FastAPI(telemetry=...) for every service: FastAPI's own OpenTelemetry off. The metrics are
 # prometheus-client's (here), and with it on, the check for a configured OpenTelemetry provider
 # ran on every request (2% of an enrollment request's CPU).
-FASTAPI_TELEMETRY_OFF = {"tracing": False, "metrics": False, "logs": False}
+FASTAPI_TELEMETRY_OFF: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 # What the request's error answer said (its `code`), for its log line: a dict per request, since
