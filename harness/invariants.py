@@ -1,8 +1,12 @@
 """SPEC §2's rules as checks on the enrollment database: used after every benchmark and fault
-test. Each check is a query that must return no rows."""
+test. Each check is a query that must return no rows; and, given the enrollments a client was
+answered 201 for, each must be in the database as it was answered."""
 
 import sqlite3
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+
+from app.enrollment.service import DEFAULT_CREDIT_LIMIT
 
 CHECKS = {
     # A seat past the capacity only for a student whose permit for the section waives capacity.
@@ -36,12 +40,34 @@ CHECKS = {
     "live places in deleted sections": """
         SELECT e.id FROM enrollments e JOIN sections s ON s.id = e.section_id
             WHERE s.deleted_at IS NOT NULL AND e.status IN ('enrolled', 'waitlisted')""",
+    # The credits a student holds in a term (live sections), against their limit (NULL: the
+    # default). A seat is only given within the limit of the moment, and the registrar's change
+    # of a limit keeps what is held (service.set_credit_limit), so what is held never exceeds the
+    # largest limit the student ever had: the default they start with, each one audited as
+    # user.credit_limit, the current one. A permit waiving the limit for a section of the term
+    # (revoked or not: the place it gave stays) lets the student past it there.
+    "students over their credit limit": f"""
+        SELECT e.user_id, s.term_id, SUM(c.credits) FROM enrollments e
+            JOIN sections s ON s.id = e.section_id JOIN courses c ON c.id = s.course_id
+            WHERE e.status = 'enrolled' AND s.deleted_at IS NULL
+            GROUP BY e.user_id, s.term_id
+            HAVING SUM(c.credits) > MAX({DEFAULT_CREDIT_LIMIT},
+                COALESCE((SELECT u.credit_limit FROM users u WHERE u.id = e.user_id), 0),
+                COALESCE((SELECT MAX(COALESCE(json_extract(a.details, '$.credit_limit'),
+                                              {DEFAULT_CREDIT_LIMIT}))
+                    FROM audit_log a WHERE a.action = 'user.credit_limit'
+                    AND a.user_id = e.user_id), 0))
+            AND NOT EXISTS (SELECT 1 FROM permits p JOIN sections ps ON ps.id = p.section_id
+                WHERE p.user_id = e.user_id AND ps.term_id IS s.term_id
+                AND ',' || p.waives || ',' LIKE '%,credit_limit,%')""",
 }
 
 
-def violations(db: Path) -> list[str]:
+def violations(db: Path, acknowledged: Iterable[Mapping] = ()) -> list[str]:
     """One line per broken rule, naming the offending rows (empty when all hold). Waitlist
-    positions need no check: they are computed as ranks, 1..n by construction."""
+    positions need no check: they are computed as ranks, 1..n by construction. `acknowledged`:
+    the bodies of 201 answers to enroll requests (id, section_id, user_id); each must be a row of
+    the database, of that section and student (a row's status moves on, its row stays)."""
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
         found = []
@@ -49,6 +75,20 @@ def violations(db: Path) -> list[str]:
             rows = conn.execute(sql).fetchall()
             if rows:
                 found.append(f"{name}: {[tuple(r) for r in rows][:10]}")
+        lost = [
+            (body["id"], body["section_id"], body["user_id"])
+            for body in acknowledged
+            if conn.execute(
+                "SELECT 1 FROM enrollments WHERE id = ? AND section_id = ? AND user_id = ?",
+                (body["id"], body["section_id"], body["user_id"]),
+            ).fetchone()
+            is None
+        ]
+        if lost:
+            found.append(
+                f"enrollments answered 201 but not in the database as answered (id, section_id,"
+                f" user_id): {len(lost)}, {lost[:10]}"
+            )
         return found
     finally:
         conn.close()

@@ -63,9 +63,10 @@ def test_a_process_killed_inside_a_write_transaction_changes_nothing(tmp_path):
     conn.close()
 
 
-def assert_invariants(db: Path) -> dict[str, int]:
-    """Every rule of SPEC §2 that can be read off the database holds; returns status counts."""
-    broken = violations(db)
+def assert_invariants(db: Path, acknowledged: list[dict] | None = None) -> dict[str, int]:
+    """Every rule of SPEC §2 that can be read off the database holds, and every enrollment
+    answered 201 is there; returns status counts."""
+    broken = violations(db, acknowledged or [])
     assert broken == [], broken
     return status_counts(db)
 
@@ -104,8 +105,9 @@ def test_killing_an_instance_during_a_rush_loses_nothing_and_fails_fast(tmp_path
     assert not [r for r in results if r["status"] and r["status"] >= 500]
     # Retrying each lost request on a live instance is safe: the same outcome, or a clear 409.
     assert all(r["retry"] in (200, 201, 404, 409) for r in failed_fast), failed_fast
-    counts = assert_invariants(db)
-    assert counts["enrolled"] > 0
+    acknowledged = [r["created"] for r in results if r.get("created")]
+    counts = assert_invariants(db, acknowledged)
+    assert counts["enrolled"] > 0 and len(acknowledged) > 100
     for i in range(3):
         assert "Traceback" not in (tmp_path / f"enrollment-{i}.log").read_text()
 
@@ -146,14 +148,17 @@ async def attempt(port, method, path, headers, body, ports) -> dict:
         reply = await asyncio.wait_for(
             fetch(method, f"http://127.0.0.1:{port}{path}", headers, body), 10
         )
-        return {"status": reply.status, "seconds": time.monotonic() - started}
+        created = reply.json() if reply.status == 201 else None
+        return {"status": reply.status, "seconds": time.monotonic() - started, "created": created}
     except (TimeoutError, OSError, asyncio.IncompleteReadError):
         seconds = time.monotonic() - started
         other = ports[(ports.index(port) + 1) % 3]
         for _ in range(20):
             try:
                 retry = await fetch(method, f"http://127.0.0.1:{other}{path}", headers, body)
-                return {"status": None, "seconds": seconds, "retry": retry.status}
+                created = retry.json() if retry.status == 201 else None
+                return {"status": None, "seconds": seconds, "retry": retry.status,
+                        "created": created}  # fmt: skip
             except OSError:
                 await asyncio.sleep(0.1)
         return {"status": None, "seconds": seconds, "retry": None}
@@ -169,3 +174,46 @@ def test_invariant_checker_catches_a_broken_database(tmp_path):
     conn.close()
     with pytest.raises(AssertionError, match="over capacity"):
         assert_invariants(db)
+
+
+def test_invariant_checker_catches_a_student_over_the_credit_limit(tmp_path):
+    """18 credits a term by default; a student past it is a violation, unless their limit was
+    once higher (what they held stays when the registrar lowers it) or a permit waives it."""
+    db = tmp_path / "enroll.db"
+    init_db(db)
+    conn = sqlite3.connect(db)
+    conn.execute("INSERT INTO courses (id, department_id, code, title, credits)"
+                 " VALUES (90, 1, 'CPSC 990', 'Heavy', 12)")  # fmt: skip
+    for section in (90, 91):  # sections of no term: user 9 holds 12 + 12 = 24 credits there
+        conn.execute("INSERT INTO sections (id, course_id, section_number, capacity)"
+                     " VALUES (?, 90, ?, 30)", (section, section))  # fmt: skip
+        conn.execute("INSERT INTO enrollments (section_id, user_id, status)"
+                     " VALUES (?, 9, 'enrolled')", (section,))  # fmt: skip
+    conn.commit()
+    assert any("over their credit limit: [(9, None, 24)]" in v for v in violations(db))
+
+    conn.execute("UPDATE users SET credit_limit = 12 WHERE id = 9")
+    conn.execute("INSERT INTO audit_log (actor_id, actor_role, action, user_id, details) VALUES"
+                 " (1, 'registrar', 'user.credit_limit', 9, '{\"credit_limit\": 24}'),"
+                 " (1, 'registrar', 'user.credit_limit', 9, '{\"credit_limit\": 12}')")  # fmt: skip
+    conn.commit()
+    assert violations(db) == []  # 24 once: what was held then stays
+    conn.execute("DELETE FROM audit_log")
+    conn.execute("INSERT INTO permits (section_id, user_id, waives, granted_by)"
+                 " VALUES (91, 9, 'capacity', 1)")  # fmt: skip
+    conn.commit()
+    assert any("over their credit limit" in v for v in violations(db))  # waives something else
+    conn.execute("UPDATE permits SET waives = 'capacity,credit_limit'")
+    conn.commit()
+    conn.close()
+    assert violations(db) == []
+
+
+def test_invariant_checker_catches_an_acknowledged_enrollment_that_is_not_there(tmp_path):
+    db = tmp_path / "enroll.db"
+    init_db(db)
+    seated = {"id": 1, "section_id": 1, "user_id": 9, "status": "enrolled"}  # a seed row
+    assert violations(db, [seated]) == []
+    for wrong in ({"id": 9999}, {"user_id": 10}, {"section_id": 2}):
+        found = violations(db, [seated, seated | wrong])
+        assert len(found) == 1 and found[0].startswith("enrollments answered 201 but not"), found
