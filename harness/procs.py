@@ -87,6 +87,24 @@ def stop(procs: list[subprocess.Popen]) -> None:
             p.wait()
 
 
+def gone(pid: int) -> bool:
+    """Whether process `pid` has ended (a zombie its parent has not reaped yet has)."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def child_of(pid: int) -> int | None:
+    """The pid of the one child of process `pid` (a supervisor's: bin/enrollment's uvicorn,
+    bin/auth-node's LiteFS); None while it has none, or once `pid` has ended."""
+    try:
+        children = psutil.Process(pid).children()
+    except psutil.NoSuchProcess:
+        return None
+    return children[0].pid if children else None
+
+
 def cpu_seconds(*, pids: Iterable[int] = (), sessions: Iterable[int] = ()) -> float:
     """CPU time (user + system) used so far by the processes `pids` and by every process of the
     `sessions` (a gateway is entr and KrakenD in a session of their own). A process that has

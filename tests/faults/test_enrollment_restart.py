@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from app.enrollment.init_db import init_db
-from harness.procs import ROOT, free_port, wait_http
+from harness.procs import ROOT, child_of, free_port, gone, wait_http
 from tests.enrollment.helpers import make_secret_file
 
 
@@ -55,27 +55,14 @@ def instance(tmp_path) -> Iterator[Supervised]:
                 supervisor.wait()
 
 
-def uvicorn_child(supervisor: int) -> int | None:
-    path = Path(f"/proc/{supervisor}/task/{supervisor}/children")
-    children = [int(p) for p in path.read_text().split()] if path.exists() else []
-    return children[0] if children else None
-
-
-def gone(pid: int) -> bool:
-    try:
-        return "zombie" in Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return True
-
-
 def test_a_killed_instance_is_restarted_and_sigterm_stops_it_for_good(instance: Supervised):
-    first = uvicorn_child(instance.supervisor.pid)
+    first = child_of(instance.supervisor.pid)
     assert first is not None
     os.kill(first, signal.SIGKILL)
 
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
-        second = uvicorn_child(instance.supervisor.pid)
+        second = child_of(instance.supervisor.pid)
         try:
             if (
                 second not in (None, first)
@@ -97,7 +84,7 @@ def test_a_killed_instance_is_restarted_and_sigterm_stops_it_for_good(instance: 
 def test_requests_sent_while_the_instance_restarts_wait_and_are_answered(instance: Supervised):
     """bin/enrollment holds the listening socket: while uvicorn is dead, a new connection waits
     in the kernel's queue for the next one, instead of being refused."""
-    first = uvicorn_child(instance.supervisor.pid)
+    first = child_of(instance.supervisor.pid)
     assert first is not None
     os.kill(first, signal.SIGKILL)
     while not gone(first):
@@ -106,4 +93,4 @@ def test_requests_sent_while_the_instance_restarts_wait_and_are_answered(instanc
     answers = [httpx.get(instance.url, timeout=15).status_code for _ in range(3)]
 
     assert answers == [200, 200, 200]
-    assert uvicorn_child(instance.supervisor.pid) not in (None, first)
+    assert child_of(instance.supervisor.pid) not in (None, first)
