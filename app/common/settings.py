@@ -1,9 +1,13 @@
-"""Loading typed settings so that a bad environment stops a service with one clear message."""
+"""Loading typed settings so that a bad environment stops a service with one clear message, and
+the checks both services make of the files their settings name."""
 
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 from pydantic import AfterValidator, BeforeValidator, ValidationError
 from pydantic_settings import BaseSettings, NoDecode
+
+from app.common.db import WrongSchema, check_schema
 
 S = TypeVar("S", bound=BaseSettings)
 
@@ -43,3 +47,28 @@ LoopbackUrls = Annotated[
     BeforeValidator(_comma_separated),
     AfterValidator(_loopback_http),
 ]
+
+
+# Checks of the files a setting names, for a settings class's field validators: each returns the
+# path, or raises ValueError with a sentence that says how to mend it (`load_or_exit` prints it).
+
+
+def database_checked(path: Path, *, application_id: int, user_version: int) -> Path:
+    """The service's own database at the schema version this code knows (`check_schema`)."""
+    try:
+        check_schema(path, application_id=application_id, user_version=user_version)
+    except WrongSchema as exc:
+        raise ValueError(str(exc)) from exc
+    return path
+
+
+def secret_file_checked(path: Path) -> Path:
+    """A file holding a secret (the gateway's): there, readable by its owner only, and long enough
+    not to be guessed."""
+    if not path.is_file():
+        raise ValueError(f"gateway secret file {path} does not exist; run bin/init.sh first")
+    if path.stat().st_mode & 0o077:
+        raise ValueError(f"gateway secret file {path} is readable by others; chmod 600 it")
+    if len(path.read_text().strip()) < 32:
+        raise ValueError(f"gateway secret in {path} is too short (32 characters at least)")
+    return path

@@ -7,10 +7,8 @@ from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field, Json, mod
 from pydantic import Strict as PydanticStrict
 
 from app.common.identity import Role
-from app.common.models import Strict, Text
+from app.common.models import Change, Id, Strict, Text
 
-# Ids are positive and fit a signed 64-bit SQLite integer; anything else is a 422 naming the field.
-Id = Annotated[int, Field(gt=0, le=2**63 - 1)]
 Capacity = Annotated[int, Field(ge=0, le=10_000)]
 
 
@@ -79,24 +77,12 @@ class SectionCreate(Strict):
     meetings: Meetings = []
 
 
-class SectionUpdate(Strict):
+class SectionUpdate(Change):
     freeze: bool | None = None
     instructor_id: Id | None = None
     capacity: Capacity | None = None
     waitlist_capacity: Capacity | None = None
     meetings: Meetings | None = None
-
-    @model_validator(mode="after")
-    def _not_empty(self) -> "SectionUpdate":
-        if not self.model_fields_set:
-            raise ValueError(
-                "nothing to change: give freeze, instructor_id, capacity, waitlist_capacity or"
-                " meetings"
-            )
-        for name in self.model_fields_set:
-            if getattr(self, name) is None:
-                raise ValueError(f"{name} may not be null")
-        return self
 
 
 class SectionOut(BaseModel):
@@ -307,18 +293,12 @@ class TermIn(Strict):
     drop_deadline: Moment | None = None
 
 
-class TermChange(Strict):
+class TermChange(Change):
+    nullable = frozenset({"add_deadline", "drop_deadline"})  # null: no deadline
+
     name: Text(64) | None = None
     add_deadline: Moment | None = None
     drop_deadline: Moment | None = None
-
-    @model_validator(mode="after")
-    def _something(self) -> "TermChange":
-        if not self.model_fields_set:
-            raise ValueError("nothing to change: give name, add_deadline or drop_deadline")
-        if "name" in self.model_fields_set and self.name is None:
-            raise ValueError("name may not be null")
-        return self
 
 
 class TermOut(BaseModel):

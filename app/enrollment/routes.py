@@ -18,12 +18,14 @@ import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from app.common.db import write_in_turn
 from app.common.errors import Invalid, error_responses
 from app.common.identity import INSTRUCTOR, REGISTRAR, ROLES, STUDENT
+from app.common.models import Id
+from app.common.params import DEFAULT_PAGE, After, PageLimit, PathId
 from app.enrollment import directory, queries, service
 from app.enrollment.deps import CALLER, AppSettings, Caller, CallerFirst, Db, FromService, lend
 from app.enrollment.models import (
@@ -41,7 +43,6 @@ from app.enrollment.models import (
     EnrollmentStatus,
     HoldIn,
     HoldOut,
-    Id,
     ImportOut,
     PermitIn,
     PermitOut,
@@ -75,33 +76,9 @@ SELF = ROLES  # object rule: that user, or the registrar
 # answer is decided in its own transaction whatever a listing said.
 CATALOG_CACHE_SECONDS = 2
 
-# Paging: every list gives `limit` rows at a time, in an order its route names; `after` is the
-# `id` of the last row of the page before (keyset paging, app/enrollment/queries.py).
-DEFAULT_PAGE, MAX_PAGE = 100, 1000
-PageLimit = Annotated[
-    int,
-    Query(
-        ge=1,
-        le=MAX_PAGE,
-        description=f"Rows per page: {DEFAULT_PAGE} unless given, at most {MAX_PAGE}.",
-    ),
-]
-After = Annotated[
-    Id | None,
-    Query(
-        description="For the next page, the `id` of the last row of this one: the page starts"
-        " after that row, in this list's order. Omit it for the first page. A page with fewer"
-        " rows than `limit` is the last."
-    ),
-]
-
 # The body limits routes declare above the common one (app/common/limits.py), by (method, path):
 # app/enrollment/main.py applies them.
 BODY_LIMITS: dict[tuple[str, str], int] = {}
-
-CourseId = Annotated[int, Path(gt=0, le=2**63 - 1)]
-SectionId = Annotated[int, Path(gt=0, le=2**63 - 1)]
-UserId = Annotated[int, Path(gt=0, le=2**63 - 1)]
 
 
 def route(
@@ -262,7 +239,7 @@ async def list_courses(conn: Db, _: Caller, after: After = None, limit: PageLimi
 
 
 @route("GET", "/courses/{course_id}", ANY_ROLE, response_model=CourseOut)
-async def get_course(course_id: CourseId, conn: Db, _: Caller):
+async def get_course(course_id: PathId, conn: Db, _: Caller):
     """One course."""
     return service.get_course_or_404(conn, course_id)
 
@@ -275,7 +252,7 @@ def create_course(body: CourseCreate, conn: Db, who: Caller):
 
 @route("GET", "/courses/{course_id}/waitlist", STAFF, response_model=list[WaitlistEntry])
 async def course_waitlist(
-    course_id: CourseId,
+    course_id: PathId,
     conn: Db,
     who: Caller,
     after: After = None,
@@ -322,7 +299,7 @@ async def list_sections(
 
 
 @route("GET", "/sections/{section_id}", ANY_ROLE, response_model=SectionOut)
-async def get_section(section_id: SectionId, conn: Db, _: Caller):
+async def get_section(section_id: PathId, conn: Db, _: Caller):
     """One live section with its seat and waitlist counts."""
     return service.get_section_or_404(conn, section_id)
 
@@ -356,14 +333,14 @@ def create_section(body: SectionCreate, conn: Db, who: Caller, settings: AppSett
     response_model=SectionChange,
 )
 def update_section(
-    section_id: SectionId, body: SectionUpdate, conn: Db, who: Caller, settings: AppSettings
+    section_id: PathId, body: SectionUpdate, conn: Db, who: Caller, settings: AppSettings
 ):
     """Freeze/unfreeze, reassign, or resize a section; says who was promoted as a result."""
     return service.update_section(conn, who, section_id, body)
 
 
 @route("DELETE", "/sections/{section_id}", (REGISTRAR,), status_code=204)
-def delete_section(section_id: SectionId, conn: Db, who: Caller):
+def delete_section(section_id: PathId, conn: Db, who: Caller):
     """Remove a section from the catalog (its history stays in the database)."""
     service.delete_section(conn, who, section_id)
     return Response(status_code=204)
@@ -371,7 +348,7 @@ def delete_section(section_id: SectionId, conn: Db, who: Caller):
 
 @route("GET", "/sections/{section_id}/enrollments", STAFF, response_model=list[EnrollmentOut])
 async def section_enrollments(
-    section_id: SectionId,
+    section_id: PathId,
     conn: Db,
     who: Caller,
     status: Annotated[RosterStatus, Query()] = "enrolled",
@@ -386,7 +363,7 @@ async def section_enrollments(
 
 @route("GET", "/sections/{section_id}/waitlist", STAFF, response_model=list[WaitlistEntry])
 async def section_waitlist(
-    section_id: SectionId,
+    section_id: PathId,
     conn: Db,
     who: Caller,
     after: After = None,
@@ -397,7 +374,7 @@ async def section_waitlist(
 
 
 @route("DELETE", "/sections/{section_id}/enrollments/{user_id}", STAFF, response_model=DropOut)
-def administrative_drop(section_id: SectionId, user_id: UserId, conn: Db, who: Caller):
+def administrative_drop(section_id: PathId, user_id: PathId, conn: Db, who: Caller):
     """Drop a student from a section (or its waitlist) on the staff's authority."""
     return service.administrative_drop(conn, who, section_id, user_id)
 
@@ -412,7 +389,7 @@ async def list_users(conn: Db, _: Caller, after: After = None, limit: PageLimit 
 
 
 @route("GET", "/users/{user_id}", SELF, response_model=UserOut)
-async def get_user(user_id: UserId, conn: Db, who: Caller, settings: AppSettings):
+async def get_user(user_id: PathId, conn: Db, who: Caller, settings: AppSettings):
     """A user's record: your own, anyone's for the registrar, and for an instructor, a student's
     on a roster or waitlist of a section they teach."""
     if who.is_registrar:
@@ -422,7 +399,7 @@ async def get_user(user_id: UserId, conn: Db, who: Caller, settings: AppSettings
 
 @route("GET", "/users/{user_id}/enrollments", SELF, response_model=list[EnrollmentOut])
 async def user_enrollments(
-    user_id: UserId,
+    user_id: PathId,
     conn: Db,
     who: Caller,
     status: Annotated[EnrollmentStatus | None, Query()] = None,
@@ -435,7 +412,7 @@ async def user_enrollments(
 
 @route("GET", "/users/{user_id}/sections", SELF, response_model=list[SectionOut])
 async def user_sections(
-    user_id: UserId,
+    user_id: PathId,
     conn: Db,
     who: Caller,
     type: Annotated[SectionsType, Query()] = "all",
@@ -449,7 +426,7 @@ async def user_sections(
 
 @route("GET", "/users/{user_id}/waitlist", SELF, response_model=list[WaitlistEntry])
 async def user_waitlist(
-    user_id: UserId, conn: Db, who: Caller, after: After = None, limit: PageLimit = DEFAULT_PAGE
+    user_id: PathId, conn: Db, who: Caller, after: After = None, limit: PageLimit = DEFAULT_PAGE
 ):
     """The waitlists a user is on, with their position in each, by section id, a page at a
     time."""
@@ -463,19 +440,19 @@ async def user_waitlist(
     response_model=EnrollmentOut,
     status_code=201,
 )
-def enroll(user_id: UserId, body: EnrollIn, conn: Db, who: Caller):
+def enroll(user_id: PathId, body: EnrollIn, conn: Db, who: Caller):
     """Enroll in a section: a seat if one is free and nobody waits, else the waitlist."""
     return service.enroll(conn, who, user_id, body)
 
 
 @route("DELETE", "/users/{user_id}/enrollments/{section_id}", SELF, response_model=DropOut)
-def drop(user_id: UserId, section_id: SectionId, conn: Db, who: Caller):
+def drop(user_id: PathId, section_id: PathId, conn: Db, who: Caller):
     """Drop a section; the head of its waitlist takes the seat unless the section is frozen."""
     return service.drop(conn, who, user_id, section_id)
 
 
 @route("DELETE", "/users/{user_id}/waitlist/{section_id}", SELF, response_model=DropOut)
-def leave_waitlist(user_id: UserId, section_id: SectionId, conn: Db, who: Caller):
+def leave_waitlist(user_id: PathId, section_id: PathId, conn: Db, who: Caller):
     """Leave a section's waitlist; everyone behind moves up one place."""
     return service.leave_waitlist(conn, who, user_id, section_id)
 
@@ -509,18 +486,15 @@ async def audit_trail(
 
 # eligibility (README "Eligibility rules")
 
-HoldId = Annotated[int, Path(gt=0, le=2**63 - 1)]
-PermitId = Annotated[int, Path(gt=0, le=2**63 - 1)]
-
 
 @route("GET", "/courses/{course_id}/prerequisites", ANY_ROLE, response_model=list[CourseOut])
-async def course_prerequisites(course_id: CourseId, conn: Db, _: Caller):
+async def course_prerequisites(course_id: PathId, conn: Db, _: Caller):
     """The courses a student must have completed before taking this one, in code order."""
     return service.course_prerequisites(conn, course_id)
 
 
 @route("PUT", "/courses/{course_id}/prerequisites", (REGISTRAR,), response_model=list[CourseOut])
-def set_prerequisites(course_id: CourseId, body: PrerequisitesIn, conn: Db, who: Caller):
+def set_prerequisites(course_id: PathId, body: PrerequisitesIn, conn: Db, who: Caller):
     """Replace a course's prerequisites (409 `prerequisite_cycle` for a loop)."""
     return service.set_prerequisites(conn, who, course_id, body.course_ids)
 
@@ -575,41 +549,41 @@ def import_completed(conn: Db, who: Caller, rows: CsvRows):
 
 @route("GET", "/users/{user_id}/completed-courses", SELF, response_model=list[CompletedCourse])
 async def user_completed(
-    user_id: UserId, conn: Db, who: Caller, after: After = None, limit: PageLimit = DEFAULT_PAGE
+    user_id: PathId, conn: Db, who: Caller, after: After = None, limit: PageLimit = DEFAULT_PAGE
 ):
     """The courses a user has completed, in course id order, a page at a time."""
     return service.user_completed(conn, who, user_id, after=after, limit=limit)
 
 
 @route("PUT", "/users/{user_id}/credit-limit", (REGISTRAR,), response_model=UserOut)
-def set_credit_limit(user_id: UserId, body: CreditLimitIn, conn: Db, who: Caller):
+def set_credit_limit(user_id: PathId, body: CreditLimitIn, conn: Db, who: Caller):
     """Set one student's credit limit (null: the default, 18)."""
     return _user_out(service.set_credit_limit(conn, who, user_id, body.credit_limit))
 
 
 @route("GET", "/users/{user_id}/holds", SELF, response_model=list[HoldOut])
 async def user_holds(
-    user_id: UserId, conn: Db, who: Caller, after: After = None, limit: PageLimit = DEFAULT_PAGE
+    user_id: PathId, conn: Db, who: Caller, after: After = None, limit: PageLimit = DEFAULT_PAGE
 ):
     """A user's holds, lifted ones too, in id order, a page at a time."""
     return service.user_holds(conn, who, user_id, after=after, limit=limit)
 
 
 @route("POST", "/users/{user_id}/holds", (REGISTRAR,), response_model=HoldOut, status_code=201)
-def place_hold(user_id: UserId, body: HoldIn, conn: Db, who: Caller):
+def place_hold(user_id: PathId, body: HoldIn, conn: Db, who: Caller):
     """Place a hold: the student cannot enroll or join a waitlist until it is lifted."""
     return service.place_hold(conn, who, user_id, body.reason)
 
 
 @route("DELETE", "/users/{user_id}/holds/{hold_id}", (REGISTRAR,), response_model=HoldOut)
-def lift_hold(user_id: UserId, hold_id: HoldId, conn: Db, who: Caller):
+def lift_hold(user_id: PathId, hold_id: PathId, conn: Db, who: Caller):
     """Lift a hold (it stays listed, with who lifted it and when)."""
     return service.lift_hold(conn, who, user_id, hold_id)
 
 
 @route("GET", "/users/{user_id}/permits", SELF, response_model=list[PermitOut])
 async def user_permits(
-    user_id: UserId, conn: Db, who: Caller, after: After = None, limit: PageLimit = DEFAULT_PAGE
+    user_id: PathId, conn: Db, who: Caller, after: After = None, limit: PageLimit = DEFAULT_PAGE
 ):
     """A user's permits, revoked ones too, in id order, a page at a time."""
     return service.user_permits(conn, who, user_id, after=after, limit=limit)
@@ -617,7 +591,7 @@ async def user_permits(
 
 @route("GET", "/sections/{section_id}/permits", STAFF, response_model=list[PermitOut])
 async def section_permits(
-    section_id: SectionId,
+    section_id: PathId,
     conn: Db,
     who: Caller,
     after: After = None,
@@ -628,21 +602,18 @@ async def section_permits(
 
 
 @route("POST", "/sections/{section_id}/permits", STAFF, response_model=PermitOut, status_code=201)
-def grant_permit(section_id: SectionId, body: PermitIn, conn: Db, who: Caller):
+def grant_permit(section_id: PathId, body: PermitIn, conn: Db, who: Caller):
     """Let one student past the named rules of this section (its registrar or instructor)."""
     return service.grant_permit(conn, who, section_id, body.user_id, list(body.waives))
 
 
 @route("DELETE", "/sections/{section_id}/permits/{permit_id}", STAFF, response_model=PermitOut)
-def revoke_permit(section_id: SectionId, permit_id: PermitId, conn: Db, who: Caller):
+def revoke_permit(section_id: PathId, permit_id: PathId, conn: Db, who: Caller):
     """Revoke a permit: it waives nothing more (a place it gave stays)."""
     return service.revoke_permit(conn, who, section_id, permit_id)
 
 
 # terms and registration windows
-
-TermId = Annotated[int, Path(gt=0, le=2**63 - 1)]
-WindowId = Annotated[int, Path(gt=0, le=2**63 - 1)]
 
 
 @route("GET", "/terms", ANY_ROLE, response_model=list[TermOut])
@@ -652,7 +623,7 @@ async def list_terms(conn: Db, _: Caller, after: After = None, limit: PageLimit 
 
 
 @route("GET", "/terms/{term_id}", ANY_ROLE, response_model=TermOut)
-async def get_term(term_id: TermId, conn: Db, _: Caller):
+async def get_term(term_id: PathId, conn: Db, _: Caller):
     """One term, with its add and drop deadlines."""
     return service.get_term(conn, term_id)
 
@@ -664,21 +635,21 @@ def create_term(body: TermIn, conn: Db, who: Caller):
 
 
 @route("PATCH", "/terms/{term_id}", (REGISTRAR,), response_model=TermOut)
-def update_term(term_id: TermId, body: TermChange, conn: Db, who: Caller):
+def update_term(term_id: PathId, body: TermChange, conn: Db, who: Caller):
     """Rename a term, or move (null: remove) its add or drop deadline."""
     return service.update_term(conn, who, term_id, body)
 
 
 @route("GET", "/terms/{term_id}/windows", ANY_ROLE, response_model=list[WindowOut])
 async def term_windows(
-    term_id: TermId, conn: Db, _: Caller, after: After = None, limit: PageLimit = DEFAULT_PAGE
+    term_id: PathId, conn: Db, _: Caller, after: After = None, limit: PageLimit = DEFAULT_PAGE
 ):
     """A term's registration windows, in id order, a page at a time."""
     return service.term_windows(conn, term_id, after=after, limit=limit)
 
 
 @route("POST", "/terms/{term_id}/windows", (REGISTRAR,), response_model=WindowOut, status_code=201)
-def create_window(term_id: TermId, body: WindowIn, conn: Db, who: Caller):
+def create_window(term_id: PathId, body: WindowIn, conn: Db, who: Caller):
     """Open a registration window: for a class level, for the students listed, or (neither
     given) for everyone. Once a term has windows, a student adds its sections only in one of
     theirs."""
@@ -686,14 +657,14 @@ def create_window(term_id: TermId, body: WindowIn, conn: Db, who: Caller):
 
 
 @route("DELETE", "/terms/{term_id}/windows/{window_id}", (REGISTRAR,), status_code=204)
-def delete_window(term_id: TermId, window_id: WindowId, conn: Db, who: Caller):
+def delete_window(term_id: PathId, window_id: PathId, conn: Db, who: Caller):
     """Remove a registration window."""
     service.delete_window(conn, who, term_id, window_id)
     return Response(status_code=204)
 
 
 @route("PUT", "/users/{user_id}/class-level", (REGISTRAR,), response_model=UserOut)
-def set_class_level(user_id: UserId, body: ClassLevelIn, conn: Db, who: Caller):
+def set_class_level(user_id: PathId, body: ClassLevelIn, conn: Db, who: Caller):
     """Set a student's class level (the registration windows for a class level use it)."""
     return _user_out(service.set_class_level(conn, who, user_id, body.class_level))
 
@@ -706,7 +677,7 @@ internal = APIRouter(include_in_schema=False, dependencies=[FromService])
 
 
 @internal.put("/internal/users/{user_id}", status_code=204)
-async def account_announced(user_id: UserId, body: AccountIn, conn: Db) -> Response:
+async def account_announced(user_id: PathId, body: AccountIn, conn: Db) -> Response:
     """The auth service announces an account it has created or changed: recorded here at once,
     names included, so every account is known before its user's first request."""
     account = {"id": user_id, **body.model_dump()}

@@ -6,8 +6,12 @@ from pathlib import Path
 from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from app.common.db import WrongSchema, check_schema
-from app.common.settings import LoopbackUrls, load_or_exit
+from app.common.settings import (
+    LoopbackUrls,
+    database_checked,
+    load_or_exit,
+    secret_file_checked,
+)
 
 APPLICATION_ID = int.from_bytes(b"ENRL", "big")  # share/enroll/schema.sql sets these two
 SCHEMA_VERSION = 3
@@ -34,22 +38,12 @@ class Settings(BaseSettings):
     @field_validator("database")
     @classmethod
     def _database_is_ours(cls, path: Path) -> Path:
-        try:
-            check_schema(path, application_id=APPLICATION_ID, user_version=SCHEMA_VERSION)
-        except WrongSchema as exc:
-            raise ValueError(str(exc)) from exc
-        return path
+        return database_checked(path, application_id=APPLICATION_ID, user_version=SCHEMA_VERSION)
 
     @field_validator("gateway_secret_file")
     @classmethod
     def _secret_usable(cls, path: Path) -> Path:
-        if not path.is_file():
-            raise ValueError(f"gateway secret file {path} does not exist; run bin/init.sh first")
-        if path.stat().st_mode & 0o077:
-            raise ValueError(f"gateway secret file {path} is readable by others; chmod 600 it")
-        if len(path.read_text().strip()) < 32:
-            raise ValueError(f"gateway secret in {path} is too short (32 characters at least)")
-        return path
+        return secret_file_checked(path)
 
     @property
     def gateway_secret(self) -> str:
