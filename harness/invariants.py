@@ -100,3 +100,22 @@ def status_counts(db: Path) -> dict[str, int]:
         return dict(conn.execute("SELECT status, COUNT(*) FROM enrollments GROUP BY status"))
     finally:
         conn.close()
+
+
+def table_rows(db: Path) -> dict[str, list[tuple]]:
+    """Every row of every table (sqlite_sequence included: ids are never reused), each table's
+    rows in the order of all their columns, and the file's application_id and user_version: two
+    databases holding the same data give equal answers."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        found: dict[str, list[tuple]] = {}
+        for table in sorted(tables):
+            width = len(conn.execute(f'SELECT * FROM "{table}" LIMIT 0').description)
+            order = ", ".join(str(i) for i in range(1, width + 1))
+            found[table] = conn.execute(f'SELECT * FROM "{table}" ORDER BY {order}').fetchall()
+        for pragma in ("application_id", "user_version"):
+            found[f"PRAGMA {pragma}"] = conn.execute(f"PRAGMA {pragma}").fetchall()
+        return found
+    finally:
+        conn.close()

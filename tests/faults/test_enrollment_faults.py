@@ -13,14 +13,14 @@ from pathlib import Path
 import pytest
 
 from app.enrollment.init_db import init_db
-from harness.invariants import status_counts, violations
+from harness.invariants import status_counts, table_rows, violations
 from harness.loadclient import fetch
 from harness.procs import ROOT, free_port, start_uvicorn, stop, wait_http
 from tests.enrollment.helpers import identity_headers, make_secret_file
 
 CRASH_IN_DROP = """
 import os, signal, sys
-from app.common.db import connect
+from app.common.db import connect, immediate
 from app.enrollment import service
 from app.enrollment.service import Identity
 
@@ -31,23 +31,15 @@ def die_before_promotion(conn, section_id):
 service.promote_from_waitlist = die_before_promotion
 conn = connect(sys.argv[1])
 student = Identity(user_id=9, username="ajohnson", roles=frozenset({"student"}))
-service.drop(conn, student, 9, 1)
+with immediate(conn) as tx:
+    service.drop(tx, student, 9, 1)
 """
-
-
-def dump(db: Path) -> list[tuple]:
-    conn = sqlite3.connect(db)
-    try:
-        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
-        return [(t, *r) for t in sorted(tables) for r in conn.execute(f"SELECT * FROM {t}")]
-    finally:
-        conn.close()
 
 
 def test_a_process_killed_inside_a_write_transaction_changes_nothing(tmp_path):
     db = tmp_path / "enroll.db"
     init_db(db)
-    before = dump(db)
+    before = table_rows(db)
     result = subprocess.run(
         [sys.executable, "-c", CRASH_IN_DROP, str(db)],
         cwd=ROOT, capture_output=True, text=True, timeout=30,
@@ -55,7 +47,7 @@ def test_a_process_killed_inside_a_write_transaction_changes_nothing(tmp_path):
     assert result.returncode == -signal.SIGKILL
     assert "about to die" in result.stdout
     # The half-done drop (row marked dropped, nobody promoted) was never committed...
-    assert dump(db) == before
+    assert table_rows(db) == before
     # ...and the write lock died with the process: the next writer gets in at once.
     conn = sqlite3.connect(db, timeout=1.0)
     conn.execute("BEGIN IMMEDIATE")
