@@ -131,33 +131,106 @@ unmount_stale_litefs() {
 # ../shared/goproxy, when it exists, is a file GOPROXY holding exactly those module versions, put
 # first, with the ordinary proxy after it for everything else.
 KRAKEND_MIRROR="$ROOT/../shared/goproxy"
-ensure_krakend() {
-    local bin="$TOOLS/bin/krakend" marker="$TOOLS/bin/.krakend.version"
-    if [ -x "$bin" ] && [ "$(cat "$marker" 2>/dev/null)" = "$KRAKEND_VERSION" ]; then
-        return 0
-    fi
-    require_go krakend
-    local goproxy dir
+# The gateways' Go plugins: their source, one package main per directory, and where they are built
+# (the config's "plugin" folder: bin/gateway, etc/krakend/templates/service.tmpl).
+KRAKEND_PLUGIN_SOURCES="$ROOT/etc/krakend/plugins"
+KRAKEND_PLUGINS="$TOOLS/krakend-plugins"
+
+with_krakend_goproxy() {  # with_krakend_goproxy COMMAND...: with the mirror first in GOPROXY
+    local goproxy
     goproxy="$(go env GOPROXY)"
+    [ -d "$KRAKEND_MIRROR" ] && goproxy="file://$(realpath "$KRAKEND_MIRROR"),$goproxy"
+    # The mirror's modules are checked against krakend-ce's go.sum, not the public checksum
+    # database (which the refusing proxy's network may not reach for them either).
+    GOPROXY="$goproxy" GONOSUMDB="github.com/krakend,github.com/luraproject" "$@"
+}
+
+krakend_source() {  # the krakend-ce module's directory in Go's module cache, downloaded if missing
+    local dir
+    dir="$(with_krakend_goproxy go mod download -json "github.com/krakend/krakend-ce/v2@$KRAKEND_VERSION" \
+        | python3 -c 'import json, sys; print(json.load(sys.stdin).get("Dir", ""))')" || true
+    [ -n "$dir" ] || die "could not download krakend-ce $KRAKEND_VERSION (see the go output above)."
+    echo "$dir"
+}
+
+# The Go release that built a Go binary ("go1.26.8"), or nothing.
+go_built_by() { go version "$1" 2>/dev/null | awk '{print $NF}'; }
+
+# KrakenD and its plugins. A Go plugin loads only into a binary built by the same Go release with
+# the same module versions, with cgo: so both are built here, from the same krakend-ce module.
+ensure_krakend() {
+    local marker="$TOOLS/bin/.krakend.version"
+    if [ ! -x "$TOOLS/bin/krakend" ] || [ "$(cat "$marker" 2>/dev/null)" != "$KRAKEND_VERSION" ]; then
+        build_krakend
+    fi
+    ensure_krakend_plugins
+}
+
+build_krakend() {
+    local bin="$TOOLS/bin/krakend" dir
+    require_go krakend
     if [ -d "$KRAKEND_MIRROR" ]; then
-        goproxy="file://$(realpath "$KRAKEND_MIRROR"),$goproxy"
         say "Building KrakenD $KRAKEND_VERSION (first time only, about 3 minutes on 2 cores; krakend modules from ${KRAKEND_MIRROR#"$ROOT"/})"
     else
         say "Building KrakenD $KRAKEND_VERSION (first time only, about 3 minutes on 2 cores)"
     fi
-    # The mirror's modules are checked against krakend-ce's go.sum, not the public checksum
-    # database (which the refusing proxy's network may not reach for them either).
-    local -x GOPROXY="$goproxy" GONOSUMDB="github.com/krakend,github.com/luraproject"
-    dir="$(go mod download -json "github.com/krakend/krakend-ce/v2@$KRAKEND_VERSION" \
-        | python3 -c 'import json, sys; print(json.load(sys.stdin).get("Dir", ""))')" || true
-    [ -n "$dir" ] || die "could not download krakend-ce $KRAKEND_VERSION (see the go output above)."
+    dir="$(krakend_source)" || exit 1
     mkdir -p "$TOOLS/bin"
-    # -mod=readonly: every module is verified against krakend-ce's own go.sum.
-    (cd "$dir" && go build -mod=readonly -trimpath \
+    # -mod=readonly: every module is verified against krakend-ce's own go.sum. cgo (Go's default
+    # where a C compiler is installed) is what lets the binary load plugins at all.
+    (cd "$dir" && CGO_ENABLED=1 with_krakend_goproxy go build -mod=readonly -trimpath \
         -ldflags "-X github.com/luraproject/lura/v2/core.KrakendVersion=${KRAKEND_VERSION#v}" \
         -o "$bin" ./cmd/krakend-ce) \
         || die "could not build KrakenD $KRAKEND_VERSION (see the go output above)."
-    echo "$KRAKEND_VERSION" >"$marker"
+    echo "$KRAKEND_VERSION" >"$TOOLS/bin/.krakend.version"
+}
+
+# Each etc/krakend/plugins/NAME (a package main) built into .tools/krakend-plugins/NAME.so, unless
+# the one there was built for this KrakenD version and binary's Go from the same source (the
+# marker .NAME.build says so). The source is built as a package of a writable copy of the
+# krakend-ce module, the one the binary was built from: the plugin then links exactly the
+# binary's module versions (go.sum, -mod=readonly), Go release, cgo and -trimpath.
+ensure_krakend_plugins() {
+    local bin="$TOOLS/bin/krakend" src name key marker built_by work="" dir
+    built_by="$(go_built_by "$bin")"
+    for src in "$KRAKEND_PLUGIN_SOURCES"/*/; do
+        [ -d "$src" ] || continue
+        name="$(basename "$src")"
+        key="krakend $KRAKEND_VERSION ${built_by:-go?} source $(cd "$src" && sha256sum -- *.go | sha256sum | cut -d' ' -f1)"
+        marker="$KRAKEND_PLUGINS/.$name.build"
+        if [ -f "$KRAKEND_PLUGINS/$name.so" ] && [ "$(cat "$marker" 2>/dev/null)" = "$key" ]; then
+            continue
+        fi
+        require_go "the KrakenD plugin $name"
+        if [ "$built_by" != "$(go env GOVERSION)" ]; then
+            say "KrakenD was built by ${built_by:-another Go} and Go is now $(go env GOVERSION): rebuilding it, since a plugin loads only into a binary of the Go that built the plugin"
+            build_krakend
+            built_by="$(go_built_by "$bin")"
+            key="krakend $KRAKEND_VERSION $built_by source ${key##* }"
+        fi
+        command -v "$(go env CC)" >/dev/null \
+            || die "a C compiler ($(go env CC)) is needed to build KrakenD plugins (cgo); install gcc and rerun."
+        say "Building the KrakenD plugin $name (etc/krakend/plugins/$name; about 40 s the first time, seconds after)"
+        if [ -z "$work" ]; then
+            mkdir -p "$KRAKEND_PLUGINS"
+            dir="$(krakend_source)" || exit 1
+            # Under .tools, so that the finished plugin is moved into place in one rename: a
+            # gateway starting meanwhile never reads half a file, and one running keeps its own.
+            work="$(mktemp -d "$TOOLS/.krakend-plugin-build.XXXXXX")"
+            cp -r "$dir" "$work/krakend-ce"
+            chmod -R u+w "$work/krakend-ce"
+        fi
+        rm -rf "$work/krakend-ce/$name"
+        cp -r "$src" "$work/krakend-ce/$name"
+        if ! (cd "$work/krakend-ce" && CGO_ENABLED=1 with_krakend_goproxy go build -buildmode=plugin \
+            -mod=readonly -trimpath -o "$work/$name.so" "./$name"); then
+            rm -rf "$work"
+            die "could not build the KrakenD plugin $name (see the go output above)."
+        fi
+        mv -f "$work/$name.so" "$KRAKEND_PLUGINS/$name.so"
+        echo "$key" >"$marker"
+    done
+    [ -z "$work" ] || rm -rf "$work"
 }
 
 # The variables of etc/cluster.env (foreman's environment) that are not set already: a test or a

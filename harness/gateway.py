@@ -16,6 +16,9 @@ from pathlib import Path
 from harness.procs import ROOT, log_tail, wait_http
 
 KRAKEND = ROOT / ".tools" / "bin" / "krakend"
+# The built Go plugins (bin/lib.sh, ensure_krakend_plugins), by absolute path: the config's
+# "plugin" folder (etc/krakend/templates/service.tmpl) whatever directory KrakenD runs in.
+PLUGINS = ROOT / ".tools" / "krakend-plugins"
 READY_TIMEOUT = 30.0
 
 
@@ -37,6 +40,7 @@ def render(name: str, env: dict[str, str], out: Path) -> subprocess.CompletedPro
         "FC_SETTINGS": f"etc/{name}/settings",
         "FC_TEMPLATES": "etc/krakend/templates",
         "FC_OUT": str(out),
+        "GATEWAY_PLUGIN_DIR": str(PLUGINS),
         **env,
     }
     command = [str(KRAKEND), "check", "--test-gin-routes", "--debug"]
@@ -77,7 +81,8 @@ class Gateway:
             self.proc = subprocess.Popen(
                 self.command,
                 cwd=ROOT,
-                env=clean_environ() | {"VAR_DIR": str(self.var), **self.env},
+                env=clean_environ()
+                | {"VAR_DIR": str(self.var), "GATEWAY_PLUGIN_DIR": str(PLUGINS), **self.env},
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,

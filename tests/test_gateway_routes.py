@@ -5,7 +5,8 @@ settings/ and templates/). The tests render it, as KrakenD would at start-up, wi
 that differ from the committed defaults, and check the result: every enrollment route exactly once
 at /enroll_api + route with its roles, the auth routes under /auth_api, one validator, the gateway
 secret on every backend request and never taken from the client, statuses passed through, each
-route's body limit its service's, the gateway's own health answer, no token from a cookie.
+route's body limit its service's, the gateway's own health answer, no token from a cookie, the
+path-guard plugin.
 
 KrakenD itself renders and checks them: `krakend check -t -d` (parse, dump, and mount every
 endpoint on a real gin router for a second, which refuses conflicting paths), with FC_OUT naming
@@ -34,7 +35,7 @@ from app.common.identity import (
 from app.common.limits import MAX_BODY_BYTES
 from app.enrollment.deps import CallerFirst
 from app.enrollment.routes import router as enrollment_router
-from harness.gateway import KRAKEND, render
+from harness.gateway import KRAKEND, PLUGINS, render
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "secret-of-this-test-run-0123456789abcdef"
@@ -556,6 +557,23 @@ def test_the_health_endpoint_is_the_gateways_own_and_tells_nothing_else(config):
     (backend,) = health["backend"]
     assert backend["host"] == ["http://127.0.0.1:65535"]
     assert router["logger_skip_paths"] == [HEALTH]
+
+
+def test_both_gateways_refuse_a_control_character_in_the_path_before_routing(config):
+    """The HTTP server plugin pathguard (etc/krakend/plugins/pathguard, built by bin/lib.sh into
+    .tools/krakend-plugins) answers such a path with 400 `bad_path` itself; without it, KrakenD's
+    empty 500 (tests/e2e/test_gateway_hardening.py sends them through both gateways)."""
+    assert config["plugin"] == {"pattern": ".so", "folder": str(PLUGINS)}
+    assert config["extra_config"]["plugin/http-server"] == {"name": ["pathguard"]}
+    # Every plugin bin/lib.sh builds (one directory each) is one the gateways use.
+    sources = ROOT / "etc" / "krakend" / "plugins"
+    assert sorted(p.name for p in sources.iterdir() if (p / "main.go").is_file()) == ["pathguard"]
+
+
+def test_the_plugin_folder_defaults_to_where_bin_lib_builds_them(renderer):
+    enroll = rendered(renderer, "enroll", {"GATEWAY_SECRET": SECRET, "GATEWAY_PLUGIN_DIR": ""})
+    assert enroll["plugin"]["folder"] == ".tools/krakend-plugins"
+    assert (ROOT / enroll["plugin"]["folder"]) == PLUGINS
 
 
 def test_answers_do_not_name_the_krakend_version(config):

@@ -3,6 +3,8 @@
 - a request body over the route's limit is the gateway's own 413, every time, and nothing of it
   reaches a service (before: the service's 413, or now and then KrakenD's bare 500 when the
   service closed the connection while KrakenD was still sending the body);
+- a control character in the path (%00, %0D%0A, %09, %7F) is the gateway's own 400 with the
+  services' error body, code `bad_path` (before: KrakenD's empty 500), and reaches no service;
 - the enroll gateway reads a token from the Authorization header only, never from a cookie;
 - answers do not name KrakenD's version (X-Krakend) or the enrollment instance (X-Instance), and
   the gateway's health answer does not tell how long it has been up.
@@ -104,17 +106,82 @@ def test_the_limit_is_each_routes_own(cluster: Cluster):
     assert (refused.status_code, reached_a_service(refused)) == (413, False)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="KrakenD's bare 500: lura cannot build the backend URL (Go's url.Parse refuses a control"
-    " character) and CE has no cheap check before it; issue 26's server plugin makes it a 400",
-)
-@pytest.mark.parametrize("segment", ["%00", "1%0D%0AX-Injected:%201", "%7F"])
-def test_a_control_character_in_a_path_segment_is_a_4xx(cluster: Cluster, segment):
-    url = cluster.enroll_gateway.url + "/enroll_api/sections/" + segment
-    reply = httpx.get(url, headers=bearer(cluster.token(9, "ajohnson", "student")))
+# a control character in the path
 
-    assert 400 <= reply.status_code < 500 and not reached_a_service(reply)
+# Path segments that decode to a control character (U+0000-U+001F, U+007F): a NUL, a CR LF
+# followed by a header (an attempt at header injection), DEL, a tab; and one after a valid id.
+CONTROL_SEGMENTS = ["%00", "1%0D%0AX-Injected:%201", "%7F", "%09", "1%00"]
+METRICS_SCRAPE = '{method="GET",route="unmatched",status="200"}'
+
+
+def path_param_route(cluster: Cluster, gateway: str) -> tuple[str, dict[str, str]]:
+    """A route of `gateway` with a path parameter (`{}`), and the headers of a caller it allows."""
+    if gateway == "enroll":
+        student = bearer(cluster.token(9, "ajohnson", "student"))
+        return cluster.enroll_gateway.url + "/enroll_api/sections/{}", student
+    registrar = bearer(cluster.token(1, "rhenderson", "registrar"))
+    return cluster.auth_gateway.url + "/auth_api/accounts/{}", registrar
+
+
+def requests_answered(cluster: Cluster) -> int:
+    """How many requests the services (three enrollment instances, three auth nodes) have
+    answered so far, by their own metrics (app/common/observe.py), leaving out the services'
+    calls to one another (/internal/...) and the scrapes of /metrics (which the metrics count
+    as an "unmatched" route answered 200)."""
+    nodes = [cluster.auth.primary, *cluster.auth.replicas]
+    total = 0.0
+    for url in [*cluster.enrollment.urls, *(node.url for node in nodes)]:
+        for line in httpx.get(url + "/metrics", timeout=10).text.splitlines():
+            if not line.startswith("http_request_duration_seconds_count{"):
+                continue
+            labels = line[line.index("{") : line.index("}") + 1]
+            if 'route="/internal/' in labels or labels == METRICS_SCRAPE:
+                continue
+            total += float(line.rsplit(" ", 1)[1])
+    return int(total)
+
+
+@pytest.mark.parametrize("gateway", ["enroll", "auth"])
+@pytest.mark.parametrize("segment", CONTROL_SEGMENTS)
+def test_a_control_character_in_a_path_segment_is_the_gateways_own_400(
+    cluster: Cluster, gateway, segment
+):
+    """KrakenD answered these with its empty 500: gin decodes the path, lura passes the decoded
+    parameter on, and Go refuses the backend URL it makes. The pathguard plugin
+    (etc/krakend/plugins/pathguard) refuses them before routing, and no service sees them."""
+    url, headers = path_param_route(cluster, gateway)
+    answered = requests_answered(cluster)
+
+    reply = httpx.get(url.format(segment), headers=headers)
+
+    assert reply.status_code == 400, reply.text
+    assert reply.headers["content-type"] == "application/json"
+    body = reply.json()
+    assert body["code"] == "bad_path" and "control character" in body["detail"]
+    assert set(body) == {"detail", "code"}
+    assert not reached_a_service(reply)
+    assert requests_answered(cluster) == answered
+
+
+@pytest.mark.parametrize("gateway", ["enroll", "auth"])
+def test_paths_without_control_characters_pass_the_path_guard(cluster: Cluster, gateway):
+    """A percent-encoded digit is the digit (gin decodes the path before routing); UTF-8 text
+    passes on to the service, which refuses it as an id (422); a path that is no route is still
+    the router's 404."""
+    url, headers = path_param_route(cluster, gateway)
+    answered = requests_answered(cluster)
+
+    plain = httpx.get(url.format("1"), headers=headers)
+    encoded = httpx.get(url.format("%31"), headers=headers)
+    accented = httpx.get(url.format("%C3%A9"), headers=headers)
+    no_route = httpx.get(url.format("1") + "/nothing-here", headers=headers)
+
+    assert (plain.status_code, reached_a_service(plain)) == (200, True), plain.text
+    assert (encoded.status_code, reached_a_service(encoded)) == (200, True), encoded.text
+    assert encoded.json() == plain.json()
+    assert (accented.status_code, reached_a_service(accented)) == (422, True), accented.text
+    assert (no_route.status_code, reached_a_service(no_route)) == (404, False)
+    assert requests_answered(cluster) == answered + 3
 
 
 # the token's source
