@@ -56,7 +56,7 @@ class Rule:
         """Seconds to wait before starting the child again."""
         if quick_deaths_in_a_row == 0:
             return 0.0
-        return self.first_pause * 2 ** (quick_deaths_in_a_row - 1)
+        return self.first_pause * 2.0 ** (quick_deaths_in_a_row - 1)
 
 
 RULE = Rule()
@@ -173,7 +173,7 @@ class _Supervisor:
             self._sleep(pause)
         return 0
 
-    def _wait(self, child: subprocess.Popen) -> int:
+    def _wait(self, child: subprocess.Popen[bytes]) -> int:
         """Wait for `child` to end, passing a stop signal on to it, and killing its process
         group if it has not stopped `stop_grace` seconds after that."""
         pidfd = os.pidfd_open(child.pid)
