@@ -78,5 +78,5 @@ def pytest_terminal_summary(terminalreporter) -> None:
             f" 3 roles and without a token), {TALLY['gateway fuzz auth cases']} auth cases,"
             f" {TALLY['gateway fuzz requests']} requests through KrakenD;"
             f" {TALLY['gateway fuzz control characters']} control characters in a path got"
-            " KrakenD's own 500"
+            " the gateway's own 400 bad_path"
         )
