@@ -2,7 +2,8 @@
 the writes queued by its requests back to back in one turn, and a writer cancelled while it
 waits never leaves the lock held (which would stop every instance's writes). A write
 transaction on the event loop needs the turn (else it would block the loop), and every
-enrollment route that writes gets it from the one place, `route` in app/enrollment/routes.py."""
+enrollment route that writes gets it from the one place, `Database.write` (`await db.write(...)`);
+a connection lent for reading cannot write at all."""
 
 import asyncio
 import fcntl
@@ -16,11 +17,11 @@ from fastapi.testclient import TestClient
 
 from app.common.db import (
     CommitNotOnDisk,
+    Database,
     WriteOutsideItsTurn,
     WriterLock,
     connect,
     immediate,
-    write_in_turn,
 )
 from app.common.identity import gateway_headers
 from app.enrollment.deps import CallerFirst
@@ -133,8 +134,8 @@ def test_writes_of_one_turn_are_synced_once_before_any_is_answered(tmp_path, mon
     """A power cut must not undo a seat the student was told is theirs: the WAL is synced
     after a turn's commits and before any of its writers is answered, once for the turn."""
     database = tmp_path / "x.db"
-    conn = connect(database, writer_lock_file=tmp_path / "x.db.writer-lock")
-    conn.execute("CREATE TABLE t (n INTEGER)")
+    connect(database).execute("CREATE TABLE t (n INTEGER)")
+    db = Database(database, writer_lock_file=tmp_path / "x.db.writer-lock")
     events: list[tuple] = []
     real_sync = os.fdatasync
 
@@ -144,20 +145,18 @@ def test_writes_of_one_turn_are_synced_once_before_any_is_answered(tmp_path, mon
 
     monkeypatch.setattr(os, "fdatasync", sync)
 
-    def insert(n: int):
-        def job() -> int:
-            with immediate(conn):
-                conn.execute("INSERT INTO t VALUES (?)", (n,))
-            return n
-
-        return job
+    def insert(tx, n: int) -> int:
+        tx.execute("INSERT INTO t VALUES (?)", (n,))
+        return n
 
     async def scenario() -> None:
         async def write(n: int) -> None:
-            events.append(("answered", await write_in_turn(conn, insert(n))))
+            events.append(("answered", await db.write(insert, n)))
 
         await asyncio.gather(*(write(n) for n in range(3)))
-        await write_in_turn(conn, lambda: conn.execute("SELECT count(*) FROM t").fetchone())
+        await db.writer_lock.run(
+            lambda: db.read(lambda c: c.execute("SELECT count(*) FROM t").fetchone())
+        )
         events.append(("a turn that only read",))
 
     asyncio.run(scenario())
@@ -167,20 +166,19 @@ def test_writes_of_one_turn_are_synced_once_before_any_is_answered(tmp_path, mon
 
 
 def test_a_turn_whose_commits_cannot_be_synced_answers_each_writer_so(tmp_path, monkeypatch):
-    conn = connect(tmp_path / "x.db", writer_lock_file=tmp_path / "x.db.writer-lock")
-    conn.execute("CREATE TABLE t (n INTEGER)")
+    connect(tmp_path / "x.db").execute("CREATE TABLE t (n INTEGER)")
+    db = Database(tmp_path / "x.db", writer_lock_file=tmp_path / "x.db.writer-lock")
 
     def failing_sync(fd: int) -> None:
         raise OSError(5, "Input/output error")
 
     monkeypatch.setattr(os, "fdatasync", failing_sync)
 
-    def insert() -> None:
-        with immediate(conn):
-            conn.execute("INSERT INTO t VALUES (1)")
+    def insert(tx) -> None:
+        tx.execute("INSERT INTO t VALUES (1)")
 
     async def scenario() -> list:
-        writes = (write_in_turn(conn, insert) for _ in range(2))
+        writes = (db.write(insert) for _ in range(2))
         return await asyncio.gather(*writes, return_exceptions=True)
 
     results = asyncio.run(scenario())
@@ -194,31 +192,38 @@ def test_a_turn_whose_commits_cannot_be_synced_answers_each_writer_so(tmp_path, 
 def test_a_write_on_the_event_loop_without_the_turn_fails_loudly(tmp_path):
     conn = connect(tmp_path / "x.db", writer_lock_file=tmp_path / "x.db.writer-lock")
     conn.execute("CREATE TABLE t (n INTEGER)")
+    db = Database(tmp_path / "x.db", writer_lock_file=tmp_path / "x.db.writer-lock")
 
     async def without_turn() -> None:
         with immediate(conn):
             conn.execute("INSERT INTO t VALUES (1)")
 
-    def insert_two() -> None:
-        with immediate(conn):
-            conn.execute("INSERT INTO t VALUES (2)")
+    def insert(tx, n: int) -> None:
+        tx.execute("INSERT INTO t VALUES (?)", (n,))
 
     async def with_turn() -> None:
-        await write_in_turn(conn, insert_two)
+        await db.write(insert, 2)
+
+    async def reading_connection() -> None:
+        db.read(insert, 4)
 
     with pytest.raises(WriteOutsideItsTurn):
         asyncio.run(without_turn())
     asyncio.run(with_turn())
+    with pytest.raises(WriteOutsideItsTurn):  # a connection lent for reading cannot write
+        asyncio.run(reading_connection())
     with immediate(conn):  # off the loop (a worker thread, a script): joins the queue itself
         conn.execute("INSERT INTO t VALUES (3)")
     assert [n for (n,) in conn.execute("SELECT n FROM t")] == [2, 3]
 
 
 def test_every_enrollment_route_that_writes_takes_the_write_turn_and_no_read_does():
+    """A route that writes says so in its code, `await db.write(...)`; a read's code names no
+    write (and its connection could not write: the test above)."""
     for route in router.routes:
         assert isinstance(route, APIRoute)
         writes = route.methods != {"GET"}
-        takes_turn = getattr(route.endpoint, "takes_write_turn", False)
+        takes_turn = "write" in route.endpoint.__code__.co_names
         assert takes_turn is writes, (route.methods, route.path)
         assert isinstance(route, CallerFirst), f"{route.path} does not identify its caller"
 

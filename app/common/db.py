@@ -13,13 +13,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
 from pathlib import Path
-from typing import TypeVar
+from typing import Concatenate, ParamSpec, TypeVar
 
 from app.common.observe import WRITER_LOCK_WAIT
 
 BUSY_TIMEOUT_MS = 30_000
 BATCH_SECONDS = 0.010  # the longest one process keeps the turn while others may wait
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 class WriterLock:
@@ -199,16 +200,10 @@ class CommitNotOnDisk(OSError):
     """A write job committed, but the WAL could not be synced: a power cut could undo it."""
 
 
-async def write_in_turn(conn: sqlite3.Connection, job: Callable[[], T]) -> T:
-    """`await write_in_turn(conn, job)`: run `job` (plain code that writes on `conn`) in the write
-    turn, from an event loop (`WriterLock.run`). The enrollment routes that write run in it
-    whole (app/enrollment/routes.py `route`)."""
-    return await conn.writer_lock.run(job)  # type: ignore[attr-defined]
-
-
 class WriteOutsideItsTurn(RuntimeError):
-    """A write transaction started on an event loop without the write turn: it would block the
-    loop (and every request on it) in a blocking flock. Write in a job (`write_in_turn`)."""
+    """A write transaction started on an event loop without the write turn (it would block the
+    loop, and every request on it, in a blocking flock), or a write on a connection lent for
+    reading. Write with `Database.write`."""
 
 
 class Connection(sqlite3.Connection):
@@ -218,10 +213,15 @@ class Connection(sqlite3.Connection):
 
 
 def connect(
-    path: str | Path, *, readonly: bool = False, writer_lock_file: Path | None = None
+    path: str | Path,
+    *,
+    readonly: bool = False,
+    query_only: bool = False,
+    writer_lock_file: Path | None = None,
 ) -> sqlite3.Connection:
     """Open a connection in autocommit mode; transactions are always explicit (see `immediate`).
-    Processes that share a database for writing pass the same `writer_lock_file`."""
+    Processes that share a database for writing pass the same `writer_lock_file`. A `query_only`
+    connection refuses every change (SQLite's `PRAGMA query_only`): `Database.read` lends those."""
     if readonly:
         conn = sqlite3.connect(
             f"file:{path}?mode=ro",
@@ -242,6 +242,8 @@ def connect(
         # WAL lets readers in the three instances run while one writer commits.
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
+    if query_only:
+        conn.execute("PRAGMA query_only = ON")
     conn.wal_file = f"{path}-wal"  # type: ignore[attr-defined]
     return conn
 
@@ -251,13 +253,14 @@ def immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     """Run a read-then-write as one BEGIN IMMEDIATE transaction: the write lock is taken up front,
     so no other process can change what we read before we write. In a thread, the writer queue
     is joined here (a blocking wait); on an event loop the caller must hold the write turn
-    already, or this raises WriteOutsideItsTurn rather than block the loop."""
+    already (`Database.write` runs it there), or this raises WriteOutsideItsTurn rather than
+    block the loop."""
     lock = getattr(conn, "writer_lock", None) or WriterLock.for_file(None)
     has_turn = _turn_held.get() is lock
     if not has_turn and _on_event_loop():
         raise WriteOutsideItsTurn(
-            "a write transaction on the event loop without the write turn: write in a job "
-            "(write_in_turn; an enrollment route that writes runs in one)"
+            "a write transaction on the event loop without the write turn: write with"
+            " Database.write"
         )
     with nullcontext() if has_turn else lock.held():
         conn.execute("BEGIN IMMEDIATE")
@@ -347,10 +350,16 @@ class ConnectionPool:
     """
 
     def __init__(
-        self, path: str | Path, *, readonly: bool = False, writer_lock_file: Path | None = None
+        self,
+        path: str | Path,
+        *,
+        readonly: bool = False,
+        query_only: bool = False,
+        writer_lock_file: Path | None = None,
     ) -> None:
         self.path = path
         self.readonly = readonly
+        self.query_only = query_only
         self.writer_lock_file = writer_lock_file
         # The queue of writers its connections join (`WriterLock.run` for a job of its own).
         self.writer_lock = WriterLock.for_file(writer_lock_file)
@@ -370,13 +379,75 @@ class ConnectionPool:
             return self._idle.pop()
         except IndexError:
             return connect(
-                self.path, readonly=self.readonly, writer_lock_file=self.writer_lock_file
+                self.path,
+                readonly=self.readonly,
+                query_only=self.query_only,
+                writer_lock_file=self.writer_lock_file,
             )
 
     def give_back(self, conn: sqlite3.Connection) -> None:
         if conn.in_transaction:  # never hand a half-finished transaction to the next request
             conn.execute("ROLLBACK")
         self._idle.append(conn)
+
+
+class Database:
+    """One SQLite file as a service process uses it from its event loop, in two verbs (as
+    datasette's `Database.execute_fn` and `execute_write_fn`):
+
+        rows = db.read(queries.list_courses, after=after, limit=limit)
+        seat = await db.write(service.enroll, who, user_id, body)
+
+    `read` runs `fn(conn, ...)` on a pooled connection that cannot change anything (query-only).
+    `write` runs `fn(tx, ...)` as one BEGIN IMMEDIATE transaction, in this process's write turn
+    (`WriterLock.run`: queued without blocking the loop, run back to back with the writes queued
+    meanwhile, while the lock file shared with the other processes is held), and returns what
+    `fn` returned once the turn's commits are on disk (group commit); what `fn` raises rolls the
+    transaction back and is raised here. So every read-then-write is one transaction that no
+    other process can interleave, and it is the one way to write: a write on a reading
+    connection raises WriteOutsideItsTurn. `fn` is plain code: nothing can be awaited inside a
+    turn, where every writer of every process waits on it; what must be asked elsewhere first
+    (another service) is awaited before `write`."""
+
+    def __init__(self, path: str | Path, *, writer_lock_file: Path | None = None) -> None:
+        self.readers = ConnectionPool(path, query_only=True, writer_lock_file=writer_lock_file)
+        self.writers = ConnectionPool(path, writer_lock_file=writer_lock_file)
+        self.writer_lock = self.writers.writer_lock
+        # The writer's connection, made now: the first write does not wait for its setup. A
+        # process runs its writes one at a time, so it is the only one (one per event loop).
+        self.writers.give_back(self.writers.take())
+
+    def read(
+        self,
+        fn: Callable[Concatenate[sqlite3.Connection, P], T],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """`fn(conn, *args, **kwargs)` on a lent query-only connection (given back after)."""
+        with self.readers.connection() as conn:
+            try:
+                return fn(conn, *args, **kwargs)
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode == sqlite3.SQLITE_READONLY:  # query-only: `fn` wrote
+                    raise WriteOutsideItsTurn(f"{fn.__name__} writes: use Database.write") from exc
+                raise
+
+    async def write(
+        self,
+        fn: Callable[Concatenate[sqlite3.Connection, P], T],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """`fn(tx, *args, **kwargs)` as one BEGIN IMMEDIATE transaction in the write turn; its
+        result once committed and on disk."""
+
+        def job() -> T:
+            with self.writers.connection() as conn, immediate(conn) as tx:
+                return fn(tx, *args, **kwargs)
+
+        return await self.writer_lock.run(job)
 
 
 class WrongSchema(RuntimeError):

@@ -8,21 +8,20 @@ ago is there before any replica has it. If it cannot be reached, the replicas ar
 """
 
 import asyncio
-import sqlite3
 import time
 
 import httpx
 
-from app.common.db import write_in_turn
+from app.common.db import Database
 from app.common.identity import GATEWAY_SECRET_HEADER
 from app.common.observe import ASYNC_PASS_ON_ID
 from app.enrollment import service
 from app.enrollment.settings import Settings
 
-# The whole lookup's bound, over every instance asked. A route that writes asks with the write
-# turn held (every instance's writers wait meanwhile), so a hung auth instance must not hold it
-# long: on loopback a healthy one answers in milliseconds, and past the bound the registrar gets
-# the usual 404 naming the id and can try again.
+# The whole lookup's bound, over every instance asked: a route that writes asks before its write,
+# so a hung auth instance must not hold the registrar's request long: on loopback a healthy one
+# answers in milliseconds, and past the bound the registrar gets the usual 404 naming the id and
+# can try again.
 BUDGET_SECONDS = 0.5
 
 # One client per event loop (a process runs one), made at the first lookup: building an httpx
@@ -64,7 +63,7 @@ async def fetch_account(settings: Settings, user_id: int) -> dict | None:
     return None
 
 
-async def make_current(conn: sqlite3.Connection, settings: Settings, user_id: int) -> None:
+async def make_current(db: Database, settings: Settings, user_id: int) -> None:
     """Bring this service's record of user `user_id` up to the auth service's account: for the
     registrar's lookups and assignments, which must see an account the registrar has just
     created, renamed or given the instructor role, before that user's own next request. If the
@@ -73,5 +72,5 @@ async def make_current(conn: sqlite3.Connection, settings: Settings, user_id: in
     if not settings.auth_urls:
         return
     account = await fetch_account(settings, user_id)
-    if account is not None and not service.account_is_recorded(conn, account):
-        await write_in_turn(conn, lambda: service.remember_account(conn, account))
+    if account is not None and not db.read(service.account_is_recorded, account):
+        await db.write(service.remember_account, account)

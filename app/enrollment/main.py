@@ -4,13 +4,12 @@
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.common.db import ConnectionPool
+from app.common.db import Database
 from app.common.errors import install_error_handlers
 from app.common.limits import BodySizeLimit
 from app.common.observe import FASTAPI_TELEMETRY_OFF
 from app.common.observe import install as observe
 from app.common.server import long_lived
-from app.enrollment.deps import LendConnections
 from app.enrollment.routes import BODY_LIMITS, internal, router
 from app.enrollment.settings import Settings, get_settings
 
@@ -22,7 +21,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.gateway_secret = settings.gateway_secret
     # The three instances queue their writers on one lock file beside the database.
-    app.state.pool = ConnectionPool(
+    app.state.db = Database(
         settings.database,
         writer_lock_file=settings.database.with_name(settings.database.name + ".writer-lock"),
     )
@@ -34,7 +33,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.router.routes.extend(internal.routes)
     rush_first(app.router.routes)
 
-    app.add_middleware(LendConnections, pool=app.state.pool)
     app.add_middleware(BodySizeLimits, wider=BODY_LIMITS)
     observe(app)  # request ids, JSON log lines of refusals, /metrics
 

@@ -1,33 +1,31 @@
 """HTTP routes of the enrollment service: thin wrappers over `service`.
 
-Every route runs on the event loop, without a thread hop. Reads (`Db`) never wait for a lock in WAL
-mode. A route that writes (any method but GET) is a plain function that runs whole in the write
-turn (`route` sees to it: the queue of the three instances' writers on one lock file), queued
-without blocking the loop and run with this instance's other queued writes, back to back; the
-service runs its BEGIN IMMEDIATE transactions in it. A write transaction outside the turn raises
-WriteOutsideItsTurn rather than block.
+Every route runs on the event loop, without a thread hop. A read is `db.read(fn, ...)`, on a
+pooled connection that never waits for a lock in WAL mode (and cannot write). A write is
+`await db.write(fn, ...)`: `fn` gets its BEGIN IMMEDIATE transaction in this instance's write turn
+(the queue of the three instances' writers on one lock file), run back to back with the writes
+queued meanwhile, and the route its answer once the commit is on disk (app/common/db.py
+`Database`). What a write must ask elsewhere first (the auth service, for an account the
+registrar names) is awaited before it.
 
 Each route declares the roles the gateway lets through (`x-roles` in the OpenAPI schema) and, for
 the catalog listings, how long the gateway may reuse an answer (`x-cache-seconds`); the gateway
 config is checked against this table by tests/test_gateway_routes.py.
 """
 
-import functools
 import inspect
-import sqlite3
-from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from app.common.db import write_in_turn
 from app.common.errors import Invalid, error_responses
 from app.common.identity import INSTRUCTOR, REGISTRAR, ROLES, STUDENT
 from app.common.models import Id
 from app.common.params import DEFAULT_PAGE, After, PageLimit, PathId
 from app.enrollment import directory, queries, service
-from app.enrollment.deps import CALLER, AppSettings, Caller, CallerFirst, Db, FromService, lend
+from app.enrollment.deps import AppSettings, Caller, CallerFirst, Db, FromService
 from app.enrollment.models import (
     AccountIn,
     AuditAction,
@@ -61,9 +59,9 @@ from app.enrollment.models import (
     WindowIn,
     WindowOut,
 )
-from app.enrollment.settings import Settings
 
 router = APIRouter(route_class=CallerFirst)
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Coroutine[Any, Any, Any]])
 
 ANY_ROLE = ROLES
 STAFF = (INSTRUCTOR, REGISTRAR)
@@ -87,20 +85,18 @@ def route(
     roles: tuple[str, ...],
     *,
     cache_seconds: int = 0,
-    before: Callable[..., Awaitable[None]] | None = None,
     max_body_bytes: int | None = None,
     **kwargs: Any,
-):
+) -> Callable[[Endpoint], Endpoint]:
     """Declare a route with the roles allowed to call it (checked by `CallerFirst`, before anything
-    else of the request is read) and the errors it can answer. A route that writes (any method
-    but GET) is a plain `def`, and runs whole in the write turn: the one way a write takes its
-    place in the queue of the three instances' writers (see `_with_caller`). What it must wait
-    for first (the auth service's answer about an account) is its `before`, awaited with the
-    same arguments just before its turn. A GET whose answer is the same for every caller may
-    give `cache_seconds`: its successful answers say `Cache-Control: max-age=<seconds>`, which
-    the enroll gateway's cache honours (etc/enroll/settings/endpoints.json marks the same
-    routes). A route whose body may be larger than the common limit gives `max_body_bytes`
-    (`x-max-body-bytes` in its OpenAPI schema, for the gateway's limit)."""
+    else of the request is read) and the errors it can answer. Every route is a coroutine, run
+    on the event loop without a thread hop: it reads with `db.read(...)` and writes with
+    `await db.write(...)` (app/common/db.py `Database`). A GET whose answer is the same for every
+    caller may give `cache_seconds`: its successful answers say `Cache-Control:
+    max-age=<seconds>`, which the enroll gateway's cache honours (etc/enroll/settings/
+    endpoints.json marks the same routes). A route whose body may be larger than the common
+    limit gives `max_body_bytes` (`x-max-body-bytes` in its OpenAPI schema, for the gateway's
+    limit)."""
     responses = {
         **error_responses(*_error_statuses(method, path, roles)),
         **kwargs.pop("responses", {}),
@@ -123,74 +119,11 @@ def route(
         **kwargs,
     )
 
-    def decorator(endpoint):
-        assert before is None or method != "GET", "a read has no write turn to come before"
-        register(_with_caller(endpoint, method, before))
-        return endpoint
+    def decorator(endpoint: Endpoint) -> Endpoint:
+        assert inspect.iscoroutinefunction(endpoint), f"{endpoint.__name__} runs on the loop"
+        return register(endpoint)
 
     return decorator
-
-
-# The name under which an endpoint wrapper asks FastAPI for the request itself.
-_REQUEST = "request_"
-
-
-def _with_caller(endpoint, method: str, before):
-    """The endpoint as FastAPI calls it: its `Caller` and `Db` parameters are not FastAPI
-    dependencies but given by this wrapper, from the request, whose caller `CallerFirst` has
-    identified already (the route class of this router).
-
-    A read (GET) is a coroutine run on the event loop with the request's connection. A route
-    that writes is a plain function run whole as one job of the write turn (app/common/db.py
-    `WriterLock.run`): queued without blocking the event loop, and run with this instance's
-    other queued writes, back to back, on a connection lent for the job alone, so a request
-    waiting for its turn holds none. Its BEGIN IMMEDIATE transactions run on the loop (a write
-    transaction on the loop outside a job raises WriteOutsideItsTurn rather than block). The
-    identity rule (the caller exists here from their first request) is kept in the same job.
-    Nothing can be awaited inside a turn, where every writer of every instance would wait on
-    it; what must be awaited first (the auth service's answer about an account) is the route's
-    `before`, awaited with the endpoint's arguments just before its turn."""
-    signature = inspect.signature(endpoint)
-    who_name = next((n for n, p in signature.parameters.items() if p.annotation is Caller), None)
-    conn_name = next((n for n, p in signature.parameters.items() if p.annotation is Db), None)
-    assert who_name and conn_name, f"{endpoint.__name__}: a route names its `Caller` and `Db`"
-    assert _REQUEST not in signature.parameters
-    kept = [p for name, p in signature.parameters.items() if name not in (who_name, conn_name)]
-    kept.append(inspect.Parameter(_REQUEST, inspect.Parameter.KEYWORD_ONLY, annotation=Request))
-
-    if method == "GET":
-        assert inspect.iscoroutinefunction(endpoint), f"{endpoint.__name__}: a read is async"
-
-        @functools.wraps(endpoint)
-        async def read(**params):
-            request = params.pop(_REQUEST)
-            params[who_name] = request.scope["state"][CALLER]
-            params[conn_name] = lend(request)
-            return await endpoint(**params)
-
-        read.__signature__ = signature.replace(parameters=kept)  # type: ignore[attr-defined]
-        return read
-
-    assert not inspect.iscoroutinefunction(endpoint), f"{endpoint.__name__}: a write is a def"
-
-    @functools.wraps(endpoint)
-    async def in_write_turn(**params):
-        request = params.pop(_REQUEST)
-        who = params[who_name] = request.scope["state"][CALLER]
-        pool = request.app.state.pool
-        if before is not None:
-            await before(**params, **{conn_name: lend(request)})
-
-        def job():
-            with pool.connection() as conn:
-                service.make_user_current(conn, who)
-                return endpoint(**params, **{conn_name: conn})
-
-        return await pool.writer_lock.run(job)
-
-    in_write_turn.__signature__ = signature.replace(parameters=kept)  # type: ignore[attr-defined]
-    in_write_turn.takes_write_turn = True  # type: ignore[attr-defined]
-    return in_write_turn
 
 
 def _cacheable_for(seconds: int):
@@ -233,34 +166,34 @@ def _user_out(row: dict) -> dict:
     cache_seconds=CATALOG_CACHE_SECONDS,
     response_model=list[CourseOut],
 )
-async def list_courses(conn: Db, _: Caller, after: After = None, limit: PageLimit = DEFAULT_PAGE):
+async def list_courses(db: Db, _: Caller, after: After = None, limit: PageLimit = DEFAULT_PAGE):
     """The courses of the catalog in code order, a page at a time."""
-    return queries.list_courses(conn, after=after, limit=limit)
+    return db.read(queries.list_courses, after=after, limit=limit)
 
 
 @route("GET", "/courses/{course_id}", ANY_ROLE, response_model=CourseOut)
-async def get_course(course_id: PathId, conn: Db, _: Caller):
+async def get_course(course_id: PathId, db: Db, _: Caller):
     """One course."""
-    return service.get_course_or_404(conn, course_id)
+    return db.read(service.get_course_or_404, course_id)
 
 
 @route("POST", "/courses", (REGISTRAR,), response_model=CourseOut, status_code=201)
-def create_course(body: CourseCreate, conn: Db, who: Caller):
+async def create_course(body: CourseCreate, db: Db, who: Caller):
     """Add a course to the catalog."""
-    return service.create_course(conn, who, body)
+    return await db.write(service.create_course, who, body)
 
 
 @route("GET", "/courses/{course_id}/waitlist", STAFF, response_model=list[WaitlistEntry])
 async def course_waitlist(
     course_id: PathId,
-    conn: Db,
+    db: Db,
     who: Caller,
     after: After = None,
     limit: PageLimit = DEFAULT_PAGE,
 ):
     """Waitlists of a course's sections, by section id then position, a page at a time (an
     instructor sees only the sections they teach)."""
-    return service.course_waitlist(conn, who, course_id, after=after, limit=limit)
+    return db.read(service.course_waitlist, who, course_id, after=after, limit=limit)
 
 
 # sections
@@ -275,7 +208,7 @@ async def course_waitlist(
     responses=error_responses(404),
 )
 async def list_sections(
-    conn: Db,
+    db: Db,
     _: Caller,
     course_id: Annotated[Id | None, Query()] = None,
     q: Annotated[
@@ -293,63 +226,55 @@ async def list_sections(
 ):
     """Live sections, optionally of one course or matching a search, in course code and section
     number order, a page at a time."""
-    if course_id is not None:
-        service.get_course_or_404(conn, course_id)
-    return queries.list_sections(conn, course_id=course_id, search=q, after=after, limit=limit)
+    return db.read(service.list_sections, course_id=course_id, search=q, after=after, limit=limit)
 
 
 @route("GET", "/sections/{section_id}", ANY_ROLE, response_model=SectionOut)
-async def get_section(section_id: PathId, conn: Db, _: Caller):
+async def get_section(section_id: PathId, db: Db, _: Caller):
     """One live section with its seat and waitlist counts."""
-    return service.get_section_or_404(conn, section_id)
-
-
-async def _named_instructor_is_current(
-    body: SectionCreate | SectionUpdate, conn: sqlite3.Connection, settings: Settings, **_: Any
-) -> None:
-    """Before a section names its instructor: that account as the auth service has it now."""
-    if body.instructor_id is not None:
-        await directory.make_current(conn, settings, body.instructor_id)
+    return db.read(service.get_section_or_404, section_id)
 
 
 @route(
     "POST",
     "/sections",
     (REGISTRAR,),
-    before=_named_instructor_is_current,
     response_model=SectionOut,
     status_code=201,
 )
-def create_section(body: SectionCreate, conn: Db, who: Caller, settings: AppSettings):
+async def create_section(body: SectionCreate, db: Db, who: Caller, settings: AppSettings):
     """Open a new section of a course."""
-    return service.create_section(conn, who, body)
+    if body.instructor_id is not None:  # that account as the auth service has it now
+        await directory.make_current(db, settings, body.instructor_id)
+    return await db.write(service.create_section, who, body)
 
 
 @route(
     "PATCH",
     "/sections/{section_id}",
     (REGISTRAR,),
-    before=_named_instructor_is_current,
     response_model=SectionChange,
 )
-def update_section(
-    section_id: PathId, body: SectionUpdate, conn: Db, who: Caller, settings: AppSettings
+async def update_section(
+    section_id: PathId, body: SectionUpdate, db: Db, who: Caller, settings: AppSettings
 ):
     """Freeze/unfreeze, reassign, or resize a section; says who was promoted as a result."""
-    return service.update_section(conn, who, section_id, body)
+    if body.instructor_id is not None:  # that account as the auth service has it now
+        await directory.make_current(db, settings, body.instructor_id)
+    return await db.write(service.update_section, who, section_id, body)
 
 
 @route("DELETE", "/sections/{section_id}", (REGISTRAR,), status_code=204)
-def delete_section(section_id: PathId, conn: Db, who: Caller):
+async def delete_section(section_id: PathId, db: Db, who: Caller):
     """Remove a section from the catalog (its history stays in the database)."""
-    service.delete_section(conn, who, section_id)
+    await db.write(service.delete_section, who, section_id)
     return Response(status_code=204)
 
 
 @route("GET", "/sections/{section_id}/enrollments", STAFF, response_model=list[EnrollmentOut])
 async def section_enrollments(
     section_id: PathId,
-    conn: Db,
+    db: Db,
     who: Caller,
     status: Annotated[RosterStatus, Query()] = "enrolled",
     after: After = None,
@@ -358,62 +283,62 @@ async def section_enrollments(
     """A section's roster, a page at a time: its current students (status `enrolled`) unless
     `status` asks for the waitlisted, the dropped, or `all` rows."""
     wanted = None if status == "all" else status
-    return service.section_roster(conn, who, section_id, wanted, after=after, limit=limit)
+    return db.read(service.section_roster, who, section_id, wanted, after=after, limit=limit)
 
 
 @route("GET", "/sections/{section_id}/waitlist", STAFF, response_model=list[WaitlistEntry])
 async def section_waitlist(
     section_id: PathId,
-    conn: Db,
+    db: Db,
     who: Caller,
     after: After = None,
     limit: PageLimit = DEFAULT_PAGE,
 ):
     """A section's waitlist in position order, a page at a time."""
-    return service.section_waitlist(conn, who, section_id, after=after, limit=limit)
+    return db.read(service.section_waitlist, who, section_id, after=after, limit=limit)
 
 
 @route("DELETE", "/sections/{section_id}/enrollments/{user_id}", STAFF, response_model=DropOut)
-def administrative_drop(section_id: PathId, user_id: PathId, conn: Db, who: Caller):
+async def administrative_drop(section_id: PathId, user_id: PathId, db: Db, who: Caller):
     """Drop a student from a section (or its waitlist) on the staff's authority."""
-    return service.administrative_drop(conn, who, section_id, user_id)
+    return await db.write(service.administrative_drop, who, section_id, user_id)
 
 
 # users
 
 
 @route("GET", "/users", (REGISTRAR,), response_model=list[UserOut])
-async def list_users(conn: Db, _: Caller, after: After = None, limit: PageLimit = DEFAULT_PAGE):
+async def list_users(db: Db, _: Caller, after: After = None, limit: PageLimit = DEFAULT_PAGE):
     """The users the enrollment service knows, in id order, a page at a time."""
-    return [_user_out(u) for u in queries.list_users(conn, after=after, limit=limit)]
+    return [_user_out(u) for u in db.read(queries.list_users, after=after, limit=limit)]
 
 
 @route("GET", "/users/{user_id}", SELF, response_model=UserOut)
-async def get_user(user_id: PathId, conn: Db, who: Caller, settings: AppSettings):
+async def get_user(user_id: PathId, db: Db, who: Caller, settings: AppSettings):
     """A user's record: your own, anyone's for the registrar, and for an instructor, a student's
     on a roster or waitlist of a section they teach."""
     if who.is_registrar:
-        await directory.make_current(conn, settings, user_id)
-    return _user_out(service.user_profile(conn, who, user_id))
+        await directory.make_current(db, settings, user_id)
+    return _user_out(db.read(service.user_profile, who, user_id))
 
 
 @route("GET", "/users/{user_id}/enrollments", SELF, response_model=list[EnrollmentOut])
 async def user_enrollments(
     user_id: PathId,
-    conn: Db,
+    db: Db,
     who: Caller,
     status: Annotated[EnrollmentStatus | None, Query()] = None,
     after: After = None,
     limit: PageLimit = DEFAULT_PAGE,
 ):
     """A user's enrollments, optionally filtered by status, in id order, a page at a time."""
-    return service.user_enrollments(conn, who, user_id, status, after=after, limit=limit)
+    return db.read(service.user_enrollments, who, user_id, status, after=after, limit=limit)
 
 
 @route("GET", "/users/{user_id}/sections", SELF, response_model=list[SectionOut])
 async def user_sections(
     user_id: PathId,
-    conn: Db,
+    db: Db,
     who: Caller,
     type: Annotated[SectionsType, Query()] = "all",
     after: After = None,
@@ -421,16 +346,16 @@ async def user_sections(
 ):
     """Sections a user is enrolled in, instructs, or both, in course code and section number
     order, a page at a time."""
-    return service.user_sections(conn, who, user_id, type, after=after, limit=limit)
+    return db.read(service.user_sections, who, user_id, type, after=after, limit=limit)
 
 
 @route("GET", "/users/{user_id}/waitlist", SELF, response_model=list[WaitlistEntry])
 async def user_waitlist(
-    user_id: PathId, conn: Db, who: Caller, after: After = None, limit: PageLimit = DEFAULT_PAGE
+    user_id: PathId, db: Db, who: Caller, after: After = None, limit: PageLimit = DEFAULT_PAGE
 ):
     """The waitlists a user is on, with their position in each, by section id, a page at a
     time."""
-    return service.user_waitlist(conn, who, user_id, after=after, limit=limit)
+    return db.read(service.user_waitlist, who, user_id, after=after, limit=limit)
 
 
 @route(
@@ -440,21 +365,21 @@ async def user_waitlist(
     response_model=EnrollmentOut,
     status_code=201,
 )
-def enroll(user_id: PathId, body: EnrollIn, conn: Db, who: Caller):
+async def enroll(user_id: PathId, body: EnrollIn, db: Db, who: Caller):
     """Enroll in a section: a seat if one is free and nobody waits, else the waitlist."""
-    return service.enroll(conn, who, user_id, body)
+    return await db.write(service.enroll, who, user_id, body)
 
 
 @route("DELETE", "/users/{user_id}/enrollments/{section_id}", SELF, response_model=DropOut)
-def drop(user_id: PathId, section_id: PathId, conn: Db, who: Caller):
+async def drop(user_id: PathId, section_id: PathId, db: Db, who: Caller):
     """Drop a section; the head of its waitlist takes the seat unless the section is frozen."""
-    return service.drop(conn, who, user_id, section_id)
+    return await db.write(service.drop, who, user_id, section_id)
 
 
 @route("DELETE", "/users/{user_id}/waitlist/{section_id}", SELF, response_model=DropOut)
-def leave_waitlist(user_id: PathId, section_id: PathId, conn: Db, who: Caller):
+async def leave_waitlist(user_id: PathId, section_id: PathId, db: Db, who: Caller):
     """Leave a section's waitlist; everyone behind moves up one place."""
-    return service.leave_waitlist(conn, who, user_id, section_id)
+    return await db.write(service.leave_waitlist, who, user_id, section_id)
 
 
 # audit
@@ -462,7 +387,7 @@ def leave_waitlist(user_id: PathId, section_id: PathId, conn: Db, who: Caller):
 
 @route("GET", "/audit", (REGISTRAR,), response_model=list[AuditEntry])
 async def audit_trail(
-    conn: Db,
+    db: Db,
     _: Caller,
     actor_id: Annotated[Id | None, Query()] = None,
     section_id: Annotated[Id | None, Query()] = None,
@@ -473,8 +398,8 @@ async def audit_trail(
 ):
     """Registrar and instructor actions, newest first, a page at a time (each page older than
     the last)."""
-    return service.audit_trail(
-        conn,
+    return db.read(
+        service.audit_trail,
         actor_id=actor_id,
         section_id=section_id,
         user_id=user_id,
@@ -488,15 +413,15 @@ async def audit_trail(
 
 
 @route("GET", "/courses/{course_id}/prerequisites", ANY_ROLE, response_model=list[CourseOut])
-async def course_prerequisites(course_id: PathId, conn: Db, _: Caller):
+async def course_prerequisites(course_id: PathId, db: Db, _: Caller):
     """The courses a student must have completed before taking this one, in code order."""
-    return service.course_prerequisites(conn, course_id)
+    return db.read(service.course_prerequisites, course_id)
 
 
 @route("PUT", "/courses/{course_id}/prerequisites", (REGISTRAR,), response_model=list[CourseOut])
-def set_prerequisites(course_id: PathId, body: PrerequisitesIn, conn: Db, who: Caller):
+async def set_prerequisites(course_id: PathId, body: PrerequisitesIn, db: Db, who: Caller):
     """Replace a course's prerequisites (409 `prerequisite_cycle` for a loop)."""
-    return service.set_prerequisites(conn, who, course_id, body.course_ids)
+    return await db.write(service.set_prerequisites, who, course_id, body.course_ids)
 
 
 # The CSV import's body limit: the most rows it takes (service.MAX_IMPORT_ROWS, 50,000), as a
@@ -539,134 +464,134 @@ CsvRows = Annotated[service.CompletedRows, Depends(_csv_rows)]
         }
     },
 )
-def import_completed(conn: Db, who: Caller, rows: CsvRows):
+async def import_completed(db: Db, who: Caller, rows: CsvRows):
     """Import students' completed courses as CSV (header `user_id,course_code[,term][,grade]`,
     UTF-8, a byte order mark allowed, at most 50,000 rows and 4 MiB): every row or none; a bad
     row (malformed, a control character, repeated, an unknown user or course) is a 422 naming
     its line."""
-    return {"imported": service.import_completed(conn, who, rows)}
+    return {"imported": await db.write(service.import_completed, who, rows)}
 
 
 @route("GET", "/users/{user_id}/completed-courses", SELF, response_model=list[CompletedCourse])
 async def user_completed(
-    user_id: PathId, conn: Db, who: Caller, after: After = None, limit: PageLimit = DEFAULT_PAGE
+    user_id: PathId, db: Db, who: Caller, after: After = None, limit: PageLimit = DEFAULT_PAGE
 ):
     """The courses a user has completed, in course id order, a page at a time."""
-    return service.user_completed(conn, who, user_id, after=after, limit=limit)
+    return db.read(service.user_completed, who, user_id, after=after, limit=limit)
 
 
 @route("PUT", "/users/{user_id}/credit-limit", (REGISTRAR,), response_model=UserOut)
-def set_credit_limit(user_id: PathId, body: CreditLimitIn, conn: Db, who: Caller):
+async def set_credit_limit(user_id: PathId, body: CreditLimitIn, db: Db, who: Caller):
     """Set one student's credit limit (null: the default, 18)."""
-    return _user_out(service.set_credit_limit(conn, who, user_id, body.credit_limit))
+    return _user_out(await db.write(service.set_credit_limit, who, user_id, body.credit_limit))
 
 
 @route("GET", "/users/{user_id}/holds", SELF, response_model=list[HoldOut])
 async def user_holds(
-    user_id: PathId, conn: Db, who: Caller, after: After = None, limit: PageLimit = DEFAULT_PAGE
+    user_id: PathId, db: Db, who: Caller, after: After = None, limit: PageLimit = DEFAULT_PAGE
 ):
     """A user's holds, lifted ones too, in id order, a page at a time."""
-    return service.user_holds(conn, who, user_id, after=after, limit=limit)
+    return db.read(service.user_holds, who, user_id, after=after, limit=limit)
 
 
 @route("POST", "/users/{user_id}/holds", (REGISTRAR,), response_model=HoldOut, status_code=201)
-def place_hold(user_id: PathId, body: HoldIn, conn: Db, who: Caller):
+async def place_hold(user_id: PathId, body: HoldIn, db: Db, who: Caller):
     """Place a hold: the student cannot enroll or join a waitlist until it is lifted."""
-    return service.place_hold(conn, who, user_id, body.reason)
+    return await db.write(service.place_hold, who, user_id, body.reason)
 
 
 @route("DELETE", "/users/{user_id}/holds/{hold_id}", (REGISTRAR,), response_model=HoldOut)
-def lift_hold(user_id: PathId, hold_id: PathId, conn: Db, who: Caller):
+async def lift_hold(user_id: PathId, hold_id: PathId, db: Db, who: Caller):
     """Lift a hold (it stays listed, with who lifted it and when)."""
-    return service.lift_hold(conn, who, user_id, hold_id)
+    return await db.write(service.lift_hold, who, user_id, hold_id)
 
 
 @route("GET", "/users/{user_id}/permits", SELF, response_model=list[PermitOut])
 async def user_permits(
-    user_id: PathId, conn: Db, who: Caller, after: After = None, limit: PageLimit = DEFAULT_PAGE
+    user_id: PathId, db: Db, who: Caller, after: After = None, limit: PageLimit = DEFAULT_PAGE
 ):
     """A user's permits, revoked ones too, in id order, a page at a time."""
-    return service.user_permits(conn, who, user_id, after=after, limit=limit)
+    return db.read(service.user_permits, who, user_id, after=after, limit=limit)
 
 
 @route("GET", "/sections/{section_id}/permits", STAFF, response_model=list[PermitOut])
 async def section_permits(
     section_id: PathId,
-    conn: Db,
+    db: Db,
     who: Caller,
     after: After = None,
     limit: PageLimit = DEFAULT_PAGE,
 ):
     """A section's permits, revoked ones too, in id order, a page at a time."""
-    return service.section_permits(conn, who, section_id, after=after, limit=limit)
+    return db.read(service.section_permits, who, section_id, after=after, limit=limit)
 
 
 @route("POST", "/sections/{section_id}/permits", STAFF, response_model=PermitOut, status_code=201)
-def grant_permit(section_id: PathId, body: PermitIn, conn: Db, who: Caller):
+async def grant_permit(section_id: PathId, body: PermitIn, db: Db, who: Caller):
     """Let one student past the named rules of this section (its registrar or instructor)."""
-    return service.grant_permit(conn, who, section_id, body.user_id, list(body.waives))
+    return await db.write(service.grant_permit, who, section_id, body.user_id, list(body.waives))
 
 
 @route("DELETE", "/sections/{section_id}/permits/{permit_id}", STAFF, response_model=PermitOut)
-def revoke_permit(section_id: PathId, permit_id: PathId, conn: Db, who: Caller):
+async def revoke_permit(section_id: PathId, permit_id: PathId, db: Db, who: Caller):
     """Revoke a permit: it waives nothing more (a place it gave stays)."""
-    return service.revoke_permit(conn, who, section_id, permit_id)
+    return await db.write(service.revoke_permit, who, section_id, permit_id)
 
 
 # terms and registration windows
 
 
 @route("GET", "/terms", ANY_ROLE, response_model=list[TermOut])
-async def list_terms(conn: Db, _: Caller, after: After = None, limit: PageLimit = DEFAULT_PAGE):
+async def list_terms(db: Db, _: Caller, after: After = None, limit: PageLimit = DEFAULT_PAGE):
     """The terms, in id order, a page at a time."""
-    return queries.list_terms(conn, after=after, limit=limit)
+    return db.read(queries.list_terms, after=after, limit=limit)
 
 
 @route("GET", "/terms/{term_id}", ANY_ROLE, response_model=TermOut)
-async def get_term(term_id: PathId, conn: Db, _: Caller):
+async def get_term(term_id: PathId, db: Db, _: Caller):
     """One term, with its add and drop deadlines."""
-    return service.get_term(conn, term_id)
+    return db.read(service.get_term, term_id)
 
 
 @route("POST", "/terms", (REGISTRAR,), response_model=TermOut, status_code=201)
-def create_term(body: TermIn, conn: Db, who: Caller):
+async def create_term(body: TermIn, db: Db, who: Caller):
     """Open a term, with its add and drop deadlines (none if not given)."""
-    return service.create_term(conn, who, body)
+    return await db.write(service.create_term, who, body)
 
 
 @route("PATCH", "/terms/{term_id}", (REGISTRAR,), response_model=TermOut)
-def update_term(term_id: PathId, body: TermChange, conn: Db, who: Caller):
+async def update_term(term_id: PathId, body: TermChange, db: Db, who: Caller):
     """Rename a term, or move (null: remove) its add or drop deadline."""
-    return service.update_term(conn, who, term_id, body)
+    return await db.write(service.update_term, who, term_id, body)
 
 
 @route("GET", "/terms/{term_id}/windows", ANY_ROLE, response_model=list[WindowOut])
 async def term_windows(
-    term_id: PathId, conn: Db, _: Caller, after: After = None, limit: PageLimit = DEFAULT_PAGE
+    term_id: PathId, db: Db, _: Caller, after: After = None, limit: PageLimit = DEFAULT_PAGE
 ):
     """A term's registration windows, in id order, a page at a time."""
-    return service.term_windows(conn, term_id, after=after, limit=limit)
+    return db.read(service.term_windows, term_id, after=after, limit=limit)
 
 
 @route("POST", "/terms/{term_id}/windows", (REGISTRAR,), response_model=WindowOut, status_code=201)
-def create_window(term_id: PathId, body: WindowIn, conn: Db, who: Caller):
+async def create_window(term_id: PathId, body: WindowIn, db: Db, who: Caller):
     """Open a registration window: for a class level, for the students listed, or (neither
     given) for everyone. Once a term has windows, a student adds its sections only in one of
     theirs."""
-    return service.create_window(conn, who, term_id, body)
+    return await db.write(service.create_window, who, term_id, body)
 
 
 @route("DELETE", "/terms/{term_id}/windows/{window_id}", (REGISTRAR,), status_code=204)
-def delete_window(term_id: PathId, window_id: PathId, conn: Db, who: Caller):
+async def delete_window(term_id: PathId, window_id: PathId, db: Db, who: Caller):
     """Remove a registration window."""
-    service.delete_window(conn, who, term_id, window_id)
+    await db.write(service.delete_window, who, term_id, window_id)
     return Response(status_code=204)
 
 
 @route("PUT", "/users/{user_id}/class-level", (REGISTRAR,), response_model=UserOut)
-def set_class_level(user_id: PathId, body: ClassLevelIn, conn: Db, who: Caller):
+async def set_class_level(user_id: PathId, body: ClassLevelIn, db: Db, who: Caller):
     """Set a student's class level (the registration windows for a class level use it)."""
-    return _user_out(service.set_class_level(conn, who, user_id, body.class_level))
+    return _user_out(await db.write(service.set_class_level, who, user_id, body.class_level))
 
 
 # service to service
@@ -677,10 +602,10 @@ internal = APIRouter(include_in_schema=False, dependencies=[FromService])
 
 
 @internal.put("/internal/users/{user_id}", status_code=204)
-async def account_announced(user_id: PathId, body: AccountIn, conn: Db) -> Response:
+async def account_announced(user_id: PathId, body: AccountIn, db: Db) -> Response:
     """The auth service announces an account it has created or changed: recorded here at once,
     names included, so every account is known before its user's first request."""
     account = {"id": user_id, **body.model_dump()}
-    if not service.account_is_recorded(conn, account):
-        await write_in_turn(conn, lambda: service.remember_account(conn, account))
+    if not db.read(service.account_is_recorded, account):
+        await db.write(service.remember_account, account)
     return Response(status_code=204)

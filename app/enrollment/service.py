@@ -1,8 +1,10 @@
 """The registration rules of SPEC §2, each implemented once, by name.
 
-Every function that reads and then writes runs inside one `BEGIN IMMEDIATE` transaction
-(`immediate(conn)`), so the three instances sharing the database file serialise on SQLite's
-write lock and never act on a stale read. Nothing here keeps state between requests.
+A function that changes something takes `tx`, the `BEGIN IMMEDIATE` transaction its route's
+`db.write(...)` opens for it (app/common/db.py `Database.write`): every read-then-write is one
+transaction, so the three instances sharing the database file serialise on SQLite's write lock
+and never act on a stale read. A function that only reads takes `conn`. Nothing here keeps state
+between requests.
 """
 
 import csv
@@ -14,7 +16,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from app.common.db import immediate, on_commit, snapshot
+from app.common.db import on_commit, snapshot
 from app.common.errors import Conflict, Forbidden, Invalid, NotFound
 from app.common.identity import INSTRUCTOR, REGISTRAR, STUDENT
 from app.enrollment import metrics, queries
@@ -154,12 +156,6 @@ def user_is_current(conn: sqlite3.Connection, caller: Identity) -> bool:
     )
 
 
-def make_user_current(conn: sqlite3.Connection, caller: Identity) -> None:
-    """The identity rule, in one call: remember the caller unless `user_is_current` already."""
-    if not user_is_current(conn, caller):
-        remember_user(conn, caller)
-
-
 def account_is_recorded(conn: sqlite3.Connection, account: dict) -> bool:
     """Whether this service's record of the account says what the auth service says."""
     known = queries.get_user(conn, user_id=account["id"])
@@ -176,26 +172,24 @@ def account_is_recorded(conn: sqlite3.Connection, account: dict) -> bool:
     )
 
 
-def remember_account(conn: sqlite3.Connection, account: dict) -> None:
+def remember_account(tx: sqlite3.Connection, account: dict) -> None:
     """Record an account the auth service has (app/enrollment/directory.py), names included."""
-    with immediate(conn):
-        queries.upsert_account(
-            conn,
-            user_id=account["id"],
-            username=account["username"],
-            first_name=account["first_name"],
-            last_name=account["last_name"],
-            roles=",".join(sorted(account["roles"])),
-        )
+    queries.upsert_account(
+        tx,
+        user_id=account["id"],
+        username=account["username"],
+        first_name=account["first_name"],
+        last_name=account["last_name"],
+        roles=",".join(sorted(account["roles"])),
+    )
 
 
-def remember_user(conn: sqlite3.Connection, caller: Identity) -> None:
+def remember_user(tx: sqlite3.Connection, caller: Identity) -> None:
     """Identity rule: a signed-in user exists here from their first request, no manual step
-    (the dependency that identifies the caller calls this when `user_is_current` is false)."""
+    (app/enrollment/deps.py `identify` calls this when `user_is_current` is false)."""
     roles = ",".join(sorted(caller.roles))
     try:
-        with immediate(conn):
-            queries.upsert_user(conn, user_id=caller.user_id, username=caller.username, roles=roles)
+        queries.upsert_user(tx, user_id=caller.user_id, username=caller.username, roles=roles)
     except sqlite3.IntegrityError as exc:
         raise Conflict(
             f"username {caller.username!r} belongs to another user id", code="identity_conflict"
@@ -205,111 +199,123 @@ def remember_user(conn: sqlite3.Connection, caller: Identity) -> None:
 # catalog
 
 
-def create_course(conn: sqlite3.Connection, caller: Identity, data: CourseCreate) -> dict:
+def create_course(tx: sqlite3.Connection, caller: Identity, data: CourseCreate) -> dict:
     """Registrar adds a course; its code is unique."""
-    with immediate(conn):
-        if queries.get_department(conn, department_id=data.department_id) is None:
-            raise NotFound(f"department {data.department_id} not found")
-        if queries.get_course_by_code(conn, code=data.code) is not None:
-            raise Conflict(f"course {data.code} already exists", code="course_exists")
-        course_id = queries.create_course(
-            conn,
-            department_id=data.department_id,
-            code=data.code,
-            title=data.title,
-            credits=data.credits,
-        )
-        record(conn, caller, "course.create", course_id=course_id, code=data.code)
-        return get_course_or_404(conn, course_id)
+    if queries.get_department(tx, department_id=data.department_id) is None:
+        raise NotFound(f"department {data.department_id} not found")
+    if queries.get_course_by_code(tx, code=data.code) is not None:
+        raise Conflict(f"course {data.code} already exists", code="course_exists")
+    course_id = queries.create_course(
+        tx,
+        department_id=data.department_id,
+        code=data.code,
+        title=data.title,
+        credits=data.credits,
+    )
+    record(tx, caller, "course.create", course_id=course_id, code=data.code)
+    return get_course_or_404(tx, course_id)
 
 
-def create_section(conn: sqlite3.Connection, caller: Identity, data: SectionCreate) -> dict:
+def create_section(tx: sqlite3.Connection, caller: Identity, data: SectionCreate) -> dict:
     """Registrar opens a section of a course; section numbers are unique per course."""
-    with immediate(conn):
-        get_course_or_404(conn, data.course_id)
-        if data.term_id is not None:
-            _term_or_404(conn, data.term_id)
-        if data.instructor_id is not None:
-            _require_instructor(conn, data.instructor_id)
-        if queries.section_number_taken(
-            conn, course_id=data.course_id, section_number=data.section_number
-        ):
-            raise Conflict(
-                f"course {data.course_id} already has a section {data.section_number}",
-                code="section_exists",
-            )
-        section_id = queries.create_section(conn, **data.model_dump(exclude={"meetings"}))
-        queries.set_meetings(conn, section_id=section_id, meetings=data.model_dump()["meetings"])
-        record(
-            conn,
-            caller,
-            "section.create",
-            course_id=data.course_id,
-            section_id=section_id,
-            **data.model_dump(exclude={"course_id"}),
+    get_course_or_404(tx, data.course_id)
+    if data.term_id is not None:
+        _term_or_404(tx, data.term_id)
+    if data.instructor_id is not None:
+        _require_instructor(tx, data.instructor_id)
+    if queries.section_number_taken(
+        tx, course_id=data.course_id, section_number=data.section_number
+    ):
+        raise Conflict(
+            f"course {data.course_id} already has a section {data.section_number}",
+            code="section_exists",
         )
-        return get_section_or_404(conn, section_id)
+    section_id = queries.create_section(tx, **data.model_dump(exclude={"meetings"}))
+    queries.set_meetings(tx, section_id=section_id, meetings=data.model_dump()["meetings"])
+    record(
+        tx,
+        caller,
+        "section.create",
+        course_id=data.course_id,
+        section_id=section_id,
+        **data.model_dump(exclude={"course_id"}),
+    )
+    return get_section_or_404(tx, section_id)
+
+
+def list_sections(
+    conn: sqlite3.Connection,
+    *,
+    course_id: int | None,
+    search: str | None,
+    after: int | None,
+    limit: int,
+) -> list[dict]:
+    """Live sections (of one course, 404 if there is no such course; matching `search`), in
+    course code and section number order."""
+    if course_id is not None:
+        get_course_or_404(conn, course_id)
+    return queries.list_sections(conn, course_id=course_id, search=search, after=after, limit=limit)
 
 
 # rule 2 and 3: enroll
 
 
-def enroll(conn: sqlite3.Connection, caller: Identity, user_id: int, data: EnrollIn) -> dict:
+def enroll(tx: sqlite3.Connection, caller: Identity, user_id: int, data: EnrollIn) -> dict:
     """Rules 1-3: a free seat only when nobody waits; else the end of a waitlist within its
     limits; else 409 naming the limit. Already enrolled or waitlisted here: 409."""
-    user_record(conn, caller, user_id)
+    user_record(tx, caller, user_id)
     try:
-        enrollment = _enroll(conn, caller, user_id, data)
+        enrollment = _enroll(tx, caller, user_id, data)
     except Conflict as refusal:
         metrics.ENROLL_OUTCOMES.labels(refusal.code).inc()
         raise
-    metrics.ENROLL_OUTCOMES.labels(enrollment["status"]).inc()  # committed
+    on_commit(tx, metrics.ENROLL_OUTCOMES.labels(enrollment["status"]).inc)
     return enrollment
 
 
-def _enroll(conn: sqlite3.Connection, caller: Identity, user_id: int, data: EnrollIn) -> dict:
-    with immediate(conn):
-        section = get_section_or_404(conn, data.section_id)
-        current = queries.get_live_enrollment(conn, section_id=section["id"], user_id=user_id)
-        if current is not None:
-            raise Conflict(
-                f"user {user_id} is already {current['status']} in section {section['id']}",
-                code=f"already_{current['status']}",
-            )
-        waivers = Waivers(conn, section_id=section["id"], user_id=user_id)
-        refusal = eligibility_refusal(conn, user_id=user_id, section=section, waivers=waivers)
-        if refusal is not None:
-            raise refusal
-        seat_free = section["enrolled"] < section["capacity"] and section["waitlisted"] == 0
-        # A capacity permit: a seat past the capacity, ahead of the waitlist.
-        if seat_free or "capacity" in waivers:
-            status = "enrolled"
-        elif section["waitlisted"] >= section["waitlist_capacity"]:
-            raise Conflict(
-                f"section {section['id']} is full and its waitlist is full"
-                f" ({section['waitlist_capacity']} students)",
-                code="waitlist_full",
-            )
-        elif queries.count_waitlists_of(conn, user_id=user_id) >= MAX_WAITLISTS_PER_STUDENT:
-            raise Conflict(
-                f"section {section['id']} is full and user {user_id} is already on"
-                f" {MAX_WAITLISTS_PER_STUDENT} waitlists, the most allowed",
-                code="waitlist_limit_reached",
-            )
-        else:
-            status = "waitlisted"
-        enrollment_id = queries.insert_enrollment(
-            conn, section_id=section["id"], user_id=user_id, status=status
+def _enroll(tx: sqlite3.Connection, caller: Identity, user_id: int, data: EnrollIn) -> dict:
+    section = get_section_or_404(tx, data.section_id)
+    current = queries.get_live_enrollment(tx, section_id=section["id"], user_id=user_id)
+    if current is not None:
+        raise Conflict(
+            f"user {user_id} is already {current['status']} in section {section['id']}",
+            code=f"already_{current['status']}",
         )
-        record(
-            conn,
-            caller,
-            "enrollment.enroll",
-            section_id=section["id"],
-            user_id=user_id,
-            outcome=status,
+    waivers = Waivers(tx, section_id=section["id"], user_id=user_id)
+    refusal = eligibility_refusal(tx, user_id=user_id, section=section, waivers=waivers)
+    if refusal is not None:
+        raise refusal
+    seat_free = section["enrolled"] < section["capacity"] and section["waitlisted"] == 0
+    # A capacity permit: a seat past the capacity, ahead of the waitlist.
+    if seat_free or "capacity" in waivers:
+        status = "enrolled"
+    elif section["waitlisted"] >= section["waitlist_capacity"]:
+        raise Conflict(
+            f"section {section['id']} is full and its waitlist is full"
+            f" ({section['waitlist_capacity']} students)",
+            code="waitlist_full",
         )
-        return queries.get_enrollment(conn, enrollment_id=enrollment_id)  # type: ignore[return-value]
+    elif queries.count_waitlists_of(tx, user_id=user_id) >= MAX_WAITLISTS_PER_STUDENT:
+        raise Conflict(
+            f"section {section['id']} is full and user {user_id} is already on"
+            f" {MAX_WAITLISTS_PER_STUDENT} waitlists, the most allowed",
+            code="waitlist_limit_reached",
+        )
+    else:
+        status = "waitlisted"
+    enrollment_id = queries.insert_enrollment(
+        tx, section_id=section["id"], user_id=user_id, status=status
+    )
+    record(
+        tx,
+        caller,
+        "enrollment.enroll",
+        section_id=section["id"],
+        user_id=user_id,
+        outcome=status,
+    )
+    return queries.get_enrollment(tx, enrollment_id=enrollment_id)  # type: ignore[return-value]
 
 
 # rule 4 and 5: drop, leave, promote
@@ -430,57 +436,52 @@ def eligibility_refusal(
     return None
 
 
-def drop(conn: sqlite3.Connection, caller: Identity, user_id: int, section_id: int) -> dict:
+def drop(tx: sqlite3.Connection, caller: Identity, user_id: int, section_id: int) -> dict:
     """Rule 4 (self-service): the student's seat becomes `dropped`; the waitlist head moves up."""
     require_self_or_registrar(caller, user_id)
-    with immediate(conn):
-        _require_before_drop_deadline(conn, caller, get_section_or_404(conn, section_id))
-        current = queries.get_live_enrollment(conn, section_id=section_id, user_id=user_id)
-        if current is None or current["status"] != "enrolled":
-            raise NotFound(f"user {user_id} is not enrolled in section {section_id}")
-        record(conn, caller, "enrollment.drop", section_id=section_id, user_id=user_id)
-        return _drop_and_promote(conn, current, "dropped")
+    _require_before_drop_deadline(tx, caller, get_section_or_404(tx, section_id))
+    current = queries.get_live_enrollment(tx, section_id=section_id, user_id=user_id)
+    if current is None or current["status"] != "enrolled":
+        raise NotFound(f"user {user_id} is not enrolled in section {section_id}")
+    record(tx, caller, "enrollment.drop", section_id=section_id, user_id=user_id)
+    return _drop_and_promote(tx, current, "dropped")
 
 
 def administrative_drop(
-    conn: sqlite3.Connection, caller: Identity, section_id: int, user_id: int
+    tx: sqlite3.Connection, caller: Identity, section_id: int, user_id: int
 ) -> dict:
     """Rule 4 (administrative): registrar or the section's instructor removes a student,
     whether enrolled or waitlisted."""
-    with immediate(conn):
-        section = get_section_or_404(conn, section_id)
-        require_section_staff(caller, section)
-        current = queries.get_live_enrollment(conn, section_id=section_id, user_id=user_id)
-        if current is None:
-            raise NotFound(f"user {user_id} is not enrolled or waitlisted in section {section_id}")
-        record(
-            conn,
-            caller,
-            "enrollment.administrative_drop",
-            section_id=section_id,
-            user_id=user_id,
-            was=current["status"],
-        )
-        return _drop_and_promote(conn, current, "administrative")
+    section = get_section_or_404(tx, section_id)
+    require_section_staff(caller, section)
+    current = queries.get_live_enrollment(tx, section_id=section_id, user_id=user_id)
+    if current is None:
+        raise NotFound(f"user {user_id} is not enrolled or waitlisted in section {section_id}")
+    record(
+        tx,
+        caller,
+        "enrollment.administrative_drop",
+        section_id=section_id,
+        user_id=user_id,
+        was=current["status"],
+    )
+    return _drop_and_promote(tx, current, "administrative")
 
 
-def leave_waitlist(
-    conn: sqlite3.Connection, caller: Identity, user_id: int, section_id: int
-) -> dict:
+def leave_waitlist(tx: sqlite3.Connection, caller: Identity, user_id: int, section_id: int) -> dict:
     """Rule 5: leaving the waitlist moves everyone behind up one place (positions are ranks)."""
     require_self_or_registrar(caller, user_id)
-    with immediate(conn):
-        _require_before_drop_deadline(conn, caller, get_section_or_404(conn, section_id))
-        current = queries.get_live_enrollment(conn, section_id=section_id, user_id=user_id)
-        if current is None or current["status"] != "waitlisted":
-            raise NotFound(f"user {user_id} is not on the waitlist of section {section_id}")
-        queries.mark_dropped(conn, enrollment_id=current["id"], reason="left_waitlist")
-        on_commit(conn, metrics.DROPS.labels("left_waitlist").inc)
-        record(conn, caller, "waitlist.leave", section_id=section_id, user_id=user_id)
-        return {
-            "dropped": queries.get_enrollment(conn, enrollment_id=current["id"]),
-            "promoted": [],
-        }
+    _require_before_drop_deadline(tx, caller, get_section_or_404(tx, section_id))
+    current = queries.get_live_enrollment(tx, section_id=section_id, user_id=user_id)
+    if current is None or current["status"] != "waitlisted":
+        raise NotFound(f"user {user_id} is not on the waitlist of section {section_id}")
+    queries.mark_dropped(tx, enrollment_id=current["id"], reason="left_waitlist")
+    on_commit(tx, metrics.DROPS.labels("left_waitlist").inc)
+    record(tx, caller, "waitlist.leave", section_id=section_id, user_id=user_id)
+    return {
+        "dropped": queries.get_enrollment(tx, enrollment_id=current["id"]),
+        "promoted": [],
+    }
 
 
 def _require_before_drop_deadline(conn: sqlite3.Connection, caller: Identity, section: dict):
@@ -515,65 +516,63 @@ def _drop_and_promote(conn: sqlite3.Connection, current: dict, reason: str) -> d
 
 
 def update_section(
-    conn: sqlite3.Connection, caller: Identity, section_id: int, data: SectionUpdate
+    tx: sqlite3.Connection, caller: Identity, section_id: int, data: SectionUpdate
 ) -> dict:
     """Rules 6 and 7: freeze/unfreeze, instructor, capacity and waitlist capacity. Unfreezing or
     raising capacity fills free seats from the waitlist; shrinking below current use is 409."""
-    with immediate(conn):
-        section = get_section_or_404(conn, section_id)
-        changes: dict = {}
-        if data.instructor_id is not None:
-            _require_instructor(conn, data.instructor_id)
-            changes["instructor_id"] = data.instructor_id
-        # Neither may shrink below what is in use: the seats taken, the places on the waitlist.
-        for field, used, code in (
-            ("capacity", "enrolled", "capacity_below_enrollment"),
-            ("waitlist_capacity", "waitlisted", "waitlist_capacity_below_waitlist"),
-        ):
-            value = getattr(data, field)
-            if value is None:
-                continue
-            if value < section[used]:
-                raise Conflict(
-                    f"{field} {value} is below the {section[used]} students {used} in"
-                    f" section {section_id}",
-                    code=code,
-                )
-            changes[field] = value
-        if data.freeze is not None:
-            changes["frozen"] = int(data.freeze)
-        queries.update_section(conn, section_id=section_id, changes=changes)
-        if data.meetings is not None:
-            changes["meetings"] = data.model_dump()["meetings"]
-            queries.set_meetings(conn, section_id=section_id, meetings=changes["meetings"])
-        promoted = promote_from_waitlist(conn, section_id)
-        record(
-            conn,
-            caller,
-            "section.update",
-            course_id=section["course_id"],
-            section_id=section_id,
-            changes=changes,
-            promoted=[p["user_id"] for p in promoted],
-        )
-        return {"section": get_section_or_404(conn, section_id), "promoted": promoted}
+    section = get_section_or_404(tx, section_id)
+    changes: dict = {}
+    if data.instructor_id is not None:
+        _require_instructor(tx, data.instructor_id)
+        changes["instructor_id"] = data.instructor_id
+    # Neither may shrink below what is in use: the seats taken, the places on the waitlist.
+    for field, used, code in (
+        ("capacity", "enrolled", "capacity_below_enrollment"),
+        ("waitlist_capacity", "waitlisted", "waitlist_capacity_below_waitlist"),
+    ):
+        value = getattr(data, field)
+        if value is None:
+            continue
+        if value < section[used]:
+            raise Conflict(
+                f"{field} {value} is below the {section[used]} students {used} in"
+                f" section {section_id}",
+                code=code,
+            )
+        changes[field] = value
+    if data.freeze is not None:
+        changes["frozen"] = int(data.freeze)
+    queries.update_section(tx, section_id=section_id, changes=changes)
+    if data.meetings is not None:
+        changes["meetings"] = data.model_dump()["meetings"]
+        queries.set_meetings(tx, section_id=section_id, meetings=changes["meetings"])
+    promoted = promote_from_waitlist(tx, section_id)
+    record(
+        tx,
+        caller,
+        "section.update",
+        course_id=section["course_id"],
+        section_id=section_id,
+        changes=changes,
+        promoted=[p["user_id"] for p in promoted],
+    )
+    return {"section": get_section_or_404(tx, section_id), "promoted": promoted}
 
 
-def delete_section(conn: sqlite3.Connection, caller: Identity, section_id: int) -> None:
+def delete_section(tx: sqlite3.Connection, caller: Identity, section_id: int) -> None:
     """Rule 8: the section vanishes from listings and lookups; its waitlist and seats are
     released (rows kept as dropped with reason section_deleted, for history)."""
-    with immediate(conn):
-        section = get_section_or_404(conn, section_id)
-        queries.drop_all_live_in_section(conn, section_id=section_id, reason="section_deleted")
-        queries.mark_section_deleted(conn, section_id=section_id)
-        record(
-            conn,
-            caller,
-            "section.delete",
-            course_id=section["course_id"],
-            section_id=section_id,
-            released=section["enrolled"] + section["waitlisted"],
-        )
+    section = get_section_or_404(tx, section_id)
+    queries.drop_all_live_in_section(tx, section_id=section_id, reason="section_deleted")
+    queries.mark_section_deleted(tx, section_id=section_id)
+    record(
+        tx,
+        caller,
+        "section.delete",
+        course_id=section["course_id"],
+        section_id=section_id,
+        released=section["enrolled"] + section["waitlisted"],
+    )
 
 
 # reads with object rules
@@ -710,25 +709,23 @@ def _window_refusal(conn: sqlite3.Connection, *, user_id: int, term_id: int) -> 
 # eligibility: holds, permits, prerequisites, completed courses, credit limits
 
 
-def place_hold(conn: sqlite3.Connection, caller: Identity, user_id: int, reason: str) -> dict:
+def place_hold(tx: sqlite3.Connection, caller: Identity, user_id: int, reason: str) -> dict:
     """The registrar stops a student from enrolling or joining a waitlist (dropping stays open)."""
-    with immediate(conn):
-        get_user_or_404(conn, user_id)
-        hold_id = queries.place_hold(conn, user_id=user_id, reason=reason, placed_by=caller.user_id)
-        record(conn, caller, "hold.place", user_id=user_id, hold_id=hold_id, reason=reason)
-        return queries.get_hold(conn, hold_id=hold_id)  # type: ignore[return-value]
+    get_user_or_404(tx, user_id)
+    hold_id = queries.place_hold(tx, user_id=user_id, reason=reason, placed_by=caller.user_id)
+    record(tx, caller, "hold.place", user_id=user_id, hold_id=hold_id, reason=reason)
+    return queries.get_hold(tx, hold_id=hold_id)  # type: ignore[return-value]
 
 
-def lift_hold(conn: sqlite3.Connection, caller: Identity, user_id: int, hold_id: int) -> dict:
-    with immediate(conn):
-        hold = queries.get_hold(conn, hold_id=hold_id)
-        if hold is None or hold["user_id"] != user_id:
-            raise NotFound(f"user {user_id} has no hold {hold_id}")
-        if hold["lifted_at"] is not None:
-            raise Conflict(f"hold {hold_id} was lifted already", code="hold_lifted")
-        queries.lift_hold(conn, hold_id=hold_id, lifted_by=caller.user_id)
-        record(conn, caller, "hold.lift", user_id=user_id, hold_id=hold_id)
-        return queries.get_hold(conn, hold_id=hold_id)  # type: ignore[return-value]
+def lift_hold(tx: sqlite3.Connection, caller: Identity, user_id: int, hold_id: int) -> dict:
+    hold = queries.get_hold(tx, hold_id=hold_id)
+    if hold is None or hold["user_id"] != user_id:
+        raise NotFound(f"user {user_id} has no hold {hold_id}")
+    if hold["lifted_at"] is not None:
+        raise Conflict(f"hold {hold_id} was lifted already", code="hold_lifted")
+    queries.lift_hold(tx, hold_id=hold_id, lifted_by=caller.user_id)
+    record(tx, caller, "hold.lift", user_id=user_id, hold_id=hold_id)
+    return queries.get_hold(tx, hold_id=hold_id)  # type: ignore[return-value]
 
 
 def user_holds(
@@ -739,67 +736,64 @@ def user_holds(
 
 
 def set_credit_limit(
-    conn: sqlite3.Connection, caller: Identity, user_id: int, credit_limit: int | None
+    tx: sqlite3.Connection, caller: Identity, user_id: int, credit_limit: int | None
 ) -> dict:
     """The registrar raises or lowers one student's credit limit (None: back to the default).
     What they already hold stays; the limit applies to what they add next."""
-    with immediate(conn):
-        get_user_or_404(conn, user_id)
-        queries.set_credit_limit(conn, user_id=user_id, credit_limit=credit_limit)
-        record(conn, caller, "user.credit_limit", user_id=user_id, credit_limit=credit_limit)
-        return get_user_or_404(conn, user_id)
+    get_user_or_404(tx, user_id)
+    queries.set_credit_limit(tx, user_id=user_id, credit_limit=credit_limit)
+    record(tx, caller, "user.credit_limit", user_id=user_id, credit_limit=credit_limit)
+    return get_user_or_404(tx, user_id)
 
 
 def grant_permit(
-    conn: sqlite3.Connection, caller: Identity, section_id: int, user_id: int, waives: list[str]
+    tx: sqlite3.Connection, caller: Identity, section_id: int, user_id: int, waives: list[str]
 ) -> dict:
     """The registrar, or the section's instructor, lets one student past the named rules of one
     section (capacity, prerequisite, time_conflict, credit_limit). A hold is never waived."""
-    with immediate(conn):
-        section = get_section_or_404(conn, section_id)
-        require_section_staff(caller, section)
-        refusal = not_a_student(get_user_or_404(conn, user_id), "permits are for students")
-        if refusal is not None:
-            raise refusal
-        permit_id = queries.grant_permit(
-            conn, section_id=section_id, user_id=user_id, waives=waives, granted_by=caller.user_id
-        )
-        record(
-            conn,
-            caller,
-            "permit.grant",
-            course_id=section["course_id"],
-            section_id=section_id,
-            user_id=user_id,
-            permit_id=permit_id,
-            waives=waives,
-        )
-        return queries.get_permit(conn, permit_id=permit_id)  # type: ignore[return-value]
+    section = get_section_or_404(tx, section_id)
+    require_section_staff(caller, section)
+    refusal = not_a_student(get_user_or_404(tx, user_id), "permits are for students")
+    if refusal is not None:
+        raise refusal
+    permit_id = queries.grant_permit(
+        tx, section_id=section_id, user_id=user_id, waives=waives, granted_by=caller.user_id
+    )
+    record(
+        tx,
+        caller,
+        "permit.grant",
+        course_id=section["course_id"],
+        section_id=section_id,
+        user_id=user_id,
+        permit_id=permit_id,
+        waives=waives,
+    )
+    return queries.get_permit(tx, permit_id=permit_id)  # type: ignore[return-value]
 
 
 def revoke_permit(
-    conn: sqlite3.Connection, caller: Identity, section_id: int, permit_id: int
+    tx: sqlite3.Connection, caller: Identity, section_id: int, permit_id: int
 ) -> dict:
     """A permit stops waiving anything; a place it already gave stays."""
-    with immediate(conn):
-        section = get_section_or_404(conn, section_id)
-        require_section_staff(caller, section)
-        permit = queries.get_permit(conn, permit_id=permit_id)
-        if permit is None or permit["section_id"] != section_id:
-            raise NotFound(f"section {section_id} has no permit {permit_id}")
-        if permit["revoked_at"] is not None:
-            raise Conflict(f"permit {permit_id} was revoked already", code="permit_revoked")
-        queries.revoke_permit(conn, permit_id=permit_id)
-        record(
-            conn,
-            caller,
-            "permit.revoke",
-            course_id=section["course_id"],
-            section_id=section_id,
-            user_id=permit["user_id"],
-            permit_id=permit_id,
-        )
-        return queries.get_permit(conn, permit_id=permit_id)  # type: ignore[return-value]
+    section = get_section_or_404(tx, section_id)
+    require_section_staff(caller, section)
+    permit = queries.get_permit(tx, permit_id=permit_id)
+    if permit is None or permit["section_id"] != section_id:
+        raise NotFound(f"section {section_id} has no permit {permit_id}")
+    if permit["revoked_at"] is not None:
+        raise Conflict(f"permit {permit_id} was revoked already", code="permit_revoked")
+    queries.revoke_permit(tx, permit_id=permit_id)
+    record(
+        tx,
+        caller,
+        "permit.revoke",
+        course_id=section["course_id"],
+        section_id=section_id,
+        user_id=permit["user_id"],
+        permit_id=permit_id,
+    )
+    return queries.get_permit(tx, permit_id=permit_id)  # type: ignore[return-value]
 
 
 def section_permits(
@@ -818,29 +812,28 @@ def user_permits(
 
 
 def set_prerequisites(
-    conn: sqlite3.Connection, caller: Identity, course_id: int, prerequisite_ids: list[int]
+    tx: sqlite3.Connection, caller: Identity, course_id: int, prerequisite_ids: list[int]
 ) -> list[dict]:
     """Replace a course's prerequisites. Each must be another existing course, and none may
     need this course in turn (directly or through others): such a loop would bar everyone."""
     wanted = sorted(set(prerequisite_ids))
-    with immediate(conn):
-        course = get_course_or_404(conn, course_id)
-        for prerequisite_id in wanted:
-            get_course_or_404(conn, prerequisite_id)
-        if course_id in wanted:
-            raise Conflict(
-                f"course {course_id} cannot be its own prerequisite", code="prerequisite_cycle"
-            )
-        looped = queries.courses_needing(conn, course_id=course_id) & set(wanted)
-        if looped:
-            raise Conflict(
-                f"course {min(looped)} already needs {course['code']} (directly or through"
-                " others): it cannot also be its prerequisite",
-                code="prerequisite_cycle",
-            )
-        queries.set_prerequisites(conn, course_id=course_id, prerequisite_ids=wanted)
-        record(conn, caller, "course.prerequisites", course_id=course_id, prerequisites=wanted)
-        return queries.prerequisites(conn, course_id=course_id)
+    course = get_course_or_404(tx, course_id)
+    for prerequisite_id in wanted:
+        get_course_or_404(tx, prerequisite_id)
+    if course_id in wanted:
+        raise Conflict(
+            f"course {course_id} cannot be its own prerequisite", code="prerequisite_cycle"
+        )
+    looped = queries.courses_needing(tx, course_id=course_id) & set(wanted)
+    if looped:
+        raise Conflict(
+            f"course {min(looped)} already needs {course['code']} (directly or through"
+            " others): it cannot also be its prerequisite",
+            code="prerequisite_cycle",
+        )
+    queries.set_prerequisites(tx, course_id=course_id, prerequisite_ids=wanted)
+    record(tx, caller, "course.prerequisites", course_id=course_id, prerequisites=wanted)
+    return queries.prerequisites(tx, course_id=course_id)
 
 
 def course_prerequisites(conn: sqlite3.Connection, course_id: int) -> list[dict]:
@@ -956,32 +949,31 @@ def _shown(value: str, most: int = 24) -> str:
     return repr(value if len(value) <= most else value[:most] + "...")
 
 
-def import_completed(conn: sqlite3.Connection, caller: Identity, parsed: CompletedRows) -> int:
+def import_completed(tx: sqlite3.Connection, caller: Identity, parsed: CompletedRows) -> int:
     """The registrar imports completed courses (`parse_completed`). All rows or none: any bad row
     (malformed, repeated, an unknown course or user) is a 422 naming its line (up to 20 of them),
     and nothing is recorded. A row for a pair already recorded replaces it."""
-    with immediate(conn):
-        courses = queries.course_ids_by_code(conn)
-        known = queries.existing_user_ids(conn, user_ids={r[0] for r in parsed.rows})
-        problems = list(parsed.problems)
-        rows = []
-        for user_id, code, term, grade, line in parsed.rows:
-            if code not in courses:
-                problems.append((line, f"no course {_shown(code)}"))
-            elif user_id not in known:
-                problems.append((line, f"user {user_id} not found"))
-            else:
-                rows.append((user_id, courses[code], term, grade))
-        if problems:
-            problems.sort()
-            raise Invalid(
-                f"{len(problems)} bad rows, nothing imported: "
-                + "; ".join(f"line {line}: {why}" for line, why in problems[:20]),
-                code="csv_rows",
-            )
-        queries.record_completed(conn, rows)
-        record(conn, caller, "completed.import", rows=len(rows))
-        return len(rows)
+    courses = queries.course_ids_by_code(tx)
+    known = queries.existing_user_ids(tx, user_ids={r[0] for r in parsed.rows})
+    problems = list(parsed.problems)
+    rows = []
+    for user_id, code, term, grade, line in parsed.rows:
+        if code not in courses:
+            problems.append((line, f"no course {_shown(code)}"))
+        elif user_id not in known:
+            problems.append((line, f"user {user_id} not found"))
+        else:
+            rows.append((user_id, courses[code], term, grade))
+    if problems:
+        problems.sort()
+        raise Invalid(
+            f"{len(problems)} bad rows, nothing imported: "
+            + "; ".join(f"line {line}: {why}" for line, why in problems[:20]),
+            code="csv_rows",
+        )
+    queries.record_completed(tx, rows)
+    record(tx, caller, "completed.import", rows=len(rows))
+    return len(rows)
 
 
 # terms and registration windows
@@ -994,66 +986,62 @@ def _term_or_404(conn: sqlite3.Connection, term_id: int) -> dict:
     return term
 
 
-def create_term(conn: sqlite3.Connection, caller: Identity, data: TermIn) -> dict:
-    with immediate(conn):
-        if queries.term_code_taken(conn, code=data.code):
-            raise Conflict(f"term {data.code!r} exists already", code="term_exists")
-        values = {
-            "code": data.code,
-            "name": data.name,
-            "add_deadline": data.add_deadline and utc_text(data.add_deadline),
-            "drop_deadline": data.drop_deadline and utc_text(data.drop_deadline),
-        }
-        term_id = queries.create_term(conn, **values)
-        record(conn, caller, "term.create", term_id=term_id, **values)
-        return _term_or_404(conn, term_id)
+def create_term(tx: sqlite3.Connection, caller: Identity, data: TermIn) -> dict:
+    if queries.term_code_taken(tx, code=data.code):
+        raise Conflict(f"term {data.code!r} exists already", code="term_exists")
+    values = {
+        "code": data.code,
+        "name": data.name,
+        "add_deadline": data.add_deadline and utc_text(data.add_deadline),
+        "drop_deadline": data.drop_deadline and utc_text(data.drop_deadline),
+    }
+    term_id = queries.create_term(tx, **values)
+    record(tx, caller, "term.create", term_id=term_id, **values)
+    return _term_or_404(tx, term_id)
 
 
-def update_term(conn: sqlite3.Connection, caller: Identity, term_id: int, data: TermChange) -> dict:
-    with immediate(conn):
-        _term_or_404(conn, term_id)
-        changes = {
-            name: utc_text(value) if isinstance(value, datetime) else value
-            for name, value in data.model_dump(exclude_unset=True).items()
-        }
-        queries.update_term(conn, term_id=term_id, changes=changes)
-        record(conn, caller, "term.update", term_id=term_id, changes=changes)
-        return _term_or_404(conn, term_id)
+def update_term(tx: sqlite3.Connection, caller: Identity, term_id: int, data: TermChange) -> dict:
+    _term_or_404(tx, term_id)
+    changes = {
+        name: utc_text(value) if isinstance(value, datetime) else value
+        for name, value in data.model_dump(exclude_unset=True).items()
+    }
+    queries.update_term(tx, term_id=term_id, changes=changes)
+    record(tx, caller, "term.update", term_id=term_id, changes=changes)
+    return _term_or_404(tx, term_id)
 
 
 def get_term(conn: sqlite3.Connection, term_id: int) -> dict:
     return _term_or_404(conn, term_id)
 
 
-def create_window(conn: sqlite3.Connection, caller: Identity, term_id: int, data: WindowIn) -> dict:
-    with immediate(conn):
-        _term_or_404(conn, term_id)
-        unknown = set(data.user_ids) - queries.existing_user_ids(conn, user_ids=set(data.user_ids))
-        if unknown:
-            raise NotFound(f"users not found: {', '.join(map(str, sorted(unknown)[:20]))}")
-        window_id = queries.create_window(
-            conn,
-            term_id=term_id,
-            opens_at=utc_text(data.opens_at),
-            closes_at=utc_text(data.closes_at),
-            class_level=data.class_level,
-            user_ids=list(data.user_ids),
-        )
-        window = queries.get_window(conn, window_id=window_id)
-        assert window is not None
-        record(conn, caller, "window.create", window_id=window_id, term_id=term_id,
-               opens_at=window["opens_at"], closes_at=window["closes_at"],
-               class_level=data.class_level, students=len(window["user_ids"]))  # fmt: skip
-        return window
+def create_window(tx: sqlite3.Connection, caller: Identity, term_id: int, data: WindowIn) -> dict:
+    _term_or_404(tx, term_id)
+    unknown = set(data.user_ids) - queries.existing_user_ids(tx, user_ids=set(data.user_ids))
+    if unknown:
+        raise NotFound(f"users not found: {', '.join(map(str, sorted(unknown)[:20]))}")
+    window_id = queries.create_window(
+        tx,
+        term_id=term_id,
+        opens_at=utc_text(data.opens_at),
+        closes_at=utc_text(data.closes_at),
+        class_level=data.class_level,
+        user_ids=list(data.user_ids),
+    )
+    window = queries.get_window(tx, window_id=window_id)
+    assert window is not None
+    record(tx, caller, "window.create", window_id=window_id, term_id=term_id,
+           opens_at=window["opens_at"], closes_at=window["closes_at"],
+           class_level=data.class_level, students=len(window["user_ids"]))  # fmt: skip
+    return window
 
 
-def delete_window(conn: sqlite3.Connection, caller: Identity, term_id: int, window_id: int) -> None:
-    with immediate(conn):
-        window = queries.get_window(conn, window_id=window_id)
-        if window is None or window["term_id"] != term_id:
-            raise NotFound(f"term {term_id} has no registration window {window_id}")
-        queries.delete_window(conn, window_id=window_id)
-        record(conn, caller, "window.delete", window_id=window_id, term_id=term_id)
+def delete_window(tx: sqlite3.Connection, caller: Identity, term_id: int, window_id: int) -> None:
+    window = queries.get_window(tx, window_id=window_id)
+    if window is None or window["term_id"] != term_id:
+        raise NotFound(f"term {term_id} has no registration window {window_id}")
+    queries.delete_window(tx, window_id=window_id)
+    record(tx, caller, "window.delete", window_id=window_id, term_id=term_id)
 
 
 def term_windows(conn: sqlite3.Connection, term_id: int, *, after: int | None, limit: int):
@@ -1063,10 +1051,9 @@ def term_windows(conn: sqlite3.Connection, term_id: int, *, after: int | None, l
 
 
 def set_class_level(
-    conn: sqlite3.Connection, caller: Identity, user_id: int, class_level: str | None
+    tx: sqlite3.Connection, caller: Identity, user_id: int, class_level: str | None
 ) -> dict:
-    with immediate(conn):
-        get_user_or_404(conn, user_id)
-        queries.set_class_level(conn, user_id=user_id, class_level=class_level)
-        record(conn, caller, "user.class_level", user_id=user_id, class_level=class_level)
-        return get_user_or_404(conn, user_id)
+    get_user_or_404(tx, user_id)
+    queries.set_class_level(tx, user_id=user_id, class_level=class_level)
+    record(tx, caller, "user.class_level", user_id=user_id, class_level=class_level)
+    return get_user_or_404(tx, user_id)

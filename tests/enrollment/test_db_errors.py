@@ -103,8 +103,10 @@ def test_a_read_only_database_is_a_503_with_its_code_and_nothing_changes(app_and
 
 
 def _pooled(client: TestClient) -> list[sqlite3.Connection]:
-    """The app's idle pooled connections (one after a request), left in the pool."""
-    return list(client.app.state.pool._idle)
+    """The app's idle pooled connections, left in their pools: the reading ones (one after a
+    request) and the writer's (made at start)."""
+    db = client.app.state.db
+    return [*db.readers._idle, *db.writers._idle]
 
 
 def _dump(database) -> list[str]:
