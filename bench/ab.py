@@ -55,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
         print(f"invariant violations: {rush.violations or 'none'}")
-        return 1 if rush.violations else 0
+        print(f"reasons this run fails: {'; '.join(rush.failures) or 'none'}")
+        return 1 if rush.failures else 0
     finally:
         cluster.close()
         subprocess.run(["git", "worktree", "remove", "--force", str(old)], check=False)

@@ -65,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
             for rate in args.rates:
                 opened = functools.partial(rush.open, "open", rate, args.seconds)
                 print(measured(f"open, {rate:.0f}/s", serving, opened), flush=True)
-        return 0
+        print(f"reasons this run fails: {'; '.join(rush.failures) or 'none'}")
+        return 1 if rush.failures else 0
     finally:
         cluster.close()
 

@@ -15,13 +15,17 @@ def _ms(text: str) -> float:
 
 
 def wrk(url: str, headers: dict[str, str], *, seconds: int, connections: int) -> dict:
-    """One wrk run: requests/s, latency percentiles, and non-2xx answers (which spoil a run)."""
+    """One wrk run: requests/s, latency percentiles, non-2xx answers and socket errors (connect,
+    read, write, timeout), any of which fails the run (bench/run.py)."""
     if shutil.which("wrk") is None:
         raise RuntimeError("wrk is not installed (Debian package wrk); bin/bench installs it")
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "5s"]
     for name, value in headers.items():
         cmd += ["-H", f"{name}: {value}"]
     out = subprocess.run(cmd + [url], capture_output=True, text=True, timeout=seconds + 30).stdout
+    sockets = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
+    )
     result = {
         "url": url,
         "requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
@@ -29,7 +33,7 @@ def wrk(url: str, headers: dict[str, str], *, seconds: int, connections: int) ->
         "non_2xx": int(m.group(1))
         if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out))
         else 0,
-        "errors": out.count("Socket errors"),
+        "errors": sum(int(n) for n in sockets.groups()) if sockets else 0,
     }
     for p in ("50", "99"):
         m = re.search(rf"^\s+{p}%\s+(\S+)", out, re.M)

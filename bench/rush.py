@@ -13,6 +13,11 @@ from dataclasses import dataclass, field
 
 from harness.loadclient import Connection
 
+# Answers that mean the bench, not the service under load, went wrong (a token expired or refused,
+# a body the service rejects, a limiter in the way): a run with any one of them fails, like one
+# with a 5xx or a cut connection, since what it measured was not the rush it claims.
+REFUSALS = frozenset({401, 403, 422, 429})
+
 
 @dataclass
 class Sample:
@@ -20,6 +25,8 @@ class Sample:
     status: int | None  # None: the connection failed
     seconds: float
     at: float = 0.0  # when it was sent (open loop: due), seconds from the rush's start
+    sent: float = 0.0  # time.monotonic() when it went out, and when it was answered or failed
+    done: float = 0.0
 
 
 @dataclass
@@ -28,6 +35,17 @@ class Student:
     headers: dict[str, str]
     enrolled: set[int] = field(default_factory=set)
     waitlisted: set[int] = field(default_factory=set)
+    # The body of every 201 to an enroll: each must be in the database (harness/invariants.py).
+    acknowledged: list[dict] = field(default_factory=list)
+
+
+def failed(sample: Sample) -> str | None:
+    """Why a sample fails a run (a cut connection, a 5xx, a refusal), or None."""
+    if sample.status is None:
+        return "connection failed"
+    if sample.status >= 500 or sample.status in REFUSALS:
+        return str(sample.status)
+    return None
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -94,7 +112,7 @@ async def run_rush(
                     status = None
                     await conn.close()
                 ended = time.monotonic()
-                samples.append(Sample(op, status, ended - started, started - began))
+                samples.append(Sample(op, status, ended - started, started - began, started, ended))
         finally:
             await conn.close()
 
@@ -140,6 +158,7 @@ async def run_open_loop(
     async def one(due: float, student: Student) -> None:
         conn = await borrow()
         op, method, path, body, apply = choose(student, section_ids, rng, prefix)
+        sent = time.monotonic()
         try:
             reply = await conn.request(method, path, student.headers, body)
             status: int | None = reply.status
@@ -149,7 +168,8 @@ async def run_open_loop(
             status = None
             await conn.close()
             idle.put_nowait(Connection(url))  # its place, opened when next used
-        samples.append(Sample(op, status, time.monotonic() - due, due - started))
+        done = time.monotonic()
+        samples.append(Sample(op, status, done - due, due - started, sent, done))
 
     started = time.monotonic()
     for i in range(total):
@@ -205,6 +225,7 @@ def choose(
     def enrolled(status: int, body: object) -> None:
         if status == 201 and isinstance(body, dict):
             (student.enrolled if body["status"] == "enrolled" else student.waitlisted).add(section)
+            student.acknowledged.append(body)
 
     body = {"section_id": section}
     return "enroll", "POST", f"{prefix}/users/{me}/enrollments", body, enrolled
