@@ -22,11 +22,11 @@ from fastapi.testclient import TestClient
 
 from app.common.db import connect, immediate
 from app.common.identity import gateway_headers
-from app.enrollment import service
+from app.enrollment.enrollments import service
+from app.enrollment.enrollments.models import EnrollIn
 from app.enrollment.init_db import init_db
 from app.enrollment.main import create_app
-from app.enrollment.models import EnrollIn
-from app.enrollment.service import Identity
+from app.enrollment.people.models import Identity
 from app.enrollment.settings import Settings
 from harness.enroll_cluster import write_secret
 

@@ -6,7 +6,7 @@ import sqlite3
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from app.enrollment.service import DEFAULT_CREDIT_LIMIT
+from app.enrollment.eligibility.service import DEFAULT_CREDIT_LIMIT
 
 CHECKS = {
     # A seat past the capacity only for a student whose permit for the section waives capacity.

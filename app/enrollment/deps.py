@@ -17,8 +17,8 @@ from app.common.identity import (
     USER_ID_HEADER,
     USERNAME_HEADER,
 )
-from app.enrollment import service
-from app.enrollment.service import Identity
+from app.enrollment.people import service as people
+from app.enrollment.people.models import Identity
 from app.enrollment.settings import Settings
 
 
@@ -70,8 +70,8 @@ async def identify(request: Request) -> Identity:
     # the users table can change under this process (another instance, a restore from backup),
     # and a stale "known" would refuse the caller.
     db: Database = request.app.state.db
-    if not db.read(service.user_is_current, who):
-        await db.write(service.remember_user, who)  # rare: a first request, or new roles
+    if not db.read(people.user_is_current, who):
+        await db.write(people.remember_user, who)  # rare: a first request, or new roles
     return who
 
 
@@ -123,7 +123,7 @@ AppSettings = Annotated[Settings, Depends(app_settings)]
 
 
 def route_roles(route: APIRoute) -> frozenset[str]:
-    """The roles a route allows (its `x-roles`, as app.enrollment.routes.route declares them)."""
+    """The roles a route allows (its `x-roles`, as app/enrollment/routing.py declares them)."""
     roles = getattr(route, "allowed_roles", None)
     if roles is None:
         roles = route.allowed_roles = frozenset(route.openapi_extra["x-roles"])  # type: ignore[attr-defined]

@@ -10,7 +10,8 @@ from app.common.limits import BodySizeLimit
 from app.common.observe import FASTAPI_TELEMETRY_OFF
 from app.common.observe import install as observe
 from app.common.server import long_lived
-from app.enrollment.routes import BODY_LIMITS, internal, router
+from app.enrollment.routes import internal, router
+from app.enrollment.routing import body_limits
 from app.enrollment.settings import Settings, get_settings
 
 
@@ -28,12 +29,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     # The routes go on the app's own router rather than through include_router: FastAPI matches
     # an included router through an extra layer on every request, 5-18% of a request's CPU in
-    # the service (measured in process, interleaved, per kind of request).
-    app.router.routes.extend(router.routes)
-    app.router.routes.extend(internal.routes)
-    rush_first(app.router.routes)
+    # the service (measured in process, interleaved, per kind of request). They go first, in the
+    # order of app/enrollment/routes.py (registration day's first), ahead of FastAPI's own
+    # (/openapi.json, /docs): Starlette tries routes in order.
+    app.router.routes[:0] = [*router.routes, *internal.routes]
 
-    app.add_middleware(BodySizeLimits, wider=BODY_LIMITS)
+    app.add_middleware(BodySizeLimits, wider=body_limits(router.routes))
     observe(app)  # request ids, JSON log lines of refusals, /metrics
 
     @app.get("/health", include_in_schema=False)
@@ -43,25 +44,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-# What students send on registration day (bench/rush.py): enroll, drop, leave a waitlist, list
-# their sections.
-RUSH_PATHS = (
-    "/users/{user_id}/enrollments",
-    "/users/{user_id}/enrollments/{section_id}",
-    "/users/{user_id}/waitlist/{section_id}",
-    "/users/{user_id}/sections",
-)
-
-
-def rush_first(routes: list) -> None:
-    """Put the routes of RUSH_PATHS first, in place. Starlette tries routes in order, so a request
-    for one of them no longer pays for matching twenty others first (7% of a request's CPU in
-    process). Safe because no two path templates here match the same path
-    (tests/enrollment/test_routes_order.py), and routes of the same template keep their order,
-    so the one a request finds, or the 405 it gets, is the same as before."""
-    routes.sort(key=lambda r: getattr(r, "path", None) not in RUSH_PATHS)
-
-
 def serve() -> FastAPI:
     """The app of one instance process, from the environment (bin/enrollment)."""
     return long_lived(create_app())
@@ -69,7 +51,8 @@ def serve() -> FastAPI:
 
 class BodySizeLimits:
     """`BodySizeLimit` (app/common/limits.py) with the larger limit a route declares for its
-    method and path (`route(..., max_body_bytes=)`), and the common one for every other request."""
+    method and path (`max_body_bytes`, app/enrollment/routing.py), and the common one for every
+    other request."""
 
     def __init__(self, app: ASGIApp, wider: dict[tuple[str, str], int]) -> None:
         self.common = BodySizeLimit(app)

@@ -32,8 +32,8 @@ class Settings(BaseSettings):
 
     auth_urls: LoopbackUrls = ()
     """The auth service's instances, the LiteFS primary's first (comma-separated base URLs): an
-    account the registrar names is asked of them (app/enrollment/directory.py). Empty: an id is
-    404 until its account is announced here or its user makes a request."""
+    account the registrar names is asked of them (app/enrollment/people/directory.py). Empty: an
+    id is 404 until its account is announced here or its user makes a request."""
 
     @field_validator("database")
     @classmethod

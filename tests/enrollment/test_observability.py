@@ -47,7 +47,7 @@ def test_enroll_outcomes_drops_promotions_and_frozen_skips_are_counted(api):
 
 
 def test_a_change_that_rolls_back_is_not_counted(api, monkeypatch):
-    from app.enrollment import queries
+    from app.enrollment.enrollments import queries
 
     section = new_section(api, capacity=5)
     before = count("enroll_outcomes_total", result="enrolled")

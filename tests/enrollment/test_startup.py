@@ -88,8 +88,8 @@ def test_unset_variables_are_named():
 
 
 def test_an_auth_service_that_never_answers_leaves_an_unknown_id_a_404(tmp_path):
-    """The account lookup (app/enrollment/directory.py) gives up within its bound: the registrar
-    gets the usual 404 naming the id, not a hang or a 500, and nothing is written."""
+    """The account lookup (app/enrollment/people/directory.py) gives up within its bound: the
+    registrar gets the usual 404 naming the id, not a hang or a 500, and nothing is written."""
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
     silent.listen(8)  # accepts connections, never answers

@@ -21,10 +21,10 @@ from tests.enrollment.helpers import identity_headers, make_secret_file
 CRASH_IN_DROP = """
 import os, signal, sys
 from app.common.db import connect, immediate
-from app.enrollment import service
-from app.enrollment.service import Identity
+from app.enrollment.enrollments import service
+from app.enrollment.people.models import Identity
 
-def die_before_promotion(conn, section_id):
+def die_before_promotion(tx, section_id):
     print("inside the transaction, dropped row written, about to die", flush=True)
     os.kill(os.getpid(), signal.SIGKILL)
 

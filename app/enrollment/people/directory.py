@@ -1,7 +1,8 @@
 """Accounts as the auth service has them, asked of it (service to service, on loopback, with the
 gateway secret) when the registrar names a user: an instructor assigned before they ever made a
 request here, with their name, or given the instructor role a moment ago (issue 13). A user's
-own requests keep their record current as before (`service.remember_user`).
+own requests keep their record current as before (`service.remember_user`, app/enrollment/deps.py
+`identify`).
 
 The LiteFS primary is asked first (ENROLL_AUTH_URLS lists it first): an account created a moment
 ago is there before any replica has it. If it cannot be reached, the replicas are.
@@ -15,7 +16,7 @@ import httpx
 from app.common.db import Database
 from app.common.identity import GATEWAY_SECRET_HEADER
 from app.common.observe import ASYNC_PASS_ON_ID
-from app.enrollment import service
+from app.enrollment.people import service
 from app.enrollment.settings import Settings
 
 # The whole lookup's bound, over every instance asked: a route that writes asks before its write,

@@ -1,0 +1,51 @@
+"""The SQL of the audit trail."""
+
+import sqlite3
+
+from app.enrollment.sql import rows
+
+
+def insert_audit(
+    conn: sqlite3.Connection,
+    *,
+    actor_id: int,
+    actor_role: str,
+    action: str,
+    course_id: int | None,
+    section_id: int | None,
+    user_id: int | None,
+    details: str,
+) -> None:
+    conn.execute(
+        "INSERT INTO audit_log (actor_id, actor_role, action, course_id, section_id, user_id,"
+        " details) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (actor_id, actor_role, action, course_id, section_id, user_id, details),
+    )
+
+
+def list_audit(
+    conn: sqlite3.Connection,
+    *,
+    actor_id: int | None,
+    section_id: int | None,
+    user_id: int | None,
+    action: str | None,
+    after: int | None,
+    limit: int,
+) -> list[dict]:
+    """Newest first; `after` (the last id of the page before) pages backwards in time."""
+    filters = {
+        "actor_id = ?": actor_id,
+        "section_id = ?": section_id,
+        "user_id = ?": user_id,
+        "action = ?": action,
+        "id < ?": after,
+    }
+    used = {clause: value for clause, value in filters.items() if value is not None}
+    where = " AND ".join(used) or "1"
+    return rows(
+        conn.execute(
+            f"SELECT * FROM audit_log WHERE {where} ORDER BY id DESC LIMIT ?",
+            (*used.values(), limit),
+        )
+    )

@@ -1,0 +1,1 @@
+"""Catalog: the courses and their sections, searched and listed; who teaches a section."""

@@ -1,0 +1,45 @@
+"""The caller, and users as the API shows them."""
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from pydantic import BaseModel, Field
+
+from app.common.identity import INSTRUCTOR, REGISTRAR, Role
+from app.common.models import Strict, Text
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who is calling, as the gateway vouches for them (app/enrollment/deps.py `identify`)."""
+
+    user_id: int
+    username: str
+    roles: frozenset[str]
+
+    @property
+    def is_registrar(self) -> bool:
+        return REGISTRAR in self.roles
+
+    @property
+    def is_staff(self) -> bool:
+        return REGISTRAR in self.roles or INSTRUCTOR in self.roles
+
+
+class UserOut(BaseModel):
+    id: int
+    username: str
+    first_name: str
+    last_name: str
+    roles: list[str]
+    credit_limit: int | None = Field(None, description="credits a term; null: the default (18)")
+    class_level: str | None = Field(None, description="for registration windows")
+
+
+class AccountIn(Strict):
+    """An account as the auth service announces it (app/auth/announce.py)."""
+
+    username: Text(64, min_length=1)
+    first_name: Text(64)
+    last_name: Text(64)
+    roles: Annotated[list[Role], Field(min_length=1, max_length=3)]

@@ -1,0 +1,119 @@
+"""How a room declares its routes: `route = Routes()` in its `routes.py`, then
+`@route("GET", "/courses", ANY_ROLE, ...)` over each endpoint. Each route declares the roles the
+gateway lets through (`x-roles` in the OpenAPI schema, checked again by `CallerFirst` before
+anything else of the request is read), the errors it can answer and, for the catalog listings,
+how long the gateway may reuse an answer (`x-cache-seconds`); tests/test_gateway_routes.py holds
+the gateway config to them."""
+
+import inspect
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+from fastapi import APIRouter, Depends, Response
+from fastapi.routing import APIRoute
+from starlette.routing import BaseRoute
+
+from app.common.errors import error_responses
+from app.common.identity import INSTRUCTOR, REGISTRAR, ROLES
+from app.enrollment.deps import CallerFirst
+
+ANY_ROLE = ROLES
+STAFF = (INSTRUCTOR, REGISTRAR)
+SELF = ROLES  # object rule: that user, or the registrar
+
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Coroutine[Any, Any, Any]])
+
+
+class Routes:
+    """The routes of one room, in the order declared (the order the app tries them)."""
+
+    def __init__(self) -> None:
+        self._router = APIRouter(route_class=CallerFirst)
+
+    @property
+    def routes(self) -> list[BaseRoute]:
+        return self._router.routes
+
+    def __call__(
+        self,
+        method: str,
+        path: str,
+        roles: tuple[str, ...],
+        *,
+        cache_seconds: int = 0,
+        max_body_bytes: int | None = None,
+        **kwargs: Any,
+    ) -> Callable[[Endpoint], Endpoint]:
+        """Declare a route with the roles allowed to call it and the errors it can answer. Every
+        route is a coroutine, run on the event loop without a thread hop: it reads with
+        `db.read(...)` and writes with `await db.write(...)` (app/common/db.py `Database`). A
+        GET whose answer is the same for every caller may give `cache_seconds`: its successful
+        answers say `Cache-Control: max-age=<seconds>`, which the enroll gateway's cache honours
+        (etc/enroll/settings/endpoints.json marks the same routes). A route whose body may be
+        larger than the common limit gives `max_body_bytes` (`x-max-body-bytes` in its OpenAPI
+        schema: the gateway's limit, and app/enrollment/main.py's)."""
+        responses = {
+            **error_responses(*_error_statuses(method, path, roles)),
+            **kwargs.pop("responses", {}),
+        }
+        extra: dict[str, Any] = {"x-roles": list(roles), **kwargs.pop("openapi_extra", {})}
+        dependencies = list(kwargs.pop("dependencies", []))
+        if cache_seconds:
+            assert method == "GET", "only a read can be answered from a cache"
+            extra["x-cache-seconds"] = cache_seconds
+            dependencies.append(Depends(_cacheable_for(cache_seconds)))
+        if max_body_bytes is not None:
+            assert method != "GET" and "{" not in path, "a body limit is for a write's fixed path"
+            extra["x-max-body-bytes"] = max_body_bytes
+        register = self._router.api_route(
+            path,
+            methods=[method],
+            openapi_extra=extra,
+            responses=responses,
+            dependencies=dependencies,
+            **kwargs,
+        )
+
+        def decorator(endpoint: Endpoint) -> Endpoint:
+            assert inspect.iscoroutinefunction(endpoint), f"{endpoint.__name__} runs on the loop"
+            return register(endpoint)
+
+        return decorator
+
+
+def body_limits(routes: list[BaseRoute]) -> dict[tuple[str, str], int]:
+    """The body limits routes declare above the common one, by (method, path)."""
+    return {
+        (method, route.path): route.openapi_extra["x-max-body-bytes"]
+        for route in routes
+        if isinstance(route, APIRoute)
+        and route.openapi_extra
+        and "x-max-body-bytes" in route.openapi_extra
+        for method in route.methods
+    }
+
+
+def _cacheable_for(seconds: int) -> Callable[[Response], Coroutine[Any, Any, None]]:
+    """A dependency marking a route's successful answer as reusable for `seconds` (an error
+    answer is built by the error handler, without this header, so it is never cached)."""
+    value = f"max-age={seconds}"
+
+    # async: FastAPI would run a plain `def` dependency in its thread pool, a hop per request.
+    async def cacheable(response: Response) -> None:
+        response.headers["Cache-Control"] = value
+
+    return cacheable
+
+
+def _error_statuses(method: str, path: str, roles: tuple[str, ...]) -> list[int]:
+    """The error statuses a route can answer, for its OpenAPI schema (FastAPI adds 422 itself)."""
+    # 401: no gateway secret or no usable identity. 409: the caller's username belongs to another
+    # user id here (checked on every request); on writes, also a rule of SPEC §2.
+    statuses = [401, 409]
+    if roles != ANY_ROLE or "{user_id}" in path:
+        statuses.append(403)  # the role, or the object rule "that user" / "staff of that section"
+    if "{" in path or method != "GET":
+        statuses.append(404)  # an id in the path or the body that does not exist
+    if method in ("POST", "PATCH", "PUT"):
+        statuses.append(413)  # app.common.limits.BodySizeLimit
+    return sorted(statuses)
