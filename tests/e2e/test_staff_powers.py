@@ -171,3 +171,50 @@ def test_refresh_tokens_rotate_and_logout_ends_the_session_through_the_gateway(
     assert outcome(after_reuse) == (401, "session_ended")
     assert out.status_code == 204
     assert outcome(after_logout) == (401, "session_ended")
+
+
+# finding 4 and the CSV import, through the enroll gateway
+
+
+def test_an_instructor_cannot_grant_themself_a_permit_nor_be_enrolled(cluster: Cluster):
+    api = cluster.enroll_gateway.url + "/enroll_api"
+    instructor = bearer(cluster.login("kavery")["access_token"])  # teaches section 1 (full)
+    registrar = bearer(cluster.login("rhenderson")["access_token"])
+    audit_before = httpx.get(api + "/audit", headers=registrar).json()
+
+    permit = httpx.post(
+        api + "/sections/1/permits",
+        json={"user_id": 3, "waives": ["capacity"]},
+        headers=instructor,
+    )
+    enrolled = httpx.post(api + "/users/3/enrollments", json={"section_id": 1}, headers=registrar)
+
+    assert outcome(permit) == (409, "not_a_student")
+    assert outcome(enrolled) == (409, "not_a_student")
+    assert "user 3 (kavery)" in permit.json()["detail"]
+    roster = httpx.get(api + "/sections/1/enrollments", headers=registrar).json()
+    assert 3 not in {row["user_id"] for row in roster}
+    assert httpx.get(api + "/audit", headers=registrar).json() == audit_before  # nothing done
+
+
+def test_a_csv_with_a_non_ascii_digit_is_refused_naming_its_line_and_imports_nothing(
+    cluster: Cluster,
+):
+    api = cluster.enroll_gateway.url + "/enroll_api"
+    registrar = bearer(cluster.login("rhenderson")["access_token"])
+    csv = "\ufeffuser_id,course_code\n29,CPSC 131\n\u00b2,CPSC 131\n\u0669,CPSC 131\n"
+
+    reply = httpx.post(
+        api + "/completed-courses",
+        content=csv.encode(),
+        headers=registrar | {"Content-Type": "text/csv"},
+    )
+    fine = httpx.post(
+        api + "/completed-courses",
+        content="\ufeffuser_id,course_code\n29,CPSC 131\n".encode(),
+        headers=registrar | {"Content-Type": "text/csv"},
+    )
+
+    assert outcome(reply) == (422, "csv_rows")
+    assert "line 3: user_id" in reply.json()["detail"]
+    assert fine.status_code in (200, 201), fine.text  # the byte order mark is accepted
