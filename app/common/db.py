@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from app.common.observe import WRITER_LOCK_WAIT
 
@@ -41,7 +41,9 @@ class WriterLock:
     def __init__(self, path: Path | None) -> None:
         self._mutex = threading.Lock()
         # One queue of write jobs per event loop (tests run several loops in one process).
-        self._batches: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._batches: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Batch] = (
+            weakref.WeakKeyDictionary()
+        )
         self._fd = None if path is None else os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
 
     @classmethod
@@ -82,7 +84,7 @@ class WriterLock:
         batch = self._batches.get(loop)
         if batch is None:
             batch = self._batches[loop] = _Batch()
-        done: asyncio.Future = loop.create_future()
+        done: asyncio.Future[T] = loop.create_future()
         batch.jobs.append((job, done, contextvars.copy_context(), time.perf_counter()))
         if batch.drainer is None:
             batch.drainer = loop.create_task(self._drain(batch))
@@ -91,11 +93,11 @@ class WriterLock:
     async def _drain(self, batch: "_Batch") -> None:
         try:
             while batch.jobs:
-                ran: list[tuple[asyncio.Future, object, BaseException | None]] = []
+                ran: list[tuple[asyncio.Future[Any], object, BaseException | None]] = []
                 unsynced: set[str] = set()  # the WAL files this turn's jobs committed to
                 try:
                     if self._fd is not None:
-                        await self._flock_polling()
+                        await self._flock_polling(self._fd)
                     ends = time.perf_counter() + BATCH_SECONDS
                     while batch.jobs and time.perf_counter() < ends:
                         job, done, context, asked = batch.jobs.popleft()
@@ -118,15 +120,15 @@ class WriterLock:
                         _sync(unsynced)
                     except OSError as exc:
                         synced = exc
-                    for done, result, exc in ran:
+                    for done, result, raised in ran:
                         if done.done():
                             continue
-                        if exc is None and synced is not None:
-                            exc = CommitNotOnDisk(f"a commit may not be on disk: {synced}")
-                        if exc is None:
+                        if raised is None and synced is not None:
+                            raised = CommitNotOnDisk(f"a commit may not be on disk: {synced}")
+                        if raised is None:
                             done.set_result(result)
                         else:
-                            done.set_exception(exc)
+                            done.set_exception(raised)
         except BaseException as exc:
             # The loop is closing (or the lock file failed): no job may wait for ever.
             while batch.jobs:
@@ -141,7 +143,7 @@ class WriterLock:
         finally:
             batch.drainer = None
 
-    async def _flock_polling(self) -> None:
+    async def _flock_polling(self, fd: int) -> None:
         """Take the flock without blocking the loop: try, and sleep a little between tries
         (one poller per process: its event loop's drainer).
 
@@ -152,7 +154,7 @@ class WriterLock:
         pause = 0.0001
         while True:
             try:
-                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # type: ignore[arg-type]
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 return
             except BlockingIOError:
                 await asyncio.sleep(pause)
@@ -167,8 +169,11 @@ class _Batch:
     """One event loop's queue of write jobs, and the task running them (if any)."""
 
     def __init__(self) -> None:
-        self.jobs: collections.deque = collections.deque()
-        self.drainer: asyncio.Task | None = None
+        # (the job, its answer, the context it runs in, when it was queued)
+        self.jobs: collections.deque[
+            tuple[Callable[[], Any], asyncio.Future[Any], contextvars.Context, float]
+        ] = collections.deque()
+        self.drainer: asyncio.Task[None] | None = None
 
 
 # The WAL files written by the commits of the current turn, synced at its end (`WriterLock.run`).
@@ -210,6 +215,9 @@ class Connection(sqlite3.Connection):
     """A sqlite3 connection that knows which writer queue it joins."""
 
     writer_lock: WriterLock
+    wal_file: str
+    # What runs once the current `immediate` transaction commits (None outside one).
+    committed_actions: list[Callable[[], None]] | None
 
 
 def connect(
@@ -244,7 +252,7 @@ def connect(
         conn.execute("PRAGMA synchronous = NORMAL")
     if query_only:
         conn.execute("PRAGMA query_only = ON")
-    conn.wal_file = f"{path}-wal"  # type: ignore[attr-defined]
+    conn.wal_file = f"{path}-wal"
     return conn
 
 
@@ -264,11 +272,12 @@ def immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         )
     with nullcontext() if has_turn else lock.held():
         conn.execute("BEGIN IMMEDIATE")
-        conn.committed_actions = []  # type: ignore[attr-defined]
+        # `conn` is a db.Connection (connect's factory), held as sqlite3.Connection by callers.
+        conn.committed_actions = []  # type: ignore[attr-defined]  # a db.Connection's attribute
         try:
             yield conn
         except BaseException:
-            conn.committed_actions = None  # type: ignore[attr-defined]
+            conn.committed_actions = None  # type: ignore[attr-defined]  # as above
             # SQLite has rolled back by itself after some errors (a full disk, an I/O error);
             # a second ROLLBACK would raise and hide the error that says what happened.
             if conn.in_transaction:
@@ -276,8 +285,8 @@ def immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
             raise
         conn.execute("COMMIT")
         if has_turn and (unsynced := _turn_commits.get()) is not None:
-            unsynced.add(conn.wal_file)  # type: ignore[attr-defined]
-    actions, conn.committed_actions = conn.committed_actions, None  # type: ignore[attr-defined]
+            unsynced.add(conn.wal_file)  # type: ignore[attr-defined]  # as above
+    actions, conn.committed_actions = conn.committed_actions, None  # type: ignore[attr-defined]  # idem
     for action in actions:
         action()
 

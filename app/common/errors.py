@@ -9,6 +9,7 @@ and the 422 that FastAPI declares by itself is pointed at it too (see `_document
 
 import logging
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -117,8 +118,10 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {s: {"model": ErrorOut, "description": _ERROR_DESCRIPTIONS[s]} for s in statuses}
 
 
-def error_body(detail: str, code: str, errors: list[dict] | None = None) -> dict:
-    body: dict = {"detail": detail, "code": code}
+def error_body(
+    detail: str, code: str, errors: list[dict[str, str]] | None = None
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"detail": detail, "code": code}
     if errors is not None:
         body["errors"] = errors
     rid = note_error(code)
@@ -127,13 +130,13 @@ def error_body(detail: str, code: str, errors: list[dict] | None = None) -> dict
     return body
 
 
-def _field_name(loc: tuple | list) -> str:
+def _field_name(loc: Sequence[int | str]) -> str:
     # ("body", "section_id") -> "section_id"; ("path", "user_id") -> "user_id"; whole body -> "body"
     parts = [str(p) for p in loc if p not in ("body", "path", "query", "header")]
     return ".".join(parts) or str(loc[0] if loc else "body")
 
 
-def _validation_errors(exc: RequestValidationError) -> list[dict]:
+def _validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:
     out = []
     for err in exc.errors():
         loc = err.get("loc", ())
@@ -276,4 +279,5 @@ def _document_error_shape(app: FastAPI) -> None:
         app.openapi_schema = schema
         return schema
 
+    # FastAPI's documented way to extend its schema is to replace this method on the instance.
     app.openapi = openapi  # type: ignore[method-assign]

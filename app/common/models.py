@@ -47,10 +47,12 @@ def printable(value: str) -> str:
     return value
 
 
-def Text(max_length: int, min_length: int = 0, *, strip: bool = False):  # noqa: N802 - a type
-    """Free text a person typed: no control characters (NUL, escapes), bounded length; `strip`
-    drops surrounding whitespace first."""
-    constraints = StringConstraints(
-        strip_whitespace=strip, min_length=min_length, max_length=max_length
-    )
-    return Annotated[str, constraints, AfterValidator(printable)]
+# Free text a person typed is a named alias, as a type checker needs (no call in an annotation):
+# `RoomText = Annotated[str, text_bounds(64), Printable]`.
+Printable = AfterValidator(printable)  # no control characters (NUL, escapes)
+
+
+def text_bounds(max_length: int, min_length: int = 0, *, strip: bool = False) -> StringConstraints:
+    """The length bounds of free text a person typed; `strip` drops surrounding whitespace
+    first."""
+    return StringConstraints(strip_whitespace=strip, min_length=min_length, max_length=max_length)

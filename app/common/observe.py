@@ -17,13 +17,18 @@ import re
 import time
 import uuid
 from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
 
 from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
 from pythonjsonlogger.json import JsonFormatter
+from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+if TYPE_CHECKING:  # only its types: a process that calls no other service never imports httpx
+    import httpx
 
 REQUEST_ID_HEADER = "X-Request-Id"
 # FastAPI(telemetry=...) for every service: FastAPI's own OpenTelemetry off. The metrics are
@@ -34,7 +39,7 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 # What the request's error answer said (its `code`), for its log line: a dict per request, since
 # an exception handler may run in a copy of the request's context.
-_answer: ContextVar[dict | None] = ContextVar("answer", default=None)
+_answer: ContextVar[dict[str, str] | None] = ContextVar("answer", default=None)
 
 log = logging.getLogger("app.requests")
 
@@ -65,7 +70,7 @@ class RequestIdFilter(logging.Filter):
 class Formatter(JsonFormatter):
     """One JSON object per line: time, level, logger, message, request_id and any extras."""
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("fmt", "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s")
         kwargs.setdefault("rename_fields", {"asctime": "time", "levelname": "level"})
         super().__init__(*args, **kwargs)
@@ -83,7 +88,8 @@ class Observed:
             return await self.app(scope, receive, send)
         given = _header(scope, b"x-request-id")
         rid = given if given and _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
-        token, answer = request_id.set(rid), {}
+        token = request_id.set(rid)
+        answer: dict[str, str] = {}
         answer_token = _answer.set(answer)
         started = time.perf_counter()
         status = 500  # unless an answer starts
@@ -129,7 +135,8 @@ def note_error(code: str) -> str | None:
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
+    headers: list[tuple[bytes, bytes]] = scope["headers"]
+    for key, value in headers:
         if key == name:
             return value.decode("latin-1")
     return None
@@ -140,20 +147,20 @@ async def metrics(_request: Request) -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
-def install(app) -> None:
+def install(app: Starlette) -> None:
     """Serve GET /metrics (outside the OpenAPI schema, so no gateway route is made for it) and
     wrap the whole app in `Observed`; call after every other middleware is added."""
     app.add_route("/metrics", metrics, include_in_schema=False)
     app.add_middleware(Observed)
 
 
-def _with_request_id(request) -> None:
+def _with_request_id(request: "httpx.Request") -> None:
     rid = request_id.get()
     if rid is not None:
         request.headers[REQUEST_ID_HEADER] = rid
 
 
-async def _with_request_id_async(request) -> None:
+async def _with_request_id_async(request: "httpx.Request") -> None:
     _with_request_id(request)
 
 

@@ -2,12 +2,17 @@
 
 import asyncio
 import gc
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from fastapi import FastAPI
 from uvicorn.protocols.http import httptools_impl
 
+if TYPE_CHECKING:
+    from uvicorn._types import ASGISendEvent  # the type uvicorn's own `send` takes
 
-def long_lived(app: FastAPI) -> FastAPI:
+App = TypeVar("App")
+
+
+def long_lived(app: App) -> App:
     """Take the objects that live as long as the process (modules, the app, its routes and
     models: about 50,000) out of the garbage collector's sight with `gc.freeze`.
 
@@ -44,13 +49,14 @@ class _HeadWithBody:
             head, self._head = self._head, None
             self._transport.write(head)
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)
 
 
 class _OneWriteCycle(httptools_impl.RequestResponseCycle):
-    async def send(self, message) -> None:
+    async def send(self, message: "ASGISendEvent") -> None:
         if message["type"] == "http.response.start" and not self.response_started:
+            # A stand-in, not an asyncio.Transport: it holds `write`, passes the rest on.
             self.transport = _HeadWithBody(self.transport)  # type: ignore[assignment]
         await super().send(message)
         if self.response_complete and isinstance(self.transport, _HeadWithBody):

@@ -8,6 +8,7 @@ the gateways, which allow this origin by CORS (etc/krakend/templates/service.tmp
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -23,7 +24,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     settings = settings or get_settings()
     config = {"enroll_api": settings.enroll_api, "auth_api": settings.auth_api}
 
-    async def config_json(_request) -> JSONResponse:
+    async def config_json(_request: Request) -> JSONResponse:
         return JSONResponse(config)
 
     app = Starlette(

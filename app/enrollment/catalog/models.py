@@ -4,9 +4,12 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, Json, model_validator
 
-from app.common.models import Change, Id, Strict, Text
+from app.common.models import Change, Id, Printable, Strict, text_bounds
 
 Capacity = Annotated[int, Field(ge=0, le=10_000)]
+CourseTitle = Annotated[str, text_bounds(200, min_length=1), Printable]
+Room = Annotated[str, text_bounds(64), Printable]
+Schedule = Annotated[str, text_bounds(128), Printable]
 
 
 class DepartmentOut(BaseModel):
@@ -18,7 +21,7 @@ class DepartmentOut(BaseModel):
 class CourseCreate(Strict):
     department_id: Id
     code: Annotated[str, Field(pattern=r"^[A-Z]{2,5} [0-9]{3}[A-Z]?$", examples=["CPSC 449"])]
-    title: Text(200, min_length=1)
+    title: CourseTitle
     credits: Annotated[int, Field(ge=0, le=12)] = 3
 
 
@@ -65,8 +68,8 @@ class SectionCreate(Strict):
     instructor_id: Id | None = None
     capacity: Capacity
     waitlist_capacity: Capacity = 15
-    room: Text(64) = ""
-    schedule: Text(128) = ""
+    room: Room = ""
+    schedule: Schedule = ""
     meetings: Meetings = []
 
 

@@ -5,13 +5,14 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from app.common.models import Id, Strict, Text
+from app.common.models import Id, Printable, Strict, text_bounds
 
 Waiver = Literal["capacity", "prerequisite", "time_conflict", "credit_limit", "window"]
+HoldReason = Annotated[str, text_bounds(200, min_length=1, strip=True), Printable]
 
 
 class HoldIn(Strict):
-    reason: Text(200, min_length=1, strip=True)
+    reason: HoldReason
 
 
 class HoldOut(BaseModel):

@@ -6,7 +6,12 @@ from typing import Annotated
 from pydantic import BaseModel, Field
 
 from app.common.identity import INSTRUCTOR, REGISTRAR, Role
-from app.common.models import Strict, Text
+from app.common.models import Printable, Strict, text_bounds
+
+# As the auth service announces them: bounded, no control characters (app/auth/models.py checks
+# new ones more strictly).
+AnnouncedUsername = Annotated[str, text_bounds(64, min_length=1), Printable]
+AnnouncedName = Annotated[str, text_bounds(64), Printable]
 
 
 @dataclass(frozen=True)
@@ -39,7 +44,7 @@ class UserOut(BaseModel):
 class AccountIn(Strict):
     """An account as the auth service announces it (app/auth/announce.py)."""
 
-    username: Text(64, min_length=1)
-    first_name: Text(64)
-    last_name: Text(64)
+    username: AnnouncedUsername
+    first_name: AnnouncedName
+    last_name: AnnouncedName
     roles: Annotated[list[Role], Field(min_length=1, max_length=3)]

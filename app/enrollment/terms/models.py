@@ -7,9 +7,10 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field, model_validator
 from pydantic import Strict as PydanticStrict
 
-from app.common.models import Change, Id, Strict, Text
+from app.common.models import Change, Id, Printable, Strict, text_bounds
 
 ClassLevel = Literal["freshman", "sophomore", "junior", "senior", "graduate"]
+TermName = Annotated[str, text_bounds(64), Printable]
 
 
 def _iso_text(value: object) -> object:
@@ -42,7 +43,7 @@ def now() -> str:
 
 class TermIn(Strict):
     code: Annotated[str, Field(pattern=r"^[A-Za-z0-9-]{1,16}$", examples=["2027-SP"])]
-    name: Text(64) = ""
+    name: TermName = ""
     add_deadline: Moment | None = None
     drop_deadline: Moment | None = None
 
@@ -50,7 +51,7 @@ class TermIn(Strict):
 class TermChange(Change):
     nullable = frozenset({"add_deadline", "drop_deadline"})  # null: no deadline
 
-    name: Text(64) | None = None
+    name: TermName | None = None
     add_deadline: Moment | None = None
     drop_deadline: Moment | None = None
 
