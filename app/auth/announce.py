@@ -5,8 +5,8 @@ as it exists: before that user's first request there, and before the registrar n
 
 Best effort within a bound: the account is committed here first, and if no enrollment instance
 answers in time the registration or change still succeeds (logged). Enrollment then learns the
-account when the registrar names it (it asks the auth service, app/enrollment/people/directory.py) or
-from the user's own first request, as before.
+account when the registrar names it (it asks the auth service,
+app/enrollment/people/directory.py) or from the user's own first request, as before.
 """
 
 import logging
