@@ -4,7 +4,7 @@ event loop and the other requests on it. The JWKS route does neither and stays o
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from app.auth import accounts, service
 from app.auth.deps import AppSettings, Authorization, Keys, ReadDb, Registrar, ThisCall
@@ -23,6 +23,8 @@ from app.auth.models import (
 )
 from app.common.errors import ErrorOut, error_responses
 from app.common.identity import GATEWAY_SECRET_HEADER, REGISTRAR, Role
+from app.common.models import Id
+from app.common.params import DEFAULT_PAGE, After, PageLimit, PathId
 
 router = APIRouter()
 
@@ -81,27 +83,8 @@ async def jwks(keys: Keys, response: Response) -> dict[str, Any]:
 # The registrar's accounts. Every route needs a registrar's access token (the gateway checks it,
 # and so does the service). A list is paged: `limit` rows at a time, in id order. `x-roles` names
 # the roles the gateway admits (tests/test_gateway_routes.py holds the gateway to it).
-DEFAULT_PAGE, MAX_PAGE = 100, 1000
+# Paging (`limit`, `after`) and ids are the enrollment service's too (app/common/params.py).
 REGISTRAR_ONLY: dict[str, Any] = {"x-roles": [REGISTRAR]}
-UserId = Annotated[int, Path(gt=0, le=2**63 - 1)]
-PageLimit = Annotated[
-    int,
-    Query(
-        ge=1,
-        le=MAX_PAGE,
-        description=f"Rows per page: {DEFAULT_PAGE} unless given, at most {MAX_PAGE}.",
-    ),
-]
-
-
-def after_query(order: str) -> Any:
-    """The `after` cursor of a list whose rows come in `order`."""
-    return Query(
-        gt=0,
-        le=2**63 - 1,
-        description=f"For the next page, the `id` of the last row of this one (rows come {order})."
-        " Omit it for the first page. A page with fewer rows than `limit` is the last.",
-    )
 
 
 @router.get("/accounts", responses=error_responses(401, 403), openapi_extra=REGISTRAR_ONLY)
@@ -120,7 +103,7 @@ def list_accounts(
     disabled: Annotated[
         bool | None, Query(description="Only disabled (true) or only active (false) accounts")
     ] = None,
-    after: Annotated[int | None, after_query("in `id` order")] = None,
+    after: After = None,
     limit: PageLimit = DEFAULT_PAGE,
 ) -> list[AccountOut]:
     """Find accounts (registrar only), a page at a time."""
@@ -138,7 +121,7 @@ def list_accounts(
 @router.get(
     "/accounts/{user_id}", responses=error_responses(401, 403, 404), openapi_extra=REGISTRAR_ONLY
 )
-def get_account(user_id: UserId, db: ReadDb, by: Registrar) -> AccountOut:
+def get_account(user_id: PathId, db: ReadDb, by: Registrar) -> AccountOut:
     """One account (registrar only)."""
     return accounts.get_account(db, by=by, user_id=user_id)
 
@@ -147,10 +130,10 @@ def get_account(user_id: UserId, db: ReadDb, by: Registrar) -> AccountOut:
 def account_audit(
     db: ReadDb,
     by: Registrar,
-    actor_id: Annotated[UserId | None, Query(description="Only changes by this registrar")] = None,
-    user_id: Annotated[UserId | None, Query(description="Only changes to this account")] = None,
+    actor_id: Annotated[Id | None, Query(description="Only changes by this registrar")] = None,
+    user_id: Annotated[Id | None, Query(description="Only changes to this account")] = None,
     action: Annotated[AccountAction | None, Query(description="Only this kind of change")] = None,
-    after: Annotated[int | None, after_query("newest first")] = None,
+    after: After = None,
     limit: PageLimit = DEFAULT_PAGE,
 ) -> list[AccountAuditEntry]:
     """Registrars' changes to accounts (made, roles, names, disabled, enabled, password set),
@@ -166,7 +149,7 @@ def account_audit(
     openapi_extra=REGISTRAR_ONLY,
 )
 def change_account(
-    user_id: UserId, body: AccountChange, call: ThisCall, by: Registrar
+    user_id: PathId, body: AccountChange, call: ThisCall, by: Registrar
 ) -> AccountOut:
     """Change an account's roles or names, disable it or re-enable it (registrar only; not
     one's own roles or disabled state, 409; never the last active registrar, 409). A role change
@@ -182,7 +165,7 @@ def change_account(
     responses=error_responses(401, 403, 404, 409, 413, 503),
     openapi_extra=REGISTRAR_ONLY,
 )
-def set_password(user_id: UserId, body: PasswordIn, call: ThisCall, by: Registrar) -> Response:
+def set_password(user_id: PathId, body: PasswordIn, call: ThisCall, by: Registrar) -> Response:
     """Set a new password (registrar only; not one's own, 409). The account's sessions end:
     refresh tokens issued before are refused."""
     accounts.set_password(call, by=by, user_id=user_id, password=body.password)
@@ -191,7 +174,7 @@ def set_password(user_id: UserId, body: PasswordIn, call: ThisCall, by: Registra
 
 @router.get("/internal/users/{user_id}", include_in_schema=False)
 def account_for_service(
-    user_id: Annotated[int, Path(gt=0, le=2**63 - 1)],
+    user_id: PathId,
     request: Request,
     db: ReadDb,
     settings: AppSettings,
