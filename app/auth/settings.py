@@ -8,8 +8,7 @@ from pydantic import Field, HttpUrl, IPvAnyNetwork, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.auth.keys import check_private_file
-from app.common.db import WrongSchema, check_schema
-from app.common.settings import LoopbackUrls, load_or_exit
+from app.common.settings import LoopbackUrls, database_checked, load_or_exit
 
 APPLICATION_ID = int.from_bytes(b"AUTH", "big")  # share/auth/schema.sql sets these two
 SCHEMA_VERSION = 3
@@ -99,11 +98,7 @@ class Settings(BaseSettings):
                 f"{path} does not exist; the LiteFS primary creates it on first start "
                 f"(bin/auth-node), or run python -m app.auth.init_db --database {path}"
             )
-        try:
-            check_schema(path, application_id=APPLICATION_ID, user_version=SCHEMA_VERSION)
-        except WrongSchema as exc:
-            raise ValueError(str(exc)) from exc
-        return path
+        return database_checked(path, application_id=APPLICATION_ID, user_version=SCHEMA_VERSION)
 
     @field_validator("gateway_secret_file")
     @classmethod
