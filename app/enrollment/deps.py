@@ -125,7 +125,9 @@ AppSettings = Annotated[Settings, Depends(app_settings)]
 
 def route_roles(route: APIRoute) -> frozenset[str]:
     """The roles a route allows (its `x-roles`, as app/enrollment/routing.py declares them)."""
-    roles = getattr(route, "allowed_roles", None)
+    roles: frozenset[str] | None = getattr(route, "allowed_roles", None)
     if roles is None:
-        roles = route.allowed_roles = frozenset(route.openapi_extra["x-roles"])  # type: ignore[attr-defined]
+        assert route.openapi_extra is not None, "every Routes route declares its x-roles"
+        roles = frozenset(route.openapi_extra["x-roles"])
+        route.allowed_roles = roles  # type: ignore[attr-defined]  # cached on the route object
     return roles

@@ -38,7 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     observe(app)  # request ids, JSON log lines of refusals, /metrics
 
     @app.get("/health", include_in_schema=False)
-    async def health() -> dict:
+    async def health() -> dict[str, str]:
         return {"status": "ok", "instance": settings.instance}
 
     return app

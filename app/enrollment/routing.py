@@ -114,6 +114,7 @@ def _handed(endpoint: Endpoint) -> Callable[..., Coroutine[Any, Any, Any]]:
             params[name] = await give(request)
         return await endpoint(**params)
 
+    # What FastAPI reads (inspect.signature honours it); typeshed declares no __signature__.
     with_handed.__signature__ = signature.replace(parameters=kept)  # type: ignore[attr-defined]
     return with_handed
 
@@ -126,7 +127,7 @@ def body_limits(routes: list[BaseRoute]) -> dict[tuple[str, str], int]:
         if isinstance(route, APIRoute)
         and route.openapi_extra
         and "x-max-body-bytes" in route.openapi_extra
-        for method in route.methods
+        for method in route.methods or ()  # an APIRoute always has its methods
     }
 
 

@@ -1,6 +1,6 @@
 """The audit trail as the API shows it."""
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -38,4 +38,4 @@ class AuditEntry(BaseModel):
     course_id: int | None
     section_id: int | None
     user_id: int | None
-    details: dict
+    details: dict[Any, Any]  # as bare `dict`: any JSON object

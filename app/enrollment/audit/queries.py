@@ -2,7 +2,7 @@
 
 import sqlite3
 
-from app.enrollment.sql import rows
+from app.enrollment.sql import Row, rows
 
 
 def insert_audit(
@@ -32,7 +32,7 @@ def list_audit(
     action: str | None,
     after: int | None,
     limit: int,
-) -> list[dict]:
+) -> list[Row]:
     """Newest first; `after` (the last id of the page before) pages backwards in time."""
     filters = {
         "actor_id = ?": actor_id,

@@ -11,6 +11,7 @@ from app.enrollment.audit import service
 from app.enrollment.audit.models import AuditAction, AuditEntry
 from app.enrollment.deps import Caller, Db
 from app.enrollment.routing import Routes
+from app.enrollment.sql import Row
 
 route = Routes()
 
@@ -25,7 +26,7 @@ async def audit_trail(
     action: Annotated[AuditAction | None, Query()] = None,
     after: After = None,
     limit: PageLimit = DEFAULT_PAGE,
-):
+) -> list[Row]:
     """Registrar and instructor actions, newest first, a page at a time (each page older than
     the last)."""
     return db.read(

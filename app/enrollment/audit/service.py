@@ -8,6 +8,7 @@ from typing import Any
 from app.common.identity import INSTRUCTOR, REGISTRAR
 from app.enrollment.audit import queries
 from app.enrollment.people.models import Identity
+from app.enrollment.sql import Row
 
 # The actor of what the service does by itself (a waitlist promotion that skips a student).
 SYSTEM = 0
@@ -63,7 +64,7 @@ def record_by_system(
     )
 
 
-def audit_trail(conn: sqlite3.Connection, /, **filters: Any) -> list[dict]:
+def audit_trail(conn: sqlite3.Connection, /, **filters: Any) -> list[Row]:
     """The registrar's view of the audit log, newest first (`queries.list_audit`'s filters)."""
     rows = queries.list_audit(conn, **filters)
     return [{**r, "details": json.loads(r["details"])} for r in rows]

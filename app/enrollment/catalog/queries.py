@@ -3,7 +3,7 @@
 import re
 import sqlite3
 
-from app.enrollment.sql import NOW, one, rows
+from app.enrollment.sql import NOW, Row, inserted_id, one, rows
 
 # Counts per section come from the (section_id, status, id) index: a few index probes per section,
 # however many enrollment rows the whole term has.
@@ -35,7 +35,7 @@ COURSE_SELECT = """
 """
 
 
-def get_department(conn: sqlite3.Connection, *, department_id: int) -> dict | None:
+def get_department(conn: sqlite3.Connection, *, department_id: int) -> Row | None:
     return one(conn.execute("SELECT * FROM departments WHERE id = ?", (department_id,)))
 
 
@@ -46,18 +46,18 @@ def get_department(conn: sqlite3.Connection, *, department_id: int) -> dict | No
 
 def list_courses(
     conn: sqlite3.Connection, *, after: int | None = None, limit: int = -1
-) -> list[dict]:
+) -> list[Row]:
     """Courses in code order (codes are unique)."""
     where = " WHERE c.code > (SELECT code FROM courses WHERE id = ?)" if after else ""
     params = (after,) if after else ()
     return rows(conn.execute(COURSE_SELECT + where + " ORDER BY c.code LIMIT ?", (*params, limit)))
 
 
-def get_course(conn: sqlite3.Connection, *, course_id: int) -> dict | None:
+def get_course(conn: sqlite3.Connection, *, course_id: int) -> Row | None:
     return one(conn.execute(COURSE_SELECT + " WHERE c.id = ?", (course_id,)))
 
 
-def get_course_by_code(conn: sqlite3.Connection, *, code: str) -> dict | None:
+def get_course_by_code(conn: sqlite3.Connection, *, code: str) -> Row | None:
     return one(conn.execute(COURSE_SELECT + " WHERE c.code = ?", (code,)))
 
 
@@ -68,7 +68,7 @@ def create_course(
         "INSERT INTO courses (department_id, code, title, credits) VALUES (?, ?, ?, ?)",
         (department_id, code, title, credits),
     )
-    return int(cur.lastrowid)
+    return inserted_id(cur)
 
 
 def course_ids_by_code(conn: sqlite3.Connection) -> dict[str, int]:
@@ -93,10 +93,11 @@ def list_sections(
     search: str | None = None,
     after: int | None = None,
     limit: int = -1,
-) -> list[dict]:
+) -> list[Row]:
     """Live sections (of one course, and whose course code or title contains `search` in any
     case, if given), in course code and section number order."""
-    sql, params = _SECTION_SELECT, []
+    sql = _SECTION_SELECT
+    params: list[int | str] = []
     if course_id is not None:
         sql += " AND s.course_id = ?"
         params.append(course_id)
@@ -111,7 +112,7 @@ def list_sections(
     return rows(conn.execute(sql + _SECTION_ORDER, (*params, limit)))
 
 
-def get_section(conn: sqlite3.Connection, *, section_id: int) -> dict | None:
+def get_section(conn: sqlite3.Connection, *, section_id: int) -> Row | None:
     """A live (not deleted) section with its counts."""
     return one(conn.execute(_SECTION_SELECT + " AND s.id = ?", (section_id,)))
 
@@ -124,7 +125,7 @@ def sections_of_user(
     instructing: bool,
     after: int | None,
     limit: int,
-) -> list[dict]:
+) -> list[Row]:
     """Live sections the user is enrolled in and/or instructs, in the order of list_sections."""
     mine = []
     if enrolled:
@@ -134,7 +135,7 @@ def sections_of_user(
     if instructing:
         mine.append("s.instructor_id = ?")
     sql = _SECTION_SELECT + f" AND ({' OR '.join(mine)})"
-    params: list = [user_id] * len(mine)
+    params: list[int] = [user_id] * len(mine)
     if after:
         sql += _SECTION_AFTER
         params.append(after)
@@ -167,13 +168,13 @@ def create_section(
         (course_id, section_number, instructor_id, capacity, waitlist_capacity, room, schedule,
          term_id),
     )  # fmt: skip
-    return int(cur.lastrowid)
+    return inserted_id(cur)
 
 
 _SECTION_UPDATABLE = {"instructor_id", "capacity", "waitlist_capacity", "frozen"}
 
 
-def update_section(conn: sqlite3.Connection, *, section_id: int, changes: dict) -> None:
+def update_section(conn: sqlite3.Connection, *, section_id: int, changes: Row) -> None:
     unknown = set(changes) - _SECTION_UPDATABLE
     if unknown:
         raise ValueError(f"not updatable: {sorted(unknown)}")
@@ -187,7 +188,7 @@ def mark_section_deleted(conn: sqlite3.Connection, *, section_id: int) -> None:
     conn.execute(f"UPDATE sections SET deleted_at = {NOW} WHERE id = ?", (section_id,))
 
 
-def set_meetings(conn: sqlite3.Connection, *, section_id: int, meetings: list[dict]) -> None:
+def set_meetings(conn: sqlite3.Connection, *, section_id: int, meetings: list[Row]) -> None:
     """Replace a section's meeting times."""
     conn.execute("DELETE FROM section_meetings WHERE section_id = ?", (section_id,))
     conn.executemany(

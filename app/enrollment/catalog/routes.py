@@ -13,6 +13,7 @@ from app.enrollment.catalog.models import CourseCreate, CourseOut, SectionCreate
 from app.enrollment.deps import AppSettings, Caller, Db
 from app.enrollment.people import directory
 from app.enrollment.routing import ANY_ROLE, Routes
+from app.enrollment.sql import Row
 
 route = Routes()
 
@@ -32,19 +33,21 @@ CATALOG_CACHE_SECONDS = 2
     cache_seconds=CATALOG_CACHE_SECONDS,
     response_model=list[CourseOut],
 )
-async def list_courses(db: Db, _: Caller, after: After = None, limit: PageLimit = DEFAULT_PAGE):
+async def list_courses(
+    db: Db, _: Caller, after: After = None, limit: PageLimit = DEFAULT_PAGE
+) -> list[Row]:
     """The courses of the catalog in code order, a page at a time."""
     return db.read(queries.list_courses, after=after, limit=limit)
 
 
 @route("GET", "/courses/{course_id}", ANY_ROLE, response_model=CourseOut)
-async def get_course(course_id: PathId, db: Db, _: Caller):
+async def get_course(course_id: PathId, db: Db, _: Caller) -> Row:
     """One course."""
     return db.read(service.get_course_or_404, course_id)
 
 
 @route("POST", "/courses", (REGISTRAR,), response_model=CourseOut, status_code=201)
-async def create_course(body: CourseCreate, db: Db, who: Caller):
+async def create_course(body: CourseCreate, db: Db, who: Caller) -> Row:
     """Add a course to the catalog."""
     return await db.write(service.create_course, who, body)
 
@@ -73,14 +76,14 @@ async def list_sections(
     ] = None,
     after: After = None,
     limit: PageLimit = DEFAULT_PAGE,
-):
+) -> list[Row]:
     """Live sections, optionally of one course or matching a search, in course code and section
     number order, a page at a time."""
     return db.read(service.list_sections, course_id=course_id, search=q, after=after, limit=limit)
 
 
 @route("GET", "/sections/{section_id}", ANY_ROLE, response_model=SectionOut)
-async def get_section(section_id: PathId, db: Db, _: Caller):
+async def get_section(section_id: PathId, db: Db, _: Caller) -> Row:
     """One live section with its seat and waitlist counts."""
     return db.read(service.get_section_or_404, section_id)
 
@@ -92,7 +95,7 @@ async def get_section(section_id: PathId, db: Db, _: Caller):
     response_model=SectionOut,
     status_code=201,
 )
-async def create_section(body: SectionCreate, db: Db, who: Caller, settings: AppSettings):
+async def create_section(body: SectionCreate, db: Db, who: Caller, settings: AppSettings) -> Row:
     """Open a new section of a course."""
     if body.instructor_id is not None:  # that account as the auth service has it now
         await directory.make_current(db, settings, body.instructor_id)

@@ -10,24 +10,25 @@ from app.enrollment.catalog import queries
 from app.enrollment.catalog.models import CourseCreate, SectionCreate
 from app.enrollment.people.models import Identity
 from app.enrollment.people.service import get_user_or_404
+from app.enrollment.sql import Row
 from app.enrollment.terms.service import get_term_or_404
 
 
-def get_course_or_404(conn: sqlite3.Connection, course_id: int) -> dict:
+def get_course_or_404(conn: sqlite3.Connection, course_id: int) -> Row:
     course = queries.get_course(conn, course_id=course_id)
     if course is None:
         raise NotFound(f"course {course_id} not found")
     return course
 
 
-def get_section_or_404(conn: sqlite3.Connection, section_id: int) -> dict:
+def get_section_or_404(conn: sqlite3.Connection, section_id: int) -> Row:
     section = queries.get_section(conn, section_id=section_id)
     if section is None:
         raise NotFound(f"section {section_id} not found")
     return section
 
 
-def require_section_staff(caller: Identity, section: dict) -> None:
+def require_section_staff(caller: Identity, section: Row) -> None:
     """Rule: only the registrar and the section's own instructor manage a section's roster."""
     if caller.is_registrar:
         return
@@ -50,7 +51,7 @@ def list_sections(
     search: str | None,
     after: int | None,
     limit: int,
-) -> list[dict]:
+) -> list[Row]:
     """Live sections (of one course, 404 if there is no such course; matching `search`), in
     course code and section number order."""
     if course_id is not None:
@@ -58,7 +59,7 @@ def list_sections(
     return queries.list_sections(conn, course_id=course_id, search=search, after=after, limit=limit)
 
 
-def create_course(tx: sqlite3.Connection, caller: Identity, data: CourseCreate) -> dict:
+def create_course(tx: sqlite3.Connection, caller: Identity, data: CourseCreate) -> Row:
     """Registrar adds a course; its code is unique."""
     if queries.get_department(tx, department_id=data.department_id) is None:
         raise NotFound(f"department {data.department_id} not found")
@@ -75,7 +76,7 @@ def create_course(tx: sqlite3.Connection, caller: Identity, data: CourseCreate) 
     return get_course_or_404(tx, course_id)
 
 
-def create_section(tx: sqlite3.Connection, caller: Identity, data: SectionCreate) -> dict:
+def create_section(tx: sqlite3.Connection, caller: Identity, data: SectionCreate) -> Row:
     """Registrar opens a section of a course; section numbers are unique per course."""
     get_course_or_404(tx, data.course_id)
     if data.term_id is not None:

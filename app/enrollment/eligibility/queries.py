@@ -4,10 +4,10 @@ conflicts and credits."""
 import sqlite3
 
 from app.enrollment.catalog.queries import COURSE_SELECT
-from app.enrollment.sql import NOW, one, rows
+from app.enrollment.sql import NOW, Row, inserted_id, one, rows
 
 
-def active_hold(conn: sqlite3.Connection, *, user_id: int) -> dict | None:
+def active_hold(conn: sqlite3.Connection, *, user_id: int) -> Row | None:
     """The oldest hold on the user not lifted yet, or None."""
     return one(
         conn.execute(
@@ -19,7 +19,7 @@ def active_hold(conn: sqlite3.Connection, *, user_id: int) -> dict | None:
 
 def list_holds(
     conn: sqlite3.Connection, *, user_id: int, after: int | None, limit: int
-) -> list[dict]:
+) -> list[Row]:
     return rows(
         conn.execute(
             "SELECT * FROM holds WHERE user_id = ? AND id > ? ORDER BY id LIMIT ?",
@@ -28,7 +28,7 @@ def list_holds(
     )
 
 
-def get_hold(conn: sqlite3.Connection, *, hold_id: int) -> dict | None:
+def get_hold(conn: sqlite3.Connection, *, hold_id: int) -> Row | None:
     return one(conn.execute("SELECT * FROM holds WHERE id = ?", (hold_id,)))
 
 
@@ -37,7 +37,7 @@ def place_hold(conn: sqlite3.Connection, *, user_id: int, reason: str, placed_by
         "INSERT INTO holds (user_id, reason, placed_by) VALUES (?, ?, ?)",
         (user_id, reason, placed_by),
     )
-    return int(cur.lastrowid)  # type: ignore[arg-type]
+    return inserted_id(cur)
 
 
 def lift_hold(conn: sqlite3.Connection, *, hold_id: int, lifted_by: int) -> None:
@@ -60,7 +60,7 @@ def missing_prerequisites(conn: sqlite3.Connection, *, course_id: int, user_id: 
     ]
 
 
-def prerequisites(conn: sqlite3.Connection, *, course_id: int) -> list[dict]:
+def prerequisites(conn: sqlite3.Connection, *, course_id: int) -> list[Row]:
     return rows(
         conn.execute(
             COURSE_SELECT + " WHERE c.id IN (SELECT prerequisite_id FROM course_prerequisites"
@@ -70,7 +70,9 @@ def prerequisites(conn: sqlite3.Connection, *, course_id: int) -> list[dict]:
     )
 
 
-def set_prerequisites(conn: sqlite3.Connection, *, course_id: int, prerequisite_ids: list[int]):
+def set_prerequisites(
+    conn: sqlite3.Connection, *, course_id: int, prerequisite_ids: list[int]
+) -> None:
     conn.execute("DELETE FROM course_prerequisites WHERE course_id = ?", (course_id,))
     conn.executemany(
         "INSERT INTO course_prerequisites (course_id, prerequisite_id) VALUES (?, ?)",
@@ -94,7 +96,7 @@ def courses_needing(conn: sqlite3.Connection, *, course_id: int) -> set[int]:
 
 def completed_courses(
     conn: sqlite3.Connection, *, user_id: int, after: int | None, limit: int
-) -> list[dict]:
+) -> list[Row]:
     """A user's completed courses in course id order (`after`: a course id)."""
     return rows(
         conn.execute(
@@ -116,7 +118,7 @@ def record_completed(conn: sqlite3.Connection, rows: list[tuple[int, int, str, s
     )
 
 
-def time_conflict(conn: sqlite3.Connection, *, section_id: int, user_id: int) -> dict | None:
+def time_conflict(conn: sqlite3.Connection, *, section_id: int, user_id: int) -> Row | None:
     """A live section the user is enrolled in whose meetings overlap this section's (a shared day
     and overlapping times), or None."""
     return one(
@@ -144,13 +146,14 @@ def time_conflict(conn: sqlite3.Connection, *, section_id: int, user_id: int) ->
 
 def credits_held(conn: sqlite3.Connection, *, user_id: int, term_id: int | None) -> int:
     """Credits of the live sections of the term (or of no term) the user is enrolled in."""
-    return conn.execute(
+    held: int = conn.execute(
         "SELECT COALESCE(SUM(c.credits), 0) FROM enrollments e"
         " JOIN sections s ON s.id = e.section_id JOIN courses c ON c.id = s.course_id"
         " WHERE e.user_id = ? AND e.status = 'enrolled' AND s.deleted_at IS NULL"
         " AND s.term_id IS ?",
         (user_id, term_id),
     ).fetchone()[0]
+    return held
 
 
 def credit_limit(conn: sqlite3.Connection, *, user_id: int) -> int | None:
@@ -158,14 +161,14 @@ def credit_limit(conn: sqlite3.Connection, *, user_id: int) -> int | None:
     return None if row is None else row[0]
 
 
-def set_credit_limit(conn: sqlite3.Connection, *, user_id: int, credit_limit: int | None):
+def set_credit_limit(conn: sqlite3.Connection, *, user_id: int, credit_limit: int | None) -> None:
     conn.execute("UPDATE users SET credit_limit = ? WHERE id = ?", (credit_limit, user_id))
 
 
 _PERMIT_COLUMNS = "id, section_id, user_id, waives, granted_by, granted_at, revoked_at"
 
 
-def _permits(cur: sqlite3.Cursor) -> list[dict]:
+def _permits(cur: sqlite3.Cursor) -> list[Row]:
     return [{**row, "waives": row["waives"].split(",")} for row in rows(cur)]
 
 
@@ -187,10 +190,10 @@ def grant_permit(
         "INSERT INTO permits (section_id, user_id, waives, granted_by) VALUES (?, ?, ?, ?)",
         (section_id, user_id, ",".join(waives), granted_by),
     )
-    return int(cur.lastrowid)  # type: ignore[arg-type]
+    return inserted_id(cur)
 
 
-def get_permit(conn: sqlite3.Connection, *, permit_id: int) -> dict | None:
+def get_permit(conn: sqlite3.Connection, *, permit_id: int) -> Row | None:
     found = _permits(
         conn.execute(f"SELECT {_PERMIT_COLUMNS} FROM permits WHERE id = ?", (permit_id,))
     )
@@ -210,7 +213,7 @@ def list_permits(
     user_id: int | None = None,
     after: int | None,
     limit: int,
-) -> list[dict]:
+) -> list[Row]:
     where, params = ["id > ?"], [after or 0]
     if section_id is not None:
         where.append("section_id = ?")

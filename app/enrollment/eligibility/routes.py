@@ -24,6 +24,7 @@ from app.enrollment.eligibility.models import (
 )
 from app.enrollment.people.models import UserOut
 from app.enrollment.routing import ANY_ROLE, SELF, STAFF, Routes
+from app.enrollment.sql import Row
 
 route = Routes()
 
@@ -32,13 +33,15 @@ route = Routes()
 
 
 @route("GET", "/courses/{course_id}/prerequisites", ANY_ROLE, response_model=list[CourseOut])
-async def course_prerequisites(course_id: PathId, db: Db, _: Caller):
+async def course_prerequisites(course_id: PathId, db: Db, _: Caller) -> list[Row]:
     """The courses a student must have completed before taking this one, in code order."""
     return db.read(service.course_prerequisites, course_id)
 
 
 @route("PUT", "/courses/{course_id}/prerequisites", (REGISTRAR,), response_model=list[CourseOut])
-async def set_prerequisites(course_id: PathId, body: PrerequisitesIn, db: Db, who: Caller):
+async def set_prerequisites(
+    course_id: PathId, body: PrerequisitesIn, db: Db, who: Caller
+) -> list[Row]:
     """Replace a course's prerequisites (409 `prerequisite_cycle` for a loop)."""
     return await db.write(service.set_prerequisites, who, course_id, body.course_ids)
 
@@ -83,7 +86,7 @@ CsvRows = Annotated[completed.CompletedRows, Depends(_csv_rows)]
         }
     },
 )
-async def import_completed(db: Db, who: Caller, rows: CsvRows):
+async def import_completed(db: Db, who: Caller, rows: CsvRows) -> dict[str, int]:
     """Import students' completed courses as CSV (header `user_id,course_code[,term][,grade]`,
     UTF-8, a byte order mark allowed, at most 50,000 rows and 4 MiB): every row or none; a bad
     row (malformed, a control character, repeated, an unknown user or course) is a 422 naming
@@ -94,7 +97,7 @@ async def import_completed(db: Db, who: Caller, rows: CsvRows):
 @route("GET", "/users/{user_id}/completed-courses", SELF, response_model=list[CompletedCourse])
 async def user_completed(
     user_id: PathId, db: Db, who: Caller, after: After = None, limit: PageLimit = DEFAULT_PAGE
-):
+) -> list[Row]:
     """The courses a user has completed, in course id order, a page at a time."""
     return db.read(service.user_completed, who, user_id, after=after, limit=limit)
 
@@ -103,7 +106,7 @@ async def user_completed(
 
 
 @route("PUT", "/users/{user_id}/credit-limit", (REGISTRAR,), response_model=UserOut)
-async def set_credit_limit(user_id: PathId, body: CreditLimitIn, db: Db, who: Caller):
+async def set_credit_limit(user_id: PathId, body: CreditLimitIn, db: Db, who: Caller) -> Row:
     """Set one student's credit limit (null: the default, 18)."""
     return await db.write(service.set_credit_limit, who, user_id, body.credit_limit)
 
@@ -111,19 +114,19 @@ async def set_credit_limit(user_id: PathId, body: CreditLimitIn, db: Db, who: Ca
 @route("GET", "/users/{user_id}/holds", SELF, response_model=list[HoldOut])
 async def user_holds(
     user_id: PathId, db: Db, who: Caller, after: After = None, limit: PageLimit = DEFAULT_PAGE
-):
+) -> list[Row]:
     """A user's holds, lifted ones too, in id order, a page at a time."""
     return db.read(service.user_holds, who, user_id, after=after, limit=limit)
 
 
 @route("POST", "/users/{user_id}/holds", (REGISTRAR,), response_model=HoldOut, status_code=201)
-async def place_hold(user_id: PathId, body: HoldIn, db: Db, who: Caller):
+async def place_hold(user_id: PathId, body: HoldIn, db: Db, who: Caller) -> Row:
     """Place a hold: the student cannot enroll or join a waitlist until it is lifted."""
     return await db.write(service.place_hold, who, user_id, body.reason)
 
 
 @route("DELETE", "/users/{user_id}/holds/{hold_id}", (REGISTRAR,), response_model=HoldOut)
-async def lift_hold(user_id: PathId, hold_id: PathId, db: Db, who: Caller):
+async def lift_hold(user_id: PathId, hold_id: PathId, db: Db, who: Caller) -> Row:
     """Lift a hold (it stays listed, with who lifted it and when)."""
     return await db.write(service.lift_hold, who, user_id, hold_id)
 
@@ -131,7 +134,7 @@ async def lift_hold(user_id: PathId, hold_id: PathId, db: Db, who: Caller):
 @route("GET", "/users/{user_id}/permits", SELF, response_model=list[PermitOut])
 async def user_permits(
     user_id: PathId, db: Db, who: Caller, after: After = None, limit: PageLimit = DEFAULT_PAGE
-):
+) -> list[Row]:
     """A user's permits, revoked ones too, in id order, a page at a time."""
     return db.read(service.user_permits, who, user_id, after=after, limit=limit)
 
@@ -143,18 +146,18 @@ async def section_permits(
     who: Caller,
     after: After = None,
     limit: PageLimit = DEFAULT_PAGE,
-):
+) -> list[Row]:
     """A section's permits, revoked ones too, in id order, a page at a time."""
     return db.read(service.section_permits, who, section_id, after=after, limit=limit)
 
 
 @route("POST", "/sections/{section_id}/permits", STAFF, response_model=PermitOut, status_code=201)
-async def grant_permit(section_id: PathId, body: PermitIn, db: Db, who: Caller):
+async def grant_permit(section_id: PathId, body: PermitIn, db: Db, who: Caller) -> Row:
     """Let one student past the named rules of this section (its registrar or instructor)."""
     return await db.write(service.grant_permit, who, section_id, body.user_id, list(body.waives))
 
 
 @route("DELETE", "/sections/{section_id}/permits/{permit_id}", STAFF, response_model=PermitOut)
-async def revoke_permit(section_id: PathId, permit_id: PathId, db: Db, who: Caller):
+async def revoke_permit(section_id: PathId, permit_id: PathId, db: Db, who: Caller) -> Row:
     """Revoke a permit: it waives nothing more (a place it gave stays)."""
     return await db.write(service.revoke_permit, who, section_id, permit_id)

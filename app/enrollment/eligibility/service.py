@@ -16,11 +16,12 @@ from app.enrollment.catalog.service import (
 from app.enrollment.eligibility import queries
 from app.enrollment.people.models import Identity
 from app.enrollment.people.service import get_user_or_404, user_record
+from app.enrollment.sql import Row
 from app.enrollment.terms.models import now
 from app.enrollment.terms.queries import get_term, windows_of_term_for
 
 
-def not_a_student(user: dict, what: str) -> Conflict | None:
+def not_a_student(user: Row, what: str) -> Conflict | None:
     """Rule: only students get permits, seats and waitlist places; an account without the
     student role (an instructor, the registrar) is refused, whoever asks for it."""
     if STUDENT in user["roles"]:
@@ -53,7 +54,7 @@ def eligibility_refusal(
     conn: sqlite3.Connection,
     *,
     user_id: int,
-    section: dict,
+    section: Row,
     waivers: Waivers,
     promotion: bool = False,
 ) -> Conflict | None:
@@ -129,15 +130,15 @@ def window_refusal(conn: sqlite3.Connection, *, user_id: int, term_id: int) -> C
 # holds, permits, prerequisites, completed courses, credit limits
 
 
-def place_hold(tx: sqlite3.Connection, caller: Identity, user_id: int, reason: str) -> dict:
+def place_hold(tx: sqlite3.Connection, caller: Identity, user_id: int, reason: str) -> Row:
     """The registrar stops a student from enrolling or joining a waitlist (dropping stays open)."""
     get_user_or_404(tx, user_id)
     hold_id = queries.place_hold(tx, user_id=user_id, reason=reason, placed_by=caller.user_id)
     record(tx, caller, "hold.place", user_id=user_id, hold_id=hold_id, reason=reason)
-    return queries.get_hold(tx, hold_id=hold_id)  # type: ignore[return-value]
+    return queries.get_hold(tx, hold_id=hold_id)  # type: ignore[return-value]  # just written: never None
 
 
-def lift_hold(tx: sqlite3.Connection, caller: Identity, user_id: int, hold_id: int) -> dict:
+def lift_hold(tx: sqlite3.Connection, caller: Identity, user_id: int, hold_id: int) -> Row:
     hold = queries.get_hold(tx, hold_id=hold_id)
     if hold is None or hold["user_id"] != user_id:
         raise NotFound(f"user {user_id} has no hold {hold_id}")
@@ -145,19 +146,19 @@ def lift_hold(tx: sqlite3.Connection, caller: Identity, user_id: int, hold_id: i
         raise Conflict(f"hold {hold_id} was lifted already", code="hold_lifted")
     queries.lift_hold(tx, hold_id=hold_id, lifted_by=caller.user_id)
     record(tx, caller, "hold.lift", user_id=user_id, hold_id=hold_id)
-    return queries.get_hold(tx, hold_id=hold_id)  # type: ignore[return-value]
+    return queries.get_hold(tx, hold_id=hold_id)  # type: ignore[return-value]  # just written: never None
 
 
 def user_holds(
     conn: sqlite3.Connection, caller: Identity, user_id: int, *, after: int | None, limit: int
-) -> list[dict]:
+) -> list[Row]:
     user_record(conn, caller, user_id)
     return queries.list_holds(conn, user_id=user_id, after=after, limit=limit)
 
 
 def grant_permit(
     tx: sqlite3.Connection, caller: Identity, section_id: int, user_id: int, waives: list[str]
-) -> dict:
+) -> Row:
     """The registrar, or the section's instructor, lets one student past the named rules of one
     section (capacity, prerequisite, time_conflict, credit_limit). A hold is never waived."""
     section = get_section_or_404(tx, section_id)
@@ -178,12 +179,10 @@ def grant_permit(
         permit_id=permit_id,
         waives=waives,
     )
-    return queries.get_permit(tx, permit_id=permit_id)  # type: ignore[return-value]
+    return queries.get_permit(tx, permit_id=permit_id)  # type: ignore[return-value]  # just written: never None
 
 
-def revoke_permit(
-    tx: sqlite3.Connection, caller: Identity, section_id: int, permit_id: int
-) -> dict:
+def revoke_permit(tx: sqlite3.Connection, caller: Identity, section_id: int, permit_id: int) -> Row:
     """A permit stops waiving anything; a place it already gave stays."""
     section = get_section_or_404(tx, section_id)
     require_section_staff(caller, section)
@@ -202,12 +201,12 @@ def revoke_permit(
         user_id=permit["user_id"],
         permit_id=permit_id,
     )
-    return queries.get_permit(tx, permit_id=permit_id)  # type: ignore[return-value]
+    return queries.get_permit(tx, permit_id=permit_id)  # type: ignore[return-value]  # just written: never None
 
 
 def section_permits(
     conn: sqlite3.Connection, caller: Identity, section_id: int, *, after: int | None, limit: int
-) -> list[dict]:
+) -> list[Row]:
     with snapshot(conn):
         require_section_staff(caller, get_section_or_404(conn, section_id))
         return queries.list_permits(conn, section_id=section_id, after=after, limit=limit)
@@ -215,14 +214,14 @@ def section_permits(
 
 def user_permits(
     conn: sqlite3.Connection, caller: Identity, user_id: int, *, after: int | None, limit: int
-) -> list[dict]:
+) -> list[Row]:
     user_record(conn, caller, user_id)
     return queries.list_permits(conn, user_id=user_id, after=after, limit=limit)
 
 
 def set_prerequisites(
     tx: sqlite3.Connection, caller: Identity, course_id: int, prerequisite_ids: list[int]
-) -> list[dict]:
+) -> list[Row]:
     """Replace a course's prerequisites. Each must be another existing course, and none may
     need this course in turn (directly or through others): such a loop would bar everyone."""
     wanted = sorted(set(prerequisite_ids))
@@ -245,7 +244,7 @@ def set_prerequisites(
     return queries.prerequisites(tx, course_id=course_id)
 
 
-def course_prerequisites(conn: sqlite3.Connection, course_id: int) -> list[dict]:
+def course_prerequisites(conn: sqlite3.Connection, course_id: int) -> list[Row]:
     with snapshot(conn):
         get_course_or_404(conn, course_id)
         return queries.prerequisites(conn, course_id=course_id)
@@ -253,14 +252,14 @@ def course_prerequisites(conn: sqlite3.Connection, course_id: int) -> list[dict]
 
 def user_completed(
     conn: sqlite3.Connection, caller: Identity, user_id: int, *, after: int | None, limit: int
-) -> list[dict]:
+) -> list[Row]:
     user_record(conn, caller, user_id)
     return queries.completed_courses(conn, user_id=user_id, after=after, limit=limit)
 
 
 def set_credit_limit(
     tx: sqlite3.Connection, caller: Identity, user_id: int, credit_limit: int | None
-) -> dict:
+) -> Row:
     """The registrar raises or lowers one student's credit limit (None: back to the default).
     What they already hold stays; the limit applies to what they add next."""
     get_user_or_404(tx, user_id)

@@ -4,7 +4,7 @@ rank by arrival (id) among its section's waitlisted rows, so positions are alway
 import sqlite3
 from collections.abc import Iterable
 
-from app.enrollment.sql import NOW, one, rows
+from app.enrollment.sql import NOW, Row, inserted_id, one, rows
 
 # A waitlisted row's position is its rank by arrival (id) among its section's waitlisted rows.
 _POSITION = """
@@ -21,7 +21,7 @@ _ENROLLMENT_COLUMNS = f"""
 """
 
 
-def get_enrollment(conn: sqlite3.Connection, *, enrollment_id: int) -> dict | None:
+def get_enrollment(conn: sqlite3.Connection, *, enrollment_id: int) -> Row | None:
     return one(
         conn.execute(
             f"SELECT {_ENROLLMENT_COLUMNS} FROM enrollments e WHERE e.id = ?", (enrollment_id,)
@@ -29,7 +29,7 @@ def get_enrollment(conn: sqlite3.Connection, *, enrollment_id: int) -> dict | No
     )
 
 
-def get_live_enrollment(conn: sqlite3.Connection, *, section_id: int, user_id: int) -> dict | None:
+def get_live_enrollment(conn: sqlite3.Connection, *, section_id: int, user_id: int) -> Row | None:
     """The enrolled or waitlisted row of a student in a section, if any."""
     return one(
         conn.execute(
@@ -49,7 +49,7 @@ def insert_enrollment(
         f" VALUES (?, ?, ?, {enrolled_at})",
         (section_id, user_id, status),
     )
-    return int(cur.lastrowid)
+    return inserted_id(cur)
 
 
 def mark_dropped(conn: sqlite3.Connection, *, enrollment_id: int, reason: str) -> None:
@@ -83,7 +83,7 @@ def count_waitlists_of(conn: sqlite3.Connection, *, user_id: int) -> int:
     return int(row[0])
 
 
-def waitlist_in_order(conn: sqlite3.Connection, *, section_id: int) -> list[dict]:
+def waitlist_in_order(conn: sqlite3.Connection, *, section_id: int) -> list[Row]:
     """The section's waitlisted rows (id, user_id) in arrival order."""
     return rows(
         conn.execute(
@@ -101,11 +101,11 @@ def list_section_enrollments(
     status: str | None,
     after: int | None = None,
     limit: int = -1,
-) -> list[dict]:
+) -> list[Row]:
     """A page of a section's enrollment rows in id order: those after id `after`, at most
     `limit` of them (-1: all)."""
     sql = f"SELECT {_ENROLLMENT_COLUMNS} FROM enrollments e WHERE e.section_id = ? AND e.id > ?"
-    params: tuple = (section_id, after or 0)
+    params: tuple[int | str, ...] = (section_id, after or 0)
     if status is not None:
         sql += " AND e.status = ?"
         params += (status,)
@@ -119,7 +119,7 @@ def list_user_enrollments(
     status: str | None,
     after: int | None = None,
     limit: int = -1,
-) -> list[dict]:
+) -> list[Row]:
     """A page of a student's enrollment rows in live sections, in id order (see
     list_section_enrollments)."""
     sql = (
@@ -127,7 +127,7 @@ def list_user_enrollments(
         " JOIN sections s ON s.id = e.section_id AND s.deleted_at IS NULL"
         " WHERE e.user_id = ? AND e.id > ?"
     )
-    params: tuple = (user_id, after or 0)
+    params: tuple[int | str, ...] = (user_id, after or 0)
     if status is not None:
         sql += " AND e.status = ?"
         params += (status,)
@@ -146,7 +146,7 @@ _WAITLIST_SELECT = """
 
 def section_waitlist(
     conn: sqlite3.Connection, *, section_ids: list[int], after: int | None = None, limit: int = -1
-) -> list[dict]:
+) -> list[Row]:
     """Waitlist entries of the given sections, by section then position."""
     if not section_ids:
         return []
@@ -161,7 +161,7 @@ def section_waitlist(
 
 def user_waitlist(
     conn: sqlite3.Connection, *, user_id: int, after: int | None = None, limit: int = -1
-) -> list[dict]:
+) -> list[Row]:
     """A student's waitlist entries with their positions in each section, by section."""
     sql = (
         f"SELECT * FROM ({_WAITLIST_SELECT} AND e.section_id IN (SELECT section_id"

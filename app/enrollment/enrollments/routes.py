@@ -24,6 +24,7 @@ from app.enrollment.enrollments.models import (
 )
 from app.enrollment.people import directory
 from app.enrollment.routing import SELF, STAFF, Routes
+from app.enrollment.sql import Row
 
 route = Routes()
 
@@ -38,19 +39,19 @@ route = Routes()
     response_model=EnrollmentOut,
     status_code=201,
 )
-async def enroll(user_id: PathId, body: EnrollIn, db: Db, who: Caller):
+async def enroll(user_id: PathId, body: EnrollIn, db: Db, who: Caller) -> Row:
     """Enroll in a section: a seat if one is free and nobody waits, else the waitlist."""
     return await db.write(service.enroll, who, user_id, body)
 
 
 @route("DELETE", "/users/{user_id}/enrollments/{section_id}", SELF, response_model=DropOut)
-async def drop(user_id: PathId, section_id: PathId, db: Db, who: Caller):
+async def drop(user_id: PathId, section_id: PathId, db: Db, who: Caller) -> Row:
     """Drop a section; the head of its waitlist takes the seat unless the section is frozen."""
     return await db.write(service.drop, who, user_id, section_id)
 
 
 @route("DELETE", "/users/{user_id}/waitlist/{section_id}", SELF, response_model=DropOut)
-async def leave_waitlist(user_id: PathId, section_id: PathId, db: Db, who: Caller):
+async def leave_waitlist(user_id: PathId, section_id: PathId, db: Db, who: Caller) -> Row:
     """Leave a section's waitlist; everyone behind moves up one place."""
     return await db.write(service.leave_waitlist, who, user_id, section_id)
 
@@ -63,7 +64,7 @@ async def user_sections(
     type: Annotated[SectionsType, Query()] = "all",
     after: After = None,
     limit: PageLimit = DEFAULT_PAGE,
-):
+) -> list[Row]:
     """Sections a user is enrolled in, instructs, or both, in course code and section number
     order, a page at a time."""
     return db.read(service.user_sections, who, user_id, type, after=after, limit=limit)
@@ -77,7 +78,7 @@ async def user_enrollments(
     status: Annotated[EnrollmentStatus | None, Query()] = None,
     after: After = None,
     limit: PageLimit = DEFAULT_PAGE,
-):
+) -> list[Row]:
     """A user's enrollments, optionally filtered by status, in id order, a page at a time."""
     return db.read(service.user_enrollments, who, user_id, status, after=after, limit=limit)
 
@@ -85,7 +86,7 @@ async def user_enrollments(
 @route("GET", "/users/{user_id}/waitlist", SELF, response_model=list[WaitlistEntry])
 async def user_waitlist(
     user_id: PathId, db: Db, who: Caller, after: After = None, limit: PageLimit = DEFAULT_PAGE
-):
+) -> list[Row]:
     """The waitlists a user is on, with their position in each, by section id, a page at a
     time."""
     return db.read(service.user_waitlist, who, user_id, after=after, limit=limit)
@@ -102,7 +103,7 @@ async def section_enrollments(
     status: Annotated[RosterStatus, Query()] = "enrolled",
     after: After = None,
     limit: PageLimit = DEFAULT_PAGE,
-):
+) -> list[Row]:
     """A section's roster, a page at a time: its current students (status `enrolled`) unless
     `status` asks for the waitlisted, the dropped, or `all` rows."""
     wanted = None if status == "all" else status
@@ -116,13 +117,13 @@ async def section_waitlist(
     who: Caller,
     after: After = None,
     limit: PageLimit = DEFAULT_PAGE,
-):
+) -> list[Row]:
     """A section's waitlist in position order, a page at a time."""
     return db.read(service.section_waitlist, who, section_id, after=after, limit=limit)
 
 
 @route("DELETE", "/sections/{section_id}/enrollments/{user_id}", STAFF, response_model=DropOut)
-async def administrative_drop(section_id: PathId, user_id: PathId, db: Db, who: Caller):
+async def administrative_drop(section_id: PathId, user_id: PathId, db: Db, who: Caller) -> Row:
     """Drop a student from a section (or its waitlist) on the staff's authority."""
     return await db.write(service.administrative_drop, who, section_id, user_id)
 
@@ -134,7 +135,7 @@ async def course_waitlist(
     who: Caller,
     after: After = None,
     limit: PageLimit = DEFAULT_PAGE,
-):
+) -> list[Row]:
     """Waitlists of a course's sections, by section id then position, a page at a time (an
     instructor sees only the sections they teach)."""
     return db.read(service.course_waitlist, who, course_id, after=after, limit=limit)
@@ -151,7 +152,7 @@ async def course_waitlist(
 )
 async def update_section(
     section_id: PathId, body: SectionUpdate, db: Db, who: Caller, settings: AppSettings
-):
+) -> Row:
     """Freeze/unfreeze, reassign, or resize a section; says who was promoted as a result."""
     if body.instructor_id is not None:  # that account as the auth service has it now
         await directory.make_current(db, settings, body.instructor_id)
@@ -159,7 +160,7 @@ async def update_section(
 
 
 @route("DELETE", "/sections/{section_id}", (REGISTRAR,), status_code=204)
-async def delete_section(section_id: PathId, db: Db, who: Caller):
+async def delete_section(section_id: PathId, db: Db, who: Caller) -> Response:
     """Remove a section from the catalog (its history stays in the database)."""
     await db.write(service.delete_section, who, section_id)
     return Response(status_code=204)

@@ -26,6 +26,7 @@ from app.enrollment.enrollments import metrics, queries
 from app.enrollment.enrollments.models import EnrollIn
 from app.enrollment.people.models import Identity
 from app.enrollment.people.service import require_self_or_registrar, user_record
+from app.enrollment.sql import Row
 from app.enrollment.terms.models import now
 from app.enrollment.terms.queries import get_term
 
@@ -35,7 +36,7 @@ MAX_WAITLISTS_PER_STUDENT = 3
 # rules 1-3: enroll
 
 
-def enroll(tx: sqlite3.Connection, caller: Identity, user_id: int, data: EnrollIn) -> dict:
+def enroll(tx: sqlite3.Connection, caller: Identity, user_id: int, data: EnrollIn) -> Row:
     """Rules 1-3: a free seat only when nobody waits; else the end of a waitlist within its
     limits; else 409 naming the limit. Already enrolled or waitlisted here: 409."""
     user_record(tx, caller, user_id)
@@ -48,7 +49,7 @@ def enroll(tx: sqlite3.Connection, caller: Identity, user_id: int, data: EnrollI
     return enrollment
 
 
-def _enroll(tx: sqlite3.Connection, caller: Identity, user_id: int, data: EnrollIn) -> dict:
+def _enroll(tx: sqlite3.Connection, caller: Identity, user_id: int, data: EnrollIn) -> Row:
     section = get_section_or_404(tx, data.section_id)
     current = queries.get_live_enrollment(tx, section_id=section["id"], user_id=user_id)
     if current is not None:
@@ -89,13 +90,13 @@ def _enroll(tx: sqlite3.Connection, caller: Identity, user_id: int, data: Enroll
         user_id=user_id,
         outcome=status,
     )
-    return queries.get_enrollment(tx, enrollment_id=enrollment_id)  # type: ignore[return-value]
+    return queries.get_enrollment(tx, enrollment_id=enrollment_id)  # type: ignore[return-value]  # just written: never None
 
 
 # rules 4 and 5: drop, leave, promote
 
 
-def promote_from_waitlist(tx: sqlite3.Connection, section_id: int) -> list[dict]:
+def promote_from_waitlist(tx: sqlite3.Connection, section_id: int) -> list[Row]:
     """Rules 4, 6, 7: fill every free seat from the waitlist, in arrival order, unless the section
     is frozen. A student the eligibility rules now refuse (a hold, a time conflict, the credit
     limit: what may have changed since they joined) is skipped, and audited: they keep their
@@ -132,10 +133,10 @@ def promote_from_waitlist(tx: sqlite3.Connection, section_id: int) -> list[dict]
     queries.mark_enrolled(tx, enrollment_ids=ids)
     if ids:
         on_commit(tx, lambda: metrics.PROMOTIONS.inc(len(ids)))
-    return [queries.get_enrollment(tx, enrollment_id=i) for i in ids]  # type: ignore[misc]
+    return [queries.get_enrollment(tx, enrollment_id=i) for i in ids]  # type: ignore[misc]  # just written: never None
 
 
-def drop(tx: sqlite3.Connection, caller: Identity, user_id: int, section_id: int) -> dict:
+def drop(tx: sqlite3.Connection, caller: Identity, user_id: int, section_id: int) -> Row:
     """Rule 4 (self-service): the student's seat becomes `dropped`; the waitlist head moves up."""
     require_self_or_registrar(caller, user_id)
     require_before_drop_deadline(tx, caller, get_section_or_404(tx, section_id))
@@ -148,7 +149,7 @@ def drop(tx: sqlite3.Connection, caller: Identity, user_id: int, section_id: int
 
 def administrative_drop(
     tx: sqlite3.Connection, caller: Identity, section_id: int, user_id: int
-) -> dict:
+) -> Row:
     """Rule 4 (administrative): registrar or the section's instructor removes a student,
     whether enrolled or waitlisted."""
     section = get_section_or_404(tx, section_id)
@@ -167,7 +168,7 @@ def administrative_drop(
     return _drop_and_promote(tx, current, "administrative")
 
 
-def leave_waitlist(tx: sqlite3.Connection, caller: Identity, user_id: int, section_id: int) -> dict:
+def leave_waitlist(tx: sqlite3.Connection, caller: Identity, user_id: int, section_id: int) -> Row:
     """Rule 5: leaving the waitlist moves everyone behind up one place (positions are ranks)."""
     require_self_or_registrar(caller, user_id)
     require_before_drop_deadline(tx, caller, get_section_or_404(tx, section_id))
@@ -183,7 +184,7 @@ def leave_waitlist(tx: sqlite3.Connection, caller: Identity, user_id: int, secti
     }
 
 
-def require_before_drop_deadline(tx: sqlite3.Connection, caller: Identity, section: dict) -> None:
+def require_before_drop_deadline(tx: sqlite3.Connection, caller: Identity, section: Row) -> None:
     """A student drops, or leaves a waitlist, until the term's drop deadline; the registrar
     (and a section's staff, administratively) after it too."""
     if caller.is_registrar or section["term_id"] is None:
@@ -197,7 +198,7 @@ def require_before_drop_deadline(tx: sqlite3.Connection, caller: Identity, secti
         )
 
 
-def _drop_and_promote(tx: sqlite3.Connection, current: dict, reason: str) -> dict:
+def _drop_and_promote(tx: sqlite3.Connection, current: Row, reason: str) -> Row:
     queries.mark_dropped(tx, enrollment_id=current["id"], reason=reason)
     on_commit(tx, metrics.DROPS.labels(reason).inc)
     promoted = promote_from_waitlist(tx, current["section_id"])
@@ -212,11 +213,11 @@ def _drop_and_promote(tx: sqlite3.Connection, current: dict, reason: str) -> dic
 
 def update_section(
     tx: sqlite3.Connection, caller: Identity, section_id: int, data: SectionUpdate
-) -> dict:
+) -> Row:
     """Rules 6 and 7: freeze/unfreeze, instructor, capacity and waitlist capacity. Unfreezing or
     raising capacity fills free seats from the waitlist; shrinking below current use is 409."""
     section = get_section_or_404(tx, section_id)
-    changes: dict = {}
+    changes: Row = {}
     if data.instructor_id is not None:
         require_instructor(tx, data.instructor_id)
         changes["instructor_id"] = data.instructor_id
@@ -281,7 +282,7 @@ def section_roster(
     *,
     after: int | None = None,
     limit: int = -1,
-) -> list[dict]:
+) -> list[Row]:
     """A page of a section's enrollment rows (optionally one status), for its staff."""
     with snapshot(conn):
         section = get_section_or_404(conn, section_id)
@@ -293,7 +294,7 @@ def section_roster(
 
 def section_waitlist(
     conn: sqlite3.Connection, caller: Identity, section_id: int, *, after: int | None, limit: int
-) -> list[dict]:
+) -> list[Row]:
     """A section's waitlist in position order, for its staff."""
     with snapshot(conn):
         section = get_section_or_404(conn, section_id)
@@ -303,7 +304,7 @@ def section_waitlist(
 
 def course_waitlist(
     conn: sqlite3.Connection, caller: Identity, course_id: int, *, after: int | None, limit: int
-) -> list[dict]:
+) -> list[Row]:
     """Waitlists of a course's sections: all of them for the registrar, an instructor's own
     sections for an instructor (403 if they teach none of them)."""
     with snapshot(conn):
@@ -325,7 +326,7 @@ def user_enrollments(
     *,
     after: int | None = None,
     limit: int = -1,
-) -> list[dict]:
+) -> list[Row]:
     user_record(conn, caller, user_id)
     return queries.list_user_enrollments(
         conn, user_id=user_id, status=status, after=after, limit=limit
@@ -334,7 +335,7 @@ def user_enrollments(
 
 def user_waitlist(
     conn: sqlite3.Connection, caller: Identity, user_id: int, *, after: int | None, limit: int
-) -> list[dict]:
+) -> list[Row]:
     user_record(conn, caller, user_id)
     return queries.user_waitlist(conn, user_id=user_id, after=after, limit=limit)
 
@@ -347,7 +348,7 @@ def user_sections(
     *,
     after: int | None,
     limit: int,
-) -> list[dict]:
+) -> list[Row]:
     """Sections a user is enrolled in, teaches, or both (`all`), in catalog order."""
     user_record(conn, caller, user_id)
     return catalog_queries.sections_of_user(

@@ -10,6 +10,7 @@ ago is there before any replica has it. If it cannot be reached, the replicas ar
 
 import asyncio
 import time
+from typing import Any
 
 import httpx
 
@@ -41,7 +42,7 @@ def _shared_client() -> httpx.AsyncClient:
     return client
 
 
-async def fetch_account(settings: Settings, user_id: int) -> dict | None:
+async def fetch_account(settings: Settings, user_id: int) -> dict[str, Any] | None:
     """The account with this id from the auth service, or None if it has none (or no instance
     answers within BUDGET_SECONDS)."""
     headers = {GATEWAY_SECRET_HEADER: settings.gateway_secret}
@@ -58,7 +59,8 @@ async def fetch_account(settings: Settings, user_id: int) -> dict | None:
         except httpx.HTTPError:
             continue  # that instance is down or slow: the next one, while time is left
         if reply.status_code == 200:
-            return reply.json()
+            account: dict[str, Any] = reply.json()  # app/auth's account as JSON
+            return account
         if reply.status_code == 404:
             return None  # the first instance that answers decides (the primary, if up)
     return None

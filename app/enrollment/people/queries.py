@@ -4,10 +4,10 @@ order, and handed out as a list."""
 import sqlite3
 from collections.abc import Iterable
 
-from app.enrollment.sql import rows
+from app.enrollment.sql import Row, rows
 
 
-def _users(cur: sqlite3.Cursor) -> list[dict]:
+def _users(cur: sqlite3.Cursor) -> list[Row]:
     """Rows of the users table, each with its roles as a list."""
     return [{**row, "roles": row["roles"].split(",")} for row in rows(cur)]
 
@@ -16,16 +16,14 @@ def _roles(roles: Iterable[str]) -> str:
     return ",".join(sorted(roles))
 
 
-def list_users(
-    conn: sqlite3.Connection, *, after: int | None = None, limit: int = -1
-) -> list[dict]:
+def list_users(conn: sqlite3.Connection, *, after: int | None = None, limit: int = -1) -> list[Row]:
     """A page of the users in id order: those after id `after`, at most `limit` (-1: all)."""
     return _users(
         conn.execute("SELECT * FROM users WHERE id > ? ORDER BY id LIMIT ?", (after or 0, limit))
     )
 
 
-def get_user(conn: sqlite3.Connection, *, user_id: int) -> dict | None:
+def get_user(conn: sqlite3.Connection, *, user_id: int) -> Row | None:
     found = _users(conn.execute("SELECT * FROM users WHERE id = ?", (user_id,)))
     return found[0] if found else None
 

@@ -9,18 +9,21 @@ from app.enrollment.deps import AppSettings, Caller, Db, FromService
 from app.enrollment.people import directory, queries, service
 from app.enrollment.people.models import AccountIn, UserOut
 from app.enrollment.routing import SELF, Routes
+from app.enrollment.sql import Row
 
 route = Routes()
 
 
 @route("GET", "/users", (REGISTRAR,), response_model=list[UserOut])
-async def list_users(db: Db, _: Caller, after: After = None, limit: PageLimit = DEFAULT_PAGE):
+async def list_users(
+    db: Db, _: Caller, after: After = None, limit: PageLimit = DEFAULT_PAGE
+) -> list[Row]:
     """The users the enrollment service knows, in id order, a page at a time."""
     return db.read(queries.list_users, after=after, limit=limit)
 
 
 @route("GET", "/users/{user_id}", SELF, response_model=UserOut)
-async def get_user(user_id: PathId, db: Db, who: Caller, settings: AppSettings):
+async def get_user(user_id: PathId, db: Db, who: Caller, settings: AppSettings) -> Row:
     """A user's record: your own, anyone's for the registrar, and for an instructor, a student's
     on a roster or waitlist of a section they teach."""
     if who.is_registrar:

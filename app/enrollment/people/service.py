@@ -6,6 +6,7 @@ from app.common.errors import Conflict, Forbidden, NotFound
 from app.common.identity import INSTRUCTOR
 from app.enrollment.people import queries
 from app.enrollment.people.models import Identity
+from app.enrollment.sql import Row
 
 
 def require_self_or_registrar(caller: Identity, user_id: int) -> None:
@@ -14,20 +15,20 @@ def require_self_or_registrar(caller: Identity, user_id: int) -> None:
         raise Forbidden(f"user {caller.user_id} may not act on user {user_id}'s records")
 
 
-def get_user_or_404(conn: sqlite3.Connection, user_id: int) -> dict:
+def get_user_or_404(conn: sqlite3.Connection, user_id: int) -> Row:
     user = queries.get_user(conn, user_id=user_id)
     if user is None:
         raise NotFound(f"user {user_id} not found")
     return user
 
 
-def user_record(conn: sqlite3.Connection, caller: Identity, user_id: int) -> dict:
+def user_record(conn: sqlite3.Connection, caller: Identity, user_id: int) -> Row:
     """A user's own record, or anyone's for the registrar (404 for an unknown user)."""
     require_self_or_registrar(caller, user_id)
     return get_user_or_404(conn, user_id)
 
 
-def user_profile(conn: sqlite3.Connection, caller: Identity, user_id: int) -> dict:
+def user_profile(conn: sqlite3.Connection, caller: Identity, user_id: int) -> Row:
     """GET /users/{id}: as `user_record`; rule: an instructor may also read the record (name and
     username) of a student enrolled in, or waiting for, a section they teach: their roster's
     names. The student's enrollments and waitlists stay theirs and the registrar's."""
@@ -51,7 +52,7 @@ def user_is_current(conn: sqlite3.Connection, caller: Identity) -> bool:
     )
 
 
-def account_is_recorded(conn: sqlite3.Connection, account: dict) -> bool:
+def account_is_recorded(conn: sqlite3.Connection, account: Row) -> bool:
     """Whether this service's record of the account says what the auth service says."""
     known = queries.get_user(conn, user_id=account["id"])
     return known is not None and (
@@ -67,7 +68,7 @@ def account_is_recorded(conn: sqlite3.Connection, account: dict) -> bool:
     )
 
 
-def remember_account(tx: sqlite3.Connection, account: dict) -> None:
+def remember_account(tx: sqlite3.Connection, account: Row) -> None:
     """Record an account the auth service has (`directory`), names included."""
     queries.upsert_account(
         tx,

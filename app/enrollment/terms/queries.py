@@ -3,16 +3,16 @@
 import json
 import sqlite3
 
-from app.enrollment.sql import one, rows
+from app.enrollment.sql import Row, inserted_id, one, rows
 
 
-def list_terms(conn: sqlite3.Connection, *, after: int | None, limit: int) -> list[dict]:
+def list_terms(conn: sqlite3.Connection, *, after: int | None, limit: int) -> list[Row]:
     return rows(
         conn.execute("SELECT * FROM terms WHERE id > ? ORDER BY id LIMIT ?", (after or 0, limit))
     )
 
 
-def get_term(conn: sqlite3.Connection, *, term_id: int) -> dict | None:
+def get_term(conn: sqlite3.Connection, *, term_id: int) -> Row | None:
     return one(conn.execute("SELECT * FROM terms WHERE id = ?", (term_id,)))
 
 
@@ -32,13 +32,13 @@ def create_term(
         "INSERT INTO terms (code, name, add_deadline, drop_deadline) VALUES (?, ?, ?, ?)",
         (code, name, add_deadline, drop_deadline),
     )
-    return int(cur.lastrowid)  # type: ignore[arg-type]
+    return inserted_id(cur)
 
 
 _TERM_UPDATABLE = {"name", "add_deadline", "drop_deadline"}
 
 
-def update_term(conn: sqlite3.Connection, *, term_id: int, changes: dict) -> None:
+def update_term(conn: sqlite3.Connection, *, term_id: int, changes: Row) -> None:
     assert changes.keys() <= _TERM_UPDATABLE
     if changes:
         sets = ", ".join(f"{column} = ?" for column in changes)
@@ -53,13 +53,13 @@ _WINDOW_SELECT = """
 """
 
 
-def _windows(cur: sqlite3.Cursor) -> list[dict]:
+def _windows(cur: sqlite3.Cursor) -> list[Row]:
     return [{**row, "user_ids": sorted(json.loads(row["user_ids"]))} for row in rows(cur)]
 
 
 def list_windows(
     conn: sqlite3.Connection, *, term_id: int, after: int | None, limit: int
-) -> list[dict]:
+) -> list[Row]:
     return _windows(
         conn.execute(
             _WINDOW_SELECT + " WHERE w.term_id = ? AND w.id > ? ORDER BY w.id LIMIT ?",
@@ -68,7 +68,7 @@ def list_windows(
     )
 
 
-def get_window(conn: sqlite3.Connection, *, window_id: int) -> dict | None:
+def get_window(conn: sqlite3.Connection, *, window_id: int) -> Row | None:
     found = _windows(conn.execute(_WINDOW_SELECT + " WHERE w.id = ?", (window_id,)))
     return found[0] if found else None
 
@@ -87,7 +87,7 @@ def create_window(
         " VALUES (?, ?, ?, ?)",
         (term_id, opens_at, closes_at, class_level),
     )
-    window_id = int(cur.lastrowid)  # type: ignore[arg-type]
+    window_id = inserted_id(cur)
     conn.executemany(
         "INSERT INTO window_students (window_id, user_id) VALUES (?, ?)",
         [(window_id, u) for u in sorted(set(user_ids))],
@@ -102,7 +102,7 @@ def delete_window(conn: sqlite3.Connection, *, window_id: int) -> None:
 
 def windows_of_term_for(
     conn: sqlite3.Connection, *, term_id: int, user_id: int
-) -> tuple[int, list[dict]]:
+) -> tuple[int, list[Row]]:
     """How many windows the term has, and those that include the user: their class level's, a
     list naming them, or one for everyone (neither)."""
     total = conn.execute(

@@ -5,6 +5,7 @@ deadlines and windows refuse is checked where a student adds or drops: eligibili
 
 import sqlite3
 from datetime import datetime
+from typing import TypedDict
 
 from app.common.db import snapshot
 from app.common.errors import Conflict, NotFound
@@ -12,32 +13,42 @@ from app.enrollment.audit.service import record
 from app.enrollment.people.models import Identity
 from app.enrollment.people.queries import existing_user_ids
 from app.enrollment.people.service import get_user_or_404
+from app.enrollment.sql import Row
 from app.enrollment.terms import queries
 from app.enrollment.terms.models import TermChange, TermIn, WindowIn, utc_text
 
 
-def get_term_or_404(conn: sqlite3.Connection, term_id: int) -> dict:
+def get_term_or_404(conn: sqlite3.Connection, term_id: int) -> Row:
     term = queries.get_term(conn, term_id=term_id)
     if term is None:
         raise NotFound(f"term {term_id} not found")
     return term
 
 
-def create_term(tx: sqlite3.Connection, caller: Identity, data: TermIn) -> dict:
+class _TermValues(TypedDict):
+    """A new term's columns, as stored and as audited."""
+
+    code: str
+    name: str
+    add_deadline: str | None
+    drop_deadline: str | None
+
+
+def create_term(tx: sqlite3.Connection, caller: Identity, data: TermIn) -> Row:
     if queries.term_code_taken(tx, code=data.code):
         raise Conflict(f"term {data.code!r} exists already", code="term_exists")
-    values = {
-        "code": data.code,
-        "name": data.name,
-        "add_deadline": data.add_deadline and utc_text(data.add_deadline),
-        "drop_deadline": data.drop_deadline and utc_text(data.drop_deadline),
-    }
+    values = _TermValues(
+        code=data.code,
+        name=data.name,
+        add_deadline=None if data.add_deadline is None else utc_text(data.add_deadline),
+        drop_deadline=None if data.drop_deadline is None else utc_text(data.drop_deadline),
+    )
     term_id = queries.create_term(tx, **values)
     record(tx, caller, "term.create", term_id=term_id, **values)
     return get_term_or_404(tx, term_id)
 
 
-def update_term(tx: sqlite3.Connection, caller: Identity, term_id: int, data: TermChange) -> dict:
+def update_term(tx: sqlite3.Connection, caller: Identity, term_id: int, data: TermChange) -> Row:
     get_term_or_404(tx, term_id)
     changes = {
         name: utc_text(value) if isinstance(value, datetime) else value
@@ -48,7 +59,7 @@ def update_term(tx: sqlite3.Connection, caller: Identity, term_id: int, data: Te
     return get_term_or_404(tx, term_id)
 
 
-def create_window(tx: sqlite3.Connection, caller: Identity, term_id: int, data: WindowIn) -> dict:
+def create_window(tx: sqlite3.Connection, caller: Identity, term_id: int, data: WindowIn) -> Row:
     get_term_or_404(tx, term_id)
     unknown = set(data.user_ids) - existing_user_ids(tx, user_ids=set(data.user_ids))
     if unknown:
@@ -77,7 +88,9 @@ def delete_window(tx: sqlite3.Connection, caller: Identity, term_id: int, window
     record(tx, caller, "window.delete", window_id=window_id, term_id=term_id)
 
 
-def term_windows(conn: sqlite3.Connection, term_id: int, *, after: int | None, limit: int):
+def term_windows(
+    conn: sqlite3.Connection, term_id: int, *, after: int | None, limit: int
+) -> list[Row]:
     with snapshot(conn):
         get_term_or_404(conn, term_id)
         return queries.list_windows(conn, term_id=term_id, after=after, limit=limit)
@@ -85,7 +98,7 @@ def term_windows(conn: sqlite3.Connection, term_id: int, *, after: int | None, l
 
 def set_class_level(
     tx: sqlite3.Connection, caller: Identity, user_id: int, class_level: str | None
-) -> dict:
+) -> Row:
     get_user_or_404(tx, user_id)
     queries.set_class_level(tx, user_id=user_id, class_level=class_level)
     record(tx, caller, "user.class_level", user_id=user_id, class_level=class_level)
