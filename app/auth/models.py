@@ -11,11 +11,10 @@ from pydantic import (
     StringConstraints,
     ValidationInfo,
     field_validator,
-    model_validator,
 )
 
 from app.common.identity import STUDENT, Role
-from app.common.models import Strict, printable
+from app.common.models import Change, Strict, printable
 
 
 def _lowercase(value: Any) -> Any:
@@ -86,22 +85,13 @@ class AccountOut(UserOut):
     disabled: bool = Field(description="a disabled account signs in nowhere; its refresh fails")
 
 
-class AccountChange(Strict):
-    """A registrar's change to an account: any of these fields, at least one."""
+class AccountChange(Change):
+    """A registrar's change to an account: any of these fields, at least one, none null."""
 
     roles: Roles | None = None
     disabled: bool | None = None
     first_name: PersonName | None = None
     last_name: PersonName | None = None
-
-    @model_validator(mode="after")
-    def _something(self) -> "AccountChange":
-        if not self.model_fields_set:
-            raise ValueError("give at least one of roles, disabled, first_name, last_name")
-        for name in self.model_fields_set:
-            if getattr(self, name) is None:
-                raise ValueError(f"{name} must not be null")
-        return self
 
 
 class PasswordIn(Strict):

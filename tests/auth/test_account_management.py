@@ -268,7 +268,7 @@ def test_the_username_is_no_password(client, as_registrar):
 @pytest.mark.parametrize(
     "body, field",
     [
-        ({}, "at least one"),
+        ({}, "nothing to change"),
         ({"roles": []}, "roles"),
         ({"roles": ["dean"]}, "roles"),
         ({"roles": ["student", "student"]}, "roles"),
