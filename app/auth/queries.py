@@ -107,7 +107,8 @@ def search(
         where.append("u.disabled = ?")
         params.append(int(disabled))
     sql = f"{_SELECT_USER} WHERE {' AND '.join(where)} ORDER BY u.id LIMIT ?"
-    return [_user(row) for row in conn.execute(sql, (*params, limit))]  # type: ignore[misc]
+    rows = conn.execute(sql, (*params, limit)).fetchall()
+    return [user for row in rows if (user := _user(row)) is not None]
 
 
 def set_roles(conn: sqlite3.Connection, *, user_id: int, roles: Sequence[str]) -> None:
