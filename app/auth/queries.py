@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from app.common.db import where_given
 from app.common.identity import ROLES
 
 
@@ -220,17 +221,12 @@ def list_audit(
     limit: int,
 ) -> list[dict[str, Any]]:
     """Newest first; `after` (the last id of the page before) pages backwards in time."""
-    filters = {
-        "actor_id = ?": actor_id,
-        "user_id = ?": user_id,
-        "action = ?": action,
-        "id < ?": after,
-    }
-    used = {clause: value for clause, value in filters.items() if value is not None}
-    where = " AND ".join(used) or "1"
+    where, params = where_given(
+        {"actor_id = ?": actor_id, "user_id = ?": user_id, "action = ?": action, "id < ?": after}
+    )
     rows = conn.execute(
         f"SELECT id, at, actor_id, action, user_id, details FROM account_audit WHERE {where}"
         " ORDER BY id DESC LIMIT ?",
-        (*used.values(), limit),
+        (*params, limit),
     )
     return [dict(row) | {"details": json.loads(row["details"])} for row in rows]

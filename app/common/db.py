@@ -339,6 +339,13 @@ def migrate(conn: sqlite3.Connection, steps: dict[int, list[str]], *, first_tabl
                 conn.execute(f"PRAGMA user_version = {target}")
 
 
+def where_given(filters: dict[str, object]) -> tuple[str, tuple[object, ...]]:
+    """The WHERE clause and its parameters for the `filters` ("column = ?" -> value) that were
+    given: those whose value is not None, joined by AND ("1" when none was)."""
+    given = {clause: value for clause, value in filters.items() if value is not None}
+    return " AND ".join(given) or "1", tuple(given.values())
+
+
 def apply_schema(conn: sqlite3.Connection, schema_sql: str) -> None:
     """Create tables from a schema file's text (idempotent: the schema uses IF NOT EXISTS)."""
     conn.executescript(schema_sql)

@@ -2,6 +2,7 @@
 
 import sqlite3
 
+from app.common.db import where_given
 from app.enrollment.sql import Row, rows
 
 
@@ -34,18 +35,17 @@ def list_audit(
     limit: int,
 ) -> list[Row]:
     """Newest first; `after` (the last id of the page before) pages backwards in time."""
-    filters = {
-        "actor_id = ?": actor_id,
-        "section_id = ?": section_id,
-        "user_id = ?": user_id,
-        "action = ?": action,
-        "id < ?": after,
-    }
-    used = {clause: value for clause, value in filters.items() if value is not None}
-    where = " AND ".join(used) or "1"
+    where, params = where_given(
+        {
+            "actor_id = ?": actor_id,
+            "section_id = ?": section_id,
+            "user_id = ?": user_id,
+            "action = ?": action,
+            "id < ?": after,
+        }
+    )
     return rows(
         conn.execute(
-            f"SELECT * FROM audit_log WHERE {where} ORDER BY id DESC LIMIT ?",
-            (*used.values(), limit),
+            f"SELECT * FROM audit_log WHERE {where} ORDER BY id DESC LIMIT ?", (*params, limit)
         )
     )
