@@ -7,3 +7,8 @@ def error_of(reply) -> dict:
     body = dict(reply.json())
     assert body.pop("request_id") == reply.headers["x-request-id"], body
     return body
+
+
+def refusal(reply) -> tuple[int, str]:
+    """The status and the `code` of an error answer (its request id checked, as `error_of`)."""
+    return reply.status_code, error_of(reply)["code"]

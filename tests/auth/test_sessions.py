@@ -4,15 +4,11 @@
 from fastapi.testclient import TestClient
 
 from tests.auth.helpers import replica_of, tokens_for
-from tests.bodies import error_of
+from tests.bodies import error_of, refusal
 
 
 def refresh(client: TestClient, token: str):
     return client.post("/refresh", json={"refresh_token": token})
-
-
-def refusal(reply) -> tuple[int, str]:
-    return reply.status_code, error_of(reply)["code"]
 
 
 def test_each_refresh_hands_over_the_next_token_and_the_chain_goes_on(client):

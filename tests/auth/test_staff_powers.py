@@ -10,13 +10,7 @@ from fastapi.testclient import TestClient
 
 from harness.seed import DEMO_PASSWORD
 from tests.auth.helpers import GOOD_PASSWORD, login, register, tokens_for
-from tests.bodies import error_of
-
-
-def refusal(reply) -> tuple[int, str]:
-    """The status and code of an error answer."""
-    return reply.status_code, error_of(reply)["code"]
-
+from tests.bodies import refusal
 
 NEW_PASSWORD = "a-brand-new-passphrase"
 
