@@ -200,13 +200,13 @@ def _set_password(
     conn: sqlite3.Connection, call: Call, *, by: RegistrarCall, user_id: int, password: str
 ) -> None:
     """On the primary: the new password's hash stored and audited, in one transaction."""
-    require_current_registrar(conn, by)
+    require_current_registrar(conn, by)  # before the hash: a refused caller costs no hash
     user = _existing(conn, user_id)
     if password.lower() == user.username:
         raise Invalid("password must not be the username", code="weak_password")
     password_hash = passwords.hash_password(password)  # outside the write lock, as in register
     with immediate(conn):
-        require_current_registrar(conn, by)
+        require_current_registrar(conn, by)  # again under the lock: what the change rests on
         _existing(conn, user_id)
         queries.set_password(conn, user_id=user_id, password_hash=password_hash)
         queries.insert_audit(
