@@ -11,7 +11,10 @@
 //
 // Cost: one byte scan of the decoded path (and of the raw path, which Go keeps only when the
 // client's encoding differs from its own); every other request goes to the next handler as it
-// came, with nothing buffered, wrapped or allocated (35 ns a request in a Go benchmark).
+// came, with nothing buffered, wrapped or allocated (22-45 ns a request: main_test.go).
+//
+// The refusal carries the request's id (`request_id`) when it has one: the X-Request-Id that the
+// plugin gatewayerrors, loaded in front of this one, gives every request.
 //
 // Built by bin/lib.sh (ensure_krakend_plugins) inside a copy of the krakend-ce module that the
 // binary was built from, with the same Go and the same module versions: a Go plugin loads only
@@ -21,6 +24,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 )
 
@@ -38,15 +42,24 @@ func (r registerer) RegisterHandlers(register func(
 	})
 }
 
-// The services' error shape (app/common/errors.py): a sentence and a stable code.
-var refusal = []byte(`{"detail": "the path has a control character in it (a NUL, a tab, a line break, DEL...), which no route takes", "code": "bad_path"}`)
+// The services' error shape (app/common/errors.py): a sentence, a stable code, the request id.
+type refusal struct {
+	Detail    string `json:"detail"`
+	Code      string `json:"code"`
+	RequestID string `json:"request_id,omitempty"`
+}
+
+const badPath = "the path has a control character in it (a NUL, a tab, a line break, DEL...), " +
+	"which no route takes"
 
 func guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if hasControlCharacter(r.URL.Path) || hasControlCharacter(r.URL.RawPath) {
+			// Marshalled, not pasted in: without gatewayerrors the id would be the client's.
+			body, _ := json.Marshal(refusal{badPath, "bad_path", r.Header.Get("X-Request-Id")})
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusBadRequest)
-			w.Write(refusal)
+			w.Write(body)
 			return
 		}
 		next.ServeHTTP(w, r)
