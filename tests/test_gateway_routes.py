@@ -6,7 +6,7 @@ that differ from the committed defaults, and check the result: every enrollment 
 at /enroll_api + route with its roles, the auth routes under /auth_api, one validator, the gateway
 secret on every backend request and never taken from the client, statuses passed through, each
 route's body limit its service's, the gateway's own health answer, no token from a cookie, the
-path-guard plugin.
+plugins (the path guard, the JSON body of the gateway's own errors).
 
 KrakenD itself renders and checks them: `krakend check -t -d` (parse, dump, and mount every
 endpoint on a real gin router for a second, which refuses conflicting paths), with FC_OUT naming
@@ -33,6 +33,7 @@ from app.common.identity import (
     USERNAME_HEADER,
 )
 from app.common.limits import MAX_BODY_BYTES
+from app.common.observe import REQUEST_ID_HEADER
 from app.enrollment.deps import CallerFirst
 from app.enrollment.routes import router as enrollment_router
 from harness.gateway import KRAKEND, PLUGINS, render
@@ -284,7 +285,7 @@ def test_enroll_backends_receive_the_identity_headers_the_service_reads(enroll_c
     for (method, path), endpoint in by_route(enroll_config).items():
         read = params(routes[(method, path.removeprefix("/enroll_api"))], "header_params")
         assert lower(endpoint["input_headers"]) == lower(
-            ["Content-Type", "Content-Length", *(read - {GATEWAY_SECRET_HEADER})]
+            ["Content-Type", "Content-Length", REQUEST_ID_HEADER, *(read - {GATEWAY_SECRET_HEADER})]
         )
         assert lower(endpoint["input_headers"]) >= lower(
             [USER_ID_HEADER, USERNAME_HEADER, ROLES_HEADER]
@@ -350,7 +351,8 @@ def test_auth_gateway_matches_the_auth_service(auth_config):
     for (method, path), endpoint in gateway.items():
         route = routes[(method, path.removeprefix("/auth_api"))]
         read = params(route, "header_params") - {GATEWAY_SECRET_HEADER}
-        assert lower(endpoint["input_headers"]) == lower(["Content-Type", "Content-Length", *read])
+        passed = ["Content-Type", "Content-Length", REQUEST_ID_HEADER, *read]
+        assert lower(endpoint["input_headers"]) == lower(passed)
         assert sorted(endpoint["input_query_strings"]) == sorted(params(route, "query_params"))
 
 
@@ -395,7 +397,10 @@ def test_backend_answers_reach_the_client_unchanged(config):
 
 
 def test_gateway_sets_the_secret_and_a_request_id_on_every_backend_request(config):
+    """The secret by a martian modifier; the request id is the plugin gatewayerrors' (see
+    test_the_gateways_load_their_plugins), passed on by every endpoint."""
     for endpoint in endpoints(config):
+        assert REQUEST_ID_HEADER in endpoint["input_headers"]
         for backend in endpoint["backend"]:
             others = {k: v for k, v in backend["extra_config"].items() if k != "qos/http-cache"}
             body_limit = others["modifier/martian"]["fifo.Group"]["modifiers"][0]
@@ -414,7 +419,6 @@ def test_gateway_sets_the_secret_and_a_request_id_on_every_backend_request(confi
                                     "value": SECRET,
                                 }
                             },
-                            {"header.Id": {"scope": ["request"], "header": "X-Request-Id"}},
                         ],
                     }
                 }
@@ -559,15 +563,25 @@ def test_the_health_endpoint_is_the_gateways_own_and_tells_nothing_else(config):
     assert router["logger_skip_paths"] == [HEALTH]
 
 
-def test_both_gateways_refuse_a_control_character_in_the_path_before_routing(config):
-    """The HTTP server plugin pathguard (etc/krakend/plugins/pathguard, built by bin/lib.sh into
-    .tools/krakend-plugins) answers such a path with 400 `bad_path` itself; without it, KrakenD's
-    empty 500 (tests/e2e/test_gateway_hardening.py sends them through both gateways)."""
+def test_the_gateways_load_their_plugins(config):
+    """The HTTP server plugins (etc/krakend/plugins/NAME, built by bin/lib.sh into
+    .tools/krakend-plugins): pathguard answers a control character in the path with 400
+    `bad_path` itself (without it, KrakenD's empty 500); gatewayerrors, outermost, gives every
+    request its id and the gateway's own errors a JSON body, a 500 after the endpoints' timeout
+    being a 504 (tests/e2e/test_gateway_hardening.py and test_gateway_errors.py send them through
+    both gateways)."""
     assert config["plugin"] == {"pattern": ".so", "folder": str(PLUGINS)}
-    assert config["extra_config"]["plugin/http-server"] == {"name": ["pathguard"]}
+    assert config["extra_config"]["plugin/http-server"] == {
+        "name": ["pathguard", "gatewayerrors"],
+        "gatewayerrors": {"timeout": config["timeout"]},
+    }
+    assert {endpoint.get("timeout", config["timeout"]) for endpoint in endpoints(config)} == {
+        config["timeout"]
+    }
     # Every plugin bin/lib.sh builds (one directory each) is one the gateways use.
     sources = ROOT / "etc" / "krakend" / "plugins"
-    assert sorted(p.name for p in sources.iterdir() if (p / "main.go").is_file()) == ["pathguard"]
+    built = sorted(p.name for p in sources.iterdir() if (p / "main.go").is_file())
+    assert built == ["gatewayerrors", "pathguard"]
 
 
 def test_the_plugin_folder_defaults_to_where_bin_lib_builds_them(renderer):

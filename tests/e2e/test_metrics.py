@@ -141,7 +141,7 @@ def test_a_refusal_through_the_gateway_carries_an_id_the_backend_logged(cluster:
         time.sleep(0.1)
 
     assert reply.status_code == 403 and reply.json()["request_id"] == rid
-    assert UUID.match(rid), rid  # made by the gateway (martian header.Id)
+    assert UUID.match(rid), rid  # made by the gateway (its plugin gatewayerrors)
     assert len(logged) == 1, logged
     assert logged[0]["request_id"] == rid and logged[0]["status"] == 403
     assert logged[0]["code"] == "forbidden" and logged[0]["route"] == "/users/{user_id}/enrollments"
