@@ -81,19 +81,14 @@ LOGIN_ADDRESS = "login_address"  # rule 2
 LOGIN_USERNAME = "login_username"  # rule 3
 REGISTRATION_ADDRESS = "registration_address"  # rule 6
 
-# (detail, code) of each refusal; the detail ends with the seconds to wait.
-REFUSALS = {
-    LOGIN_USERNAME_ADDRESS: (
-        "too many failed sign-ins for this username from this address",
-        "too_many_attempts",
-    ),
-    LOGIN_ADDRESS: ("too many failed sign-ins from this address", "too_many_attempts"),
-    LOGIN_USERNAME: (
-        "too many failed sign-ins for this username: while it is under attack, only an address"
-        " with no recent failure for it may try",
-        "too_many_attempts",
-    ),
-    REGISTRATION_ADDRESS: ("too many registrations from this address", "registration_rate_limited"),
+# The words of each limit's refusal; its answer adds the seconds to wait. Its code is named where
+# it is raised (`start_login`, `start_registration`), a literal tests/test_error_codes.py reads.
+REASONS = {
+    LOGIN_USERNAME_ADDRESS: "too many failed sign-ins for this username from this address",
+    LOGIN_ADDRESS: "too many failed sign-ins from this address",
+    LOGIN_USERNAME: "too many failed sign-ins for this username: while it is under attack, only an"
+    " address with no recent failure for it may try",
+    REGISTRATION_ADDRESS: "too many registrations from this address",
 }
 
 # Rule 3's limit when AUTH_LOGIN_FAILURES_PER_USERNAME_ALL_ADDRESSES is not set: this many times
@@ -129,12 +124,22 @@ class LoginAttempt:
     row: int  # its row in the attempts table
 
 
-class TooManyAttempts(TooManyRequests):
-    """Over an abuse limit: 429, with the seconds until the next attempt can count."""
+@dataclass(frozen=True)
+class Over:
+    """An attempt over a limit: which one (its scope), and the seconds until one more counts."""
 
-    def __init__(self, detail: str, *, code: str, retry_after: int) -> None:
-        super().__init__(detail, code=code, headers={"Retry-After": str(retry_after)})
-        self.retry_after = retry_after
+    limit: str
+    retry_after: int
+
+
+class TooManyAttempts(TooManyRequests):
+    """Over an abuse limit: 429 in the limit's words, with the seconds until the next attempt can
+    count."""
+
+    def __init__(self, over: Over, *, code: str) -> None:
+        detail = f"{REASONS[over.limit]}; try again in {over.retry_after} seconds"
+        super().__init__(detail, code=code, headers={"Retry-After": str(over.retry_after)})
+        self.retry_after = over.retry_after
 
 
 class Throttle:
@@ -189,16 +194,16 @@ class Throttle:
         its username and address until `login_succeeded` says otherwise."""
         username_key, address_key = _key(username), _key(address)
         with self._transaction() as (conn, now):
-            refusal = self._login_refusal(conn, now, username_key, address_key)
+            over = self._login_over(conn, now, username_key, address_key)
             row = None
-            if refusal is None:
+            if over is None:
                 row = conn.execute(
                     "INSERT INTO attempts (scope, address, username, at) VALUES ('login', ?, ?, ?)",
                     (address_key, username_key, now),
                 ).lastrowid
         # Raised once the transaction has committed, so the pruning it may have done stays done.
-        if refusal is not None:
-            raise refusal
+        if over is not None:
+            raise TooManyAttempts(over, code="too_many_attempts")
         assert row is not None
         return LoginAttempt(username_key=username_key, address_key=address_key, row=row)
 
@@ -230,33 +235,33 @@ class Throttle:
         """Refuse a self-registration from an address over its limit (429); otherwise count it."""
         address_key = _key(address)
         with self._transaction() as (conn, now):
-            refusal = self._over_limit(
+            over = self._over_limit(
                 conn,
                 now,
                 REGISTRATION_ADDRESS,
                 "scope = 'registration' AND address = ?",
                 (address_key,),
             )
-            if refusal is None:
+            if over is None:
                 conn.execute(
                     "INSERT INTO attempts (scope, address, at) VALUES ('registration', ?, ?)",
                     (address_key, now),
                 )
-        if refusal is not None:
-            raise refusal
+        if over is not None:
+            raise TooManyAttempts(over, code="registration_rate_limited")
 
-    def _login_refusal(
+    def _login_over(
         self, conn: sqlite3.Connection, now: float, username_key: str, address_key: str
-    ) -> TooManyAttempts | None:
-        """The 429 of the first of rules 1, 2 and 3 that refuses this sign-in, or None."""
+    ) -> Over | None:
+        """The first of rules 1, 2 and 3 that refuses this sign-in, or None."""
         pair = "scope = 'login' AND username = ? AND address = ?"
         pair_args = (username_key, address_key)
-        refusal = self._over_limit(conn, now, LOGIN_USERNAME_ADDRESS, pair, pair_args)
-        if refusal is None:
+        over = self._over_limit(conn, now, LOGIN_USERNAME_ADDRESS, pair, pair_args)
+        if over is None:
             failures_here = "scope = 'login' AND address = ? AND failed = 1"
-            refusal = self._over_limit(conn, now, LOGIN_ADDRESS, failures_here, (address_key,))
-        if refusal is not None:
-            return refusal
+            over = self._over_limit(conn, now, LOGIN_ADDRESS, failures_here, (address_key,))
+        if over is not None:
+            return over
 
         limit = self.limits[LOGIN_USERNAME]
         since = now - limit.window_seconds
@@ -268,19 +273,19 @@ class Throttle:
         if latest_here is None:
             return None  # under attack, but not from here: this address may try
         # Lifted when this address's last attempt leaves the window, or the attack's count drops.
-        return _refusal(LOGIN_USERNAME, min(latest_here, full) + limit.window_seconds - now)
+        return _over(LOGIN_USERNAME, min(latest_here, full) + limit.window_seconds - now)
 
     def _over_limit(
         self, conn: sqlite3.Connection, now: float, scope: str, where: str, args: tuple[str, ...]
-    ) -> TooManyAttempts | None:
-        """The 429 if the attempts matching `where` have reached the limit of `scope` within its
+    ) -> Over | None:
+        """Over, if the attempts matching `where` have reached the limit of `scope` within its
         window, else None. It finds the limit-th most recent of them: while that one is in the
         window, so is the whole limit; when it leaves, one more attempt may count."""
         limit = self.limits[scope]
         full = _nth_newest(conn, where, args, since=now - limit.window_seconds, nth=limit.attempts)
         if full is None:
             return None
-        return _refusal(scope, full + limit.window_seconds - now)
+        return _over(scope, full + limit.window_seconds - now)
 
     @contextmanager
     def _transaction(self) -> Iterator[tuple[sqlite3.Connection, float]]:
@@ -336,13 +341,10 @@ def _nth_newest(
     return None if row is None else row["at"]
 
 
-def _refusal(scope: str, seconds: float) -> TooManyAttempts:
+def _over(scope: str, seconds: float) -> Over:
+    """An attempt over the limit of `scope` for `seconds` more, counted as a refusal."""
     metrics.THROTTLE_REFUSALS.labels(scope).inc()
-    retry_after = max(1, math.ceil(seconds))
-    reason, code = REFUSALS[scope]
-    return TooManyAttempts(
-        f"{reason}; try again in {retry_after} seconds", code=code, retry_after=retry_after
-    )
+    return Over(limit=scope, retry_after=max(1, math.ceil(seconds)))
 
 
 def _key(value: str) -> str:

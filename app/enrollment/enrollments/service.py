@@ -55,7 +55,7 @@ def _enroll(tx: sqlite3.Connection, caller: Identity, user_id: int, data: Enroll
     if current is not None:
         raise Conflict(
             f"user {user_id} is already {current['status']} in section {section['id']}",
-            code=f"already_{current['status']}",
+            code="already_enrolled" if current["status"] == "enrolled" else "already_waitlisted",
         )
     waivers = Waivers(tx, section_id=section["id"], user_id=user_id)
     refusal = eligibility_refusal(tx, user_id=user_id, section=section, waivers=waivers)

@@ -45,7 +45,9 @@ def create_term(tx: sqlite3.Connection, caller: Identity, data: TermIn) -> Row:
     )
     term_id = queries.create_term(tx, **values)
     record(tx, caller, "term.create", term_id=term_id, **values)
-    return get_term_or_404(tx, term_id)
+    term = queries.get_term(tx, term_id=term_id)
+    assert term is not None  # just written (and no 404 to declare for a term just made)
+    return term
 
 
 def update_term(tx: sqlite3.Connection, caller: Identity, term_id: int, data: TermChange) -> Row:
