@@ -2,11 +2,13 @@
 FastAPI runs them in its thread pool, so hashing (tens of milliseconds of CPU) never blocks the
 event loop and the other requests on it. The JWKS route does neither and stays on the loop."""
 
+from collections.abc import Iterable, Mapping
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
 from app.auth import accounts, service
+from app.auth.codes import CODES
 from app.auth.deps import AppSettings, Authorization, Keys, ReadDb, Registrar, ThisCall
 from app.auth.models import (
     AccountAction,
@@ -21,51 +23,76 @@ from app.auth.models import (
     TokenOut,
     UserOut,
 )
-from app.common.errors import ErrorOut, error_responses
+from app.common.errors import DATABASE_REFUSALS, refusal_responses
 from app.common.identity import GATEWAY_SECRET_HEADER, REGISTRAR, Role
 from app.common.models import Id
 from app.common.params import DEFAULT_PAGE, After, PageLimit, PathId
 
 router = APIRouter()
 
-TOO_MANY: dict[int | str, dict[str, Any]] = {
-    429: {
-        "model": ErrorOut,
-        "description": "Over an abuse limit (app/auth/throttle.py); retry after Retry-After",
-        "headers": {
-            "Retry-After": {
-                "description": "seconds until an attempt counts again",
-                "schema": {"type": "integer"},
-            }
-        },
-    }
+Refusals = Mapping[int, Iterable[str]]
+
+# What a write can answer besides its rules' refusals: made on the primary (app/auth/primary.py),
+# it is 503 on a replica that cannot have the primary make it, and the database's 503s there. A
+# replica passes on the primary's refusals as they are: the primary's answer to the same route,
+# whose codes are the route's own.
+WRITE: Refusals = {503: ["read_replica", "primary_unavailable", *DATABASE_REFUSALS]}
+# A registrar's request, their token and stored account checked (app/auth/accounts.py).
+REGISTRARS: Refusals = {
+    401: ["invalid_token", "session_ended"],
+    403: ["registrar_required", "account_disabled"],
 }
+
+
+def refuses(*refusals: Refusals) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for the error codes a route can answer, by status (app/auth/codes.py)."""
+    return refusal_responses(CODES, *refusals)
 
 
 @router.post(
     "/register",
     status_code=201,
-    responses=error_responses(401, 403, 409, 413, 503) | TOO_MANY,
+    responses=refuses(
+        REGISTRARS,  # for a registrar's token, which makes any roles
+        {409: ["username_taken"], 429: ["registration_rate_limited"]},
+        WRITE,
+    ),
 )
 def register(body: RegisterIn, call: ThisCall, authorization: Authorization = None) -> UserOut:
     """Create an account: a student, or any roles when a registrar's token is presented."""
     return service.register(call, new=body, authorization=authorization)
 
 
-@router.post("/login", responses=error_responses(401, 413) | TOO_MANY)
+@router.post(
+    "/login",
+    responses=refuses(
+        {
+            401: ["invalid_credentials"],
+            403: ["account_disabled"],
+            429: ["too_many_attempts"],
+            503: DATABASE_REFUSALS,  # the abuse counts' database
+        }
+    ),
+)
 def login(body: LoginIn, db: ReadDb, call: ThisCall) -> TokenOut:
     """Trade a username and password for an access token and a refresh token."""
     return service.login(db, call, username=body.username, password=body.password)
 
 
-@router.post("/refresh", responses=error_responses(401, 413, 503))
+@router.post(
+    "/refresh",
+    responses=refuses(
+        {401: ["invalid_token", "session_ended", "refresh_token_reused", "account_disabled"]},
+        WRITE,
+    ),
+)
 def refresh(body: RefreshIn, call: ThisCall) -> TokenOut:
     """Trade a refresh token for a new access token and the next refresh token. A refresh token
     is good for one use: presenting one again ends its session (401 `refresh_token_reused`)."""
     return service.refresh(call, refresh_token=body.refresh_token)
 
 
-@router.post("/logout", status_code=204, responses=error_responses(401, 413, 503))
+@router.post("/logout", status_code=204, responses=refuses({401: ["invalid_token"]}, WRITE))
 def logout(body: LogoutIn, call: ThisCall) -> Response:
     """Sign out: end the session of this refresh token, so that none of its refresh tokens works
     again. The session's access token lasts until it expires (at most 20 minutes)."""
@@ -87,7 +114,7 @@ async def jwks(keys: Keys, response: Response) -> dict[str, Any]:
 REGISTRAR_ONLY: dict[str, Any] = {"x-roles": [REGISTRAR]}
 
 
-@router.get("/accounts", responses=error_responses(401, 403), openapi_extra=REGISTRAR_ONLY)
+@router.get("/accounts", responses=refuses(REGISTRARS), openapi_extra=REGISTRAR_ONLY)
 def list_accounts(
     db: ReadDb,
     by: Registrar,
@@ -119,14 +146,16 @@ def list_accounts(
 
 
 @router.get(
-    "/accounts/{user_id}", responses=error_responses(401, 403, 404), openapi_extra=REGISTRAR_ONLY
+    "/accounts/{user_id}",
+    responses=refuses(REGISTRARS, {404: ["not_found"]}),
+    openapi_extra=REGISTRAR_ONLY,
 )
 def get_account(user_id: PathId, db: ReadDb, by: Registrar) -> AccountOut:
     """One account (registrar only)."""
     return accounts.get_account(db, by=by, user_id=user_id)
 
 
-@router.get("/audit", responses=error_responses(401, 403), openapi_extra=REGISTRAR_ONLY)
+@router.get("/audit", responses=refuses(REGISTRARS), openapi_extra=REGISTRAR_ONLY)
 def account_audit(
     db: ReadDb,
     by: Registrar,
@@ -145,7 +174,9 @@ def account_audit(
 
 @router.patch(
     "/accounts/{user_id}",
-    responses=error_responses(401, 403, 404, 409, 413, 503),
+    responses=refuses(
+        REGISTRARS, {404: ["not_found"], 409: ["own_account", "last_registrar"]}, WRITE
+    ),
     openapi_extra=REGISTRAR_ONLY,
 )
 def change_account(
@@ -162,7 +193,9 @@ def change_account(
 @router.put(
     "/accounts/{user_id}/password",
     status_code=204,
-    responses=error_responses(401, 403, 404, 409, 413, 503),
+    responses=refuses(
+        REGISTRARS, {404: ["not_found"], 409: ["own_account"], 422: ["weak_password"]}, WRITE
+    ),
     openapi_extra=REGISTRAR_ONLY,
 )
 def set_password(user_id: PathId, body: PasswordIn, call: ThisCall, by: Registrar) -> Response:

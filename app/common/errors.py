@@ -2,19 +2,27 @@
 
     {"detail": "<sentence>", "code": "<code>", "errors": [{"field": ..., "message": ...}]}
 
-`errors` appears only on validation failures (422) and names each offending field. `ErrorOut`
-documents that shape in the OpenAPI schema: `error_responses(401, 404)` for a route's `responses=`,
-and the 422 that FastAPI declares by itself is pointed at it too (see `_document_error_shape`).
+`errors` appears only on validation failures (422) and names each offending field.
+
+Every `code` a service answers with is in its catalog, by status, with a one-line meaning:
+`COMMON_CODES` here for what both services answer, and each service's `codes.py` for its own
+rules. A route declares the codes it can answer (`refusal_responses`, checked against the catalog
+when the route is declared); its OpenAPI schema lists them per status, with their meanings and as
+an `enum` of ErrorOut's `code`, and adds what every route of these handlers can answer
+(`_document_refusals`). tests/test_error_codes.py holds each route's declaration to the codes its
+code can raise.
 """
 
 import logging
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.dependencies.utils import get_flat_params
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -102,20 +110,96 @@ class ErrorOut(BaseModel):
     )
 
 
+# (status, code): what it means, in a line. A code may stand at more than one status.
+Catalog = Mapping[tuple[int, str], str]
+
+# The codes of both services: their handlers' (below), app/common/limits.py's, and the gateway
+# secret's check.
+COMMON_CODES: Catalog = {
+    (400, "http_error"): "the request could not be read (any path)",
+    (401, "no_gateway"): "the request did not come through this installation's gateway (no"
+    " gateway secret, or a wrong one)",
+    (404, "not_found"): "no such object: an id in the path or the body names none (any path: no"
+    " such route)",
+    (405, "method_not_allowed"): "the path has no route for this method (any path)",
+    (413, "body_too_large"): "the request body is over the route's size limit: nothing was read",
+    (422, "validation_error"): "invalid input: `errors` names each offending field",
+    (500, "internal_error"): "a fault of the service, logged with the request id",
+    (503, "unavailable"): "the database stayed busy past its timeout: nothing was changed; retry"
+    " (Retry-After)",
+    (503, "storage_full"): "the database's disk is full: nothing was written; retry later",
+    (503, "storage_read_only"): "the database cannot be written now: nothing was written; retry"
+    " later",
+}
+
+# The codes any request may be answered with, whatever its route (unknown paths, methods, bodies
+# that cannot be read): no route declares them.
+ANY_PATH = frozenset({(400, "http_error"), (404, "not_found"), (405, "method_not_allowed")})
+
 _ERROR_DESCRIPTIONS = {
+    400: "The request could not be read",
     401: "Not signed in, or the credentials are not valid",
     403: "Signed in, but not allowed to do this",
     404: "No such object",
     409: "Conflicts with the current state",
     413: "Request body over the size limit",
-    422: "Invalid input; `errors` names each field",
+    422: "Invalid input",
+    429: "Over an abuse limit; retry after Retry-After",
+    500: "A fault of the service",
     503: "Temporarily unavailable; retry",
 }
 
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "seconds until an attempt counts again",
+        "schema": {"type": "integer"},
+    }
+}
 
-def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses=` entries declaring that a route answers these statuses with ErrorOut."""
-    return {s: {"model": ErrorOut, "description": _ERROR_DESCRIPTIONS[s]} for s in statuses}
+
+def refusal_responses(
+    catalog: Catalog, *refuses: Mapping[int, Iterable[str]]
+) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries for the codes a route can answer, by status (several
+    mappings are merged): an unknown code, or one at a status the catalog does not give it, is
+    an error here, where the route is declared."""
+    by_status: dict[int, set[str]] = {}
+    for part in refuses:
+        for status, codes in part.items():
+            by_status.setdefault(status, set()).update(codes)
+    unknown = sorted(
+        (s, c) for s, codes in by_status.items() for c in codes if (s, c) not in catalog
+    )
+    if unknown:
+        raise ValueError(f"error codes in no catalog (app/common/errors.py, codes.py): {unknown}")
+    return {
+        status: error_response(status, {code: catalog[status, code] for code in codes})
+        for status, codes in sorted(by_status.items())
+    }
+
+
+def error_response(status: int, meanings: Mapping[str, str]) -> dict[str, Any]:
+    """The OpenAPI response of an error status answered with these codes (code: meaning): its
+    body is ErrorOut with `code` one of them; `x-codes` holds them for a program."""
+    codes = sorted(meanings)
+    listed = "\n".join(f"- `{code}`: {meanings[code]}" for code in codes)
+    response: dict[str, Any] = {
+        "description": f"{_ERROR_DESCRIPTIONS[status]}. `code` is one of:\n{listed}",
+        "content": {
+            "application/json": {
+                "schema": {
+                    "allOf": [
+                        {"$ref": "#/components/schemas/ErrorOut"},
+                        {"properties": {"code": {"enum": codes}}},
+                    ]
+                }
+            }
+        },
+        "x-codes": {code: meanings[code] for code in codes},
+    }
+    if status == 429:
+        response["headers"] = _RETRY_AFTER
+    return response
 
 
 def error_body(
@@ -165,6 +249,11 @@ STORAGE_REFUSALS = {
         "storage_read_only",
     ),
 }
+
+
+# The 503s a write can meet in the database (busy past its timeout, or refusing the write), which
+# every route that writes declares.
+DATABASE_REFUSALS = ("unavailable", *(code for _, code in STORAGE_REFUSALS.values()))
 
 
 def database_busy(exc: sqlite3.OperationalError) -> bool:
@@ -230,7 +319,7 @@ def install_error_handlers(app: FastAPI) -> None:
         log.error("unexpected error in %s %s", request.method, request.url.path, exc_info=exc)
         return JSONResponse(error_body("internal error", "internal_error"), status_code=500)
 
-    _document_error_shape(app)
+    _document_refusals(app)
 
 
 def _unparsable_body(exc: StarletteHTTPException) -> str | None:
@@ -253,9 +342,12 @@ def _unparsable_body(exc: StarletteHTTPException) -> str | None:
     return "cannot be parsed"
 
 
-def _document_error_shape(app: FastAPI) -> None:
-    """Make the 422 that FastAPI declares by itself describe the body we really send (ErrorOut),
-    not FastAPI's own HTTPValidationError, which this handler never returns."""
+def _document_refusals(app: FastAPI) -> None:
+    """Complete each route's error responses in the OpenAPI schema with what these handlers
+    answer on every route that can meet them: 500 `internal_error` on all; 422
+    `validation_error` where FastAPI validates input (path, query, header or body); 413
+    `body_too_large` on a write's body (app/common/limits.py). FastAPI's own 422 schema,
+    HTTPValidationError, goes: these handlers never answer it."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -263,21 +355,36 @@ def _document_error_shape(app: FastAPI) -> None:
             return app.openapi_schema
         schema = generate()
         components = schema.setdefault("components", {}).setdefault("schemas", {})
-        if components.pop("HTTPValidationError", None) is None:
-            return schema
+        components.pop("HTTPValidationError", None)
         components.pop("ValidationError", None)
         error_out = ErrorOut.model_json_schema(
             by_alias=True, ref_template="#/components/schemas/{model}", mode="serialization"
         )
         for name, definition in {**error_out.pop("$defs", {}), "ErrorOut": error_out}.items():
             components.setdefault(name, definition)
-        for operation in (op for path in schema["paths"].values() for op in path.values()):
-            declared = operation.get("responses", {}).get("422", {})
-            content = declared.get("content", {}).get("application/json", {})
-            if content.get("schema", {}).get("$ref", "").endswith("/HTTPValidationError"):
-                content["schema"] = {"$ref": "#/components/schemas/ErrorOut"}
+        for route in iter_route_contexts(app.routes):  # an included router's too
+            if isinstance(route.original_route, APIRoute) and route.include_in_schema:
+                for method in route.methods or ():  # an APIRoute always has its methods
+                    operation = schema["paths"][route.path_format][method.lower()]
+                    _add_every_routes_refusals(operation["responses"], route, method)
         app.openapi_schema = schema
         return schema
 
     # FastAPI's documented way to extend its schema is to replace this method on the instance.
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _add_every_routes_refusals(responses: dict[str, Any], route: RouteContext, method: str) -> None:
+    """Add to an operation's `responses` the codes the handlers answer on this route."""
+    codes = {int(s): dict(r["x-codes"]) for s, r in responses.items() if "x-codes" in r}
+    common = [(500, "internal_error")]
+    if get_flat_params(route.dependant) or route.body_field is not None:
+        common.append((422, "validation_error"))
+    if method in ("POST", "PUT", "PATCH"):
+        common.append((413, "body_too_large"))
+    for status, code in common:
+        codes.setdefault(status, {})[code] = COMMON_CODES[status, code]
+    responses.pop("422", None)  # FastAPI's own, if it made one: replaced by ours, or none
+    for status, meanings in sorted(codes.items()):
+        responses.pop(str(status), None)
+        responses[str(status)] = error_response(status, meanings)

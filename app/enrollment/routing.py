@@ -1,21 +1,23 @@
 """How a room declares its routes: `route = Routes()` in its `routes.py`, then
 `@route("GET", "/courses", ANY_ROLE, ...)` over each endpoint. Each route declares the roles the
 gateway lets through (`x-roles` in the OpenAPI schema, checked again by `CallerFirst` before
-anything else of the request is read), the errors it can answer and, for the catalog listings,
-how long the gateway may reuse an answer (`x-cache-seconds`); tests/test_gateway_routes.py holds
-the gateway config to them."""
+anything else of the request is read), the error codes its rules can answer (`refuses=`, by
+status, from app/enrollment/codes.py) and, for the catalog listings, how long the gateway may
+reuse an answer (`x-cache-seconds`); tests/test_gateway_routes.py holds the gateway config to
+them, tests/test_error_codes.py the codes to what the code can raise."""
 
 import functools
 import inspect
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute
 
-from app.common.errors import error_responses
+from app.common.errors import DATABASE_REFUSALS, refusal_responses
 from app.common.identity import INSTRUCTOR, REGISTRAR, ROLES
+from app.enrollment.codes import CODES
 from app.enrollment.deps import Caller, CallerFirst, Db, caller, database
 
 ANY_ROLE = ROLES
@@ -23,6 +25,17 @@ STAFF = (INSTRUCTOR, REGISTRAR)
 SELF = ROLES  # object rule: that user, or the registrar
 
 Endpoint = TypeVar("Endpoint", bound=Callable[..., Coroutine[Any, Any, Any]])
+
+# What every route can answer before its own rules run (`identify`, app/enrollment/deps.py): 401
+# without the gateway's secret or a usable identity, 409 when the caller's username is another
+# user id's here, and, as it records a caller it does not know yet, the database's 503s. (The
+# error handlers add 500, and 422 and 413 where a route takes input and a body.)
+EVERY_ROUTE = {
+    401: ("no_gateway", "unauthenticated"),
+    409: ("identity_conflict",),
+    503: DATABASE_REFUSALS,
+}
+ROLE_CHECKED = {403: ("forbidden",)}  # `identify`, on a route whose roles leave one out
 
 
 class Routes:
@@ -41,11 +54,13 @@ class Routes:
         path: str,
         roles: tuple[str, ...],
         *,
+        refuses: Mapping[int, Iterable[str]] | None = None,
         cache_seconds: int = 0,
         max_body_bytes: int | None = None,
         **kwargs: Any,
     ) -> Callable[[Endpoint], Endpoint]:
-        """Declare a route with the roles allowed to call it and the errors it can answer. Every
+        """Declare a route with the roles allowed to call it and the error codes its rules can
+        answer, by status (`refuses`; those of every route are added, EVERY_ROUTE). Every
         route is a coroutine, run on the event loop without a thread hop: it reads with
         `db.read(...)` and writes with `await db.write(...)` (app/common/db.py `Database`), its
         `db: Db` and `who: Caller` handed to it from the request (`_handed`). A GET whose answer
@@ -54,10 +69,8 @@ class Routes:
         (etc/enroll/settings/endpoints.json marks the same routes). A route whose body may be
         larger than the common limit gives `max_body_bytes` (`x-max-body-bytes` in its OpenAPI
         schema: the gateway's limit, and app/enrollment/main.py's)."""
-        responses = {
-            **error_responses(*_error_statuses(method, path, roles)),
-            **kwargs.pop("responses", {}),
-        }
+        role_checked = ROLE_CHECKED if roles != ANY_ROLE else {}
+        responses = refusal_responses(CODES, EVERY_ROUTE, role_checked, refuses or {})
         extra: dict[str, Any] = {"x-roles": list(roles), **kwargs.pop("openapi_extra", {})}
         dependencies = list(kwargs.pop("dependencies", []))
         if cache_seconds:
@@ -141,17 +154,3 @@ def _cacheable_for(seconds: int) -> Callable[[Response], Coroutine[Any, Any, Non
         response.headers["Cache-Control"] = value
 
     return cacheable
-
-
-def _error_statuses(method: str, path: str, roles: tuple[str, ...]) -> list[int]:
-    """The error statuses a route can answer, for its OpenAPI schema (FastAPI adds 422 itself)."""
-    # 401: no gateway secret or no usable identity. 409: the caller's username belongs to another
-    # user id here (checked on every request); on writes, also a rule of SPEC §2.
-    statuses = [401, 409]
-    if roles != ANY_ROLE or "{user_id}" in path:
-        statuses.append(403)  # the role, or the object rule "that user" / "staff of that section"
-    if "{" in path or method != "GET":
-        statuses.append(404)  # an id in the path or the body that does not exist
-    if method in ("POST", "PATCH", "PUT"):
-        statuses.append(413)  # app.common.limits.BodySizeLimit
-    return sorted(statuses)

@@ -382,9 +382,6 @@ EXPLAINED = {
     " permit to revoke: tests/enrollment/test_access.py and test_eligibility.py revoke one",
     ("enrollment", "POST /completed-courses", 413): "a CSV too big for a fuzzed body:"
     " test_abuse.py sends 1 MB and 10 MB",
-    ("enrollment", "POST /terms", 404): "declared for every write; a term names no other row",
-    ("enrollment", "POST /completed-courses", 404): "declared for every write; an unknown user"
-    " or course in the CSV is a 422 naming its line (tests/enrollment/test_eligibility.py)",
     **{("auth", f"POST {p}", 413): ABUSE for p in ("/register", "/login", "/refresh")},
     **{
         ("auth", f"POST {p}", 503): "only on a replica whose primary is out of reach:"
@@ -400,6 +397,10 @@ EXPLAINED = {
         " tests/auth/test_throttle.py and tests/e2e/test_throttle.py"
         for p in ("/register", "/login")
     },
+    ("auth", "POST /login", 403): "a disabled account's right password:"
+    " tests/auth/test_account_management.py",
+    ("auth", "POST /login", 503): "the abuse counts' database busy or refusing the write that"
+    " counts the attempt: the same handler as tests/enrollment/test_db_errors.py's",
 }
 
 
@@ -409,6 +410,24 @@ def declared_statuses(app) -> dict[str, set[int]]:
         for path, methods in app.openapi()["paths"].items()
         for method, operation in methods.items()
     }
+
+
+# Declared on every route, never reached by a fuzz run: 500 (a fault, which not_a_server_error
+# fails the run for), and on every enrollment route the database's 503s (`identify` may record
+# the caller, so any route can write).
+EXPLAINED |= {
+    **{
+        (service, label, 500): "internal_error: not_a_server_error fails any run that meets one;"
+        " tests/enrollment/test_db_errors.py makes one"
+        for service, app in (("enrollment", ENROLLMENT_APP), ("auth", AUTH_APP))
+        for label in declared_statuses(app)
+    },
+    **{
+        ("enrollment", label, 503): "the database busy past its timeout, full or read-only:"
+        " tests/enrollment/test_db_errors.py"
+        for label in declared_statuses(ENROLLMENT_APP)
+    },
+}
 
 
 def test_every_declared_status_is_reached_or_explained():

@@ -4,7 +4,6 @@ from typing import Annotated
 
 from fastapi import Query
 
-from app.common.errors import error_responses
 from app.common.identity import REGISTRAR
 from app.common.models import Id
 from app.common.params import DEFAULT_PAGE, After, PageLimit, PathId
@@ -40,13 +39,22 @@ async def list_courses(
     return db.read(queries.list_courses, after=after, limit=limit)
 
 
-@route("GET", "/courses/{course_id}", ANY_ROLE, response_model=CourseOut)
+@route(
+    "GET", "/courses/{course_id}", ANY_ROLE, refuses={404: ["not_found"]}, response_model=CourseOut
+)
 async def get_course(course_id: PathId, db: Db, _: Caller) -> Row:
     """One course."""
     return db.read(service.get_course_or_404, course_id)
 
 
-@route("POST", "/courses", (REGISTRAR,), response_model=CourseOut, status_code=201)
+@route(
+    "POST",
+    "/courses",
+    (REGISTRAR,),
+    refuses={404: ["not_found"], 409: ["course_exists"]},
+    response_model=CourseOut,
+    status_code=201,
+)
 async def create_course(body: CourseCreate, db: Db, who: Caller) -> Row:
     """Add a course to the catalog."""
     return await db.write(service.create_course, who, body)
@@ -56,9 +64,9 @@ async def create_course(body: CourseCreate, db: Db, who: Caller) -> Row:
     "GET",
     "/sections",
     ANY_ROLE,
+    refuses={404: ["not_found"]},
     cache_seconds=CATALOG_CACHE_SECONDS,
     response_model=list[SectionOut],
-    responses=error_responses(404),
 )
 async def list_sections(
     db: Db,
@@ -82,7 +90,13 @@ async def list_sections(
     return db.read(service.list_sections, course_id=course_id, search=q, after=after, limit=limit)
 
 
-@route("GET", "/sections/{section_id}", ANY_ROLE, response_model=SectionOut)
+@route(
+    "GET",
+    "/sections/{section_id}",
+    ANY_ROLE,
+    refuses={404: ["not_found"]},
+    response_model=SectionOut,
+)
 async def get_section(section_id: PathId, db: Db, _: Caller) -> Row:
     """One live section with its seat and waitlist counts."""
     return db.read(service.get_section_or_404, section_id)
@@ -92,6 +106,7 @@ async def get_section(section_id: PathId, db: Db, _: Caller) -> Row:
     "POST",
     "/sections",
     (REGISTRAR,),
+    refuses={404: ["not_found"], 409: ["not_an_instructor", "section_exists"]},
     response_model=SectionOut,
     status_code=201,
 )

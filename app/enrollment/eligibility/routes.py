@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
-from app.common.errors import Invalid, error_responses
+from app.common.errors import Invalid
 from app.common.identity import REGISTRAR
 from app.common.params import DEFAULT_PAGE, After, PageLimit, PathId
 from app.enrollment.catalog.models import CourseOut
@@ -32,13 +32,25 @@ route = Routes()
 # prerequisites and completed courses
 
 
-@route("GET", "/courses/{course_id}/prerequisites", ANY_ROLE, response_model=list[CourseOut])
+@route(
+    "GET",
+    "/courses/{course_id}/prerequisites",
+    ANY_ROLE,
+    refuses={404: ["not_found"]},
+    response_model=list[CourseOut],
+)
 async def course_prerequisites(course_id: PathId, db: Db, _: Caller) -> list[Row]:
     """The courses a student must have completed before taking this one, in code order."""
     return db.read(service.course_prerequisites, course_id)
 
 
-@route("PUT", "/courses/{course_id}/prerequisites", (REGISTRAR,), response_model=list[CourseOut])
+@route(
+    "PUT",
+    "/courses/{course_id}/prerequisites",
+    (REGISTRAR,),
+    refuses={404: ["not_found"], 409: ["prerequisite_cycle"]},
+    response_model=list[CourseOut],
+)
 async def set_prerequisites(
     course_id: PathId, body: PrerequisitesIn, db: Db, who: Caller
 ) -> list[Row]:
@@ -71,9 +83,9 @@ CsvRows = Annotated[completed.CompletedRows, Depends(_csv_rows)]
     "POST",
     "/completed-courses",
     (REGISTRAR,),
+    refuses={422: ["csv_encoding", "csv_header", "csv_too_long", "csv_empty", "csv_rows"]},
     max_body_bytes=CSV_MAX_BODY_BYTES,
     response_model=ImportOut,
-    responses=error_responses(422),  # the body is read by hand, so FastAPI declares no 422
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -94,7 +106,13 @@ async def import_completed(db: Db, who: Caller, rows: CsvRows) -> dict[str, int]
     return {"imported": await db.write(completed.import_completed, who, rows)}
 
 
-@route("GET", "/users/{user_id}/completed-courses", SELF, response_model=list[CompletedCourse])
+@route(
+    "GET",
+    "/users/{user_id}/completed-courses",
+    SELF,
+    refuses={403: ["forbidden"], 404: ["not_found"]},
+    response_model=list[CompletedCourse],
+)
 async def user_completed(
     user_id: PathId, db: Db, who: Caller, after: After = None, limit: PageLimit = DEFAULT_PAGE
 ) -> list[Row]:
@@ -105,13 +123,25 @@ async def user_completed(
 # credit limits, holds and permits
 
 
-@route("PUT", "/users/{user_id}/credit-limit", (REGISTRAR,), response_model=UserOut)
+@route(
+    "PUT",
+    "/users/{user_id}/credit-limit",
+    (REGISTRAR,),
+    refuses={404: ["not_found"]},
+    response_model=UserOut,
+)
 async def set_credit_limit(user_id: PathId, body: CreditLimitIn, db: Db, who: Caller) -> Row:
     """Set one student's credit limit (null: the default, 18)."""
     return await db.write(service.set_credit_limit, who, user_id, body.credit_limit)
 
 
-@route("GET", "/users/{user_id}/holds", SELF, response_model=list[HoldOut])
+@route(
+    "GET",
+    "/users/{user_id}/holds",
+    SELF,
+    refuses={403: ["forbidden"], 404: ["not_found"]},
+    response_model=list[HoldOut],
+)
 async def user_holds(
     user_id: PathId, db: Db, who: Caller, after: After = None, limit: PageLimit = DEFAULT_PAGE
 ) -> list[Row]:
@@ -119,19 +149,38 @@ async def user_holds(
     return db.read(service.user_holds, who, user_id, after=after, limit=limit)
 
 
-@route("POST", "/users/{user_id}/holds", (REGISTRAR,), response_model=HoldOut, status_code=201)
+@route(
+    "POST",
+    "/users/{user_id}/holds",
+    (REGISTRAR,),
+    refuses={404: ["not_found"]},
+    response_model=HoldOut,
+    status_code=201,
+)
 async def place_hold(user_id: PathId, body: HoldIn, db: Db, who: Caller) -> Row:
     """Place a hold: the student cannot enroll or join a waitlist until it is lifted."""
     return await db.write(service.place_hold, who, user_id, body.reason)
 
 
-@route("DELETE", "/users/{user_id}/holds/{hold_id}", (REGISTRAR,), response_model=HoldOut)
+@route(
+    "DELETE",
+    "/users/{user_id}/holds/{hold_id}",
+    (REGISTRAR,),
+    refuses={404: ["not_found"], 409: ["hold_lifted"]},
+    response_model=HoldOut,
+)
 async def lift_hold(user_id: PathId, hold_id: PathId, db: Db, who: Caller) -> Row:
     """Lift a hold (it stays listed, with who lifted it and when)."""
     return await db.write(service.lift_hold, who, user_id, hold_id)
 
 
-@route("GET", "/users/{user_id}/permits", SELF, response_model=list[PermitOut])
+@route(
+    "GET",
+    "/users/{user_id}/permits",
+    SELF,
+    refuses={403: ["forbidden"], 404: ["not_found"]},
+    response_model=list[PermitOut],
+)
 async def user_permits(
     user_id: PathId, db: Db, who: Caller, after: After = None, limit: PageLimit = DEFAULT_PAGE
 ) -> list[Row]:
@@ -139,7 +188,13 @@ async def user_permits(
     return db.read(service.user_permits, who, user_id, after=after, limit=limit)
 
 
-@route("GET", "/sections/{section_id}/permits", STAFF, response_model=list[PermitOut])
+@route(
+    "GET",
+    "/sections/{section_id}/permits",
+    STAFF,
+    refuses={403: ["forbidden"], 404: ["not_found"]},
+    response_model=list[PermitOut],
+)
 async def section_permits(
     section_id: PathId,
     db: Db,
@@ -151,13 +206,26 @@ async def section_permits(
     return db.read(service.section_permits, who, section_id, after=after, limit=limit)
 
 
-@route("POST", "/sections/{section_id}/permits", STAFF, response_model=PermitOut, status_code=201)
+@route(
+    "POST",
+    "/sections/{section_id}/permits",
+    STAFF,
+    refuses={403: ["forbidden"], 404: ["not_found"], 409: ["not_a_student"]},
+    response_model=PermitOut,
+    status_code=201,
+)
 async def grant_permit(section_id: PathId, body: PermitIn, db: Db, who: Caller) -> Row:
     """Let one student past the named rules of this section (its registrar or instructor)."""
     return await db.write(service.grant_permit, who, section_id, body.user_id, list(body.waives))
 
 
-@route("DELETE", "/sections/{section_id}/permits/{permit_id}", STAFF, response_model=PermitOut)
+@route(
+    "DELETE",
+    "/sections/{section_id}/permits/{permit_id}",
+    STAFF,
+    refuses={403: ["forbidden"], 404: ["not_found"], 409: ["permit_revoked"]},
+    response_model=PermitOut,
+)
 async def revoke_permit(section_id: PathId, permit_id: PathId, db: Db, who: Caller) -> Row:
     """Revoke a permit: it waives nothing more (a place it gave stays)."""
     return await db.write(service.revoke_permit, who, section_id, permit_id)

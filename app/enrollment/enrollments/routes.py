@@ -36,6 +36,24 @@ route = Routes()
     "POST",
     "/users/{user_id}/enrollments",
     (STUDENT, REGISTRAR),
+    refuses={
+        403: ["forbidden"],
+        404: ["not_found"],
+        409: [
+            "already_enrolled",
+            "already_waitlisted",
+            # the eligibility rules, in the order they are checked (`eligibility_refusal`)
+            "not_a_student",
+            "hold",
+            "add_deadline_passed",
+            "registration_window_closed",
+            "prerequisite_missing",
+            "time_conflict",
+            "credit_limit",
+            "waitlist_full",
+            "waitlist_limit_reached",
+        ],
+    },
     response_model=EnrollmentOut,
     status_code=201,
 )
@@ -44,19 +62,37 @@ async def enroll(user_id: PathId, body: EnrollIn, db: Db, who: Caller) -> Row:
     return await db.write(service.enroll, who, user_id, body)
 
 
-@route("DELETE", "/users/{user_id}/enrollments/{section_id}", SELF, response_model=DropOut)
+@route(
+    "DELETE",
+    "/users/{user_id}/enrollments/{section_id}",
+    SELF,
+    refuses={403: ["forbidden"], 404: ["not_found"], 409: ["drop_deadline_passed"]},
+    response_model=DropOut,
+)
 async def drop(user_id: PathId, section_id: PathId, db: Db, who: Caller) -> Row:
     """Drop a section; the head of its waitlist takes the seat unless the section is frozen."""
     return await db.write(service.drop, who, user_id, section_id)
 
 
-@route("DELETE", "/users/{user_id}/waitlist/{section_id}", SELF, response_model=DropOut)
+@route(
+    "DELETE",
+    "/users/{user_id}/waitlist/{section_id}",
+    SELF,
+    refuses={403: ["forbidden"], 404: ["not_found"], 409: ["drop_deadline_passed"]},
+    response_model=DropOut,
+)
 async def leave_waitlist(user_id: PathId, section_id: PathId, db: Db, who: Caller) -> Row:
     """Leave a section's waitlist; everyone behind moves up one place."""
     return await db.write(service.leave_waitlist, who, user_id, section_id)
 
 
-@route("GET", "/users/{user_id}/sections", SELF, response_model=list[SectionOut])
+@route(
+    "GET",
+    "/users/{user_id}/sections",
+    SELF,
+    refuses={403: ["forbidden"], 404: ["not_found"]},
+    response_model=list[SectionOut],
+)
 async def user_sections(
     user_id: PathId,
     db: Db,
@@ -70,7 +106,13 @@ async def user_sections(
     return db.read(service.user_sections, who, user_id, type, after=after, limit=limit)
 
 
-@route("GET", "/users/{user_id}/enrollments", SELF, response_model=list[EnrollmentOut])
+@route(
+    "GET",
+    "/users/{user_id}/enrollments",
+    SELF,
+    refuses={403: ["forbidden"], 404: ["not_found"]},
+    response_model=list[EnrollmentOut],
+)
 async def user_enrollments(
     user_id: PathId,
     db: Db,
@@ -83,7 +125,13 @@ async def user_enrollments(
     return db.read(service.user_enrollments, who, user_id, status, after=after, limit=limit)
 
 
-@route("GET", "/users/{user_id}/waitlist", SELF, response_model=list[WaitlistEntry])
+@route(
+    "GET",
+    "/users/{user_id}/waitlist",
+    SELF,
+    refuses={403: ["forbidden"], 404: ["not_found"]},
+    response_model=list[WaitlistEntry],
+)
 async def user_waitlist(
     user_id: PathId, db: Db, who: Caller, after: After = None, limit: PageLimit = DEFAULT_PAGE
 ) -> list[Row]:
@@ -95,7 +143,13 @@ async def user_waitlist(
 # a section's, for its staff
 
 
-@route("GET", "/sections/{section_id}/enrollments", STAFF, response_model=list[EnrollmentOut])
+@route(
+    "GET",
+    "/sections/{section_id}/enrollments",
+    STAFF,
+    refuses={403: ["forbidden"], 404: ["not_found"]},
+    response_model=list[EnrollmentOut],
+)
 async def section_enrollments(
     section_id: PathId,
     db: Db,
@@ -110,7 +164,13 @@ async def section_enrollments(
     return db.read(service.section_roster, who, section_id, wanted, after=after, limit=limit)
 
 
-@route("GET", "/sections/{section_id}/waitlist", STAFF, response_model=list[WaitlistEntry])
+@route(
+    "GET",
+    "/sections/{section_id}/waitlist",
+    STAFF,
+    refuses={403: ["forbidden"], 404: ["not_found"]},
+    response_model=list[WaitlistEntry],
+)
 async def section_waitlist(
     section_id: PathId,
     db: Db,
@@ -122,13 +182,25 @@ async def section_waitlist(
     return db.read(service.section_waitlist, who, section_id, after=after, limit=limit)
 
 
-@route("DELETE", "/sections/{section_id}/enrollments/{user_id}", STAFF, response_model=DropOut)
+@route(
+    "DELETE",
+    "/sections/{section_id}/enrollments/{user_id}",
+    STAFF,
+    refuses={403: ["forbidden"], 404: ["not_found"]},
+    response_model=DropOut,
+)
 async def administrative_drop(section_id: PathId, user_id: PathId, db: Db, who: Caller) -> Row:
     """Drop a student from a section (or its waitlist) on the staff's authority."""
     return await db.write(service.administrative_drop, who, section_id, user_id)
 
 
-@route("GET", "/courses/{course_id}/waitlist", STAFF, response_model=list[WaitlistEntry])
+@route(
+    "GET",
+    "/courses/{course_id}/waitlist",
+    STAFF,
+    refuses={403: ["forbidden"], 404: ["not_found"]},
+    response_model=list[WaitlistEntry],
+)
 async def course_waitlist(
     course_id: PathId,
     db: Db,
@@ -148,6 +220,10 @@ async def course_waitlist(
     "PATCH",
     "/sections/{section_id}",
     (REGISTRAR,),
+    refuses={
+        404: ["not_found"],
+        409: ["not_an_instructor", "capacity_below_enrollment", "waitlist_capacity_below_waitlist"],
+    },
     response_model=SectionChange,
 )
 async def update_section(
@@ -159,7 +235,9 @@ async def update_section(
     return await db.write(service.update_section, who, section_id, body)
 
 
-@route("DELETE", "/sections/{section_id}", (REGISTRAR,), status_code=204)
+@route(
+    "DELETE", "/sections/{section_id}", (REGISTRAR,), refuses={404: ["not_found"]}, status_code=204
+)
 async def delete_section(section_id: PathId, db: Db, who: Caller) -> Response:
     """Remove a section from the catalog (its history stays in the database)."""
     await db.write(service.delete_section, who, section_id)

@@ -22,7 +22,13 @@ async def list_users(
     return db.read(queries.list_users, after=after, limit=limit)
 
 
-@route("GET", "/users/{user_id}", SELF, response_model=UserOut)
+@route(
+    "GET",
+    "/users/{user_id}",
+    SELF,
+    refuses={403: ["forbidden"], 404: ["not_found"]},
+    response_model=UserOut,
+)
 async def get_user(user_id: PathId, db: Db, who: Caller, settings: AppSettings) -> Row:
     """A user's record: your own, anyone's for the registrar, and for an instructor, a student's
     on a roster or waitlist of a section they teach."""
