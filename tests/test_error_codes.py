@@ -23,6 +23,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 
 import app
+from app import error_table
 from app.auth.codes import CODES as AUTH_CODES
 from app.common.db import immediate
 from app.common.errors import ANY_PATH, DATABASE_REFUSALS, Catalog
@@ -213,4 +214,12 @@ def test_an_enrollment_answers_the_eligibility_rules_by_name(apps):
     refusals = schema["paths"]["/users/{user_id}/enrollments"]["post"]["responses"]["409"]
     assert {"already_enrolled", "waitlist_full", "hold", "prerequisite_missing"} <= set(
         refusals["x-codes"]
+    )
+
+
+def test_the_readmes_table_of_error_codes_is_the_catalogs():
+    text = error_table.README.read_text()
+    assert error_table.with_table(text) == text, (
+        "README.md's table of error codes is not what the catalogs say: write it anew with"
+        " `.venv/bin/python -m app.error_table`"
     )

@@ -10,7 +10,7 @@ rules. A route declares the codes it can answer (`refusal_responses`, checked ag
 when the route is declared); its OpenAPI schema lists them per status, with their meanings and as
 an `enum` of ErrorOut's `code`, and adds what every route of these handlers can answer
 (`_document_refusals`). tests/test_error_codes.py holds each route's declaration to the codes its
-code can raise.
+code can raise, and README.md's table of codes to the catalogs (`python -m app.error_table`).
 """
 
 import logging
