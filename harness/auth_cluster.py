@@ -99,6 +99,20 @@ class AuthCluster:
     def replicas(self) -> list[AuthNode]:
         return [self.nodes["secondary-1"], self.nodes["secondary-2"]]
 
+    @property
+    def throttle_database(self) -> Path:
+        """The abuse counts all nodes share (app/auth/settings.py `throttle_path`)."""
+        given = self.env.get("AUTH_THROTTLE_DATABASE")
+        return Path(given) if given else Path(self.env["AUTH_PRIVATE_JWKS"]).parent / "throttle.db"
+
+    def replicas_caught_up(self) -> bool:
+        """Whether each replica holds the primary's last transaction: LiteFS's `auth.db-pos`
+        (transaction id and checksum) is the same on every node."""
+        positions = {
+            (node.mount / "auth.db-pos").read_text() for node in (self.primary, *self.replicas)
+        }
+        return len(positions) == 1
+
     def start(self, *names: str) -> float:
         """Start the named nodes (default: all) at once; return the seconds until every one's
         auth instance answers."""
@@ -258,3 +272,8 @@ ROOMY_LIMITS_ENV = {
     "AUTH_LOGIN_FAILURES_PER_ADDRESS": "1000000",
     "AUTH_REGISTRATIONS_PER_ADDRESS": "1000000",
 }
+
+# Access tokens that expire within a test: the modules that watch a session outlive its access
+# token (tests/e2e/test_accounts.py, test_web_app.py) share one cluster with these settings.
+SHORT_ACCESS_TTL = 8
+SHORT_TOKENS_ENV = ROOMY_LIMITS_ENV | {"AUTH_ACCESS_TTL_SECONDS": str(SHORT_ACCESS_TTL)}

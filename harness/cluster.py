@@ -11,13 +11,16 @@ hundreds of argon2 hashes; `login()` goes through the auth gateway like a person
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
 
 from app.auth.settings import Settings as AuthSettings
 from app.auth.tokens import KeyRing, TokenUse, build_claims
-from harness.auth_cluster import AuthCluster
+from app.enrollment.catalog.routes import CATALOG_CACHE_SECONDS
+from harness.auth_cluster import AuthCluster, wait_for
+from harness.db import copy_database, empty_tables, restore_rows
 from harness.enroll_cluster import EnrollmentCluster, write_secret
 from harness.gateway import Gateway
 from harness.procs import ROOT, free_port, stop, wait_http
@@ -128,6 +131,32 @@ class Cluster:
         for gateway in self.gateways:
             gateway.start()
         self.web.start()
+        # What both databases hold at start (the demo seed), for `reset`.
+        self.pristine = self.var / "pristine"
+        self.pristine.mkdir(exist_ok=True)
+        copy_database(self.enrollment.db, self.pristine / "enroll.db")
+        copy_database(self.auth.primary.database, self.pristine / "auth.db")
+
+    @property
+    def whole(self) -> bool:
+        """Whether every process of the cluster still runs (a test may have stopped one)."""
+        procs = [*self.enrollment.procs, *(g.proc for g in self.gateways), self.web.proc]
+        nodes = [self.auth.primary, *self.auth.replicas]
+        return all(p is not None and p.poll() is None for p in procs) and all(
+            node.running for node in nodes
+        )
+
+    def reset(self) -> None:
+        """Back to the state `start` left, without a restart: both databases hold the demo seed
+        again (the auth one replicated to both replicas before this returns), no failed sign-in
+        is counted, and every answer the enroll gateway cached before is expired. What a test
+        module finds is then what a cluster of its own would give it."""
+        restore_rows(self.pristine / "enroll.db", self.enrollment.db)
+        restore_rows(self.pristine / "auth.db", self.auth.primary.database)
+        empty_tables(self.auth.throttle_database)
+        caught_up = wait_for(lambda: self.auth.replicas_caught_up(), 10, interval=0.02)
+        assert caught_up is not None, "the auth replicas did not catch up with the reset"
+        time.sleep(CATALOG_CACHE_SECONDS)
 
     def close(self) -> None:
         self.web.stop()

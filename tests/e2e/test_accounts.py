@@ -13,19 +13,19 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from harness.auth_cluster import ROOMY_LIMITS_ENV
+from harness.auth_cluster import SHORT_ACCESS_TTL, SHORT_TOKENS_ENV
 from harness.cluster import Cluster
 from harness.seed import DEMO_PASSWORD
 
 pytestmark = pytest.mark.e2e
 
 PASSWORD = "correct-horse-battery"
-ACCESS_TTL = 6
+ACCESS_TTL = SHORT_ACCESS_TTL
 
 
 @pytest.fixture(scope="module")
 def cluster_env() -> dict[str, str]:
-    return ROOMY_LIMITS_ENV | {"AUTH_ACCESS_TTL_SECONDS": str(ACCESS_TTL)}
+    return dict(SHORT_TOKENS_ENV)
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from harness.auth_cluster import ROOMY_LIMITS_ENV
+from harness.auth_cluster import SHORT_ACCESS_TTL, SHORT_TOKENS_ENV
 from harness.cluster import Cluster
 from harness.procs import ROOT
 from harness.seed import DEMO_PASSWORD
@@ -22,18 +22,19 @@ from tests.e2e.browser import CHROMEDRIVER, CHROMIUM, Browser
 
 pytestmark = pytest.mark.e2e
 
-ACCESS_TTL = 8
+ACCESS_TTL = SHORT_ACCESS_TTL
 SHOTS = ROOT / "var" / "screenshots"
 
 
 @pytest.fixture(scope="module")
 def cluster_env() -> dict[str, str]:
-    return ROOMY_LIMITS_ENV | {"AUTH_ACCESS_TTL_SECONDS": str(ACCESS_TTL)}
+    return dict(SHORT_TOKENS_ENV)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def browsers(cluster: Cluster) -> Iterator[list[Browser]]:
-    """Browsers opened on demand (`open_browser`) and all closed at the module's end."""
+    """Browsers opened on demand (`open_browser`) and all closed at the end of the test: no
+    Chromium outlives the test that opened it."""
     if not CHROMIUM.exists() or not CHROMEDRIVER.exists():
         pytest.fail("Debian's chromium and chromium-driver are missing: ./bin/test installs them")
     opened: list[Browser] = []
@@ -42,7 +43,7 @@ def browsers(cluster: Cluster) -> Iterator[list[Browser]]:
         browser.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def open_browser(cluster: Cluster, browsers: list[Browser]):
     def open_one(**size) -> Browser:
         browser = Browser(cluster.web.url, **size)
@@ -52,7 +53,7 @@ def open_browser(cluster: Cluster, browsers: list[Browser]):
     return open_one
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def registrar(open_browser) -> Browser:
     browser = open_browser()
     browser.sign_in("rhenderson", DEMO_PASSWORD)
