@@ -42,6 +42,15 @@ ensure_debian_packages() {  # ensure_debian_packages [--browser]: also Chromium 
     fi
 }
 
+ensure_node() {  # the web app's unit tests (tests/web/*.test.mjs) run on node's own test runner
+    # Node 20.19 or newer: it loads share/web/js/*.js, which are ES modules with no package.json to
+    # say so, by their syntax. Debian's own nodejs (18 on bookworm) does not.
+    if ! node -e 'const [a, b] = process.versions.node.split(".").map(Number);
+                  process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)' 2>/dev/null; then
+        die "Node.js 20.19 or newer is needed for the web app's tests (found: $(node --version 2>&1 || echo none)); install it and rerun."
+    fi
+}
+
 ensure_python() {
     python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
         || die "Python 3.11 or newer is needed (found $(python3 --version 2>&1)); install it and rerun."
