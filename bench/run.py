@@ -12,7 +12,11 @@ harness/cluster.py), then measures, all in the same run so the ratios are fair o
   4. read path: GET /sections through the gateway and straight to the three instances (with the
      headers the gateway would set), and /health on one instance;
   5. scaling: closed-loop rushes over 25-400 clients, and in front of 1, 2 and 3 instances;
-  6. auth through the auth gateway: register/s (LiteFS primary) and logins/s over the three nodes.
+  6. auth through the auth gateway: register/s (LiteFS primary) and logins/s over the three nodes;
+  7. the cost of Idempotency-Key: closed-loop rushes without keys and with them, in turns
+     (--key-rounds pairs), CPU per operation of each side compared.
+Every rush's writes carry an Idempotency-Key, a fresh one per request (the bench never retries),
+as the web app's do; only the keyless side of 7 leaves them out.
 Every rush starts from the same fresh catalog and ends with every SPEC §2 invariant checked on the
 database, every enrollment answered 201 among its rows. A broken invariant, a 5xx, a cut
 connection, a 401, 403, 422 or 429 (bench.rush.REFUSALS), a non-2xx answer or socket error in a
@@ -25,6 +29,7 @@ import argparse
 import asyncio
 import copy
 import json
+import statistics
 import sys
 import time
 from collections import Counter
@@ -158,7 +163,7 @@ class Rush:
         self.failures += [f"{name}: {n} × {why}" for why, n in result["failed_answers"].items()]
         return result
 
-    def closed(self, name: str, clients: int, seconds: float) -> dict:
+    def closed(self, name: str, clients: int, seconds: float, *, keys: bool = True) -> dict:
         students, sections = self._fresh()
         url = self.cluster.enroll_gateway.url
         cpu = self._cpu()
@@ -171,18 +176,23 @@ class Rush:
                 seconds=seconds,
                 max_operations=self.args.max_operations,
                 prefix=PREFIX,
+                keys=keys,
             )
         )
-        return self._checked(name, samples, took, cpu, students) | {"clients": clients}
+        result = self._checked(name, samples, took, cpu, students)
+        return result | {"clients": clients, "idempotency_keys": keys}
 
-    def open(self, name: str, rate: float, seconds: float) -> dict:
+    def open(self, name: str, rate: float, seconds: float, *, keys: bool = True) -> dict:
         students, sections = self._fresh()
         url = self.cluster.enroll_gateway.url
         cpu = self._cpu()
         samples, took = uvloop.run(
-            run_open_loop(url, students, sections, rate=rate, seconds=seconds, prefix=PREFIX)
+            run_open_loop(
+                url, students, sections, rate=rate, seconds=seconds, prefix=PREFIX, keys=keys
+            )
         )
-        return self._checked(name, samples, took, cpu, students) | {"offered_per_s": round(rate, 1)}
+        result = self._checked(name, samples, took, cpu, students)
+        return result | {"offered_per_s": round(rate, 1), "idempotency_keys": keys}
 
 
 def ceiling_gateway(cluster: Cluster) -> Gateway:
@@ -256,6 +266,31 @@ def bench_scaling(cluster: Cluster, rush: Rush, args) -> dict:
             gateway.env["GATEWAY_ENROLL_BACKENDS"] = ",".join(all_backends)
             gateway.start()
     return {"by_clients": by_clients, "by_instances": by_instances}
+
+
+def bench_key_cost(rush: Rush, args) -> dict:
+    """What Idempotency-Key costs: closed-loop rushes of --clients clients without keys and with
+    them, in turns (--key-rounds pairs of --key-seconds each, on the same cluster, each on a fresh
+    catalog), so both sides meet the same noise. Compared by the median CPU per operation of the
+    instances and of the gateway: steadier on this shared machine than throughput."""
+    rows = []
+    for number in range(1, args.key_rounds + 1):
+        for keys in (False, True):
+            name = f"{'with' if keys else 'without'} Idempotency-Key, pair {number}"
+            rows.append(rush.closed(name, args.clients, args.key_seconds, keys=keys))
+    sides: dict = {}
+    for side, keys in (("without", False), ("with", True)):
+        mine = [r for r in rows if r["idempotency_keys"] is keys]
+        sides[side] = {
+            key: statistics.median(r[key] for r in mine)
+            for key in ("instances_cpu_us_per_op", "gateway_cpu_us_per_op", "ops_per_s", "p99_ms")
+        }
+    before, after = sides["without"], sides["with"]
+    ratios = {
+        key: round(after[key] / before[key], 3) if before[key] else None
+        for key in ("instances_cpu_us_per_op", "gateway_cpu_us_per_op")
+    }
+    return {"rows": rows, **sides, "ratio_with_to_without": ratios}
 
 
 async def _timed_posts(
@@ -344,6 +379,7 @@ def table(results: dict) -> str:
         *results["read_path"],
         *scaling.get("by_clients", []),
         *scaling.get("by_instances", []),
+        *results.get("key_cost", {}).get("rows", []),
         *results["auth"],
     ]
     for r in rows:
@@ -365,6 +401,17 @@ def table(results: dict) -> str:
         f" enroll gateway {rush['gateway_cpu_us_per_op']} µs,"
         f" load client {rush['client_cpu_us_per_op']} µs"
     )
+    if "key_cost" in results:
+        cost = results["key_cost"]
+        sides = [
+            f"{who} {cost['with'][key]} µs with keys, {cost['without'][key]} µs without"
+            f" (× {cost['ratio_with_to_without'][key]})"
+            for who, key in (("instances", "instances_cpu_us_per_op"),
+                             ("gateway", "gateway_cpu_us_per_op"))
+        ]  # fmt: skip
+        pairs = len(cost["rows"]) // 2
+        lines.append(f"Idempotency-Key, CPU per rush operation (medians of {pairs} pairs): "
+                     + "; ".join(sides))  # fmt: skip
     ratios = results["ratios"]
     lines.append(
         f"ratios in this run: rush / ceiling {ratios['rush_to_ceiling']:.2f};"
@@ -391,6 +438,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--logins", type=int, default=400)
     p.add_argument("--auth-clients", type=int, default=8)
     p.add_argument("--skip-auth", action="store_true")
+    p.add_argument(
+        "--key-rounds",
+        type=int,
+        default=2,
+        help="pairs of rushes without and with Idempotency-Key for its cost (0: none)",
+    )
+    p.add_argument("--key-seconds", type=float, default=6.0, help="duration of each of those")
     p.add_argument(
         "--new-students",
         action="store_true",
@@ -430,6 +484,8 @@ def main(argv: list[str] | None = None) -> int:
         results["read_path"] = bench_read_path(cluster, args)
         if not args.skip_scaling:
             results["scaling"] = bench_scaling(cluster, rush, args)
+        if args.key_rounds > 0:
+            results["key_cost"] = bench_key_cost(rush, args)
         results["auth"] = [] if args.skip_auth else bench_auth(cluster, args)
     finally:
         if prometheus is not None:
@@ -437,7 +493,8 @@ def main(argv: list[str] | None = None) -> int:
         cluster.close()
     scaling = results.get("scaling", {})
     rushes = [results["rush"], results["open_loop"], *scaling.get("by_clients", []),
-              *scaling.get("by_instances", [])]  # fmt: skip
+              *scaling.get("by_instances", []),
+              *results.get("key_cost", {}).get("rows", [])]  # fmt: skip
     results["server_errors"] = sum(r["server_errors"] for r in rushes)
     results["invariant_violations"] = rush.violations
     results["failures"] = rush.failures + [

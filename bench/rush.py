@@ -7,6 +7,7 @@ sending its next request when the last is answered: throughput at saturation) an
 import asyncio
 import random
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,6 +38,15 @@ class Student:
     waitlisted: set[int] = field(default_factory=set)
     # The body of every 201 to an enroll: each must be in the database (harness/invariants.py).
     acknowledged: list[dict] = field(default_factory=list)
+
+
+def keyed(headers: dict[str, str], method: str, keys: bool) -> dict[str, str]:
+    """The headers of one request: the student's, and on a write (with `keys`) an
+    Idempotency-Key of its own, as the web app sends. The bench never sends a request again (a cut
+    or a 5xx fails the run), so each request is one student action: a fresh key every time."""
+    if not keys or method == "GET":
+        return headers
+    return {**headers, "Idempotency-Key": str(uuid.uuid4())}
 
 
 def failed(sample: Sample) -> str | None:
@@ -87,9 +97,11 @@ async def run_rush(
     max_operations: int,
     prefix: str = "",
     seed: int = 449,
+    keys: bool = True,
 ) -> tuple[list[Sample], float]:
     """C clients, each a keep-alive connection to one of `urls` (round robin), each playing its
-    share of the students until `seconds` pass or `max_operations` are done (bounded both ways)."""
+    share of the students until `seconds` pass or `max_operations` are done (bounded both ways).
+    Every write carries an Idempotency-Key unless `keys` is false (`keyed`)."""
     rng = random.Random(seed)
     groups = [students[i::clients] for i in range(clients)]
     samples: list[Sample] = []
@@ -105,7 +117,8 @@ async def run_rush(
                 op, method, path, body, apply = choose(student, section_ids, rng, prefix)
                 started = time.monotonic()
                 try:
-                    reply = await conn.request(method, path, student.headers, body)
+                    headers = keyed(student.headers, method, keys)
+                    reply = await conn.request(method, path, headers, body)
                     status: int | None = reply.status
                     apply(reply.status, reply.json() if reply.body else None)
                 except (OSError, asyncio.IncompleteReadError):
@@ -131,6 +144,7 @@ async def run_open_loop(
     prefix: str = "",
     seed: int = 449,
     connections: int = 400,
+    keys: bool = True,
 ) -> tuple[list[Sample], float]:
     """Requests arrive at `rate` a second whatever the answers, as students do on registration
     day (wrk2's constant throughput, k6's constant-arrival-rate), for `seconds`. Each one's
@@ -140,7 +154,7 @@ async def run_open_loop(
     waits for one, and that wait counts in its latency. Unbounded, a moment's backlog made the
     client open a connection per waiting request, thousands, and the cost of opening them kept
     the backlog from ever draining. Bounded: rate x seconds requests, then the stragglers'
-    answers."""
+    answers. Every write carries an Idempotency-Key unless `keys` is false (`keyed`)."""
     rng = random.Random(seed)
     samples: list[Sample] = []
     idle: asyncio.Queue[Connection] = asyncio.Queue()
@@ -160,7 +174,7 @@ async def run_open_loop(
         op, method, path, body, apply = choose(student, section_ids, rng, prefix)
         sent = time.monotonic()
         try:
-            reply = await conn.request(method, path, student.headers, body)
+            reply = await conn.request(method, path, keyed(student.headers, method, keys), body)
             status: int | None = reply.status
             apply(reply.status, reply.json() if reply.body else None)
             idle.put_nowait(conn)
