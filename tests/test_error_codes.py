@@ -82,7 +82,9 @@ def routes(app: FastAPI) -> Iterator[tuple[str, str, APIRoute]]:
 def can_raise(walker: Walker, route: APIRoute) -> Effects:
     """What the code of `route` can raise: its endpoint's, its dependencies', and its route
     class's handler's (which, for `identify`'s role check, answers 403 only on a route whose
-    roles leave one out)."""
+    roles leave one out). The handler is looked up as Python would, through the class's bases
+    (a write route's KeyedWrite takes CallerFirst's), and walked as a method of the route's own
+    class, so that what it calls on `self` is that class's (KeyedWrite.answer)."""
     roots: list[Key] = [(inspect.unwrap(route.endpoint), None)]
     pending = list(route.dependant.dependencies)
     while pending:
@@ -91,7 +93,14 @@ def can_raise(walker: Walker, route: APIRoute) -> Effects:
             roots.append((dependency.call, None))
         pending.extend(dependency.dependencies)
     found = walker.effects_of(roots)
-    handler = type(route).__dict__.get("get_route_handler")
+    handler = next(
+        (
+            cls.__dict__["get_route_handler"]
+            for cls in type(route).__mro__
+            if cls.__module__.startswith("app.") and "get_route_handler" in cls.__dict__
+        ),
+        None,
+    )
     if handler is None:
         return found
     around = walker.effects_of([(handler, type(route))])

@@ -15,6 +15,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+from app.common import idempotency
 from app.common.observe import WRITER_LOCK_WAIT
 
 BUSY_TIMEOUT_MS = 30_000
@@ -457,13 +458,28 @@ class Database:
         **kwargs: P.kwargs,
     ) -> T:
         """`fn(tx, *args, **kwargs)` as one BEGIN IMMEDIATE transaction in the write turn; its
-        result once committed and on disk."""
+        result once committed and on disk.
 
-        def job() -> T:
+        The write of a request with an Idempotency-Key (the first write of its route, which
+        `idempotency.pending` marked) runs under the key: its answer is recorded in its
+        transaction, or the answer recorded before is found and nothing runs
+        (`idempotency.once`); either way this raises `idempotency.Ran` once committed, and
+        the route answers what was recorded."""
+        keyed = idempotency.take()
+        if keyed is None:
+
+            def job() -> T:
+                with self.writers.connection() as conn, immediate(conn) as tx:
+                    return fn(tx, *args, **kwargs)
+
+            return await self.writer_lock.run(job)
+
+        def keyed_job() -> None:
             with self.writers.connection() as conn, immediate(conn) as tx:
-                return fn(tx, *args, **kwargs)
+                idempotency.once(tx, keyed, fn, *args, **kwargs)
 
-        return await self.writer_lock.run(job)
+        await self.writer_lock.run(keyed_job)
+        raise idempotency.Ran(keyed)
 
 
 class WrongSchema(RuntimeError):

@@ -21,7 +21,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.dependencies.utils import get_flat_params
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -91,6 +91,14 @@ class Relayed(DomainError):
         self.status = status
 
 
+class MadeAnswer(Exception):
+    """Not an error: the request's answer, made already (a keyed write's recorded answer,
+    app/common/idempotency.py `Answered`), which the handler sends as it is."""
+
+    def response(self) -> Response:
+        raise NotImplementedError
+
+
 class FieldError(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
@@ -124,6 +132,9 @@ COMMON_CODES: Catalog = {
     (405, "method_not_allowed"): "the path has no route for this method (any path)",
     (413, "body_too_large"): "the request body is over the route's size limit: nothing was read",
     (422, "validation_error"): "invalid input: `errors` names each offending field",
+    (422, "idempotency_key_reused"): "the Idempotency-Key was given to another request of this"
+    " caller (another method, path or body) within 24 hours: nothing was done; a new request"
+    " needs a new key",
     (500, "internal_error"): "a fault of the service, logged with the request id",
     (503, "unavailable"): "the database stayed busy past its timeout: nothing was changed; retry"
     " (Retry-After)",
@@ -273,6 +284,10 @@ def install_error_handlers(app: FastAPI) -> None:
             error_body(exc.detail, exc.code), status_code=exc.status, headers=exc.headers
         )
 
+    @app.exception_handler(MadeAnswer)
+    async def _made(_: Request, made: MadeAnswer) -> Response:
+        return made.response()
+
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         errors = _validation_errors(exc)
@@ -378,7 +393,13 @@ def _add_every_routes_refusals(responses: dict[str, Any], route: RouteContext, m
     """Add to an operation's `responses` the codes the handlers answer on this route."""
     codes = {int(s): dict(r["x-codes"]) for s, r in responses.items() if "x-codes" in r}
     common = [(500, "internal_error")]
-    if get_flat_params(route.dependant) or route.body_field is not None:
+    # Input FastAPI validates, or a header the route declares in its schema (Idempotency-Key).
+    declared = getattr(route.original_route, "openapi_extra", None) or {}
+    if (
+        get_flat_params(route.dependant)
+        or route.body_field is not None
+        or declared.get("parameters")
+    ):
         common.append((422, "validation_error"))
     if method in ("POST", "PUT", "PATCH"):
         common.append((413, "body_too_large"))

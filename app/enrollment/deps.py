@@ -7,8 +7,9 @@ from typing import Annotated, Any
 from fastapi import Depends, Request, Response
 from fastapi.routing import APIRoute
 
+from app.common import idempotency
 from app.common.db import Database
-from app.common.errors import Forbidden, Unauthenticated
+from app.common.errors import Forbidden, Invalid, Unauthenticated
 from app.common.identity import (
     GATEWAY_SECRET_HEADER,
     IDENTITY_HEADERS,
@@ -89,20 +90,66 @@ async def caller(request: Request) -> Identity:
 Caller = Annotated[Identity, Depends(caller)]
 
 
+Handler = Callable[[Request], Coroutine[Any, Any, Response]]
+
+
 class CallerFirst(APIRoute):
     """A route whose caller is identified (`identify`) before FastAPI reads anything else of the
     request: a request the gateway did not vouch for, or whose role the route does not allow, is
     a 401 or 403 whatever its parameters and body, never a 422 that would tell it which are
     wrong. The identity is kept in the request's state, where `Caller` finds it."""
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+    def get_route_handler(self) -> Handler:
         handler = super().get_route_handler()
 
         async def caller_first(request: Request) -> Response:
-            request.scope.setdefault("state", {})[CALLER] = await identify(request)
-            return await handler(request)
+            who = await identify(request)
+            request.scope.setdefault("state", {})[CALLER] = who
+            return await self.answer(handler, request, who)
 
         return caller_first
+
+    async def answer(self, handler: Handler, request: Request, who: Identity) -> Response:
+        """The answer to an identified caller's request: the route's own."""
+        return await handler(request)
+
+
+class KeyedWrite(CallerFirst):
+    """A write route (POST, PUT, PATCH, DELETE): with an Idempotency-Key, its answer is made once
+    per caller and key, recorded in its write's transaction and replayed to every retry
+    (app/common/idempotency.py; `Database.write` runs the write under the key). The key is read
+    after the caller is identified, so a stranger's bad key is still their 401 or 403 first.
+    The caller is the signed-in user: nobody replays another's answer. A retry while the first
+    is running waits for the write lock like any writer, then finds its record: the decision is
+    that one transaction, so there is no half-run request to report as in progress."""
+
+    async def answer(self, handler: Handler, request: Request, who: Identity) -> Response:
+        key = idempotency.key_of(request.headers)
+        if key is None:
+            return await handler(request)
+        settings: Settings = request.app.state.settings
+        keyed = idempotency.Keyed(
+            caller=f"user:{who.user_id}",
+            key=key,
+            method=request.method,
+            path=request.scope["path"],
+            body_digest=idempotency.body_digest(await request.body()),
+            ttl_seconds=settings.idempotency_ttl_seconds,
+            answer_of=idempotency.answer_maker(self),
+        )
+        with idempotency.pending(keyed):
+            try:
+                return await handler(request)  # answered here only if it never wrote
+            except idempotency.Ran:
+                pass
+        if keyed.reused_for is not None:
+            raise Invalid(
+                f"this Idempotency-Key was given to another request of yours"
+                f" ({keyed.reused_for}) in the last {settings.idempotency_ttl_seconds} s:"
+                " use a new key for a new request",
+                code="idempotency_key_reused",
+            )
+        return keyed.outcome()
 
 
 async def installation_service(request: Request) -> None:

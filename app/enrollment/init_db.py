@@ -9,6 +9,7 @@ import sqlite3
 import sys
 from pathlib import Path
 
+from app.common import idempotency
 from app.common.db import connect, immediate, migrate
 
 SHARE = Path(__file__).resolve().parents[2] / "share"
@@ -43,6 +44,8 @@ _MIGRATIONS = {
         # reference until then.
         "ALTER TABLE sections ADD COLUMN term_id INTEGER REFERENCES terms(id)",
     ],
+    # idempotency_keys is new: share/common/idempotency.sql makes it (IF NOT EXISTS).
+    4: [],
 }
 
 
@@ -53,6 +56,7 @@ def init_db(path: Path, *, seed: bool = True) -> None:
     try:
         migrate(conn, _MIGRATIONS, first_table="users")
         conn.executescript(SCHEMA.read_text())
+        idempotency.create_table(conn)
         if not seed or conn.execute("SELECT COUNT(*) FROM users").fetchone()[0]:
             return
         people = json.loads(PEOPLE.read_text())

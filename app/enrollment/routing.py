@@ -15,10 +15,11 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute
 
+from app.common import idempotency
 from app.common.errors import DATABASE_REFUSALS, refusal_responses
 from app.common.identity import INSTRUCTOR, REGISTRAR, ROLES
 from app.enrollment.codes import CODES
-from app.enrollment.deps import Caller, CallerFirst, Db, caller, database
+from app.enrollment.deps import Caller, CallerFirst, Db, KeyedWrite, caller, database
 
 ANY_ROLE = ROLES
 STAFF = (INSTRUCTOR, REGISTRAR)
@@ -36,6 +37,10 @@ EVERY_ROUTE = {
     503: DATABASE_REFUSALS,
 }
 ROLE_CHECKED = {403: ("forbidden",)}  # `identify`, on a route whose roles leave one out
+# What a write route answers besides: the Idempotency-Key given to another request of the
+# caller's (`KeyedWrite`; a malformed key is the handlers' 422 `validation_error`).
+KEYED = {422: ("idempotency_key_reused",)}
+WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 class Routes:
@@ -70,8 +75,11 @@ class Routes:
         larger than the common limit gives `max_body_bytes` (`x-max-body-bytes` in its OpenAPI
         schema: the gateway's limit, and app/enrollment/main.py's)."""
         role_checked = ROLE_CHECKED if roles != ANY_ROLE else {}
-        responses = refusal_responses(CODES, EVERY_ROUTE, role_checked, refuses or {})
+        keyed = KEYED if method in WRITES else {}
+        responses = refusal_responses(CODES, EVERY_ROUTE, role_checked, keyed, refuses or {})
         extra: dict[str, Any] = {"x-roles": list(roles), **kwargs.pop("openapi_extra", {})}
+        if method in WRITES:
+            extra["parameters"] = [*extra.get("parameters", []), idempotency.OPENAPI_PARAMETER]
         dependencies = list(kwargs.pop("dependencies", []))
         if cache_seconds:
             assert method == "GET", "only a read can be answered from a cache"
@@ -80,18 +88,20 @@ class Routes:
         if max_body_bytes is not None:
             assert method != "GET" and "{" not in path, "a body limit is for a write's fixed path"
             extra["x-max-body-bytes"] = max_body_bytes
-        register = self._router.api_route(
-            path,
-            methods=[method],
-            openapi_extra=extra,
-            responses=responses,
-            dependencies=dependencies,
-            **kwargs,
-        )
 
         def decorator(endpoint: Endpoint) -> Endpoint:
             assert inspect.iscoroutinefunction(endpoint), f"{endpoint.__name__} runs on the loop"
-            register(_handed(endpoint))
+            self._router.add_api_route(
+                path,
+                _handed(endpoint),
+                methods=[method],
+                # A write's answer is made once per Idempotency-Key (KeyedWrite).
+                route_class_override=KeyedWrite if method in WRITES else None,
+                openapi_extra=extra,
+                responses=responses,
+                dependencies=dependencies,
+                **kwargs,
+            )
             return endpoint
 
         return decorator

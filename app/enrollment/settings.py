@@ -3,9 +3,10 @@
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.common.idempotency import TTL_SECONDS
 from app.common.settings import (
     LoopbackUrls,
     database_checked,
@@ -14,7 +15,7 @@ from app.common.settings import (
 )
 
 APPLICATION_ID = int.from_bytes(b"ENRL", "big")  # share/enroll/schema.sql sets these two
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 class Settings(BaseSettings):
@@ -34,6 +35,10 @@ class Settings(BaseSettings):
     """The auth service's instances, the LiteFS primary's first (comma-separated base URLs): an
     account the registrar names is asked of them (app/enrollment/people/directory.py). Empty: an
     id is 404 until its account is announced here or its user makes a request."""
+
+    idempotency_ttl_seconds: int = Field(TTL_SECONDS, gt=0)
+    """How long the answer to an Idempotency-Key is kept for its retries
+    (app/common/idempotency.py); a key older than this is a new key."""
 
     @field_validator("database")
     @classmethod

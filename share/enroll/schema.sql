@@ -163,7 +163,11 @@ CREATE TABLE IF NOT EXISTS permits (
 );
 CREATE INDEX IF NOT EXISTS permits_live ON permits(user_id, section_id) WHERE revoked_at IS NULL;
 
+-- idempotency_keys (Idempotency-Key's answers) is share/common/idempotency.sql, the same in
+-- both services' databases; init_db applies it after this file.
+
 -- Identifies the file as this service's database, at this schema version; the service refuses to
 -- start on anything else.
 PRAGMA application_id = 1162760780;  -- 'ENRL'
-PRAGMA user_version = 3;  -- 2: eligibility, 3: terms (app/enrollment/init_db.py migrates)
+PRAGMA user_version = 4;  -- 2: eligibility, 3: terms, 4: idempotency_keys
+-- (app/enrollment/init_db.py migrates)

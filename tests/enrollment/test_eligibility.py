@@ -312,12 +312,13 @@ def test_a_database_of_the_previous_schema_is_upgraded_in_place(tmp_path):
     init_db(path)  # and again: nothing more to do
 
     conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
     assert conn.execute("SELECT username, credit_limit FROM users").fetchall() == [
         ("olduser", None)
     ]
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"holds", "permits", "section_meetings", "course_prerequisites", "terms"} <= tables
+    assert "idempotency_keys" in tables
     assert "term_id" in [c[1] for c in conn.execute("PRAGMA table_info(sections)")]
     assert conn.execute("SELECT COUNT(*) FROM courses").fetchone()[0] == 0  # no seed over data
     conn.close()

@@ -120,10 +120,13 @@ def _shown(value: str, most: int = 24) -> str:
     return repr(value if len(value) <= most else value[:most] + "...")
 
 
-def import_completed(tx: sqlite3.Connection, caller: Identity, parsed: CompletedRows) -> int:
+def import_completed(
+    tx: sqlite3.Connection, caller: Identity, parsed: CompletedRows
+) -> dict[str, int]:
     """The registrar imports completed courses (`parse_completed`). All rows or none: any bad row
     (malformed, repeated, an unknown course or user) is a 422 naming its line (up to 20 of them),
-    and nothing is recorded. A row for a pair already recorded replaces it."""
+    and nothing is recorded. A row for a pair already recorded replaces it. The answer (as the
+    route sends it: a keyed write records what its write returns) counts the rows."""
     courses = course_ids_by_code(tx)
     known = existing_user_ids(tx, user_ids={r[0] for r in parsed.rows})
     problems = list(parsed.problems)
@@ -144,4 +147,4 @@ def import_completed(tx: sqlite3.Connection, caller: Identity, parsed: Completed
         )
     queries.record_completed(tx, rows)
     record(tx, caller, "completed.import", rows=len(rows))
-    return len(rows)
+    return {"imported": len(rows)}

@@ -103,7 +103,7 @@ async def import_completed(db: Db, who: Caller, rows: CsvRows) -> dict[str, int]
     UTF-8, a byte order mark allowed, at most 50,000 rows and 4 MiB): every row or none; a bad
     row (malformed, a control character, repeated, an unknown user or course) is a 422 naming
     its line."""
-    return {"imported": await db.write(completed.import_completed, who, rows)}
+    return await db.write(completed.import_completed, who, rows)
 
 
 @route(
