@@ -2,8 +2,10 @@
 
 A static walk: from a function, through every app function it names (called, or handed on as
 `db.write(service.enroll, ...)` hands one on), collecting the (status, code) of each domain
-error it builds. Names are resolved as Python would: through the function's closure, its
-module's globals (its imports), the annotations of its parameters and locals (`db: Db` is a
+error it builds. A function handed on to a write may also return its refusal for the write to
+answer once committed (app/auth/service.py `_renew`): what it returns counts as raised there.
+Names are resolved as Python would: through the function's closure, its module's globals (its
+imports), the annotations of its parameters and locals (`db: Db` is a
 Database, `call: Call` a Call, so `call.throttle.start_login` is Throttle.start_login), and
 `self`. It over-approximates (every branch counts), with one distinction that keeps it honest:
 an error a function *returns* (`eligibility_refusal` returns the 409 it would refuse with) counts
@@ -144,11 +146,14 @@ class Walker:
             if isinstance(node, ast.Call) and _is_error_class(cls := scope.resolve(node.func)):
                 self._built(node, cls, scope, parents, found, fn)
             elif isinstance(node, ast.Name | ast.Attribute) and isinstance(node.ctx, ast.Load):
+                handed_on = _handed_on(node, parents)
                 for callee in self._callees(scope.resolve(node)):
                     effects = self._effects(callee)
                     found.raised |= effects.raised
                     found.relays |= effects.relays
                     found.problems |= effects.problems
+                    if handed_on:  # a rule handed to a write, which answers what it returns
+                        found.raised |= effects.returned
             if isinstance(node, ast.Raise) and node.exc is not None:
                 found.raised |= self._handed_back(node.exc, scope)
             elif isinstance(node, ast.Return) and node.value is not None:
@@ -212,6 +217,16 @@ class Walker:
             found.returned |= answers
         else:
             found.raised |= answers  # raised, or kept to raise: counted raised
+
+
+def _handed_on(node: ast.expr, parents: dict[ast.AST, ast.AST]) -> bool:
+    """Whether `node` is handed to a call as an argument (`call.write(_renew, ...)`) rather than
+    called: the function it names is run by the callee, which answers a refusal it returns
+    (app/auth/primary.py `Primary.write` raises it once committed)."""
+    parent = parents.get(node)
+    if isinstance(parent, ast.keyword):
+        parent = parents.get(parent)
+    return isinstance(parent, ast.Call) and parent.func is not node
 
 
 def literal_codes(node: ast.Call, scope: "_Scope | None", *, default: str) -> set[str] | None:

@@ -18,7 +18,7 @@ from app.auth.context import Call
 from app.auth.models import AccountAuditEntry, AccountChange, AccountOut, UserOut
 from app.auth.settings import Settings
 from app.auth.tokens import InvalidToken, KeyRing
-from app.common.db import immediate
+from app.common.db import on_commit
 from app.common.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
 from app.common.identity import REGISTRAR, ROLES
 
@@ -140,41 +140,45 @@ def change_account(
 
 
 def _change(
-    conn: sqlite3.Connection, call: Call, *, by: RegistrarCall, user_id: int, change: AccountChange
+    tx: sqlite3.Connection, call: Call, *, by: RegistrarCall, user_id: int, change: AccountChange
 ) -> AccountOut:
-    """On the primary: the change and its audit in one transaction, then announced."""
-    with immediate(conn):
-        require_current_registrar(conn, by)
-        user = _existing(conn, user_id)
-        audit = []
-        roles = None if change.roles is None else [r for r in ROLES if r in change.roles]
-        if roles is not None and roles != user.roles:
-            if REGISTRAR not in roles:
-                _keep_a_registrar(conn, user)
-            queries.set_roles(conn, user_id=user_id, roles=roles)
-            audit.append(("account.roles", {"before": user.roles, "after": roles}))
-        names = (change.first_name or user.first_name, change.last_name or user.last_name)
-        if names != (user.first_name, user.last_name):
-            queries.set_names(conn, user_id=user_id, first_name=names[0], last_name=names[1])
-            audit.append(
-                (
-                    "account.names",
-                    {"before": [user.first_name, user.last_name], "after": list(names)},
-                )
+    """On the primary: the change and its audit in one transaction, announced once committed."""
+    require_current_registrar(tx, by)
+    user = _existing(tx, user_id)
+    audit = []
+    roles = None if change.roles is None else [r for r in ROLES if r in change.roles]
+    if roles is not None and roles != user.roles:
+        if REGISTRAR not in roles:
+            _keep_a_registrar(tx, user)
+        queries.set_roles(tx, user_id=user_id, roles=roles)
+        audit.append(("account.roles", {"before": user.roles, "after": roles}))
+    names = (change.first_name or user.first_name, change.last_name or user.last_name)
+    if names != (user.first_name, user.last_name):
+        queries.set_names(tx, user_id=user_id, first_name=names[0], last_name=names[1])
+        audit.append(
+            (
+                "account.names",
+                {"before": [user.first_name, user.last_name], "after": list(names)},
             )
-        if change.disabled is not None and change.disabled != user.disabled:
-            if change.disabled:
-                _keep_a_registrar(conn, user)
-            queries.set_disabled(conn, user_id=user_id, disabled=change.disabled)
-            audit.append(("account.disable" if change.disabled else "account.enable", {}))
-        for action, details in audit:
-            queries.insert_audit(
-                conn, actor_id=by.user_id, action=action, user_id=user_id, details=details
-            )
-        changed = _account_out(_existing(conn, user_id))
+        )
+    if change.disabled is not None and change.disabled != user.disabled:
+        if change.disabled:
+            _keep_a_registrar(tx, user)
+        queries.set_disabled(tx, user_id=user_id, disabled=change.disabled)
+        audit.append(("account.disable" if change.disabled else "account.enable", {}))
+    for action, details in audit:
+        queries.insert_audit(
+            tx, actor_id=by.user_id, action=action, user_id=user_id, details=details
+        )
+    changed = _account_out(_existing(tx, user_id))
     if change.roles is not None or change.first_name is not None or change.last_name is not None:
-        announce(call.settings, changed)
+        on_commit(tx, lambda: _announce(call, changed))
     return changed
+
+
+def _announce(call: Call, account: AccountOut) -> None:
+    """Tell the enrollment service of the change (best effort: announce.py)."""
+    announce(call.settings, account)
 
 
 def _keep_a_registrar(conn: sqlite3.Connection, user: queries.StoredUser) -> None:
@@ -193,25 +197,37 @@ def set_password(call: Call, *, by: RegistrarCall, user_id: int, password: str) 
     issued before stops working, so whoever held the old password loses their session too."""
     if by.user_id == user_id:
         raise Conflict(OWN_ACCOUNT, code="own_account")
-    call.write(_set_password, by=by, user_id=user_id, password=password)
+    call.write(_set_password, before=_new_password_hash, by=by, user_id=user_id, password=password)
 
 
-def _set_password(
+def _new_password_hash(
     conn: sqlite3.Connection, call: Call, *, by: RegistrarCall, user_id: int, password: str
-) -> None:
-    """On the primary: the new password's hash stored and audited, in one transaction."""
-    require_current_registrar(conn, by)  # before the hash: a refused caller costs no hash
+) -> dict[str, str]:
+    """On the primary, before the transaction: the caller and the account checked (a refused
+    caller costs no hash), then the new password's hash, outside the write lock as in register."""
+    require_current_registrar(conn, by)
     user = _existing(conn, user_id)
     if password.lower() == user.username:
         raise Invalid("password must not be the username", code="weak_password")
-    password_hash = passwords.hash_password(password)  # outside the write lock, as in register
-    with immediate(conn):
-        require_current_registrar(conn, by)  # again under the lock: what the change rests on
-        _existing(conn, user_id)
-        queries.set_password(conn, user_id=user_id, password_hash=password_hash)
-        queries.insert_audit(
-            conn, actor_id=by.user_id, action="account.password", user_id=user_id, details={}
-        )
+    return {"password_hash": passwords.hash_password(password)}
+
+
+def _set_password(
+    tx: sqlite3.Connection,
+    call: Call,
+    *,
+    by: RegistrarCall,
+    user_id: int,
+    password: str,
+    password_hash: str,
+) -> None:
+    """On the primary, in one transaction: the new password's hash stored and audited."""
+    require_current_registrar(tx, by)  # again under the lock: what the change rests on
+    _existing(tx, user_id)
+    queries.set_password(tx, user_id=user_id, password_hash=password_hash)
+    queries.insert_audit(
+        tx, actor_id=by.user_id, action="account.password", user_id=user_id, details={}
+    )
 
 
 def _existing(conn: sqlite3.Connection, user_id: int) -> queries.StoredUser:

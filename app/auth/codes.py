@@ -23,6 +23,8 @@ CODES: Catalog = {
     (409, "own_account"): "a registrar cannot change their own roles, disabled state or password"
     " through the account routes; another registrar can",
     (409, "last_registrar"): "the account is the last active registrar: make another first",
+    (409, "request_in_progress"): "a request with this Idempotency-Key is still being answered"
+    " (on the primary): send it again in a moment for its answer",
     (422, "weak_password"): "the password is the username",
     (429, "too_many_attempts"): "too many failed sign-ins for this username or from this"
     " address (Retry-After)",

@@ -22,6 +22,7 @@ from app.auth.primary import REPLICA_HEADER, WriteRequest
 from app.auth.settings import Settings
 from app.auth.throttle import Origin, client_address
 from app.auth.tokens import KeyRing
+from app.common import idempotency
 
 
 # `async def`: trivial lookups run on the event loop instead of taking a worker thread.
@@ -80,7 +81,9 @@ async def this_call(
     request: Request, settings: AppSettings, keys: Keys, origin: RequestOrigin
 ) -> Call:
     """The request as the rules see it; its body (FastAPI has read it for the route) kept for a
-    replica to send on to the primary as it came."""
+    replica to send on to the primary as it came, with its Idempotency-Key (422 if malformed;
+    app/common/idempotency.py), and how the route makes its answer, for a keyed write to
+    record."""
     path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return Call(
         settings=settings,
@@ -93,7 +96,9 @@ async def this_call(
             path=path,
             body=await request.body(),
             authorization=request.headers.get("Authorization"),
+            idempotency_key=idempotency.key_of(request.headers),
         ),
+        answer_of=idempotency.answer_maker(request.scope["route"]),
     )
 
 

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from app.auth import keys, queries
+from app.common import idempotency
 from app.common.db import apply_schema, connect, immediate, migrate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,6 +38,7 @@ def init_database(path: Path) -> int:
     try:
         migrate(conn, _MIGRATIONS, first_table="users")
         apply_schema(conn, SCHEMA.read_text())
+        idempotency.create_table(conn)
         added = 0
         with immediate(conn):
             for person in people:
@@ -67,6 +69,8 @@ _MIGRATIONS = {
     ],
     # The sessions and account_audit tables are new: the schema file's IF NOT EXISTS makes them.
     3: [],
+    # idempotency_keys is new: share/common/idempotency.sql makes it (IF NOT EXISTS).
+    4: [],
 }
 
 

@@ -3,9 +3,10 @@ this node is it, and how a replica reaches it.
 
 Writes: a LiteFS replica cannot write, so every write (a registration, a refresh, a sign-out, an
 account change) runs through `Primary.write`, the same call on every node: on the primary, the
-rule's write is given the node's write connection; on a replica, the request the client sent is
-sent on to the primary as it was, and the primary's answer or refusal passed on (503 when it
-cannot be reached). The auth gateway sends registrations to the replicas for that reason: when
+rule runs in one BEGIN IMMEDIATE transaction on the node's write connection (with its
+Idempotency-Key's record, app/common/idempotency.py); on a replica, the request the client sent
+is sent on to the primary as it was, key included, and the primary's answer or refusal passed
+on (503 when it cannot be reached). The auth gateway sends registrations to the replicas for that reason: when
 the primary is down, they still answer, with a clear 503, where a gateway sending to the dead
 primary itself could only give a bare 500.
 
@@ -27,15 +28,16 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import Any, NoReturn, TypeVar, cast
 
 import httpx
 from pydantic import BaseModel, ValidationError
 
 from app.auth.settings import Settings
 from app.auth.tokens import KeyRing
-from app.common.db import ConnectionPool
-from app.common.errors import Relayed, Unavailable
+from app.common import idempotency
+from app.common.db import ConnectionPool, immediate
+from app.common.errors import Conflict, DomainError, Invalid, Relayed, Unavailable
 from app.common.observe import PASS_ON_ID
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,7 @@ class WriteRequest:
     path: str
     body: bytes  # JSON, as received: the primary validates it as this node did
     authorization: str | None
+    idempotency_key: str | None = None  # sent on too: the primary keeps the keys' answers
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,10 @@ class Primary:
         self.mark = replica_secret(keys)  # how the primary knows a request a replica sent on
         self.client: httpx.Client | None = None
         self._write_pool = ConnectionPool(settings.database)  # used on the primary only
+        # The Idempotency-Keys whose writes this node runs now (on the primary), and the secret
+        # of the keys' records: the HMAC of a request's body, the salt of a sealed answer.
+        self.in_flight = idempotency.InFlight()
+        self.idempotency_secret = keys.derive_secret("auth: idempotency records").encode()
 
     @contextmanager
     def reachable(self) -> Iterator[None]:
@@ -121,21 +128,38 @@ class Primary:
     def write(
         self,
         request: WriteRequest,
-        on_primary: Callable[[sqlite3.Connection], T],
+        on_primary: Callable[[sqlite3.Connection, dict[str, Any]], T | DomainError],
         *,
         answer: type[BaseModel] | None,
         relay: Relay,
+        before: Callable[[sqlite3.Connection], dict[str, Any]] | None = None,
+        keyed: idempotency.Keyed | None = None,
     ) -> T:
-        """`on_primary(conn)` with this node's write connection if it is the primary; on a
-        replica, `request` made by the primary: its answer (as `answer`; None without one), its
-        refusal passed on (`relay.passes_on`), or 503 `primary_unavailable`, nothing changed."""
+        """On the primary, `on_primary(tx, prepared)` as one BEGIN IMMEDIATE transaction on
+        this node's write connection, `prepared` being what `before(conn)` made first, outside
+        the transaction (a password's hash, which the write lock must not wait for). A result
+        that is a DomainError is a refusal whose change stands (a reused refresh token ends its
+        session): it is raised once committed. On a replica, `request` made by the primary: its
+        answer (as `answer`; None without one), its refusal passed on (`relay.passes_on`), or
+        503 `primary_unavailable`, nothing changed.
+
+        With an Idempotency-Key (`keyed`) the primary answers once per key (`_keyed_write`) and
+        this raises `idempotency.Answered` with the answer recorded, which a replica passes on
+        as the primary made it."""
         what = relay.name or f"{request.method} {request.path}"
         reason = self.replica_reason()
         if reason is not None:
             return cast(T, self._relay(request, what, reason, answer=answer, relay=relay))
         with self._write_pool.connection() as conn:
             try:
-                return on_primary(conn)
+                if keyed is not None:
+                    self._keyed_write(conn, keyed, on_primary, before)
+                prepared = before(conn) if before is not None else {}
+                with immediate(conn) as tx:
+                    result = on_primary(tx, prepared)
+                if isinstance(result, DomainError):
+                    raise result
+                return result
             except sqlite3.OperationalError as exc:
                 if getattr(exc, "sqlite_errorname", "").startswith("SQLITE_READONLY"):
                     # The database refused the write although nothing told us this is a replica.
@@ -145,6 +169,40 @@ class Primary:
                         code="read_replica",
                     ) from exc
                 raise
+
+    def _keyed_write(
+        self,
+        conn: sqlite3.Connection,
+        keyed: idempotency.Keyed,
+        on_primary: Callable[[sqlite3.Connection, dict[str, Any]], Any],
+        before: Callable[[sqlite3.Connection], dict[str, Any]] | None,
+    ) -> NoReturn:
+        """`write` under an Idempotency-Key, on the primary: the answer recorded for the key if
+        there is one, before any work (a retry costs no password hash); else the write, its
+        answer recorded in its transaction (idempotency.once). While it runs, from before
+        `before` to its commit, this process holds the key (`in_flight`): a retry meanwhile,
+        relayed by either replica, is 409 `request_in_progress` rather than a second hash, and
+        asks again for the answer. Every write of the service is made in this one process, so
+        that claim is exact, and it dies with the process, never held by one that is gone."""
+        with self.in_flight.claim(keyed) as ours:
+            if not ours:
+                raise Conflict(
+                    "a request with this Idempotency-Key is still being answered: send it again"
+                    " in a moment for its answer",
+                    code="request_in_progress",
+                )
+            if idempotency.lookup(conn, keyed) is None and keyed.reused_for is None:
+                prepared = before(conn) if before is not None else {}
+                with immediate(conn) as tx:
+                    idempotency.once(tx, keyed, on_primary, prepared)
+        if keyed.reused_for is not None:
+            raise Invalid(
+                f"this Idempotency-Key was given to another request ({keyed.reused_for}) in the"
+                f" last {self.settings.idempotency_ttl_seconds} s: use a new key for a new"
+                " request",
+                code="idempotency_key_reused",
+            )
+        raise idempotency.Answered.of(keyed)
 
     def _relay(
         self,
@@ -159,6 +217,17 @@ class Primary:
         if self.client is None:  # a read-only node that knows no primary
             raise Unavailable(f"{reason}; {what} goes to the primary", code="read_replica")
         reply = forward(self.client, request)
+        if request.idempotency_key is not None and reply is not None and reply.status_code < 500:
+            # The answer the primary recorded for the key (or its 409/422 about the key), sent
+            # on as it was made, so the client's first answer and its replays are the same bytes.
+            raise idempotency.Answered(
+                idempotency.Answer(
+                    reply.status_code,
+                    reply.content,
+                    {k: v for k, v in reply.headers.items() if k.lower() == "retry-after"},
+                ),
+                replayed=reply.headers.get(idempotency.REPLAYED_HEADER) == "true",
+            )
         if reply is not None and reply.is_success:
             return None if answer is None else answer.model_validate(reply.json())
         if reply is not None and reply.status_code in relay.passes_on:
@@ -186,6 +255,8 @@ def forward(primary: httpx.Client, request: WriteRequest) -> httpx.Response | No
     headers = {"Content-Type": "application/json"}
     if request.authorization:
         headers["Authorization"] = request.authorization
+    if request.idempotency_key is not None:
+        headers[idempotency.HEADER] = request.idempotency_key
     try:
         return primary.request(request.method, request.path, content=request.body, headers=headers)
     except httpx.HTTPError as exc:

@@ -23,6 +23,7 @@ from app.auth.models import (
     TokenOut,
     UserOut,
 )
+from app.common import idempotency
 from app.common.errors import DATABASE_REFUSALS, refusal_responses
 from app.common.identity import GATEWAY_SECRET_HEADER, REGISTRAR, Role
 from app.common.models import Id
@@ -36,7 +37,27 @@ Refusals = Mapping[int, Iterable[str]]
 # it is 503 on a replica that cannot have the primary make it, and the database's 503s there. A
 # replica passes on the primary's refusals as they are: the primary's answer to the same route,
 # whose codes are the route's own.
-WRITE: Refusals = {503: ["read_replica", "primary_unavailable", *DATABASE_REFUSALS]}
+WRITE: Refusals = {
+    503: ["read_replica", "primary_unavailable", *DATABASE_REFUSALS],
+    # Idempotency-Key (app/common/idempotency.py): kept on the primary with the answer
+    409: ["request_in_progress"],
+    422: ["idempotency_key_reused"],
+}
+# Every write declares the Idempotency-Key header (this service reads it in `this_call`).
+KEYED: dict[str, Any] = {"parameters": [idempotency.OPENAPI_PARAMETER]}
+# A sign-in takes the header too, so a client may send one with every POST, but changes nothing
+# to make exactly once: a users database a replica cannot write, no session row until the first
+# refresh. Its retry signs in again (new tokens; the lost answer's are of use to nobody), and no
+# answer holding tokens is kept anywhere for it.
+SIGN_IN_KEY: dict[str, Any] = {
+    "parameters": [
+        {
+            **idempotency.OPENAPI_PARAMETER,
+            "description": "Taken, and checked (1-255 printable ASCII characters), as on every"
+            " write; a sign-in changes nothing, so its retry simply signs in again.",
+        }
+    ]
+}
 # A registrar's request, their token and stored account checked (app/auth/accounts.py).
 REGISTRARS: Refusals = {
     401: ["invalid_token", "session_ended"],
@@ -57,6 +78,7 @@ def refuses(*refusals: Refusals) -> dict[int | str, dict[str, Any]]:
         {409: ["username_taken"], 429: ["registration_rate_limited"]},
         WRITE,
     ),
+    openapi_extra=KEYED,
 )
 def register(body: RegisterIn, call: ThisCall, authorization: Authorization = None) -> UserOut:
     """Create an account: a student, or any roles when a registrar's token is presented."""
@@ -73,6 +95,7 @@ def register(body: RegisterIn, call: ThisCall, authorization: Authorization = No
             503: DATABASE_REFUSALS,  # the abuse counts' database
         }
     ),
+    openapi_extra=SIGN_IN_KEY,
 )
 def login(body: LoginIn, db: ReadDb, call: ThisCall) -> TokenOut:
     """Trade a username and password for an access token and a refresh token."""
@@ -85,6 +108,7 @@ def login(body: LoginIn, db: ReadDb, call: ThisCall) -> TokenOut:
         {401: ["invalid_token", "session_ended", "refresh_token_reused", "account_disabled"]},
         WRITE,
     ),
+    openapi_extra=KEYED,
 )
 def refresh(body: RefreshIn, call: ThisCall) -> TokenOut:
     """Trade a refresh token for a new access token and the next refresh token. A refresh token
@@ -92,7 +116,12 @@ def refresh(body: RefreshIn, call: ThisCall) -> TokenOut:
     return service.refresh(call, refresh_token=body.refresh_token)
 
 
-@router.post("/logout", status_code=204, responses=refuses({401: ["invalid_token"]}, WRITE))
+@router.post(
+    "/logout",
+    status_code=204,
+    responses=refuses({401: ["invalid_token"]}, WRITE),
+    openapi_extra=KEYED,
+)
 def logout(body: LogoutIn, call: ThisCall) -> Response:
     """Sign out: end the session of this refresh token, so that none of its refresh tokens works
     again. The session's access token lasts until it expires (at most 20 minutes)."""
@@ -112,6 +141,7 @@ async def jwks(keys: Keys, response: Response) -> dict[str, Any]:
 # the roles the gateway admits (tests/test_gateway_routes.py holds the gateway to it).
 # Paging (`limit`, `after`) and ids are the enrollment service's too (app/common/params.py).
 REGISTRAR_ONLY: dict[str, Any] = {"x-roles": [REGISTRAR]}
+REGISTRARS_WRITE: dict[str, Any] = {**REGISTRAR_ONLY, **KEYED}
 
 
 @router.get("/accounts", responses=refuses(REGISTRARS), openapi_extra=REGISTRAR_ONLY)
@@ -177,7 +207,7 @@ def account_audit(
     responses=refuses(
         REGISTRARS, {404: ["not_found"], 409: ["own_account", "last_registrar"]}, WRITE
     ),
-    openapi_extra=REGISTRAR_ONLY,
+    openapi_extra=REGISTRARS_WRITE,
 )
 def change_account(
     user_id: PathId, body: AccountChange, call: ThisCall, by: Registrar
@@ -196,7 +226,7 @@ def change_account(
     responses=refuses(
         REGISTRARS, {404: ["not_found"], 409: ["own_account"], 422: ["weak_password"]}, WRITE
     ),
-    openapi_extra=REGISTRAR_ONLY,
+    openapi_extra=REGISTRARS_WRITE,
 )
 def set_password(user_id: PathId, body: PasswordIn, call: ThisCall, by: Registrar) -> Response:
     """Set a new password (registrar only; not one's own, 409). The account's sessions end:

@@ -1,8 +1,9 @@
 """The auth service's rules: who may register with which roles, how a login is checked, what a
 refresh may renew, how a session ends. Login only reads the users database, so it runs on LiteFS
 read replicas too; the abuse counts it keeps are in a file of their own (app/auth/throttle.py).
-Each write goes through `Call.write`, the same call on every node: on the primary the rule's
-write is given the write connection; a replica has the primary make it (app/auth/primary.py)."""
+Each write goes through `Call.write`, the same call on every node: on the primary the rule runs
+in one transaction on the write connection, what must come before it (a password's hash) just
+before; a replica has the primary make it (app/auth/primary.py)."""
 
 import hmac
 import sqlite3
@@ -19,7 +20,7 @@ from app.auth.primary import Relay
 from app.auth.settings import Settings
 from app.auth.throttle import LoginAttempt
 from app.auth.tokens import InvalidToken, TokenUse, build_claims
-from app.common.db import immediate
+from app.common.db import on_commit
 from app.common.errors import Conflict, DomainError, Forbidden, NotFound, Unauthenticated
 from app.common.identity import STUDENT
 
@@ -51,42 +52,60 @@ def register(call: Call, *, new: RegisterIn, authorization: str | None) -> UserO
         if by is None and not call.origin.forwarded_by_replica:
             # Counted once, by the node the client reached (a relaying replica, or the primary).
             call.throttle.start_registration(address=call.origin.address)
-    return call.write(_create, answer=UserOut, relay=REGISTRATION, by=by, new=new)
+    return call.write(
+        _create, answer=UserOut, relay=REGISTRATION, before=_hash_new_password, by=by, new=new
+    )
+
+
+def _hash_new_password(
+    conn: sqlite3.Connection, call: Call, *, new: RegisterIn, by: RegistrarCall | None = None
+) -> dict[str, str]:
+    """On the primary, before the transaction: the new password's hash, so the write lock is
+    held for two inserts, not 25 ms."""
+    return {"password_hash": passwords.hash_password(new.password)}
 
 
 def _create(
-    conn: sqlite3.Connection, call: Call, *, by: RegistrarCall | None, new: RegisterIn
+    tx: sqlite3.Connection,
+    call: Call,
+    *,
+    new: RegisterIn,
+    password_hash: str,
+    by: RegistrarCall | None = None,
 ) -> UserOut:
-    """On the primary: the account, and its audit if a registrar made it, in one transaction."""
-    # Hash before taking the write lock: the lock is then held for two inserts, not 25 ms.
-    password_hash = passwords.hash_password(new.password)
-    with immediate(conn):
-        if by is not None:
-            require_current_registrar(conn, by)
-        if queries.get_by_username(conn, username=new.username) is not None:
-            raise Conflict(f"username {new.username!r} is taken", code="username_taken")
-        user_id = queries.create(
-            conn,
-            username=new.username,
-            password_hash=password_hash,
-            first_name=new.first_name,
-            last_name=new.last_name,
-            roles=list(new.roles),
+    """On the primary, in one transaction: the account, and its audit if a registrar made it;
+    counted and announced once committed."""
+    if by is not None:
+        require_current_registrar(tx, by)
+    if queries.get_by_username(tx, username=new.username) is not None:
+        raise Conflict(f"username {new.username!r} is taken", code="username_taken")
+    user_id = queries.create(
+        tx,
+        username=new.username,
+        password_hash=password_hash,
+        first_name=new.first_name,
+        last_name=new.last_name,
+        roles=list(new.roles),
+    )
+    if by is not None:
+        queries.insert_audit(
+            tx,
+            actor_id=by.user_id,
+            action="account.create",
+            user_id=user_id,
+            details={"username": new.username, "roles": list(new.roles)},
         )
-        if by is not None:
-            queries.insert_audit(
-                conn,
-                actor_id=by.user_id,
-                action="account.create",
-                user_id=user_id,
-                details={"username": new.username, "roles": list(new.roles)},
-            )
-    metrics.REGISTRATIONS.inc()
-    user = queries.get(conn, user_id=user_id)
+    user = queries.get(tx, user_id=user_id)
     assert user is not None
     created = user_out(user)
-    announce(call.settings, created)
+    on_commit(tx, metrics.REGISTRATIONS.inc)
+    on_commit(tx, lambda: _announce(call, created))
     return created
+
+
+def _announce(call: Call, account: UserOut) -> None:
+    """Tell the enrollment service of a new or changed account (best effort: announce.py)."""
+    announce(call.settings, account)
 
 
 def login(conn: sqlite3.Connection, call: Call, *, username: str, password: str) -> TokenOut:
@@ -164,14 +183,15 @@ def refresh(call: Call, *, refresh_token: str) -> TokenOut:
     return call.write(_renew, answer=TokenOut, claims=claims)
 
 
-def _renew(conn: sqlite3.Connection, call: Call, *, claims: dict[str, Any]) -> TokenOut:
-    """On the primary: the session moved on in one transaction, then its new tokens."""
-    now = time.time()
-    with immediate(conn):
-        turned = _turn_session(conn, settings=call.settings, claims=claims, now=now)
-    # Raised once the transaction has committed, so a session ended for reuse stays ended.
+def _renew(tx: sqlite3.Connection, call: Call, *, claims: dict[str, Any]) -> TokenOut | DomainError:
+    """On the primary, in one transaction: the session moved on and its new tokens; or the
+    refusal, returned so that it commits what it changed (a session ended for reuse stays
+    ended). The tokens are signed inside the transaction (two RS256 signatures, about a
+    millisecond) so that a keyed refresh records them with the session's move: its retry gets
+    the same tokens back, where presenting the used refresh token again would end the session."""
+    turned = _turn_session(tx, settings=call.settings, claims=claims, now=time.time())
     if isinstance(turned, DomainError):
-        raise turned
+        return turned
     user, next_seq = turned
     return TokenOut(
         access_token=_issue(call, user, "access"),
@@ -187,20 +207,19 @@ def logout(call: Call, *, refresh_token: str) -> None:
     call.write(_end_session, claims=claims)
 
 
-def _end_session(conn: sqlite3.Connection, call: Call, *, claims: dict[str, Any]) -> None:
+def _end_session(tx: sqlite3.Connection, call: Call, *, claims: dict[str, Any]) -> None:
     """On the primary: the session marked ended by a sign-out, unless it has ended already."""
-    with immediate(conn):
-        session = queries.get_session(conn, session_id=claims["sid"])
-        if session is not None and session.ended is not None:
-            return  # ended already: signing out twice is not an error
-        queries.save_session(
-            conn,
-            session_id=claims["sid"],
-            user_id=int(claims["sub"]),
-            refresh_seq=session.refresh_seq if session is not None else claims["seq"],
-            ended="logout",
-            now=time.time(),
-        )
+    session = queries.get_session(tx, session_id=claims["sid"])
+    if session is not None and session.ended is not None:
+        return  # ended already: signing out twice is not an error
+    queries.save_session(
+        tx,
+        session_id=claims["sid"],
+        user_id=int(claims["sub"]),
+        refresh_seq=session.refresh_seq if session is not None else claims["seq"],
+        ended="logout",
+        now=time.time(),
+    )
 
 
 def _refresh_claims(call: Call, refresh_token: str) -> dict[str, Any]:

@@ -8,10 +8,11 @@ from pydantic import Field, HttpUrl, IPvAnyNetwork, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.auth.keys import check_private_file
+from app.common.idempotency import TTL_SECONDS
 from app.common.settings import LoopbackUrls, database_checked, load_or_exit
 
 APPLICATION_ID = int.from_bytes(b"AUTH", "big")  # share/auth/schema.sql sets these two
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 class Settings(BaseSettings):
@@ -69,6 +70,10 @@ class Settings(BaseSettings):
     # this host: comma-separated addresses or networks. From any other peer, and by default from
     # every peer, the client address is the peer's own (see throttle.client_address).
     trusted_proxies: Annotated[tuple[IPvAnyNetwork, ...], NoDecode] = ()
+
+    # How long the answer to an Idempotency-Key is kept for its retries, on the primary
+    # (app/common/idempotency.py); a key older than this is a new key.
+    idempotency_ttl_seconds: int = Field(TTL_SECONDS, gt=0)
 
     @property
     def gateway_secret(self) -> str | None:

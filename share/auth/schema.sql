@@ -53,8 +53,12 @@ CREATE TABLE IF NOT EXISTS account_audit (
 CREATE INDEX IF NOT EXISTS account_audit_by_actor ON account_audit (actor_id, id);
 CREATE INDEX IF NOT EXISTS account_audit_by_user ON account_audit (user_id, id);
 
+-- idempotency_keys (Idempotency-Key's answers) is share/common/idempotency.sql, the same in
+-- both services' databases; init_db applies it after this file.
+
 -- Identifies the file as the auth service's database, at this schema version; the service
 -- refuses to start on anything else.
 PRAGMA application_id = 1096111176;  -- 'AUTH'
-PRAGMA user_version = 3;  -- 2: disabled, token_generation; 3: sessions, account_audit
+PRAGMA user_version = 4;  -- 2: disabled, token_generation; 3: sessions, account_audit;
+-- 4: idempotency_keys
 -- (app/auth/init_db.py migrates older versions)

@@ -343,7 +343,7 @@ def test_a_database_of_the_previous_schema_is_migrated_with_its_accounts(tmp_pat
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     conn.close()
     assert row == ("olduser", 0, 0)
-    assert version == SCHEMA_VERSION == 3
+    assert version == SCHEMA_VERSION == 4
 
 
 # on a replica
