@@ -25,6 +25,7 @@ import pytest
 import uvicorn
 from fastapi.routing import APIRoute
 
+from app.common import idempotency
 from app.common.identity import (
     GATEWAY_SECRET_HEADER,
     IDENTITY_HEADERS,
@@ -78,10 +79,15 @@ def service_routes(router) -> dict[Endpoint, APIRoute]:
 def params(route: APIRoute, kind: str) -> set[str]:
     """Names of the query or header parameters a route reads, its dependencies' included. An
     enrollment route identifies its caller itself (`CallerFirst`), from the identity headers
-    (cheaper than declared header parameters), so such a route reads those."""
+    (cheaper than declared header parameters), so such a route reads those; and a header a route
+    reads straight from the request is declared in its OpenAPI schema (`openapi_extra`
+    parameters: every write's Idempotency-Key)."""
     found: set[str] = set()
     if kind == "header_params" and isinstance(route, CallerFirst):
         found |= {*IDENTITY_HEADERS, GATEWAY_SECRET_HEADER}
+    if kind == "header_params":
+        declared = (route.openapi_extra or {}).get("parameters", [])
+        found |= {p["name"] for p in declared if p["in"] == "header"}
     pending = [route.dependant]
     while pending:
         dependant = pending.pop()
@@ -354,6 +360,27 @@ def test_auth_gateway_matches_the_auth_service(auth_config):
         passed = ["Content-Type", "Content-Length", REQUEST_ID_HEADER, *read]
         assert lower(endpoint["input_headers"]) == lower(passed)
         assert sorted(endpoint["input_query_strings"]) == sorted(params(route, "query_params"))
+
+
+# both gateways: Idempotency-Key
+
+
+def test_every_write_passes_the_idempotency_key_and_no_read_does(config):
+    """KrakenD drops every header an endpoint does not list: without Idempotency-Key in a write's
+    input_headers, the key a client sends would never reach the service, and its retry would be
+    made again (issue 26). A read has no use for it."""
+    writes = 0
+    for (method, path), endpoint in by_route(config).items():
+        passes = idempotency.HEADER in endpoint["input_headers"]
+        assert passes == (method != "GET"), (method, path)
+        writes += passes
+    assert writes >= 5
+
+
+def test_the_browser_may_send_the_key_and_read_whether_an_answer_was_replayed(config):
+    cors = config["extra_config"]["security/cors"]
+    assert idempotency.HEADER in cors["allow_headers"]
+    assert idempotency.REPLAYED_HEADER in cors["expose_headers"]
 
 
 # the README
