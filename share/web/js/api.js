@@ -1,6 +1,8 @@
 // The two gateways, the signed-in session, and every API error as a sentence a person can read.
 // Tokens live in sessionStorage: one session per browser tab, gone when the tab closes.
 
+import { isWrite, newKey, outcomeUnknown, withRetries } from "./retry.js";
+
 const KEY = "registration.session";
 let config = null; // {enroll_api, auth_api}, from the server's /config.json
 let refreshTimer = null;
@@ -53,11 +55,12 @@ function withAccess(value, accessToken, expiresIn) {
   };
 }
 
-export async function signIn(username, password) {
+export async function signIn(username, password, { onRetry } = {}) {
   const body = await call(`${config.auth_api}/login`, {
     method: "POST",
     json: { username, password },
     auth: false,
+    onRetry,
   });
   save(withAccess({ refresh: body.refresh_token }, body.access_token, body.expires_in));
   keepFresh();
@@ -70,6 +73,7 @@ export async function signOut() {
   clearTimeout(refreshTimer);
   const current = session();
   sessionStorage.removeItem(KEY);
+  unsettled.clear();
   if (!current) return;
   try {
     await call(`${config.auth_api}/logout`, {
@@ -86,6 +90,7 @@ export async function signOut() {
 function forget() {
   clearTimeout(refreshTimer);
   sessionStorage.removeItem(KEY);
+  unsettled.clear();
 }
 
 // Trade the refresh token for a new access token a while before the current one expires: at
@@ -117,6 +122,7 @@ async function refreshOnce() {
       method: "POST",
       json: { refresh_token: current.refresh },
       auth: false,
+      onRetry: () => {}, // out of sight: the person is doing something else meanwhile
     });
     save(withAccess({ ...current, refresh: body.refresh_token }, body.access_token, body.expires_in));
     keepFresh();
@@ -163,40 +169,84 @@ function describe(status, body) {
   return "The request was refused.";
 }
 
-async function call(url, { method = "GET", json, auth = true, retried = false } = {}) {
-  const headers = {};
-  if (json !== undefined) headers["Content-Type"] = "application/json";
-  if (auth) {
-    const current = session();
-    if (!current) throw new ApiError(FALLBACK[401], 401, "signed_out");
-    headers.Authorization = `Bearer ${current.access}`;
+// Writes whose outcome is not known (no definitive answer after every try), by who asked what:
+// the same request again (the person pressing the button again) goes with the same key, so the
+// service does it at most once and, if the first did get through, answers with that first answer
+// instead of a confusing "already enrolled". Kept for signed-in writes only, so that no password
+// or refresh token is held here; forgotten at the first definitive answer.
+const unsettled = new Map();
+
+// Shows "Still trying…" for a call that has no `onRetry` of its own (the reads behind a view).
+let retryShown = () => {};
+export function onRetrying(fn) {
+  retryShown = fn;
+}
+
+// One request, sent again after a cut connection or a 5xx (retry.js): a write carries an
+// Idempotency-Key, the same on every try. `onRetry({retry, retries, delayMs})` is told before each
+// retry, to say "Still trying…".
+async function call(url, { method = "GET", json, auth = true, onRetry = retryShown } = {}) {
+  const body = json === undefined ? undefined : JSON.stringify(json);
+  const signedIn = auth ? session() : null;
+  if (auth && !signedIn) throw new ApiError(FALLBACK[401], 401, "signed_out");
+  const write = isWrite(method);
+  const asked = write && auth ? `${signedIn.user.id} ${method} ${url} ${body ?? ""}` : null;
+  const key = write ? (unsettled.get(asked) ?? newKey()) : null;
+  let refreshed = false;
+  const send = async () => {
+    for (;;) {
+      const headers = {};
+      if (body !== undefined) headers["Content-Type"] = "application/json";
+      if (key) headers["Idempotency-Key"] = key;
+      if (auth) {
+        const current = session();
+        if (!current) return { status: 401, code: "signed_out", answer: null }; // signed out since
+        headers.Authorization = `Bearer ${current.access}`;
+      }
+      const response = await fetch(url, {
+        method,
+        headers,
+        cache: "no-store", // the gateway's cache is the one that counts; never a second, older one
+        body,
+      });
+      // An access token that expired in between (a laptop asleep): refresh once and send again,
+      // with the same key.
+      if (auth && response.status === 401 && !refreshed) {
+        refreshed = true;
+        if (await refresh()) continue;
+      }
+      const text = await response.text();
+      let answer = null;
+      try {
+        answer = text ? JSON.parse(text) : null;
+      } catch {
+        answer = null;
+      }
+      return {
+        response,
+        status: response.status,
+        answer,
+        code: answer && answer.code,
+        retryAfter: response.headers.get("Retry-After"),
+      };
+    }
+  };
+  const outcome = await withRetries(send, { onRetry });
+  if (outcome.settled) {
+    unsettled.delete(asked);
+    if (outcome.response?.ok) return outcome.answer;
+    throw new ApiError(describe(outcome.status, outcome.answer), outcome.status, outcome.code);
   }
-  let response;
-  try {
-    response = await fetch(url, {
-      method,
-      headers,
-      cache: "no-store", // the gateway's cache is the one that counts; never a second, older one
-      body: json === undefined ? undefined : JSON.stringify(json),
-    });
-  } catch {
+  if (write) {
+    if (asked) unsettled.set(asked, key);
+    throw new ApiError(outcomeUnknown(outcome.tries), outcome.status || 0, "outcome_unknown");
+  }
+  if (outcome.error !== undefined) {
     throw new ApiError(
       "The registration service cannot be reached right now; try again in a moment.",
       0,
       "unreachable",
     );
   }
-  const text = await response.text();
-  let body = null;
-  try {
-    body = text ? JSON.parse(text) : null;
-  } catch {
-    body = null;
-  }
-  if (response.ok) return body;
-  // An access token that expired in between (a laptop asleep): refresh once and try again.
-  if (auth && response.status === 401 && !retried && (await refresh())) {
-    return call(url, { method, json, auth, retried: true });
-  }
-  throw new ApiError(describe(response.status, body), response.status, body && body.code);
+  throw new ApiError(describe(outcome.status, outcome.answer), outcome.status, outcome.code);
 }

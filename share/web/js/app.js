@@ -3,6 +3,7 @@
 // (never from HTML strings), so nothing a user typed can run as script.
 
 import * as api from "./api.js";
+import { stillTrying } from "./retry.js";
 
 const $ = (selector) => document.querySelector(selector);
 const main = () => $("#main");
@@ -54,17 +55,31 @@ const label = (s) => `${s.course_code}-${String(s.section_number).padStart(2, "0
 // Messages: a success in #notice (polite), a refusal in #problem (an alert), never both.
 function notify(text) {
   $("#problem").textContent = "";
+  $("#notice").classList.remove("trying");
   $("#notice").textContent = text;
 }
 
 function complain(error) {
+  $("#notice").classList.remove("trying");
   $("#notice").textContent = "";
   $("#problem").textContent = error instanceof api.ApiError ? error.message : String(error);
 }
 
 function clearMessages() {
+  $("#notice").classList.remove("trying");
   $("#notice").textContent = "";
   $("#problem").textContent = "";
+}
+
+// "Still trying…" for the reads behind a view, which have no button of their own: in #notice,
+// until a message takes its place or the reads are done (doneTrying).
+function showTrying({ retry, retries }) {
+  $("#notice").classList.add("trying");
+  $("#notice").textContent = stillTrying(null, retry, retries);
+}
+
+function doneTrying() {
+  if ($("#notice").classList.contains("trying")) clearMessages();
 }
 
 // Run an action: its refusal is shown as the API's sentence; returns whether it succeeded.
@@ -75,6 +90,31 @@ async function attempt(action) {
   } catch (error) {
     complain(error);
     return false;
+  } finally {
+    doneTrying();
+  }
+}
+
+// A change a person asked for with `control` (a button, or a form's submit button):
+// `change(onRetry)` makes it, handing onRetry to its write. While it runs the control is busy and
+// a second press does nothing (it would be a second request, with a key of its own); while the
+// write is sent again, "Still trying…" shows beside the control, in a live region. Its refusal,
+// or that its outcome is not known, is shown in #problem; returns whether it succeeded.
+async function act(control, change) {
+  if (control.getAttribute("aria-busy") === "true") return false;
+  const what = control.getAttribute("aria-label") || control.textContent;
+  const status = h("span", { class: "trying", role: "status" });
+  control.setAttribute("aria-busy", "true");
+  control.after(status);
+  try {
+    await change(({ retry, retries }) => (status.textContent = stillTrying(what, retry, retries)));
+    return true;
+  } catch (error) {
+    complain(error);
+    return false;
+  } finally {
+    control.removeAttribute("aria-busy");
+    status.remove();
   }
 }
 
@@ -98,9 +138,10 @@ function deleteButton({ text, name, question, yes, path, done, redraw = render }
     {
       class: "danger",
       "aria-label": name,
-      onclick: async () => {
+      onclick: async (event) => {
+        const button = event.currentTarget;
         if (!(await confirmed(question, yes))) return;
-        if (await attempt(() => api.enroll(path, { method: "DELETE" }))) {
+        if (await act(button, (onRetry) => api.enroll(path, { method: "DELETE", onRetry }))) {
           await attempt(redraw);
           notify(done);
         }
@@ -134,7 +175,9 @@ function signInView() {
   );
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    if (await attempt(() => api.signIn(username.value.trim(), password.value))) {
+    const button = form.querySelector("button[type=submit]");
+    const signIn = (onRetry) => api.signIn(username.value.trim(), password.value, { onRetry });
+    if (await act(button, signIn)) {
       clearMessages();
       location.hash = homeOf(api.session().user.roles);
       render();
@@ -239,13 +282,14 @@ function enrollButton(user, s) {
     "button",
     {
       "aria-label": `Enroll in ${label(s)}`,
-      onclick: async () => {
+      onclick: async (event) => {
         let result;
         if (
-          await attempt(async () => {
+          await act(event.currentTarget, async (onRetry) => {
             result = await api.enroll(`/users/${user.id}/enrollments`, {
               method: "POST",
               json: { section_id: s.id },
+              onRetry,
             });
             remember("sections", await api.enroll(`/sections/${s.id}`)); // its live counts
           })
@@ -456,8 +500,10 @@ function manageButton(s) {
 function managePanel(s) {
   const capacity = h("input", { type: "number", name: "capacity", value: s.capacity, min: "0" });
   const instructor = instructorSelect(s.instructor_id);
-  const change = async (body, done) => {
-    const ok = await attempt(() => api.enroll(`/sections/${s.id}`, { method: "PATCH", json: body }));
+  const change = async (control, body, done) => {
+    const patch = (onRetry) =>
+      api.enroll(`/sections/${s.id}`, { method: "PATCH", json: body, onRetry });
+    const ok = await act(control, patch);
     if (ok) {
       const fresh = await api.enroll(`/sections/${s.id}`);
       remember("sections", fresh);
@@ -471,7 +517,7 @@ function managePanel(s) {
     const form = h("form", {}, field(text, input), h("button", { type: "submit" }, button));
     form.addEventListener("submit", (event) => {
       event.preventDefault();
-      change(body(), done());
+      change(event.submitter || form.querySelector("button"), body(), done());
     });
     return form;
   };
@@ -488,8 +534,9 @@ function managePanel(s) {
   const freeze = h(
     "button",
     {
-      onclick: () =>
+      onclick: (event) =>
         change(
+          event.currentTarget,
           { freeze: !s.frozen },
           s.frozen ? `${label(s)} is open again.` : `${label(s)} is frozen: no one is promoted.`,
         ),
@@ -519,21 +566,21 @@ function newCourseForm(courses) {
   const credits = h("input", { name: "credits", type: "number", value: "3", min: "0" });
   return cardForm("new-course", "New course", "Create course", [
     ["Department", department], ["Code", code], ["Title", title], ["Credits", credits],
-  ], async () => {
+  ], async (onRetry) => {
     const body = {
       department_id: Number(department.value),
       code: code.value.trim(),
       title: title.value.trim(),
       credits: Number(credits.value),
     };
-    const course = await api.enroll("/courses", { method: "POST", json: body });
+    const course = await api.enroll("/courses", { method: "POST", json: body, onRetry });
     remember("courses", course);
     return `Created ${course.code} ${course.title}.`;
   });
 }
 
-// A form in a card: labelled fields and a submit button; `submit()` does the work and returns
-// the notice to show once the view is drawn again (its refusal is shown instead).
+// A form in a card: labelled fields and a submit button; `submit(onRetry)` does the work (see act)
+// and returns the notice to show once the view is drawn again (its refusal is shown instead).
 function cardForm(id, title, button, fields, submit) {
   const form = h(
     "form",
@@ -545,7 +592,8 @@ function cardForm(id, title, button, fields, submit) {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     let notice;
-    if (await attempt(async () => (notice = await submit()))) {
+    const button = event.submitter || form.querySelector("button[type=submit]");
+    if (await act(button, async (onRetry) => (notice = await submit(onRetry)))) {
       await render();
       notify(notice);
     }
@@ -567,7 +615,7 @@ function newSectionForm(courses) {
   return cardForm("new-section", "New section", "Create section", [
     ["Course", course], ["Section number", number], ["Capacity", capacity],
     ["Waitlist capacity", waitlist], ["Instructor", instructor], ["Room", room],
-  ], async () => {
+  ], async (onRetry) => {
     const body = {
       course_id: Number(course.value),
       section_number: Number(number.value),
@@ -576,7 +624,7 @@ function newSectionForm(courses) {
       room: room.value.trim(),
     };
     if (instructor.value) body.instructor_id = Number(instructor.value);
-    const made = await api.enroll("/sections", { method: "POST", json: body });
+    const made = await api.enroll("/sections", { method: "POST", json: body, onRetry });
     remember("sections", made);
     return `Created ${label(made)}.`;
   });
@@ -738,11 +786,15 @@ async function render() {
     content = [heading(view.title)];
   }
   if (turn === rendering && api.session()) main().replaceChildren(...content);
-  if (turn === rendering) main().setAttribute("aria-busy", "false");
+  if (turn === rendering) {
+    main().setAttribute("aria-busy", "false");
+    doneTrying();
+  }
 }
 
 async function start() {
   await api.loadConfig();
+  api.onRetrying(showTrying);
   api.onSessionEnded((message) => {
     render();
     complain(message);
