@@ -223,6 +223,64 @@ def test_a_full_waitlist_is_refused_with_the_apis_words(
     assert "409" not in refusal
 
 
+# In the page: the enroll POSTs' Idempotency-Keys (window.tries), every "Still trying…" the page
+# showed (window.shown), and a fetch that loses the first enroll's answer after the service has
+# it, then cuts the next `cuts` tries before they leave (as a dead instance or network would).
+CUT_ENROLLS = """
+const [cuts] = arguments;
+window.tries = [];
+window.shown = [];
+new MutationObserver(() => {
+  for (const s of document.querySelectorAll("span.trying")) {
+    if (s.textContent && !window.shown.includes(s.textContent)) window.shown.push(s.textContent);
+  }
+}).observe(document.body, { subtree: true, childList: true, characterData: true });
+const real = window.fetch;
+window.fetch = async (url, init = {}) => {
+  if (init.method !== "POST" || !String(url).endsWith("/enrollments")) return real(url, init);
+  window.tries.push(init.headers["Idempotency-Key"]);
+  if (window.tries.length === 1) {
+    await real(url, init);  // applied: only its answer is lost
+    throw new TypeError("Failed to fetch");
+  }
+  if (window.tries.length <= 1 + cuts) throw new TypeError("Failed to fetch");
+  return real(url, init);
+};
+"""
+
+
+def test_an_enroll_whose_answer_is_lost_is_retried_with_its_key_and_then_known(
+    cluster: Cluster, open_browser, registrar: Browser
+):
+    """The issue's question, "did I get the seat?": the first try gets the seat but its answer is
+    lost, and every retry is cut. The page says it is still trying, then that it is not known
+    whether the enroll was done and that trying again is safe; pressing Enroll again sends the
+    same key, and the service's replay of the first answer says "Enrolled": one seat taken."""
+    label = create_section(registrar, new_code(), capacity=2)
+    section_id = find_id(cluster, label)
+    person = student(cluster, open_browser, "Retry")
+    find(person, label[:-3])
+    person.driver.execute_script(CUT_ENROLLS, 3)
+
+    unknown = person.refused(lambda: person.press(f"Enroll in {label}"))
+    shown = person.driver.execute_script("return window.shown")
+    person.screenshot(SHOTS / "outcome-unknown.png")
+    again = person.act(lambda: person.press(f"Enroll in {label}"))
+    keys = person.driver.execute_script("return window.tries")
+    token = cluster.token(1, "rhenderson", "registrar")
+    section = httpx.get(
+        cluster.enroll_gateway.url + f"/enroll_api/sections/{section_id}",
+        headers={"Authorization": f"Bearer {token}"},
+    ).json()
+
+    assert "not known whether that was done" in unknown and "Trying again is safe" in unknown
+    assert [t[: t.index(":")] for t in shown] == [f"Still trying… Enroll in {label}"] * 3
+    assert [t[t.index("(try") :] for t in shown] == [f"(try {n} of 4)." for n in (2, 3, 4)]
+    assert len(keys) == 5 and len(set(keys)) == 1 and len(keys[0]) == 36, keys
+    assert again == f"Enrolled in {label}."
+    assert section["enrolled"] == 1 and section["seats_available"] == 1
+
+
 def find_id(cluster: Cluster, label: str) -> int:
     code, number = label.rsplit("-", 1)
     token = cluster.token(1, "rhenderson", "registrar")
