@@ -6,9 +6,9 @@ account change) runs through `Primary.write`, the same call on every node: on th
 rule runs in one BEGIN IMMEDIATE transaction on the node's write connection (with its
 Idempotency-Key's record, app/common/idempotency.py); on a replica, the request the client sent
 is sent on to the primary as it was, key included, and the primary's answer or refusal passed
-on (503 when it cannot be reached). The auth gateway sends registrations to the replicas for that reason: when
-the primary is down, they still answer, with a clear 503, where a gateway sending to the dead
-primary itself could only give a bare 500.
+on (503 when it cannot be reached). The auth gateway sends registrations to the replicas for
+that reason: when the primary is down, they still answer, with a clear 503, where a gateway
+sending to the dead primary itself could only give a bare 500.
 
 Reads: replication takes a few milliseconds, but a login may reach a replica before the row of a
 user who has just registered. So a replica that must refuse a login asks the primary once and

@@ -263,9 +263,13 @@ def test_a_key_expires_after_the_ttl(api, monkeypatch):
     assert stored["created_at"] == clock[0]
 
 
-def test_each_keyed_write_purges_a_few_expired_records(api, monkeypatch):
+def test_keyed_writes_purge_expired_records_a_bounded_number_at_most_once_a_second(
+    api, monkeypatch
+):
     clock = [1_000_000.0]
     monkeypatch.setattr(idempotency, "now", lambda: clock[0])
+    monkeypatch.setattr(idempotency, "PURGE_LIMIT", 3)
+    monkeypatch.setattr(idempotency, "_next_purge", 0.0)  # the last sweep: on this clock
     section = new_section(api, capacity=30)
     for i in range(5):
         assert api.as_(REGISTRAR).patch(
@@ -273,9 +277,13 @@ def test_each_keyed_write_purges_a_few_expired_records(api, monkeypatch):
         ).status_code == 200  # fmt: skip
     clock[0] += 24 * 3600 + 1
     enroll(api, LIAM, section)
-    assert [r["key"] for r in records(api)] == ["old-2", "old-3", "old-4", KEY]
+    assert [r["key"] for r in records(api)] == ["old-3", "old-4", KEY]
+    clock[0] += 0.5  # within the second: no sweep
     enroll(api, AVA, section)
-    assert [r["key"] for r in records(api)] == ["old-4", KEY, KEY]
+    assert [r["key"] for r in records(api)] == ["old-3", "old-4", KEY, KEY]
+    clock[0] += 0.5
+    enroll(api, (11, "nwilliams", "student"), section)
+    assert [r["key"] for r in records(api)] == [KEY, KEY, KEY]
 
 
 def test_the_openapi_schema_declares_the_key_on_every_write_and_only_there(api):
