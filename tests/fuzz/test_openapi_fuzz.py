@@ -382,7 +382,12 @@ EXPLAINED = {
     " permit to revoke: tests/enrollment/test_access.py and test_eligibility.py revoke one",
     ("enrollment", "POST /completed-courses", 413): "a CSV too big for a fuzzed body:"
     " test_abuse.py sends 1 MB and 10 MB",
-    **{("auth", f"POST {p}", 413): ABUSE for p in ("/register", "/login", "/refresh")},
+    **{("auth", f"POST {p}", 413): ABUSE for p in ("/register", "/login", "/refresh", "/logout")},
+    **{
+        ("auth", f"POST {p}", 409): "request_in_progress: a retry with the same Idempotency-Key"
+        " while the first is still being made: tests/auth/test_idempotency.py"
+        for p in ("/refresh", "/logout")
+    },
     **{
         ("auth", f"POST {p}", 503): "only on a replica whose primary is out of reach:"
         " tests/auth/test_primary_fallback.py"
