@@ -13,6 +13,8 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
+
 from app.auth.init_db import init_keys
 from harness.procs import ROOT, free_port, log_tail, wait_http
 
@@ -161,14 +163,15 @@ class AuthCluster:
         """The pid of the auth instance (uvicorn) that LiteFS runs on node `name`, if any."""
         node = self.nodes[name]
         assert node.proc is not None
-        pending, found = [node.proc.pid], None
-        while pending and found is None:
-            pid = pending.pop()
-            with suppress(OSError):
-                if b"uvicorn" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                    found = pid
-            pending += _children(pid)
-        return found
+        try:
+            descendants = psutil.Process(node.proc.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return None
+        for process in descendants:
+            with suppress(psutil.Error):  # one that ends while we look is not serving
+                if any("uvicorn" in part for part in process.cmdline()):
+                    return process.pid
+        return None
 
     def close(self) -> None:
         """Stop every node still running, then unmount whatever is left: even after a failure,
@@ -189,16 +192,12 @@ class AuthCluster:
 
 
 def _children(pid: int) -> list[int]:
-    """The children of every thread of `pid` (Go's LiteFS starts its subprocess from any); none
-    if `pid` has just ended (its /proc entry goes while we look)."""
-    found: list[int] = []
+    """The children of `pid`, whichever of its threads started them (Go's LiteFS starts its
+    subprocess from any); none if `pid` has just ended."""
     try:
-        for path in Path(f"/proc/{pid}/task").glob("*/children"):
-            with suppress(OSError):
-                found += [int(p) for p in path.read_text().split()]
-    except OSError:
-        pass
-    return found
+        return [child.pid for child in psutil.Process(pid).children()]
+    except psutil.NoSuchProcess:
+        return []
 
 
 def _killpg(pid: int) -> None:
@@ -209,12 +208,12 @@ def _killpg(pid: int) -> None:
 def litefs_mounts(under: Path) -> list[str]:
     """LiteFS FUSE mounts at or below `under`."""
     root = str(under)
-    found = []
-    for line in Path("/proc/self/mounts").read_text().splitlines():
-        source, target = line.split()[:2]
-        if source == "litefs" and (target == root or target.startswith(root + "/")):
-            found.append(target)
-    return found
+    return [
+        part.mountpoint
+        for part in psutil.disk_partitions(all=True)
+        if part.device == "litefs"
+        and (part.mountpoint == root or part.mountpoint.startswith(root + "/"))
+    ]
 
 
 def mounted(path: Path) -> bool:

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from app.enrollment.init_db import init_db
-from harness.procs import ROOT, free_port, stop, wait_http
+from harness.procs import ROOT, child_of, free_port, stop, wait_http
 
 
 def write_secret(path: Path) -> Path:
@@ -76,10 +76,7 @@ class EnrollmentCluster:
 
     def serving_pid(self, index: int) -> int | None:
         """The pid of the uvicorn process serving instance `index` now (bin/enrollment's child)."""
-        supervisor = self.procs[index].pid
-        path = Path(f"/proc/{supervisor}/task/{supervisor}/children")
-        children = [int(p) for p in path.read_text().split()] if path.exists() else []
-        return children[0] if children else None
+        return child_of(self.procs[index].pid)
 
     def stop(self) -> None:
         stop(self.procs)
