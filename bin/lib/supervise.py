@@ -29,6 +29,7 @@ restarts only uvicorn workers, also without a pause or a limit. supervisord and 
 second process manager under foreman, with configs and logs of their own.
 """
 
+import json
 import os
 import selectors
 import signal
@@ -39,6 +40,7 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,8 +101,12 @@ def supervise(
     return _Supervisor(list(command), name, tuple(pass_fds), after_exit, rule).run()
 
 
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+def _log(message: str, level: str = "WARNING") -> None:
+    """One JSON line on stderr, in the shape of the services' own log lines (etc/logging.json:
+    time, level, logger, message), since the supervisor writes into the same log as its child."""
+    now = datetime.now().astimezone().isoformat(timespec="milliseconds")
+    line = {"time": now, "level": level, "name": "supervise", "message": message}
+    print(json.dumps(line), file=sys.stderr, flush=True)
 
 
 def _exit_status(returncode: int) -> int:
@@ -161,7 +167,8 @@ class _Supervisor:
             if quick >= self.rule.quick_deaths:
                 _log(
                     f"{self.name} {_describe(returncode)}: {quick} deaths in a row, each "
-                    f"within {self.rule.quick_seconds:g} s of its start; giving up"
+                    f"within {self.rule.quick_seconds:g} s of its start; giving up",
+                    "ERROR",
                 )
                 return _exit_status(returncode) or 1
             pause = self.rule.pause(quick)
