@@ -110,16 +110,3 @@ def cluster(clusters: Clusters, cluster_env: dict[str, str]) -> Cluster:
     if not KRAKEND.exists():
         pytest.fail(f"{KRAKEND} is missing: run ./bin/test or ./bin/start, which build KrakenD")
     return clusters.get(cluster_env)
-
-
-def pytest_terminal_summary(terminalreporter) -> None:
-    from tests.fuzz.helpers import TALLY
-
-    if TALLY["gateway fuzz requests"]:
-        terminalreporter.write_line(
-            f"gateway fuzz: {TALLY['gateway fuzz enrollment cases']} enrollment cases (each as"
-            f" 3 roles and without a token), {TALLY['gateway fuzz auth cases']} auth cases,"
-            f" {TALLY['gateway fuzz requests']} requests through KrakenD;"
-            f" {TALLY['gateway fuzz control characters']} control characters in a path got"
-            " the gateway's own 400 bad_path"
-        )

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.fuzz.helpers import TALLY, Service, auth_app, enrollment_app, gateway_headers, sign_in
+from tests.fuzz.helpers import Service, auth_app, enrollment_app, gateway_headers, sign_in
 
 
 @pytest.fixture
@@ -30,20 +30,3 @@ def enrollment(tmp_path: Path, registrar: dict) -> Iterator[Service]:
     app, database, secret = enrollment_app(tmp_path / "enroll")
     with TestClient(app) as client:
         yield Service(client, database, gateway_headers(secret, registrar))
-
-
-def pytest_terminal_summary(terminalreporter) -> None:
-    for service in ("enrollment", "auth"):
-        if TALLY[f"fuzz {service} cases"]:
-            terminalreporter.write_line(
-                f"fuzz: {service}: {TALLY[f'fuzz {service} cases']} schemathesis cases,"
-                f" {TALLY[f'fuzz {service} requests']} requests,"
-                f" {TALLY[f'fuzz {service} operations']} operations"
-            )
-    if TALLY["abuse enrollment"] or TALLY["abuse auth"]:
-        terminalreporter.write_line(
-            f"abuse: {TALLY['abuse enrollment'] + TALLY['abuse auth']} abusive inputs"
-            f" (enrollment {TALLY['abuse enrollment']}, auth {TALLY['abuse auth']}): each a 4xx"
-            f" with the database unchanged, or ({TALLY['abuse stored verbatim']} of them) plain"
-            " text stored verbatim; no 5xx"
-        )
