@@ -90,17 +90,20 @@ def list_accounts(
     disabled: bool | None,
     after: int | None,
     limit: int,
+    mail_domain: str,
 ) -> list[AccountOut]:
     """One page of the accounts matching the search, in id order."""
     require_current_registrar(conn, by)
     found = queries.search(conn, text=text, role=role, disabled=disabled, after=after, limit=limit)
-    return [_account_out(user) for user in found]
+    return [_account_out(user, mail_domain) for user in found]
 
 
-def get_account(conn: sqlite3.Connection, *, by: RegistrarCall, user_id: int) -> AccountOut:
+def get_account(
+    conn: sqlite3.Connection, *, by: RegistrarCall, user_id: int, mail_domain: str
+) -> AccountOut:
     """One account, as this node's copy of the database has it."""
     require_current_registrar(conn, by)
-    return _account_out(_existing(conn, user_id))
+    return _account_out(_existing(conn, user_id), mail_domain)
 
 
 def account_audit(
@@ -166,11 +169,14 @@ def _change(
             _keep_a_registrar(tx, user)
         queries.set_disabled(tx, user_id=user_id, disabled=change.disabled)
         audit.append(("account.disable" if change.disabled else "account.enable", {}))
+    if "email" in change.model_fields_set and change.email != user.email:
+        queries.set_email(tx, user_id=user_id, email=change.email)
+        audit.append(("account.email", {"before": user.email, "after": change.email}))
     for action, details in audit:
         queries.insert_audit(
             tx, actor_id=by.user_id, action=action, user_id=user_id, details=details
         )
-    changed = _account_out(_existing(tx, user_id))
+    changed = _account_out(_existing(tx, user_id), call.settings.mail_domain)
     if change.roles is not None or change.first_name is not None or change.last_name is not None:
         on_commit(tx, lambda: _announce(call, changed))
     return changed
@@ -237,15 +243,18 @@ def _existing(conn: sqlite3.Connection, user_id: int) -> queries.StoredUser:
     return user
 
 
-def _account_out(user: queries.StoredUser) -> AccountOut:
-    return AccountOut(**user_out(user).model_dump(), disabled=user.disabled)
+def _account_out(user: queries.StoredUser, mail_domain: str) -> AccountOut:
+    return AccountOut(**user_out(user, mail_domain).model_dump(), disabled=user.disabled)
 
 
-def user_out(user: queries.StoredUser) -> UserOut:
+def user_out(user: queries.StoredUser, mail_domain: str) -> UserOut:
+    """The account as its owner, the registrar and the installation's services see it (with the
+    email address, which no other student is ever shown)."""
     return UserOut(
         id=user.id,
         username=user.username,
         first_name=user.first_name,
         last_name=user.last_name,
         roles=user.roles,
+        email=user.address(mail_domain),
     )

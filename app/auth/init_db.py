@@ -12,6 +12,7 @@ existing private key is kept (the public JWKS is rewritten from it, so the gatew
 
 import argparse
 import json
+import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -59,6 +60,13 @@ def init_database(path: Path) -> int:
         conn.close()
 
 
+def _table_in_schema(name: str) -> str:
+    """The CREATE TABLE statement of `name` in share/auth/schema.sql."""
+    found = re.search(rf"CREATE TABLE IF NOT EXISTS {name} \(.*?\n\);", SCHEMA.read_text(), re.S)
+    assert found is not None, name
+    return found.group(0)
+
+
 # Each step takes a database from the version before it to its own (share/auth/schema.sql is the
 # latest whole). A database made by an older release is brought up to date at the primary's start.
 _MIGRATIONS = {
@@ -71,6 +79,23 @@ _MIGRATIONS = {
     3: [],
     # idempotency_keys is new: share/common/idempotency.sql makes it (IF NOT EXISTS).
     4: [],
+    # users.email (NULL: the default address), and 'account.email' among account_audit's actions:
+    # SQLite changes a CHECK only by making the table again. An older database without the table
+    # gets an empty one first, so that one list of steps serves every version. The new table is
+    # the schema file's own statement, so the two cannot disagree.
+    5: [
+        "ALTER TABLE users ADD COLUMN email TEXT"
+        " CHECK (email IS NULL OR length(email) BETWEEN 3 AND 254)",
+        "CREATE TABLE IF NOT EXISTS account_audit (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " at TEXT, actor_id INTEGER, action TEXT, user_id INTEGER, details TEXT)",
+        _table_in_schema("account_audit").replace(
+            "IF NOT EXISTS account_audit", "account_audit_v5"
+        ),
+        "INSERT INTO account_audit_v5 (id, at, actor_id, action, user_id, details)"
+        " SELECT id, at, actor_id, action, user_id, details FROM account_audit",
+        "DROP TABLE account_audit",
+        "ALTER TABLE account_audit_v5 RENAME TO account_audit",
+    ],
 }
 
 

@@ -1,7 +1,8 @@
 """Request and response bodies of the auth service. Input is strict: wrong types, unknown fields
 and out-of-range values are 422 with the field named, before anything is read or written."""
 
-from typing import Annotated, Any, Literal
+import re
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AfterValidator,
@@ -45,12 +46,39 @@ PersonName = Annotated[
 Roles = Annotated[list[Role], Field(min_length=1, max_length=3), AfterValidator(_distinct)]
 
 
+# An address mail can be sent to: a dot-atom local part (RFC 5322 3.2.3, no quoting), one `@`,
+# and a domain of dot-separated labels with a top-level part; at most 254 characters (RFC 5321
+# 4.5.3.1.3). No spaces or line breaks: it goes into an SMTP envelope and a To header.
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_EMAIL = re.compile(rf"{_ATOM}(\.{_ATOM})*@({_LABEL}\.)+[A-Za-z]{{2,63}}")
+
+
+def _email_address(value: str) -> str:
+    if _EMAIL.fullmatch(value) is None:
+        raise ValueError("must be an email address such as name@example.edu")
+    local, _, domain = value.rpartition("@")
+    return f"{local}@{domain.lower()}"
+
+
+Email = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=3, max_length=254),
+    AfterValidator(_email_address),
+    Field(
+        description="where notifications go; without one, <username>@<AUTH_MAIL_DOMAIN>",
+        examples=["ajohnson@example.edu"],
+    ),
+]
+
+
 class RegisterIn(Strict):
     username: NewUsername
     password: NewPassword
     first_name: PersonName
     last_name: PersonName
     roles: Roles = [STUDENT]
+    email: Email | None = None
 
     @field_validator("password")
     @classmethod
@@ -79,6 +107,9 @@ class UserOut(BaseModel):
     first_name: str
     last_name: str
     roles: list[Role]
+    # Shown to the person (their registration), the registrar and the installation's services;
+    # never to another student.
+    email: str = Field(description="the given address, or <username>@<AUTH_MAIL_DOMAIN>")
 
 
 class AccountOut(UserOut):
@@ -86,12 +117,16 @@ class AccountOut(UserOut):
 
 
 class AccountChange(Change):
-    """A registrar's change to an account: any of these fields, at least one, none null."""
+    """A registrar's change to an account: any of these fields, at least one, none null except
+    `email` (null: back to <username>@<AUTH_MAIL_DOMAIN>)."""
+
+    nullable: ClassVar[frozenset[str]] = frozenset({"email"})
 
     roles: Roles | None = None
     disabled: bool | None = None
     first_name: PersonName | None = None
     last_name: PersonName | None = None
+    email: Email | None = None
 
 
 class PasswordIn(Strict):
@@ -106,6 +141,7 @@ AccountAction = Literal[
     "account.create",
     "account.roles",
     "account.names",
+    "account.email",
     "account.disable",
     "account.enable",
     "account.password",

@@ -20,11 +20,16 @@ class StoredUser:
     roles: list[str]
     disabled: bool
     token_generation: int
+    email: str | None  # the address given; None: the default, <username>@<mail domain>
+
+    def address(self, mail_domain: str) -> str:
+        """Where mail to this user goes."""
+        return self.email or f"{self.username}@{mail_domain}"
 
 
 _SELECT_USER = """
     SELECT u.id, u.username, u.password_hash, u.first_name, u.last_name, u.disabled,
-           u.token_generation,
+           u.token_generation, u.email,
            (SELECT group_concat(r.role) FROM user_roles AS r WHERE r.user_id = u.id) AS roles
     FROM users AS u
 """
@@ -43,6 +48,7 @@ def _user(row: sqlite3.Row | None) -> StoredUser | None:
         roles=[role for role in ROLES if role in granted],
         disabled=bool(row["disabled"]),
         token_generation=row["token_generation"],
+        email=row["email"],
     )
 
 
@@ -65,12 +71,13 @@ def create(
     last_name: str,
     roles: list[str],
     user_id: int | None = None,
+    email: str | None = None,
 ) -> int:
     """Insert a user and their roles; return the id. Run inside a transaction."""
     cursor = conn.execute(
-        "INSERT INTO users (id, username, password_hash, first_name, last_name)"
-        " VALUES (?, ?, ?, ?, ?)",
-        (user_id, username, password_hash, first_name, last_name),
+        "INSERT INTO users (id, username, password_hash, first_name, last_name, email)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (user_id, username, password_hash, first_name, last_name, email),
     )
     new_id = cursor.lastrowid
     assert new_id is not None
@@ -139,6 +146,11 @@ def set_names(conn: sqlite3.Connection, *, user_id: int, first_name: str, last_n
         "UPDATE users SET first_name = ?, last_name = ? WHERE id = ?",
         (first_name, last_name, user_id),
     )
+
+
+def set_email(conn: sqlite3.Connection, *, user_id: int, email: str | None) -> None:
+    """Give the account an address (None: back to the default one)."""
+    conn.execute("UPDATE users SET email = ? WHERE id = ?", (email, user_id))
 
 
 def set_disabled(conn: sqlite3.Connection, *, user_id: int, disabled: bool) -> None:

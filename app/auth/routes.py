@@ -148,6 +148,7 @@ REGISTRARS_WRITE: dict[str, Any] = {**REGISTRAR_ONLY, **KEYED}
 def list_accounts(
     db: ReadDb,
     by: Registrar,
+    settings: AppSettings,
     q: Annotated[
         str | None,
         Query(
@@ -172,6 +173,7 @@ def list_accounts(
         disabled=disabled,
         after=after,
         limit=limit,
+        mail_domain=settings.mail_domain,
     )
 
 
@@ -180,9 +182,9 @@ def list_accounts(
     responses=refuses(REGISTRARS, {404: ["not_found"]}),
     openapi_extra=REGISTRAR_ONLY,
 )
-def get_account(user_id: PathId, db: ReadDb, by: Registrar) -> AccountOut:
+def get_account(user_id: PathId, db: ReadDb, by: Registrar, settings: AppSettings) -> AccountOut:
     """One account (registrar only)."""
-    return accounts.get_account(db, by=by, user_id=user_id)
+    return accounts.get_account(db, by=by, user_id=user_id, mail_domain=settings.mail_domain)
 
 
 @router.get("/audit", responses=refuses(REGISTRARS), openapi_extra=REGISTRAR_ONLY)
@@ -212,7 +214,8 @@ def account_audit(
 def change_account(
     user_id: PathId, body: AccountChange, call: ThisCall, by: Registrar
 ) -> AccountOut:
-    """Change an account's roles or names, disable it or re-enable it (registrar only; not
+    """Change an account's roles, names or email address (null: back to the default), disable
+    it or re-enable it (registrar only; not
     one's own roles or disabled state, 409; never the last active registrar, 409). A role change
     or a disable ends the account's sessions (refresh fails; sign in again); its access token
     lasts until it expires (AUTH_ACCESS_TTL_SECONDS, 20 minutes), except at these account

@@ -86,6 +86,7 @@ def _create(
         first_name=new.first_name,
         last_name=new.last_name,
         roles=list(new.roles),
+        email=new.email,
     )
     if by is not None:
         queries.insert_audit(
@@ -97,7 +98,7 @@ def _create(
         )
     user = queries.get(tx, user_id=user_id)
     assert user is not None
-    created = user_out(user)
+    created = user_out(user, call.settings.mail_domain)
     on_commit(tx, metrics.REGISTRATIONS.inc)
     on_commit(tx, lambda: _announce(call, created))
     return created
@@ -370,4 +371,4 @@ def account_for_service(
     user = queries.get(conn, user_id=user_id)
     if user is None:
         raise NotFound(f"user {user_id} not found")
-    return user_out(user)
+    return user_out(user, settings.mail_domain)

@@ -12,7 +12,7 @@ from app.common.idempotency import TTL_SECONDS
 from app.common.settings import LoopbackUrls, database_checked, load_or_exit
 
 APPLICATION_ID = int.from_bytes(b"AUTH", "big")  # share/auth/schema.sql sets these two
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 class Settings(BaseSettings):
@@ -70,6 +70,11 @@ class Settings(BaseSettings):
     # this host: comma-separated addresses or networks. From any other peer, and by default from
     # every peer, the client address is the peer's own (see throttle.client_address).
     trusted_proxies: Annotated[tuple[IPvAnyNetwork, ...], NoDecode] = ()
+
+    # Every account without an address of its own gets <username>@<mail_domain>.
+    mail_domain: str = Field(
+        "example.edu", min_length=3, max_length=200, pattern=r"^([a-z0-9-]+\.)+[a-z]{2,63}$"
+    )
 
     # How long the answer to an Idempotency-Key is kept for its retries, on the primary
     # (app/common/idempotency.py); a key older than this is a new key.

@@ -15,6 +15,9 @@ CREATE TABLE IF NOT EXISTS users (
     -- password or changing its roles moves it on, so every refresh token issued before is
     -- refused, and so is every access token at the registrar's account routes.
     token_generation INTEGER NOT NULL DEFAULT 0,
+    -- Where notifications go, if one was given; NULL: <username>@<AUTH_MAIL_DOMAIN>, so a
+    -- change of the installation's domain moves every default address with it.
+    email         TEXT    CHECK (email IS NULL OR length(email) BETWEEN 3 AND 254),
     created_at    TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
 );
 
@@ -46,7 +49,8 @@ CREATE TABLE IF NOT EXISTS account_audit (
     at       TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
     actor_id INTEGER NOT NULL,
     action   TEXT    NOT NULL CHECK (action IN ('account.create', 'account.roles',
-             'account.names', 'account.disable', 'account.enable', 'account.password')),
+             'account.names', 'account.email', 'account.disable', 'account.enable',
+             'account.password')),
     user_id  INTEGER NOT NULL,
     details  TEXT    NOT NULL DEFAULT '{}'  -- JSON: what changed (never a password or hash)
 );
@@ -59,6 +63,6 @@ CREATE INDEX IF NOT EXISTS account_audit_by_user ON account_audit (user_id, id);
 -- Identifies the file as the auth service's database, at this schema version; the service
 -- refuses to start on anything else.
 PRAGMA application_id = 1096111176;  -- 'AUTH'
-PRAGMA user_version = 4;  -- 2: disabled, token_generation; 3: sessions, account_audit;
--- 4: idempotency_keys
+PRAGMA user_version = 5;  -- 2: disabled, token_generation; 3: sessions, account_audit;
+-- 4: idempotency_keys; 5: users.email, account_audit's 'account.email'
 -- (app/auth/init_db.py migrates older versions)

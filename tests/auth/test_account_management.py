@@ -66,7 +66,7 @@ def test_the_registrar_pages_through_every_account_without_gaps_or_repeats(clien
     assert seen == [row["id"] for row in everyone] == sorted(set(seen))
     assert len(seen) >= 7 + 5  # the new accounts and the seed's
     first = everyone[0]
-    assert set(first) == {"id", "username", "first_name", "last_name", "roles", "disabled"}
+    assert set(first) == {"id", "username", "first_name", "last_name", "roles", "disabled", "email"}
     assert "password" not in page.text and "hash" not in page.text
 
 
@@ -338,12 +338,15 @@ def test_a_database_of_the_previous_schema_is_migrated_with_its_accounts(tmp_pat
 
     conn = sqlite3.connect(path)
     row = conn.execute(
-        "SELECT username, disabled, token_generation FROM users WHERE id = 77"
+        "SELECT username, disabled, token_generation, email FROM users WHERE id = 77"
     ).fetchone()
     version = conn.execute("PRAGMA user_version").fetchone()[0]
+    conn.execute(  # account_audit was made again, with the new action among its CHECK's
+        "INSERT INTO account_audit (actor_id, action, user_id) VALUES (1, 'account.email', 77)"
+    )
     conn.close()
-    assert row == ("olduser", 0, 0)
-    assert version == SCHEMA_VERSION == 4
+    assert row == ("olduser", 0, 0, None)
+    assert version == SCHEMA_VERSION == 5
 
 
 # on a replica

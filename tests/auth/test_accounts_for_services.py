@@ -31,6 +31,7 @@ def test_an_account_is_given_only_to_a_caller_with_the_gateway_secret(tmp_path):
         "first_name": "Zoë",
         "last_name": "Ng",
         "roles": ["student"],
+        "email": "zng@example.edu",  # the notifier sends to it (issue 27)
     }
     assert (seed.json()["username"], seed.json()["roles"]) == ("kavery", ["instructor"])
     assert (missing.status_code, missing.json()["code"]) == (404, "not_found")

@@ -28,6 +28,7 @@ def test_self_registration_creates_a_student_who_can_sign_in(client, settings):
         "first_name": "New",
         "last_name": "Student",
         "roles": ["student"],
+        "email": "newstudent@example.edu",
     }
     assert user["id"] > 38  # after the seed users, whose ids the enrollment service shares
     tokens = tokens_for(client, "newstudent", GOOD_PASSWORD)

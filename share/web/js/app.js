@@ -639,8 +639,8 @@ const ACTIONS = [
 ];
 
 const ACCOUNT_ACTIONS = [
-  "account.create", "account.roles", "account.names", "account.disable", "account.enable",
-  "account.password",
+  "account.create", "account.roles", "account.names", "account.email", "account.disable",
+  "account.enable", "account.password",
 ];
 
 // One audit trail, newest first, with its filters and "Older entries": the enrollment service's
