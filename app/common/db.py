@@ -467,12 +467,7 @@ class Database:
         the route answers what was recorded."""
         keyed = idempotency.take()
         if keyed is None:
-
-            def job() -> T:
-                with self.writers.connection() as conn, immediate(conn) as tx:
-                    return fn(tx, *args, **kwargs)
-
-            return await self.writer_lock.run(job)
+            return await self.write_aside(fn, *args, **kwargs)
 
         def keyed_job() -> None:
             with self.writers.connection() as conn, immediate(conn) as tx:
@@ -480,6 +475,23 @@ class Database:
 
         await self.writer_lock.run(keyed_job)
         raise idempotency.Ran(keyed)
+
+    async def write_aside(
+        self,
+        fn: Callable[Concatenate[sqlite3.Connection, P], T],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """`write` for a write that is not the request's own change, but keeps a record current
+        before it (the caller, an account the registrar names): never under the request's
+        Idempotency-Key, which is left for the route's own write."""
+
+        def job() -> T:
+            with self.writers.connection() as conn, immediate(conn) as tx:
+                return fn(tx, *args, **kwargs)
+
+        return await self.writer_lock.run(job)
 
 
 class WrongSchema(RuntimeError):

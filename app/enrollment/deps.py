@@ -73,7 +73,7 @@ async def identify(request: Request) -> Identity:
     # and a stale "known" would refuse the caller.
     db: Database = request.app.state.db
     if not db.read(people.user_is_current, who):
-        await db.write(people.remember_user, who)  # rare: a first request, or new roles
+        await db.write_aside(people.remember_user, who)  # rare: a first request, or new roles
     return who
 
 

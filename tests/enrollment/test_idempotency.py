@@ -334,3 +334,80 @@ def test_the_same_key_sent_at_once_to_three_instances_makes_one_change(instances
             "SELECT count(*) FROM enrollments WHERE user_id = 10 AND section_id = ?", (section,)
         ).fetchone()[0]
     assert rows == 1
+
+
+def test_every_write_route_answers_what_its_write_returns():
+    """Under a key the answer is made from what the route's write returns, inside its transaction
+    (`KeyedWrite`, `idempotency.answer_maker`), and the endpoint's own code after the write does
+    not run: so each write endpoint must answer exactly that, `return await db.write(...)`, or,
+    on a 204 route, nothing (`await db.write(...)` then `return Response(status_code=204)`). A
+    new write route that reshaped the write's result would replay another answer than its
+    first."""
+    import ast
+    import inspect
+    import textwrap
+
+    from app.enrollment.deps import KeyedWrite
+    from app.enrollment.routes import router
+
+    checked = 0
+    for route in router.routes:
+        if not isinstance(route, KeyedWrite):
+            continue
+        endpoint = inspect.unwrap(route.endpoint)
+        body = ast.parse(textwrap.dedent(inspect.getsource(endpoint))).body[0].body
+        statements = [s for s in body if not isinstance(s, ast.Expr | ast.Return)
+                      or not isinstance(getattr(s, "value", None), ast.Constant)]  # fmt: skip
+        writes = [
+            n
+            for s in statements
+            for n in ast.walk(s)
+            if isinstance(n, ast.Await) and ast.unparse(n.value).startswith("db.write(")
+        ]
+        assert len(writes) == 1, (route.path, "one write of its own, awaited")
+        if route.status_code == 204:
+            assert isinstance(statements[-2], ast.Expr) and statements[-2].value is writes[0]
+            assert ast.unparse(statements[-1]) == "return Response(status_code=204)", route.path
+        else:
+            assert isinstance(statements[-1], ast.Return) and statements[-1].value is writes[0]
+        checked += 1
+    assert checked >= 20
+
+
+def test_a_keyed_write_that_first_records_an_account_keys_its_own_write(tmp_path, monkeypatch):
+    """Naming an instructor this service has not seen makes it ask the auth service and record
+    the account first (`directory.make_current`, a write aside): the key is for the section's
+    creation, which is what is recorded and replayed."""
+    from fastapi.testclient import TestClient
+
+    from app.enrollment.init_db import init_db
+    from app.enrollment.main import create_app
+    from app.enrollment.people import directory
+    from app.enrollment.settings import Settings
+
+    db_path = tmp_path / "enroll.db"
+    init_db(db_path)
+    secret_file = make_secret_file(tmp_path)
+    settings = Settings(
+        database=db_path, gateway_secret_file=secret_file, auth_urls="http://127.0.0.1:9"
+    )
+    account = {"id": 500, "username": "newprof", "first_name": "New", "last_name": "Prof",
+               "roles": ["instructor"]}  # fmt: skip
+
+    async def from_auth(_settings, user_id):
+        return account if user_id == 500 else None
+
+    monkeypatch.setattr(directory, "fetch_account", from_auth)
+    body = {"course_id": 5, "section_number": 60, "instructor_id": 500, "capacity": 5}
+    headers = {**identity_headers(secret_file.read_text(), *REGISTRAR), **keyed("prof")}
+    with TestClient(create_app(settings)) as client:
+        first = client.post("/sections", json=body, headers=headers)
+        again = client.post("/sections", json=body, headers=headers)
+    assert first.status_code == again.status_code == 201, first.text
+    assert first.json()["instructor_id"] == 500 and again.content == first.content
+    assert again.headers[idempotency.REPLAYED_HEADER] == "true"
+    with sqlite3.connect(db_path) as conn:
+        assert conn.execute("SELECT count(*) FROM sections WHERE section_number = 60").fetchone()[
+            0
+        ] == 1  # fmt: skip
+        assert conn.execute("SELECT username FROM users WHERE id = 500").fetchone() == ("newprof",)

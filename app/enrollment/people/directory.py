@@ -76,4 +76,4 @@ async def make_current(db: Database, settings: Settings, user_id: int) -> None:
         return
     account = await fetch_account(settings, user_id)
     if account is not None and not db.read(service.account_is_recorded, account):
-        await db.write(service.remember_account, account)
+        await db.write_aside(service.remember_account, account)  # not the route's own write
