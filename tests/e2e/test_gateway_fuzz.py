@@ -5,11 +5,11 @@ Enrollment cases go out four times: as the registrar, an instructor and a studen
 tokens) and without a token. What a backend answered (it echoes its X-Request-Id) must pass
 every check: no 5xx, a declared status, a body in the declared schema. What the gateway answered
 itself must be its own refusal: 401 without a valid token, 403 for a role the route does not
-allow, 404 or 405 for a path or method no route has (KrakenD's bodies for these are empty), never
-a 5xx.
+allow, 404 or 405 for a path or method no route has (JSON bodies of the gatewayerrors plugin;
+a backend's answer is told apart by its X-Request-Id header), never a 5xx.
 Auth cases go to the auth gateway: on the public routes every answer is a backend's and must pass
 every check; the registrar's account routes are sent as the enrollment cases are, and a
-backend's answer (a body) must pass every check, the gateway's own (empty) be its refusal.
+backend's answer must pass every check, the gateway's own be its refusal.
 
 Bounded and repeatable: the coverage phase plus 10 examples per operation, a fixed seed, no
 example database; the enrollment database is put back to the seed before each operation.
