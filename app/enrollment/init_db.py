@@ -46,6 +46,8 @@ _MIGRATIONS = {
     ],
     # idempotency_keys is new: share/common/idempotency.sql makes it (IF NOT EXISTS).
     4: [],
+    # notifications (the outbox, issue 27) is new: the schema file makes it (IF NOT EXISTS).
+    5: [],
 }
 
 

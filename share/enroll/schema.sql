@@ -163,11 +163,36 @@ CREATE TABLE IF NOT EXISTS permits (
 );
 CREATE INDEX IF NOT EXISTS permits_live ON permits(user_id, section_id) WHERE revoked_at IS NULL;
 
+-- The outbox of notifications (issue 27): what a person must hear about, written in the
+-- transaction of the change that causes it (app/enrollment/notifications), read by that person in
+-- GET /users/{id}/notifications and delivered by mail by the notifier (app/notifier), which marks
+-- each delivered here. `subject` and `body` are written with the event, so the mail says what
+-- was true then; the address is asked of the auth service at delivery (the owner of accounts).
+CREATE TABLE IF NOT EXISTS notifications (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id      INTEGER NOT NULL REFERENCES users(id),
+    kind         TEXT NOT NULL CHECK (kind IN ('enrolled', 'waitlisted', 'promoted',
+                 'dropped_by_staff', 'hold_placed', 'hold_lifted', 'section_deleted')),
+    section_id   INTEGER REFERENCES sections(id),  -- NULL for a hold
+    subject      TEXT NOT NULL,
+    body         TEXT NOT NULL,
+    created_at   TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    read_at      TEXT,                      -- NULL: unread
+    -- delivery by the notifier: NULL until the mail server accepted the message
+    delivered_at TEXT,
+    attempts     INTEGER NOT NULL DEFAULT 0,  -- failed attempts so far
+    next_attempt REAL NOT NULL DEFAULT 0,     -- Unix time before which it is not tried again
+    last_error   TEXT
+);
+CREATE INDEX IF NOT EXISTS notifications_by_user ON notifications(user_id, id);
+CREATE INDEX IF NOT EXISTS notifications_undelivered ON notifications(next_attempt, id)
+    WHERE delivered_at IS NULL;
+
 -- idempotency_keys (Idempotency-Key's answers) is share/common/idempotency.sql, the same in
 -- both services' databases; init_db applies it after this file.
 
 -- Identifies the file as this service's database, at this schema version; the service refuses to
 -- start on anything else.
 PRAGMA application_id = 1162760780;  -- 'ENRL'
-PRAGMA user_version = 4;  -- 2: eligibility, 3: terms, 4: idempotency_keys
+PRAGMA user_version = 5;  -- 2: eligibility, 3: terms, 4: idempotency_keys, 5: notifications
 -- (app/enrollment/init_db.py migrates)

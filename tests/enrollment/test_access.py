@@ -157,6 +157,20 @@ CASES = [
     ("GET", "/audit?section_id=1&limit=5", None, REGISTRAR, 200),
     ("GET", "/audit", None, KAVERY, 403),
     ("GET", "/audit", None, AVA, 403),
+    # notifications: that user and the registrar read; only that user marks them read
+    ("GET", "/users/9/notifications", None, AVA, 200),
+    ("GET", "/users/9/notifications?unread=true", None, REGISTRAR, 200),
+    ("GET", "/users/9/notifications", None, LIAM, 403),
+    ("GET", "/users/9/notifications", None, KAVERY, 403),
+    ("PATCH", "/users/9/notifications", {"read_up_to": 1}, AVA, 200),
+    ("PATCH", "/users/9/notifications", {"read_up_to": 1}, REGISTRAR, 403),
+    ("PATCH", "/users/9/notifications", {"read_up_to": 1}, LIAM, 403),
+    ("PATCH", "/users/9/notifications/1", {"read": True}, AVA, 404),  # none yet in the seed
+    ("PATCH", "/users/9/notifications/1", {"read": True}, REGISTRAR, 403),
+    ("PATCH", "/users/9/notifications/1", {"read": True}, KAVERY, 403),
+    ("GET", "/notifications/undelivered", None, REGISTRAR, 200),
+    ("GET", "/notifications/undelivered", None, KAVERY, 403),
+    ("GET", "/notifications/undelivered", None, AVA, 403),
 ]
 
 

@@ -312,7 +312,7 @@ def test_a_database_of_the_previous_schema_is_upgraded_in_place(tmp_path):
     init_db(path)  # and again: nothing more to do
 
     conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
     assert conn.execute("SELECT username, credit_limit FROM users").fetchall() == [
         ("olduser", None)
     ]

@@ -376,8 +376,12 @@ EXPLAINED = {
             ("PATCH", "/terms/{term_id}"),
             ("POST", "/terms/{term_id}/windows"),
             ("PUT", "/users/{user_id}/class-level"),
+            ("PATCH", "/users/{user_id}/notifications"),
+            ("PATCH", "/users/{user_id}/notifications/{notification_id}"),
         ]
     },
+    ("enrollment", "PATCH /users/{user_id}/notifications/{notification_id}", 200): "the seed has"
+    " no notification to mark: tests/enrollment/test_notifications.py marks them",
     ("enrollment", "DELETE /sections/{section_id}/permits/{permit_id}", 200): "the seed has no"
     " permit to revoke: tests/enrollment/test_access.py and test_eligibility.py revoke one",
     ("enrollment", "POST /completed-courses", 413): "a CSV too big for a fuzzed body:"

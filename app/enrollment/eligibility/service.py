@@ -14,6 +14,7 @@ from app.enrollment.catalog.service import (
     require_section_staff,
 )
 from app.enrollment.eligibility import queries
+from app.enrollment.notifications import service as notify
 from app.enrollment.people.models import Identity
 from app.enrollment.people.service import get_user_or_404, user_record
 from app.enrollment.sql import Row
@@ -135,6 +136,7 @@ def place_hold(tx: sqlite3.Connection, caller: Identity, user_id: int, reason: s
     get_user_or_404(tx, user_id)
     hold_id = queries.place_hold(tx, user_id=user_id, reason=reason, placed_by=caller.user_id)
     record(tx, caller, "hold.place", user_id=user_id, hold_id=hold_id, reason=reason)
+    notify.hold_placed(tx, user_id=user_id, reason=reason)
     return queries.get_hold(tx, hold_id=hold_id)  # type: ignore[return-value]  # just written: never None
 
 
@@ -146,6 +148,7 @@ def lift_hold(tx: sqlite3.Connection, caller: Identity, user_id: int, hold_id: i
         raise Conflict(f"hold {hold_id} was lifted already", code="hold_lifted")
     queries.lift_hold(tx, hold_id=hold_id, lifted_by=caller.user_id)
     record(tx, caller, "hold.lift", user_id=user_id, hold_id=hold_id)
+    notify.hold_lifted(tx, user_id=user_id, reason=hold["reason"])
     return queries.get_hold(tx, hold_id=hold_id)  # type: ignore[return-value]  # just written: never None
 
 

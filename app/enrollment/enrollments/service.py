@@ -24,6 +24,7 @@ from app.enrollment.catalog.service import (
 from app.enrollment.eligibility.service import Waivers, eligibility_refusal
 from app.enrollment.enrollments import metrics, queries
 from app.enrollment.enrollments.models import EnrollIn
+from app.enrollment.notifications import service as notify
 from app.enrollment.people.models import Identity
 from app.enrollment.people.service import require_self_or_registrar, user_record
 from app.enrollment.sql import Row
@@ -90,7 +91,9 @@ def _enroll(tx: sqlite3.Connection, caller: Identity, user_id: int, data: Enroll
         user_id=user_id,
         outcome=status,
     )
-    return queries.get_enrollment(tx, enrollment_id=enrollment_id)  # type: ignore[return-value]  # just written: never None
+    enrollment: Row = queries.get_enrollment(tx, enrollment_id=enrollment_id)  # type: ignore[assignment]  # just written: never None
+    notify.enrolled(tx, enrollment=enrollment, section=section)
+    return enrollment
 
 
 # rules 4 and 5: drop, leave, promote
@@ -133,17 +136,22 @@ def promote_from_waitlist(tx: sqlite3.Connection, section_id: int) -> list[Row]:
     queries.mark_enrolled(tx, enrollment_ids=ids)
     if ids:
         on_commit(tx, lambda: metrics.PROMOTIONS.inc(len(ids)))
-    return [queries.get_enrollment(tx, enrollment_id=i) for i in ids]  # type: ignore[misc]  # just written: never None
+    promoted: list[Row] = [queries.get_enrollment(tx, enrollment_id=i) for i in ids]  # type: ignore[misc]  # just written: never None
+    for enrollment in promoted:
+        notify.promoted(tx, user_id=enrollment["user_id"], section=section)
+    return promoted
 
 
 def drop(tx: sqlite3.Connection, caller: Identity, user_id: int, section_id: int) -> Row:
     """Rule 4 (self-service): the student's seat becomes `dropped`; the waitlist head moves up."""
     require_self_or_registrar(caller, user_id)
-    require_before_drop_deadline(tx, caller, get_section_or_404(tx, section_id))
+    section = get_section_or_404(tx, section_id)
+    require_before_drop_deadline(tx, caller, section)
     current = queries.get_live_enrollment(tx, section_id=section_id, user_id=user_id)
     if current is None or current["status"] != "enrolled":
         raise NotFound(f"user {user_id} is not enrolled in section {section_id}")
     record(tx, caller, "enrollment.drop", section_id=section_id, user_id=user_id)
+    notify.dropped_by_staff(tx, caller, user_id=user_id, section=section, was="enrolled")
     return _drop_and_promote(tx, current, "dropped")
 
 
@@ -165,16 +173,19 @@ def administrative_drop(
         user_id=user_id,
         was=current["status"],
     )
+    notify.dropped_by_staff(tx, caller, user_id=user_id, section=section, was=current["status"])
     return _drop_and_promote(tx, current, "administrative")
 
 
 def leave_waitlist(tx: sqlite3.Connection, caller: Identity, user_id: int, section_id: int) -> Row:
     """Rule 5: leaving the waitlist moves everyone behind up one place (positions are ranks)."""
     require_self_or_registrar(caller, user_id)
-    require_before_drop_deadline(tx, caller, get_section_or_404(tx, section_id))
+    section = get_section_or_404(tx, section_id)
+    require_before_drop_deadline(tx, caller, section)
     current = queries.get_live_enrollment(tx, section_id=section_id, user_id=user_id)
     if current is None or current["status"] != "waitlisted":
         raise NotFound(f"user {user_id} is not on the waitlist of section {section_id}")
+    notify.dropped_by_staff(tx, caller, user_id=user_id, section=section, was="waitlisted")
     queries.mark_dropped(tx, enrollment_id=current["id"], reason="left_waitlist")
     on_commit(tx, metrics.DROPS.labels("left_waitlist").inc)
     record(tx, caller, "waitlist.leave", section_id=section_id, user_id=user_id)
@@ -259,6 +270,7 @@ def delete_section(tx: sqlite3.Connection, caller: Identity, section_id: int) ->
     """Rule 8: the section vanishes from listings and lookups; its waitlist and seats are
     released (rows kept as dropped with reason section_deleted, for history)."""
     section = get_section_or_404(tx, section_id)
+    notify.section_deleted(tx, section=section)
     queries.drop_all_live_in_section(tx, section_id=section_id, reason="section_deleted")
     catalog_queries.mark_section_deleted(tx, section_id=section_id)
     record(
