@@ -45,5 +45,6 @@ def test_the_targets_are_the_ports_every_process_listens_on():
         "auth": [f"127.0.0.1:{port}" for port in auth_ports],
         "litefs": [f"127.0.0.1:{port}" for port in litefs],
         "gateway": [f"127.0.0.1:{settings[g]['metrics_port']}" for g in ("enroll", "auth")],
+        "notifier": [f"127.0.0.1:{cluster_env('NOTIFIER_METRICS_PORT')}"],
         "prometheus": ["127.0.0.1:9090"],
     }

@@ -1,0 +1,55 @@
+"""python -m app.notifier: deliver the notifications outbox until SIGINT/SIGTERM (bin/notifier
+runs it, supervised). Settings: NOTIFIER_* (app/notifier/settings.py)."""
+
+import json
+import logging.config
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+import httpx
+from prometheus_client import start_http_server
+
+from app.notifier.delivery import Notifier, auth_addresses, hold_the_delivery_lock
+from app.notifier.settings import load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+log = logging.getLogger("notifier")
+
+
+def main() -> int:
+    logging.config.dictConfig(json.loads((ROOT / "etc" / "logging.json").read_text()))
+    settings = load_settings()
+    notifier: Notifier | None = None
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        if notifier is None:
+            raise SystemExit(0)  # still waiting for the delivery lock: nothing to finish
+        notifier.stopping = True  # the message being sent is finished and marked first
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    hold_the_delivery_lock(settings.database)
+    if settings.metrics_port is not None:
+        start_http_server(settings.metrics_port, addr="127.0.0.1")
+    with httpx.Client(trust_env=False) as client:
+        notifier = Notifier(settings, addresses=auth_addresses(settings, client))
+        log.info(
+            "notifier delivering from %s to %s:%s",
+            settings.database,
+            settings.smtp_host,
+            settings.smtp_port,
+        )
+        try:
+            while not notifier.stopping:
+                if notifier.run_once() == 0:
+                    time.sleep(settings.poll_seconds)
+        finally:
+            notifier.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,273 @@
+"""Delivering the outbox: each due event is sent by SMTP and marked delivered right after the mail
+server accepted it; a failure is marked with the time of the next attempt (exponential backoff).
+
+Exactly once, and the one window left: the event is marked delivered in its own transaction (a
+synced commit) as soon as the server has answered 250 to its DATA, before the next event is sent.
+A crash of the notifier before that 250 leaves the event undelivered, and it is sent again; a
+crash of the mail server before it means the server did not take it (SMTP: a message is the
+server's only once it said 250). Only a crash in the moment between the server's 250 and that
+commit (microseconds to a few milliseconds: one UPDATE and an fdatasync) sends the event twice;
+it then has the same Message-ID, `<notification-{id}@{domain}>`, by which a mail client or the
+mail server recognises the copy. Two notifiers never run at once: each holds an flock beside
+the database while it delivers.
+"""
+
+import fcntl
+import logging
+import os
+import random
+import smtplib
+import ssl
+import time
+from collections.abc import Callable
+from contextlib import suppress
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+from prometheus_client import Counter, Gauge
+
+from app.common.db import connect, immediate
+from app.common.identity import GATEWAY_SECRET_HEADER
+from app.enrollment.notifications import queries
+from app.enrollment.sql import Row
+from app.notifier.settings import Settings
+
+log = logging.getLogger("notifier")
+
+DELIVERED = Counter("notifications_delivered_total", "Notifications the mail server accepted")
+FAILED = Counter(
+    "notification_delivery_failures_total",
+    "Delivery attempts that failed, by what failed",
+    ["reason"],
+)
+PENDING = Gauge("notifications_pending", "Notifications not delivered yet")
+FAILING = Gauge(
+    "notifications_failing", "Notifications not delivered yet whose last attempt failed"
+)
+
+
+class DeliveryFailed(Exception):
+    """One event could not be delivered now; `server_down` when no other event can be either."""
+
+    def __init__(self, reason: str, detail: str, *, server_down: bool = False) -> None:
+        super().__init__(detail)
+        self.reason, self.detail, self.server_down = reason, detail, server_down
+
+
+class Addresses(Protocol):
+    def __call__(self, user_id: int) -> str: ...
+
+
+def auth_addresses(settings: Settings, client: httpx.Client) -> Addresses:
+    """The address of a user as the auth service has it now (the primary first)."""
+    headers = {GATEWAY_SECRET_HEADER: settings.gateway_secret}
+
+    def address(user_id: int) -> str:
+        last = "no auth URL is set"
+        for base in settings.auth_urls:
+            try:
+                reply = client.get(f"{base}/internal/users/{user_id}", headers=headers, timeout=2)
+            except httpx.HTTPError as exc:
+                last = f"{base}: {exc}"
+                continue
+            if reply.status_code == 200:
+                email: str = reply.json()["email"]
+                return email
+            last = f"{base} answered {reply.status_code}"
+            if reply.status_code == 404:
+                break
+        raise DeliveryFailed("address", f"no address for user {user_id}: {last}")
+
+    return address
+
+
+def message_id(event_id: int, domain: str) -> str:
+    """The same for every delivery of one event, so a redelivered copy is recognisable."""
+    return f"<notification-{event_id}@{domain}>"
+
+
+def build_message(settings: Settings, event: Row, to: str) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = settings.mail_from
+    message["To"] = to
+    message["Subject"] = event["subject"]
+    message["Message-ID"] = message_id(event["id"], settings.message_id_domain)
+    # The time of the event, not of this attempt: a redelivery is the same message.
+    message["Date"] = format_datetime(_event_time(event["created_at"]))
+    message["X-Notification-Id"] = str(event["id"])
+    message["X-Notification-Kind"] = event["kind"]
+    message.set_content(
+        f"{event['body']}\n\nYour notifications: in the registration web app, or"
+        f" GET /enroll_api/users/{event['user_id']}/notifications.\n"
+    )
+    return message
+
+
+def _event_time(created_at: str) -> datetime:
+    """The event's time (stored UTC, YYYY-MM-DDTHH:MM:SS.sssZ)."""
+    return datetime.strptime(created_at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+class Mailer:
+    """One SMTP connection, opened when needed and kept across a batch."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._smtp: smtplib.SMTP | None = None
+
+    def send(self, message: EmailMessage) -> None:
+        """Send one message, or raise DeliveryFailed; returning means the server said 250."""
+        try:
+            smtp = self._connection()
+            smtp.send_message(message)
+        except smtplib.SMTPRecipientsRefused as exc:
+            raise DeliveryFailed("refused", f"recipient refused: {exc.recipients}") from exc
+        except smtplib.SMTPResponseException as exc:
+            self.close()
+            permanent = 500 <= exc.smtp_code < 600
+            raise DeliveryFailed(
+                "refused" if permanent else "server",
+                f"{exc.smtp_code} {exc.smtp_error!r}",
+                server_down=not permanent,
+            ) from exc
+        except (OSError, smtplib.SMTPException) as exc:
+            self.close()
+            raise DeliveryFailed("server", f"mail server: {exc!r}", server_down=True) from exc
+
+    def _connection(self) -> smtplib.SMTP:
+        if self._smtp is not None:
+            return self._smtp
+        s = self.settings
+        smtp: smtplib.SMTP
+        if s.smtp_tls == "tls":
+            context = ssl.create_default_context()
+            smtp = smtplib.SMTP_SSL(
+                s.smtp_host, s.smtp_port, timeout=s.smtp_timeout_seconds, context=context
+            )
+        else:
+            smtp = smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout_seconds)
+        try:
+            if s.smtp_tls == "starttls":
+                smtp.starttls(context=ssl.create_default_context())
+            if s.smtp_username is not None:
+                smtp.login(s.smtp_username, s.smtp_password or "")
+        except BaseException:
+            with suppress(Exception):
+                smtp.close()
+            raise
+        self._smtp = smtp
+        return smtp
+
+    def close(self) -> None:
+        if self._smtp is not None:
+            with suppress(Exception):
+                self._smtp.quit()
+            with suppress(Exception):
+                self._smtp.close()
+            self._smtp = None
+
+
+def backoff(settings: Settings, attempts: int) -> float:
+    """Seconds before attempt `attempts + 1`: doubling from the first, at most the max, with
+    +-20% jitter so that events failed together are not retried together."""
+    base = min(settings.backoff_first_seconds * 2.0**attempts, settings.backoff_max_seconds)
+    return base * random.uniform(0.8, 1.2)
+
+
+class Notifier:
+    """Delivers due events in batches until told to stop."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        addresses: Addresses,
+        mailer: Mailer | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.addresses = addresses
+        self.mailer = mailer or Mailer(settings)
+        self.clock = clock
+        path = settings.database
+        self.conn = connect(path, writer_lock_file=path.with_name(path.name + ".writer-lock"))
+        # Each mark is on disk before the next message is sent (a power cut after a commit
+        # that is only in the page cache would send that event again).
+        self.conn.execute("PRAGMA synchronous = FULL")
+        self.server_retry_at = 0.0
+        self.server_failures = 0
+        self.stopping = False
+
+    def run_once(self) -> int:
+        """Deliver the events due now (one batch); how many were delivered."""
+        now = self.clock()
+        if now < self.server_retry_at:
+            return 0
+        batch = queries.due(self.conn, now=now, limit=self.settings.batch_size)
+        delivered = 0
+        addresses: dict[int, str] = {}
+        for event in batch:
+            if self.stopping:
+                break
+            try:
+                if event["user_id"] not in addresses:
+                    addresses[event["user_id"]] = self.addresses(event["user_id"])
+                to = addresses[event["user_id"]]
+                self.mailer.send(build_message(self.settings, event, to))
+            except DeliveryFailed as failure:
+                self._failed(event, failure)
+                if failure.server_down:
+                    break
+                continue
+            self._write(queries.mark_delivered, notification_id=event["id"])
+            DELIVERED.inc()
+            self.server_failures = 0
+            delivered += 1
+        if not batch:
+            self.mailer.close()  # idle: no connection held open for the server to time out
+        self.update_gauges()
+        return delivered
+
+    def _failed(self, event: Row, failure: DeliveryFailed) -> None:
+        FAILED.labels(failure.reason).inc()
+        now = self.clock()
+        retry_at = now + backoff(self.settings, event["attempts"])
+        self._write(
+            queries.mark_failed,
+            notification_id=event["id"],
+            next_attempt=retry_at,
+            error=f"{failure.reason}: {failure.detail}",
+        )
+        log.warning("notification %s not delivered: %s", event["id"], failure.detail)
+        if failure.server_down:
+            self.server_failures += 1
+            self.server_retry_at = now + backoff(self.settings, self.server_failures - 1)
+
+    def _write(self, fn: Callable[..., None], **kwargs: Any) -> None:
+        with immediate(self.conn) as tx:
+            fn(tx, **kwargs)
+
+    def update_gauges(self) -> None:
+        pending, failing = queries.delivery_counts(self.conn)
+        PENDING.set(pending)
+        FAILING.set(failing)
+
+    def close(self) -> None:
+        self.mailer.close()
+        self.conn.close()
+
+
+def hold_the_delivery_lock(database: Path) -> int:
+    """Block until no other notifier delivers from `database`; the lock lasts the process."""
+    lock_file = database.with_name(database.name + ".notifier-lock")
+    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        log.warning("another notifier delivers from %s: waiting for it to stop", database)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd

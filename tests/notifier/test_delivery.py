@@ -1,0 +1,214 @@
+"""The notifier (issue 27): due outbox events go out by SMTP, each marked delivered right after
+the server accepted it, with a Message-ID from the event id; a mail server that is down or
+refuses gets the event again later (exponential backoff), and nothing is sent twice."""
+
+import socket
+import sqlite3
+from pathlib import Path
+
+import pytest
+from prometheus_client import REGISTRY
+
+from app.enrollment.init_db import init_db
+from app.enrollment.notifications import queries
+from app.notifier.delivery import DeliveryFailed, Notifier, backoff, message_id
+from app.notifier.settings import Settings
+from tests.enrollment.helpers import make_secret_file
+from tests.notifier.smtp_server import SmtpServer
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> Path:
+    path = tmp_path / "enroll.db"
+    init_db(path)
+    return path
+
+
+def settings_for(tmp_path: Path, database: Path, port: int, **overrides) -> Settings:
+    given = {
+        "database": database,
+        "auth_urls": ("http://127.0.0.1:1",),
+        "gateway_secret_file": make_secret_file(tmp_path),
+        "smtp_port": port,
+        "smtp_timeout_seconds": 2,
+    }
+    return Settings(**(given | overrides))
+
+
+def add_events(database: Path, *user_ids: int) -> list[int]:
+    conn = sqlite3.connect(database)
+    with conn:
+        ids = [
+            queries.insert(
+                conn, user_id=u, kind="promoted", section_id=1, subject=f"to {u}", body="A seat."
+            )
+            for u in user_ids
+        ]
+    conn.close()
+    return ids
+
+
+def outbox(database: Path) -> list[tuple]:
+    conn = sqlite3.connect(database)
+    rows = conn.execute(
+        "SELECT id, delivered_at IS NOT NULL, attempts, last_error FROM notifications ORDER BY id"
+    ).fetchall()
+    conn.close()
+    return rows
+
+
+def address(user_id: int) -> str:
+    return f"user{user_id}@example.edu"
+
+
+def test_due_events_are_sent_once_each_and_marked(tmp_path, database):
+    ids = add_events(database, 11, 12, 11)
+    with SmtpServer() as server:
+        notifier = Notifier(settings_for(tmp_path, database, server.port), addresses=address)
+        assert notifier.run_once() == 3
+        assert notifier.run_once() == 0  # nothing left: nothing sent again
+        notifier.close()
+    assert [m["To"] for m in server.accepted] == [
+        "user11@example.edu",
+        "user12@example.edu",
+        "user11@example.edu",
+    ]
+    first = server.accepted[0]
+    assert first["Message-ID"] == message_id(ids[0], "registrar.example.edu")
+    assert (first["Subject"], first["X-Notification-Id"]) == ("to 11", str(ids[0]))
+    assert "A seat." in first.get_payload()
+    assert [row[1] for row in outbox(database)] == [1, 1, 1]
+
+
+def test_a_mail_server_that_is_down_gets_the_event_later_exactly_once(tmp_path, database):
+    [event] = add_events(database, 11)
+    clock = Clock()
+    down = settings_for(tmp_path, database, free_port(), backoff_first_seconds=5)
+    notifier = Notifier(down, addresses=address, clock=clock)
+    assert notifier.run_once() == 0
+    assert notifier.run_once() == 0  # within the backoff: not even tried
+    [(_, delivered, attempts, error)] = outbox(database)
+    assert (delivered, attempts) == (0, 1) and error.startswith("server: mail server")
+    assert REGISTRY.get_sample_value("notifications_failing") == 1
+    notifier.close()
+
+    with SmtpServer() as server:
+        up = settings_for(tmp_path, database, server.port)
+        clock.now += 10  # past the backoff (5 s, +-20%)
+        notifier = Notifier(up, addresses=address, clock=clock)
+        assert notifier.run_once() == 1
+        assert notifier.run_once() == 0
+        notifier.close()
+    assert [m["Message-ID"] for m in server.accepted] == [
+        message_id(event, "registrar.example.edu")
+    ]
+    assert REGISTRY.get_sample_value("notifications_pending") == 0
+
+
+def test_a_server_crash_before_its_answer_means_the_event_is_sent_again(tmp_path, database):
+    add_events(database, 11, 12)
+    clock = Clock()
+    with SmtpServer() as server:
+        server.drop_during_data = 1
+        notifier = Notifier(
+            settings_for(tmp_path, database, server.port), addresses=address, clock=clock
+        )
+        assert notifier.run_once() == 0  # the first message was cut off: the batch stops
+        clock.now += 600
+        assert notifier.run_once() == 2
+        notifier.close()
+    assert sorted(m["To"] for m in server.accepted) == ["user11@example.edu", "user12@example.edu"]
+
+
+def test_a_refused_message_is_retried_with_the_same_message_id_and_others_go_on(tmp_path, database):
+    first, second = add_events(database, 11, 12)
+    clock = Clock()
+    with SmtpServer() as server:
+        server.data_replies = ["550 mailbox unavailable"]
+        notifier = Notifier(
+            settings_for(tmp_path, database, server.port), addresses=address, clock=clock
+        )
+        assert notifier.run_once() == 1  # the second went on
+        assert outbox(database)[0][1:3] == (0, 1)
+        assert "550" in outbox(database)[0][3]
+        clock.now += 600
+        assert notifier.run_once() == 1
+        notifier.close()
+    ids = [m["Message-ID"] for m in server.accepted]
+    assert ids == [
+        message_id(second, "registrar.example.edu"),
+        message_id(first, "registrar.example.edu"),
+    ]
+
+
+def test_an_address_the_auth_service_cannot_give_is_retried_later(tmp_path, database):
+    add_events(database, 11)
+
+    def unreachable(user_id: int) -> str:
+        raise DeliveryFailed("address", f"no address for user {user_id}")
+
+    with SmtpServer() as server:
+        notifier = Notifier(settings_for(tmp_path, database, server.port), addresses=unreachable)
+        assert notifier.run_once() == 0
+        notifier.close()
+    assert server.accepted == []
+    assert outbox(database)[0][2:] == (1, "address: no address for user 11")
+
+
+def test_backoff_doubles_up_to_the_most(tmp_path, database):
+    s = settings_for(tmp_path, database, 25, backoff_first_seconds=2, backoff_max_seconds=60)
+    assert 1.6 <= backoff(s, 0) <= 2.4
+    assert 12.8 <= backoff(s, 3) <= 19.2
+    assert 48 <= backoff(s, 20) <= 72
+
+
+@pytest.mark.parametrize(
+    ("overrides", "says"),
+    [
+        ({"smtp_username": "mailer"}, "go together"),
+        ({"smtp_tls": "ssl"}, "smtp_tls"),
+        ({"smtp_port": 0}, "smtp_port"),
+    ],
+)
+def test_settings_refuse_what_would_not_work(tmp_path, database, overrides, says):
+    with pytest.raises(ValueError, match=says):
+        settings_for(tmp_path, database, 25, **overrides)
+
+
+def test_credentials_are_never_sent_in_clear_text_over_the_network(tmp_path, database):
+    password = tmp_path / "smtp.password"
+    password.write_text("hunter2hunter2")
+    password.chmod(0o600)
+    with pytest.raises(ValueError, match="clear text"):
+        settings_for(
+            tmp_path,
+            database,
+            587,
+            smtp_host="mail.example.edu",
+            smtp_username="mailer",
+            smtp_password_file=password,
+        )
+    ok = settings_for(
+        tmp_path,
+        database,
+        587,
+        smtp_host="mail.example.edu",
+        smtp_tls="starttls",
+        smtp_username="mailer",
+        smtp_password_file=password,
+    )
+    assert ok.smtp_password == "hunter2hunter2"
