@@ -7,6 +7,7 @@ TOOLS="$ROOT/.tools"
 VENV="$ROOT/.venv"
 LITEFS_VERSION="v0.5.14"
 KRAKEND_VERSION="v2.13.8"
+MAILPIT_VERSION="v1.33.1"
 GO_MIN="1.25"  # krakend-ce v2.13.8's go.mod says go 1.25.3
 export PATH="$TOOLS/bin:$VENV/bin:$PATH"
 
@@ -101,6 +102,13 @@ ensure_litefs() {
     fi
     go_build litefs "github.com/superfly/litefs/cmd/litefs@$LITEFS_VERSION" \
         || die "could not build litefs $LITEFS_VERSION from the Go module proxy; see the go output above."
+}
+
+# Mailpit: the cluster's mail server (SMTP 127.0.0.1:1025, inbox 127.0.0.1:8025), which the
+# notifier delivers to (issue 27). About 2 minutes to build the first time.
+ensure_mailpit() {
+    go_build mailpit "github.com/axllent/mailpit@$MAILPIT_VERSION" \
+        || die "could not build mailpit $MAILPIT_VERSION from the Go module proxy; see the go output above."
 }
 
 # LiteFS mounts FUSE file systems: that needs /dev/fuse, which only root may open.
