@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from selenium.common.exceptions import StaleElementReferenceException
+from selenium.webdriver.common.by import By
 
 from harness.auth_cluster import SHORT_ACCESS_TTL, SHORT_TOKENS_ENV
 from harness.cluster import Cluster
@@ -483,3 +484,34 @@ def test_signing_out_ends_the_session_at_the_auth_service(cluster: Cluster, open
     assert signed_out == "You are signed out."
     # A copy of the tab's refresh token (a stolen one, say) no longer renews anything.
     assert (reused.status_code, reused.json()["code"]) == (401, "session_ended")
+
+
+def test_a_promoted_student_sees_the_unread_notification_and_marks_it_read(
+    cluster: Cluster, open_browser, registrar: Browser
+):
+    label = create_section(registrar, new_code(), capacity=1)
+    first = student(cluster, open_browser, "Noor")
+    second = student(cluster, open_browser, "Omar")
+    enroll(first, label)
+    enroll(second, label)
+    first.go("My schedule")
+    first.press_and_confirm(f"Drop {label}", "Drop")
+
+    second.reload()  # the nav asks for the unread count on each view
+    inbox = "//nav/a[@href='#notifications']"
+    second.wait(lambda d: "2" in d.find_element(By.XPATH, inbox).text)
+    assert second.driver.find_element(By.XPATH, inbox).get_attribute("aria-label") == (
+        "Notifications, 2 unread"
+    )
+    second.driver.find_element(By.XPATH, inbox).click()
+    second.ready()
+    listed = second.text("notification-results")
+    second.screenshot(SHOTS / "notifications.png")
+    marked = second.act(lambda: second.press("Mark all as read"))
+
+    assert f"A seat came: you are enrolled in {label}" in listed
+    assert f"Waitlisted for {label}, position 1" in listed
+    assert listed.count("New") == 2
+    assert marked == "Marked 2 notifications as read."
+    second.wait(lambda d: d.find_element(By.XPATH, inbox).text == "Notifications")
+    assert "New" not in second.text("notification-results")

@@ -1,5 +1,5 @@
 // The registration web app: sign-in, then the views of the signed-in person's roles, one per
-// address (#catalog, #schedule, #teaching, #sections, #audit). Every page is built with the DOM
+// address (#catalog, #schedule, #teaching, #sections, #audit, #notifications). Every page is built with the DOM
 // (never from HTML strings), so nothing a user typed can run as script.
 
 import * as api from "./api.js";
@@ -738,6 +738,118 @@ async function auditView() {
   return [heading("Audit trail"), ...enrollment, ...accounts];
 }
 
+// --- notifications (everyone) -----------------------------------------------------------------
+
+const NOTIFICATIONS_PAGE = 50;
+const UNREAD_SHOWN = 99; // "99+" past it
+
+// The unread count beside "Notifications" in the nav, asked quietly (no "Still trying…": it is
+// not what the person is waiting for) and left out if it cannot be had.
+async function showUnread(user, link) {
+  let unread;
+  try {
+    unread = await api.enroll(
+      `/users/${user.id}/notifications?unread=true&limit=${UNREAD_SHOWN + 1}`,
+      { onRetry: () => {} },
+    );
+  } catch {
+    return;
+  }
+  const badge = link.querySelector(".badge");
+  if (!unread.length) {
+    badge.textContent = "";
+    link.removeAttribute("aria-label");
+    return;
+  }
+  const count = unread.length > UNREAD_SHOWN ? `${UNREAD_SHOWN}+` : String(unread.length);
+  badge.textContent = count;
+  link.setAttribute("aria-label", `Notifications, ${count} unread`);
+}
+
+const when = (at) => new Date(at).toLocaleString();
+
+async function notificationsView(user) {
+  const results = h("div", { id: "notification-results" });
+  const shown = [];
+  const more = h("button", { type: "button" }, "Older notifications");
+  const markAll = h("button", { type: "button" }, "Mark all as read");
+  const draw = () => {
+    const rows = shown.map((n) =>
+      h(
+        "tr",
+        { class: n.read ? "read" : "unread" },
+        h("td", {}, n.read ? "" : "New"),
+        h("th", { scope: "row" }, n.subject),
+        h("td", {}, n.body),
+        h("td", {}, when(n.created_at)),
+        h("td", {}, n.delivered ? "Emailed" : "Email pending"),
+      ),
+    );
+    results.replaceChildren(
+      table(
+        "Your notifications, newest first",
+        ["", "Subject", "Message", "When", "Email"],
+        rows,
+        "Nothing yet: what happens to your enrollments, waitlists and holds is told here and by email.",
+      ),
+    );
+    markAll.hidden = !shown.some((n) => !n.read);
+  };
+  const load = async () => {
+    const after = shown.length ? `&after=${shown[shown.length - 1].id}` : "";
+    const page = await api.enroll(
+      `/users/${user.id}/notifications?limit=${NOTIFICATIONS_PAGE}${after}`,
+    );
+    shown.push(...page);
+    more.hidden = page.length < NOTIFICATIONS_PAGE;
+    draw();
+  };
+  more.addEventListener("click", () => attempt(load));
+  markAll.addEventListener("click", async () => {
+    let answer;
+    const marked = await act(markAll, async (onRetry) => {
+      answer = await api.enroll(`/users/${user.id}/notifications`, {
+        method: "PATCH",
+        json: { read_up_to: shown[0].id },
+        onRetry,
+      });
+    });
+    if (marked) {
+      await render();
+      notify(`Marked ${plural(answer.marked, "notification", "notifications")} as read.`);
+    }
+  });
+  await attempt(load);
+  const parts = [heading("Notifications"), h("div", { class: "search" }, markAll), results, more];
+  if (user.roles.includes("registrar")) parts.push(...(await undeliveredList()));
+  return parts;
+}
+
+// The registrar's view of mail not delivered yet: what the mail server or an address refuses.
+async function undeliveredList() {
+  const pending = await api.enroll("/notifications/undelivered?limit=100");
+  const rows = pending.map((e) =>
+    h(
+      "tr",
+      {},
+      h("th", { scope: "row" }, e.subject),
+      h("td", { class: "num" }, e.user_id),
+      h("td", {}, when(e.created_at)),
+      h("td", { class: "num" }, e.attempts),
+      h("td", {}, e.last_error || "—"),
+    ),
+  );
+  return [
+    h("h3", { id: "undelivered" }, "Email not delivered yet"),
+    table(
+      "Oldest first",
+      ["Subject", "User", "When", "Failed attempts", "Last error"],
+      rows,
+      "Every notification has been emailed.",
+    ),
+  ];
+}
+
 // --- the frame --------------------------------------------------------------------------------
 
 const VIEWS = [
@@ -746,6 +858,7 @@ const VIEWS = [
   { hash: "#teaching", title: "My sections", role: "instructor", build: teachingView },
   { hash: "#sections", title: "Sections", role: "registrar", build: sectionsAdminView },
   { hash: "#audit", title: "Audit trail", role: "registrar", build: auditView },
+  { hash: "#notifications", title: "Notifications", role: "any", build: notificationsView },
 ];
 
 const homeOf = (roles) => (VIEWS.find((v) => roles.includes(v.role)) || VIEWS[0]).hash;
@@ -766,18 +879,25 @@ async function render() {
   }
   const { user } = current;
   $("#who").textContent = `${user.name} (${user.roles.join(", ")})`;
-  const mine = VIEWS.filter((v) => user.roles.includes(v.role));
+  const mine = VIEWS.filter((v) => v.role === "any" || user.roles.includes(v.role));
   const view = mine.find((v) => v.hash === location.hash) || mine[0];
-  if (!view) {
+  if (!view || (view.role === "any" && mine.length === 1)) {
     main().replaceChildren(h("p", {}, "Your account has no role this app serves."));
     main().setAttribute("aria-busy", "false");
     return;
   }
   nav.append(
     ...mine.map((v) =>
-      h("a", { href: v.hash, "aria-current": v === view ? "page" : undefined }, v.title),
+      h(
+        "a",
+        { href: v.hash, "aria-current": v === view ? "page" : undefined },
+        v.title,
+        v.build === notificationsView ? h("span", { class: "badge" }) : null,
+      ),
     ),
   );
+  const inbox = [...nav.children].find((a) => a.getAttribute("href") === "#notifications");
+  if (inbox) showUnread(user, inbox);
   let content;
   try {
     content = await view.build(user);
