@@ -173,6 +173,9 @@ class Cluster:
             "auth": [f"127.0.0.1:{node.auth_port}" for node in nodes],
             "litefs": [f"127.0.0.1:{node.litefs_port}" for node in nodes],
             "gateway": [f"127.0.0.1:{g.env['GATEWAY_METRICS_PORT']}" for g in self.gateways],
+            # The cluster runs no notifier of its own (harness/mail.py's MailStack starts one
+            # beside it, for the modules that read mail).
+            "notifier": [],
         }
 
     def token(
