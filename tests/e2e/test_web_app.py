@@ -461,11 +461,25 @@ def test_the_registrar_sees_account_changes_on_the_audit_page(cluster: Cluster, 
     accounts = "//form[@aria-label='Account changes filters']"
     registrar.fill("User id", str(account["id"]), within=accounts)
     registrar.press("Filter", within=accounts)
-    registrar.wait(lambda d: "account.names" in registrar.text("account-audit-results"))
-    rows = registrar.driver.find_elements("css selector", "#account-audit-results tbody tr")
-    cells = [cell.text for cell in rows[0].find_elements("css selector", "td")]
 
-    assert len(rows) == 1
+    def rows_shown(driver) -> list[list[str]] | None:
+        """The cells of each row of the table shown; None while it is being drawn again."""
+        try:
+            rows = driver.find_elements("css selector", "#account-audit-results tbody tr")
+            return [[cell.text for cell in row.find_elements("css selector", "td")] for row in rows]
+        except StaleElementReferenceException:  # the rows were replaced as we read them
+            return None
+
+    # The unfiltered trail may show first (another test's account change in it too); the
+    # filtered one has this account's rows only.
+    def filtered(driver) -> bool:
+        shown = rows_shown(driver)
+        return bool(shown) and all(cells[3] == str(account["id"]) for cells in shown)
+
+    registrar.wait(filtered, message="the filtered account trail never showed")
+    shown = rows_shown(registrar.driver)
+    assert shown is not None and len(shown) == 1, shown
+    cells = shown[0]
     assert cells[1:4] == ["1 (registrar)", "account.names", str(account["id"])]
     assert "Renamed" in cells[4]
 
