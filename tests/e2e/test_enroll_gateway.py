@@ -63,6 +63,8 @@ BODIES = {
     ("PUT", "/users/{user_id}/credit-limit"): {"credit_limit": 20},
     ("POST", "/users/{user_id}/holds"): {"reason": "fees"},
     ("POST", "/sections/{section_id}/permits"): {"user_id": 20, "waives": ["capacity"]},
+    ("PATCH", "/users/{user_id}/notifications"): {"read_up_to": 1},
+    ("PATCH", "/users/{user_id}/notifications/{notification_id}"): {"read": True},
 }
 # Timestamps (the two runs happen at different moments) and each request's own id.
 VOLATILE = re.compile(r"(^|_)at$|^request_id$")
@@ -79,6 +81,7 @@ def path_for(route: dict, caller: tuple | None, **ids: int) -> str:
         "permit_id": 1,
         "term_id": 2,
         "window_id": 1,
+        "notification_id": 1,
     } | ids
     return route["path"].format(**values)
 

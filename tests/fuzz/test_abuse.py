@@ -166,6 +166,7 @@ VALID_PATH = {
     "permit_id": "1",
     "term_id": "2",
     "window_id": "1",
+    "notification_id": "1",
 }
 # Where a legitimately stored string lands: (table, column) per field.
 STORED_IN = {
@@ -176,8 +177,9 @@ STORED_IN = {
     "last_name": ("users", "last_name"),
     "reason": ("holds", "reason"),
 }
-# The rows a successful create may add, besides the ones it exists for.
-BOOKKEEPING = {"audit_log", "sqlite_sequence", "user_roles"}
+# The rows a successful create may add, besides the ones it exists for (a hold placed is also
+# the student's notification of it, in the same transaction).
+BOOKKEEPING = {"audit_log", "notifications", "sqlite_sequence", "user_roles"}
 
 
 def send(service: Service, name: str, method: str, url: str, **kwargs):
