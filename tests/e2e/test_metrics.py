@@ -44,10 +44,21 @@ def outcomes(prometheus: Prometheus) -> Counter:
 
 def test_every_process_is_a_target_and_up(cluster: Cluster, prometheus: Prometheus):
     prometheus.scraped_after(time.time())
-    up = prometheus.query("up")
-    by_job = Counter(row["metric"]["job"] for row in up)
+    expected = {"enrollment": 3, "auth": 3, "litefs": 3, "gateway": 2, "prometheus": 1}
+    up: list[dict] = []
 
-    assert by_job == {"enrollment": 3, "auth": 3, "litefs": 3, "gateway": 2, "prometheus": 1}
+    def all_up() -> bool:
+        # A scrape the targets API reports may not be queryable yet (seen once under load,
+        # with one gateway's sample missing): ask again for a few seconds.
+        up[:] = prometheus.query("up")
+        by_job = Counter(row["metric"]["job"] for row in up)
+        return by_job == expected and {row["value"][1] for row in up} == {"1"}
+
+    deadline = time.monotonic() + 10
+    while not all_up() and time.monotonic() < deadline:
+        time.sleep(0.5)
+
+    assert Counter(row["metric"]["job"] for row in up) == expected
     assert {row["value"][1] for row in up} == {"1"}
     primaries = prometheus.query("sum(litefs_is_primary)")
     assert float(primaries[0]["value"][1]) == 1  # LiteFS's own metrics: one primary
