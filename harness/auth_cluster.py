@@ -16,6 +16,7 @@ from pathlib import Path
 import psutil
 
 from app.auth.init_db import init_keys
+from bin.lib.litefs import litefs_mounts
 from harness.procs import ROOT, free_port, log_tail, wait_http
 
 LITEFS = ROOT / ".tools" / "bin" / "litefs"
@@ -182,7 +183,7 @@ class AuthCluster:
                     self.stop(name)
         for mount in litefs_mounts(self.dir):
             subprocess.run(["fusermount3", "-u", mount], check=False)
-            if mounted(Path(mount)):
+            if mounted(mount):
                 subprocess.run(["fusermount3", "-uz", mount], check=False)
 
     def _wait_ready(self, node: AuthNode) -> None:
@@ -205,20 +206,9 @@ def _killpg(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
 
 
-def litefs_mounts(under: Path) -> list[str]:
-    """LiteFS FUSE mounts at or below `under`."""
-    root = str(under)
-    return [
-        part.mountpoint
-        for part in psutil.disk_partitions(all=True)
-        if part.device == "litefs"
-        and (part.mountpoint == root or part.mountpoint.startswith(root + "/"))
-    ]
-
-
 def mounted(path: Path) -> bool:
     # No resolve(): stat on a dead FUSE mount fails ("Transport endpoint is not connected").
-    return str(path) in litefs_mounts(path.parent)
+    return path in litefs_mounts(path.parent)
 
 
 def has_user(node: AuthNode, username: str) -> bool:
