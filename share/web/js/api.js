@@ -124,6 +124,9 @@ async function refreshOnce() {
       auth: false,
       onRetry: () => {}, // out of sight: the person is doing something else meanwhile
     });
+    // Signed out (or signed in anew) while this refresh was on its way: its tokens are not
+    // this tab's session any more, and saving them would sign the tab back in.
+    if (session()?.refresh !== current.refresh) return false;
     save(withAccess({ ...current, refresh: body.refresh_token }, body.access_token, body.expires_in));
     keepFresh();
     return true;
