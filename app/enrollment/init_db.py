@@ -33,6 +33,27 @@ def sql_statements(script: str) -> list[str]:
     return statements
 
 
+def rebuild(table: str) -> list[str]:
+    """The statements that remake `table` as share/enroll/schema.sql now declares it, rows and
+    ids kept: SQLite cannot change a CHECK constraint in place (its documented way: a new table,
+    the rows copied, the old one dropped). The columns must be the same, in the same order; the
+    schema file makes the indexes again afterwards. A table the old version did not have yet is
+    made by the first statement and rebuilt empty."""
+    head = f"CREATE TABLE IF NOT EXISTS {table} ("
+    (ddl,) = [s[s.index(head) :] for s in sql_statements(SCHEMA.read_text()) if head in s]
+    old = f"{table}_before_rebuild"
+    return [
+        ddl,
+        f"ALTER TABLE {table} RENAME TO {old}",
+        ddl,
+        f"INSERT INTO {table} SELECT * FROM {old}",
+        # AUTOINCREMENT's high-water mark carries over, so no id is ever given twice.
+        f"UPDATE sqlite_sequence SET seq = (SELECT seq FROM sqlite_sequence WHERE name = '{old}')"
+        f" WHERE name = '{table}' AND EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = '{old}')",
+        f"DROP TABLE {old}",
+    ]
+
+
 # Each step takes a database from the version before it to its own; share/enroll/schema.sql is
 # the latest whole, and its CREATE ... IF NOT EXISTS adds the new tables of each step.
 _MIGRATIONS = {
@@ -48,6 +69,16 @@ _MIGRATIONS = {
     4: [],
     # notifications (the outbox, issue 27) is new: the schema file makes it (IF NOT EXISTS).
     5: [],
+    # Seat offers and swaps (issue 27): a section's waitlist mode; new drop reasons and
+    # notification kinds (CHECK constraints: the tables are rebuilt); seat_offers is new.
+    6: [
+        "ALTER TABLE sections ADD COLUMN waitlist_mode TEXT NOT NULL DEFAULT 'auto'"
+        " CHECK (waitlist_mode IN ('auto', 'offer'))",
+        "ALTER TABLE sections ADD COLUMN claim_seconds INTEGER NOT NULL DEFAULT 86400"
+        " CHECK (claim_seconds BETWEEN 1 AND 1209600)",
+        *rebuild("enrollments"),
+        *rebuild("notifications"),
+    ],
 }
 
 

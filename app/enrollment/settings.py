@@ -15,7 +15,7 @@ from app.common.settings import (
 )
 
 APPLICATION_ID = int.from_bytes(b"ENRL", "big")  # share/enroll/schema.sql sets these two
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 class Settings(BaseSettings):

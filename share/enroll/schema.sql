@@ -39,7 +39,11 @@ CREATE TABLE IF NOT EXISTS sections (
     room              TEXT NOT NULL DEFAULT '',
     schedule          TEXT NOT NULL DEFAULT '',
     deleted_at        TEXT,                        -- set by DELETE: hidden, history kept
-    term_id           INTEGER REFERENCES terms(id) -- NULL: in no term (no windows, deadlines)
+    term_id           INTEGER REFERENCES terms(id), -- NULL: in no term (no windows, deadlines)
+    -- What a freed seat does (issue 27): 'auto' gives it to the head of the waitlist at once;
+    -- 'offer' holds it for the head, who has claim_seconds to accept (seat_offers).
+    waitlist_mode     TEXT NOT NULL DEFAULT 'auto' CHECK (waitlist_mode IN ('auto', 'offer')),
+    claim_seconds     INTEGER NOT NULL DEFAULT 86400 CHECK (claim_seconds BETWEEN 1 AND 1209600)
 );
 CREATE UNIQUE INDEX IF NOT EXISTS sections_live_number
     ON sections(course_id, section_number) WHERE deleted_at IS NULL;
@@ -56,7 +60,8 @@ CREATE TABLE IF NOT EXISTS enrollments (
     enrolled_at TEXT,           -- when a seat was taken (directly or by promotion)
     dropped_at  TEXT,
     drop_reason TEXT CHECK (drop_reason IN
-        ('dropped', 'administrative', 'left_waitlist', 'section_deleted'))
+        ('dropped', 'administrative', 'left_waitlist', 'section_deleted', 'offer_declined',
+         'offer_expired', 'swapped'))
 );
 -- Rule 3 as a constraint: at most one live (enrolled or waitlisted) row per student and section.
 CREATE UNIQUE INDEX IF NOT EXISTS enrollments_one_live
@@ -172,7 +177,8 @@ CREATE TABLE IF NOT EXISTS notifications (
     id           INTEGER PRIMARY KEY AUTOINCREMENT,
     user_id      INTEGER NOT NULL REFERENCES users(id),
     kind         TEXT NOT NULL CHECK (kind IN ('enrolled', 'waitlisted', 'promoted',
-                 'dropped_by_staff', 'hold_placed', 'hold_lifted', 'section_deleted')),
+                 'dropped_by_staff', 'hold_placed', 'hold_lifted', 'section_deleted',
+                 'offered', 'offer_expired', 'swapped')),
     section_id   INTEGER REFERENCES sections(id),  -- NULL for a hold
     subject      TEXT NOT NULL,
     body         TEXT NOT NULL,
@@ -188,11 +194,36 @@ CREATE INDEX IF NOT EXISTS notifications_by_user ON notifications(user_id, id);
 CREATE INDEX IF NOT EXISTS notifications_undelivered ON notifications(next_attempt, id)
     WHERE delivered_at IS NULL;
 
+-- Seat offers (issue 27): in a section whose waitlist_mode is 'offer', a freed seat is held for
+-- the student first in line (their enrollment row stays 'waitlisted', at its position) until they
+-- accept (the row becomes 'enrolled'), decline, or expires_at passes (the row is dropped, reason
+-- offer_declined / offer_expired, and the next in line is offered the seat). An open offer holds
+-- its seat: a section's seats in use are its enrolled rows plus its open offers.
+CREATE TABLE IF NOT EXISTS seat_offers (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    enrollment_id INTEGER NOT NULL REFERENCES enrollments(id),
+    section_id    INTEGER NOT NULL REFERENCES sections(id),
+    user_id       INTEGER NOT NULL REFERENCES users(id),
+    status        TEXT NOT NULL DEFAULT 'open'
+                  CHECK (status IN ('open', 'accepted', 'declined', 'expired', 'withdrawn')),
+    offered_at    TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    expires_at    TEXT NOT NULL,
+    closed_at     TEXT           -- when it stopped being open
+);
+-- At most one open offer per waitlist place.
+CREATE UNIQUE INDEX IF NOT EXISTS seat_offers_one_open ON seat_offers(enrollment_id)
+    WHERE status = 'open';
+CREATE INDEX IF NOT EXISTS seat_offers_open_by_section ON seat_offers(section_id)
+    WHERE status = 'open';
+CREATE INDEX IF NOT EXISTS seat_offers_due ON seat_offers(expires_at) WHERE status = 'open';
+CREATE INDEX IF NOT EXISTS seat_offers_by_user ON seat_offers(user_id, id);
+
 -- idempotency_keys (Idempotency-Key's answers) is share/common/idempotency.sql, the same in
 -- both services' databases; init_db applies it after this file.
 
 -- Identifies the file as this service's database, at this schema version; the service refuses to
 -- start on anything else.
 PRAGMA application_id = 1162760780;  -- 'ENRL'
-PRAGMA user_version = 5;  -- 2: eligibility, 3: terms, 4: idempotency_keys, 5: notifications
+PRAGMA user_version = 6;  -- 2: eligibility, 3: terms, 4: idempotency_keys, 5: notifications,
+-- 6: seat offers and swaps
 -- (app/enrollment/init_db.py migrates)

@@ -297,13 +297,27 @@ def test_a_database_of_the_previous_schema_is_upgraded_in_place(tmp_path):
         count=1,
         flags=re.S,
     )
-    old_schema = re.sub(r"(    deleted_at +TEXT),[^\n]*\n    term_id[^\n]*\n", r"\1\n", old_schema)
+    old_schema = re.sub(
+        r"(    deleted_at +TEXT),[^\n]*\n    term_id.*?\n\);", r"\1\n);", old_schema, flags=re.S
+    )
+    old_schema = re.sub(r", 'offer_declined',\s*'offer_expired', 'swapped'", "", old_schema)
     conn = sqlite3.connect(path)
     conn.executescript(
         old_schema + "\nPRAGMA application_id = 1162760780;\nPRAGMA user_version = 1;"
     )
-    conn.execute("INSERT INTO users (id, username, roles) VALUES (77, 'olduser', 'student')")
-    conn.commit()
+    conn.executescript("""
+        INSERT INTO users (id, username, roles) VALUES (77, 'olduser', 'student');
+        INSERT INTO departments (id, code, name) VALUES (1, 'CPSC', 'Computer Science');
+        INSERT INTO courses (id, department_id, code, title) VALUES (1, 1, 'CPSC 101', 'Intro');
+        INSERT INTO sections (id, course_id, section_number, capacity) VALUES (1, 1, 1, 5);
+        INSERT INTO enrollments (id, section_id, user_id, status) VALUES (40, 1, 77, 'enrolled');
+        INSERT INTO enrollments (section_id, user_id, status, drop_reason)
+            VALUES (1, 77, 'dropped', 'left_waitlist');
+        DELETE FROM enrollments WHERE id = 41;
+    """)
+    assert "offer_expired" not in conn.execute(
+        "SELECT sql FROM sqlite_master WHERE name = 'enrollments'"
+    ).fetchone()[0]
     assert "credit_limit" not in [c[1] for c in conn.execute("PRAGMA table_info(users)")]
     assert "term_id" not in [c[1] for c in conn.execute("PRAGMA table_info(sections)")]
     conn.close()
@@ -312,15 +326,26 @@ def test_a_database_of_the_previous_schema_is_upgraded_in_place(tmp_path):
     init_db(path)  # and again: nothing more to do
 
     conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
     assert conn.execute("SELECT username, credit_limit FROM users").fetchall() == [
         ("olduser", None)
     ]
+    # The enrollments were rebuilt for their new CHECK: rows kept, and an id given before (41,
+    # deleted) is not given again.
+    assert conn.execute("SELECT id, status FROM enrollments").fetchall() == [(40, "enrolled")]
+    conn.execute("INSERT INTO enrollments (section_id, user_id, status) VALUES (1, 77, 'dropped')")
+    assert conn.execute("SELECT MAX(id) FROM enrollments").fetchone()[0] == 42
+    conn.execute(
+        "UPDATE enrollments SET drop_reason = 'offer_expired' WHERE id = 42"
+    )  # the new CHECK
+    assert conn.execute("SELECT waitlist_mode, claim_seconds FROM sections").fetchall() == [
+        ("auto", 86400)
+    ]
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"holds", "permits", "section_meetings", "course_prerequisites", "terms"} <= tables
-    assert "idempotency_keys" in tables
+    assert {"idempotency_keys", "notifications", "seat_offers"} <= tables
     assert "term_id" in [c[1] for c in conn.execute("PRAGMA table_info(sections)")]
-    assert conn.execute("SELECT COUNT(*) FROM courses").fetchone()[0] == 0  # no seed over data
+    assert conn.execute("SELECT COUNT(*) FROM courses").fetchone()[0] == 1  # no seed over data
     conn.close()
 
 
