@@ -52,6 +52,23 @@ def enroll(tx: sqlite3.Connection, caller: Identity, user_id: int, data: EnrollI
 
 def _enroll(tx: sqlite3.Connection, caller: Identity, user_id: int, data: EnrollIn) -> Row:
     section = get_section_or_404(tx, data.section_id)
+    enrollment = take_place(tx, user_id=user_id, section=section)
+    record(
+        tx,
+        caller,
+        "enrollment.enroll",
+        section_id=section["id"],
+        user_id=user_id,
+        outcome=enrollment["status"],
+    )
+    notify.enrolled(tx, enrollment=enrollment, section=section)
+    return enrollment
+
+
+def take_place(tx: sqlite3.Connection, *, user_id: int, section: Row) -> Row:
+    """Rules 1-3 for one student in one section: the seat or waitlist place written, or the 409
+    that refuses it. Who asked, the audit and the notification are the caller's (an enroll's
+    own, a swap's)."""
     current = queries.get_live_enrollment(tx, section_id=section["id"], user_id=user_id)
     if current is not None:
         raise Conflict(
@@ -83,17 +100,7 @@ def _enroll(tx: sqlite3.Connection, caller: Identity, user_id: int, data: Enroll
     enrollment_id = queries.insert_enrollment(
         tx, section_id=section["id"], user_id=user_id, status=status
     )
-    record(
-        tx,
-        caller,
-        "enrollment.enroll",
-        section_id=section["id"],
-        user_id=user_id,
-        outcome=status,
-    )
-    enrollment: Row = queries.get_enrollment(tx, enrollment_id=enrollment_id)  # type: ignore[assignment]  # just written: never None
-    notify.enrolled(tx, enrollment=enrollment, section=section)
-    return enrollment
+    return queries.get_enrollment(tx, enrollment_id=enrollment_id)  # type: ignore[return-value]  # just written: never None
 
 
 # rules 4 and 5: drop, leave, promote
