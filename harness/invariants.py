@@ -8,13 +8,30 @@ from pathlib import Path
 
 from app.enrollment.eligibility.service import DEFAULT_CREDIT_LIMIT
 
+# Seats in use in section s: its enrolled students and the seats its open offers hold.
+_IN_USE = """(SELECT COUNT(*) FROM enrollments e
+    WHERE e.section_id = s.id AND e.status = 'enrolled')
+    + (SELECT COUNT(*) FROM seat_offers o WHERE o.section_id = s.id AND o.status = 'open')"""
+
+# Waitlisted student e may wait beside a free seat: they hold an open offer for it, or
+# promotion skipped them (a hold, a time conflict, the credit limit; audited as waitlist.skip,
+# they keep their place), or they have a hold now.
+_MAY_WAIT = """(EXISTS (SELECT 1 FROM seat_offers o
+        WHERE o.enrollment_id = e.id AND o.status = 'open')
+    OR EXISTS (SELECT 1 FROM audit_log a WHERE a.action = 'waitlist.skip'
+        AND a.section_id = e.section_id AND a.user_id = e.user_id)
+    OR EXISTS (SELECT 1 FROM holds h WHERE h.user_id = e.user_id AND h.lifted_at IS NULL))"""
+
 CHECKS = {
-    # A seat past the capacity only for a student whose permit for the section waives capacity.
+    # A seat past the capacity only for a student whose permit for the section waives capacity;
+    # a seat held by an open offer is in use.
     "sections over capacity": """
         SELECT s.id FROM sections s WHERE s.capacity < (SELECT COUNT(*) FROM enrollments e
             WHERE e.section_id = s.id AND e.status = 'enrolled' AND NOT EXISTS (
                 SELECT 1 FROM permits p WHERE p.section_id = s.id AND p.user_id = e.user_id
-                AND p.revoked_at IS NULL AND ',' || p.waives || ',' LIKE '%,capacity,%'))""",
+                AND p.revoked_at IS NULL AND ',' || p.waives || ',' LIKE '%,capacity,%'))
+            + (SELECT COUNT(*) FROM seat_offers o WHERE o.section_id = s.id
+                AND o.status = 'open')""",
     "waitlists over their capacity": """
         SELECT s.id FROM sections s WHERE s.waitlist_capacity < (SELECT COUNT(*)
             FROM enrollments e WHERE e.section_id = s.id AND e.status = 'waitlisted')""",
@@ -24,19 +41,29 @@ CHECKS = {
     "students on more than 3 waitlists": """
         SELECT user_id FROM enrollments WHERE status = 'waitlisted'
             GROUP BY user_id HAVING COUNT(*) > 3""",
-    # Promotion skips a student the eligibility rules refuse (a hold, a time conflict, the
-    # credit limit), audits it as waitlist.skip, and the student keeps their place: a waiting
-    # student with a hold, or one ever skipped in that section, may wait beside a free seat.
-    "free seats while students wait in an unfrozen section": """
+    "free seats while students wait in an unfrozen section": f"""
         SELECT s.id FROM sections s WHERE s.frozen = 0 AND s.deleted_at IS NULL
-            AND s.capacity > (SELECT COUNT(*) FROM enrollments e
-                WHERE e.section_id = s.id AND e.status = 'enrolled')
+            AND s.capacity > {_IN_USE}
             AND EXISTS (SELECT 1 FROM enrollments e
-                WHERE e.section_id = s.id AND e.status = 'waitlisted'
-                AND NOT EXISTS (SELECT 1 FROM audit_log a WHERE a.action = 'waitlist.skip'
-                    AND a.section_id = s.id AND a.user_id = e.user_id)
-                AND NOT EXISTS (SELECT 1 FROM holds h
-                    WHERE h.user_id = e.user_id AND h.lifted_at IS NULL))""",
+                WHERE e.section_id = s.id AND e.status = 'waitlisted' AND NOT {_MAY_WAIT})""",
+    # Seat offers (issue 27). An open offer holds a seat for a place still on the waitlist; an
+    # answered or expired one has ended its place as it says.
+    "open offers for a place not on the waitlist": """
+        SELECT o.id FROM seat_offers o JOIN enrollments e ON e.id = o.enrollment_id
+            WHERE o.status = 'open' AND (e.status <> 'waitlisted'
+                OR e.section_id <> o.section_id OR e.user_id <> o.user_id)""",
+    "closed offers whose place did not end as they say": """
+        SELECT o.id FROM seat_offers o JOIN enrollments e ON e.id = o.enrollment_id
+            WHERE (o.status = 'expired' AND e.drop_reason IS NOT 'offer_expired')
+               OR (o.status = 'declined' AND e.drop_reason IS NOT 'offer_declined')
+               OR (o.status = 'accepted' AND e.enrolled_at IS NULL)""",
+    # Offers go in waitlist order: nobody waits ahead of an offer's holder unless they may wait
+    # (they hold an offer too, were skipped, or have a hold).
+    "offers made out of turn": f"""
+        SELECT o.id FROM seat_offers o JOIN enrollments mine ON mine.id = o.enrollment_id
+            WHERE o.status = 'open' AND EXISTS (SELECT 1 FROM enrollments e
+                WHERE e.section_id = o.section_id AND e.status = 'waitlisted'
+                AND e.id < mine.id AND NOT {_MAY_WAIT})""",
     "live places in deleted sections": """
         SELECT e.id FROM enrollments e JOIN sections s ON s.id = e.section_id
             WHERE s.deleted_at IS NOT NULL AND e.status IN ('enrolled', 'waitlisted')""",

@@ -31,10 +31,16 @@ CODES: Catalog = {
     (409, "waitlist_full"): "the section is full and so is its waitlist",
     (409, "waitlist_limit_reached"): "the section is full and the student is on as many"
     " waitlists as allowed (3)",
+    # seat offers (a section in `offer` waitlist mode)
+    (409, "offer_closed"): "the seat offer was accepted, declined, withdrawn or expired already"
+    " (its status named)",
+    (409, "offer_expired"): "the seat offer's claim deadline has passed (named): the seat goes"
+    " to the next student",
     # drops and a section's changes (rules 4-8)
     (409, "drop_deadline_passed"): "the term's drop deadline has passed; the registrar can still"
     " drop",
-    (409, "capacity_below_enrollment"): "the new capacity is below the seats taken",
+    (409, "capacity_below_enrollment"): "the new capacity is below the seats taken (seats held"
+    " by open offers included)",
     (409, "waitlist_capacity_below_waitlist"): "the new waitlist capacity is below the places"
     " taken",
     (409, "not_an_instructor"): "the user named to teach the section does not hold the"

@@ -1,6 +1,9 @@
 """The enrollment service's ASGI app: `uvicorn --factory app.enrollment.main:serve`
 (bin/enrollment), or `create_app(settings)` in tests."""
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -10,6 +13,7 @@ from app.common.limits import BodySizeLimit
 from app.common.observe import FASTAPI_TELEMETRY_OFF
 from app.common.observe import install as observe
 from app.common.server import long_lived
+from app.enrollment.offers import sweeper
 from app.enrollment.routes import internal, router
 from app.enrollment.routing import body_limits
 from app.enrollment.settings import Settings, get_settings
@@ -18,14 +22,26 @@ from app.enrollment.settings import Settings, get_settings
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; settings come from ENROLL_* environment variables unless given."""
     settings = settings or get_settings()
-    app = FastAPI(title="Enrollment service", version="1.0.0", telemetry=FASTAPI_TELEMETRY_OFF)
-    app.state.settings = settings
-    app.state.gateway_secret = settings.gateway_secret
     # The three instances queue their writers on one lock file beside the database.
-    app.state.db = Database(
+    db = Database(
         settings.database,
         writer_lock_file=settings.database.with_name(settings.database.name + ".writer-lock"),
     )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with sweeper.running(db, settings.offer_sweep_seconds):  # seat offers' deadlines
+            yield
+
+    app = FastAPI(
+        title="Enrollment service",
+        version="1.0.0",
+        lifespan=lifespan,
+        telemetry=FASTAPI_TELEMETRY_OFF,
+    )
+    app.state.settings = settings
+    app.state.gateway_secret = settings.gateway_secret
+    app.state.db = db
     install_error_handlers(app)
     # The routes go on the app's own router rather than through include_router: FastAPI matches
     # an included router through an extra layer on every request, 5-18% of a request's CPU in

@@ -16,13 +16,14 @@ from app.enrollment.eligibility import routes as eligibility
 from app.enrollment.eligibility.routes import CSV_MAX_BODY_BYTES
 from app.enrollment.enrollments import routes as enrollments
 from app.enrollment.notifications import routes as notifications
+from app.enrollment.offers import routes as offers
 from app.enrollment.people import routes as people
 from app.enrollment.people.routes import internal
 from app.enrollment.terms import routes as terms
 
 __all__ = ["CATALOG_CACHE_SECONDS", "CSV_MAX_BODY_BYTES", "internal", "router"]
 
-ROOMS = (enrollments, catalog, eligibility, terms, people, audit, notifications)
+ROOMS = (enrollments, offers, catalog, eligibility, terms, people, audit, notifications)
 
 router = APIRouter()
 for room in ROOMS:

@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     """How long the answer to an Idempotency-Key is kept for its retries
     (app/common/idempotency.py); a key older than this is a new key."""
 
+    offer_sweep_seconds: float = Field(1.0, gt=0, le=60)
+    """How often each instance looks for seat offers whose claim window has passed
+    (app/enrollment/offers/sweeper.py): an offer expires at most this long after its deadline."""
+
     @field_validator("database")
     @classmethod
     def _database_is_ours(cls, path: Path) -> Path:

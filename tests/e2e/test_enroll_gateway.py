@@ -82,6 +82,7 @@ def path_for(route: dict, caller: tuple | None, **ids: int) -> str:
         "term_id": 2,
         "window_id": 1,
         "notification_id": 1,
+        "offer_id": 1,
     } | ids
     return route["path"].format(**values)
 

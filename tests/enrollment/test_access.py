@@ -95,6 +95,18 @@ CASES = [
     ("DELETE", "/users/13/waitlist/1", None, person(13), 200),
     ("DELETE", "/users/13/waitlist/1", None, REGISTRAR, 200),
     ("DELETE", "/users/13/waitlist/1", None, AVA, 403),
+    # seat offers: the student's own and the registrar's (seat offer 1 does not exist)
+    ("GET", "/users/9/offers", None, AVA, 200),
+    ("GET", "/users/9/offers", None, REGISTRAR, 200),
+    ("GET", "/users/9/offers", None, KAVERY, 403),
+    ("GET", "/users/9/offers", None, person(10), 403),
+    ("POST", "/users/9/offers/1/accept", None, AVA, 404),
+    ("POST", "/users/9/offers/1/accept", None, REGISTRAR, 404),
+    ("POST", "/users/9/offers/1/accept", None, person(10), 403),
+    ("POST", "/users/9/offers/1/accept", None, KAVERY, 403),
+    ("POST", "/users/9/offers/1/decline", None, AVA, 404),
+    ("POST", "/users/9/offers/1/decline", None, person(10), 403),
+    ("POST", "/users/9/offers/1/decline", None, KAVERY, 403),
     # eligibility: prerequisites (anyone reads, the registrar sets), completed courses (CSV
     # import by the registrar; a user reads their own), credit limits and holds (the registrar;
     # a user reads their own holds), permits (the registrar or the section's instructor grants

@@ -1,6 +1,13 @@
 """The audit trail: registrar and instructor actions, who/what/when, queryable by the registrar."""
 
+import ast
+from pathlib import Path
+from typing import get_args
+
+from app.enrollment.audit.models import AuditAction
 from tests.enrollment.helpers import AVA, KAVERY, REGISTRAR, person
+
+APP = Path(__file__).resolve().parents[2] / "app" / "enrollment"
 
 
 def trail(api, query: str = "") -> list[dict]:
@@ -59,3 +66,20 @@ def test_bad_audit_queries_are_422(api):
     for query in ("?limit=0", "?limit=5000", "?action=drop_table", "?actor_id=-1"):
         response = api.as_(REGISTRAR).get(f"/audit{query}")
         assert response.status_code == 422, query
+
+
+def test_every_action_the_service_records_is_one_the_trail_can_show():
+    """GET /audit answers only the actions its model lists: an action recorded under another
+    name would make the whole trail a 500. Every `record(...)`/`record_by_system(...)` call's
+    action, found in the source, is listed."""
+    recorded = set()
+    for module in APP.rglob("*.py"):
+        for node in ast.walk(ast.parse(module.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+                where = {"record": 2, "record_by_system": 1}.get(node.func.id)
+                if where is not None and len(node.args) > where:
+                    action = node.args[where]
+                    assert isinstance(action, ast.Constant), f"{module}: {ast.dump(action)}"
+                    recorded.add(action.value)
+    assert {"enrollment.enroll", "waitlist.skip", "offer.expire"} <= recorded  # the walk works
+    assert recorded - set(get_args(AuditAction)) == set()

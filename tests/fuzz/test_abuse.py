@@ -101,6 +101,8 @@ ENROLLMENT_BODIES = {
             "waitlist_capacity": 5,
             "room": "Room 1",
             "schedule": "MW 10:00",
+            "waitlist_mode": "offer",
+            "claim_seconds": 3600,
         },
         {
             "course_id": ID,
@@ -110,11 +112,27 @@ ENROLLMENT_BODIES = {
             "waitlist_capacity": COUNT,
             "room": STORED,
             "schedule": STORED,
+            "waitlist_mode": FORMAT,
+            "claim_seconds": ID,  # positive, as an id is
         },
     ),
     ("PATCH", "/sections/{section_id}"): (
-        lambda n: {"freeze": False, "instructor_id": 4, "capacity": 31, "waitlist_capacity": 15},
-        {"freeze": FLAG, "instructor_id": ID, "capacity": COUNT, "waitlist_capacity": COUNT},
+        lambda n: {
+            "freeze": False,
+            "instructor_id": 4,
+            "capacity": 31,
+            "waitlist_capacity": 15,
+            "waitlist_mode": "auto",
+            "claim_seconds": 60,
+        },
+        {
+            "freeze": FLAG,
+            "instructor_id": ID,
+            "capacity": COUNT,
+            "waitlist_capacity": COUNT,
+            "waitlist_mode": FORMAT,
+            "claim_seconds": ID,
+        },
     ),
     ("POST", "/users/{user_id}/enrollments"): (lambda n: {"section_id": 4}, {"section_id": ID}),
     ("PUT", "/courses/{course_id}/prerequisites"): (
@@ -167,6 +185,7 @@ VALID_PATH = {
     "term_id": "2",
     "window_id": "1",
     "notification_id": "1",
+    "offer_id": "1",
 }
 # Where a legitimately stored string lands: (table, column) per field.
 STORED_IN = {
@@ -360,6 +379,16 @@ def test_sql_injection_in_the_authorization_header(auth):
 # oversized bodies
 
 
+# Writes that take no body: a body sent anyway is still limited, unread.
+BODILESS_WRITES = {
+    "enrollment": [
+        ("POST", "/users/{user_id}/offers/{offer_id}/accept"),
+        ("POST", "/users/{user_id}/offers/{offer_id}/decline"),
+    ],
+    "auth": [],
+}
+
+
 def every_body_route(name: str) -> list[tuple[str, str]]:
     """(method, url) of each route that takes a body, and one that takes none."""
     routes = ENROLLMENT_BODIES if name == "enrollment" else AUTH_BODIES
@@ -384,7 +413,8 @@ def assert_too_large(response, service: Service, before: str, limit: int = MAX_B
 def test_oversized_bodies_are_413(request, name, size):
     service: Service = request.getfixturevalue(name)
     before, body = dump(service.database), big_json(size)
-    for method, url in every_body_route(name):
+    bodiless = [(method, path.format(**VALID_PATH)) for method, path in BODILESS_WRITES[name]]
+    for method, url in [*every_body_route(name), *bodiless]:
         response = post_json(service, name, method, url, body)
         assert_too_large(response, service, before)
 

@@ -378,7 +378,14 @@ EXPLAINED = {
             ("PUT", "/users/{user_id}/class-level"),
             ("PATCH", "/users/{user_id}/notifications"),
             ("PATCH", "/users/{user_id}/notifications/{notification_id}"),
+            ("POST", "/users/{user_id}/offers/{offer_id}/accept"),
+            ("POST", "/users/{user_id}/offers/{offer_id}/decline"),
         ]
+    },
+    **{
+        ("enrollment", f"POST /users/{{user_id}}/offers/{{offer_id}}/{verb}", 200): "the seed has"
+        " no seat offer to answer: tests/enrollment/test_offers.py answers them"
+        for verb in ("accept", "decline")
     },
     ("enrollment", "PATCH /users/{user_id}/notifications/{notification_id}", 200): "the seed has"
     " no notification to mark: tests/enrollment/test_notifications.py marks them",

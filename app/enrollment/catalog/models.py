@@ -1,6 +1,6 @@
 """Courses and sections as the API takes and shows them."""
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, Json, model_validator
 
@@ -10,6 +10,10 @@ Capacity = Annotated[int, Field(ge=0, le=10_000)]
 CourseTitle = Annotated[str, text_bounds(200, min_length=1), Printable]
 Room = Annotated[str, text_bounds(64), Printable]
 Schedule = Annotated[str, text_bounds(128), Printable]
+# What a freed seat does: `auto` enrolls the head of the waitlist; `offer` holds it for them for
+# `claim_seconds` (at most 14 days) to accept or decline (app/enrollment/offers).
+WaitlistMode = Literal["auto", "offer"]
+ClaimSeconds = Annotated[int, Field(ge=1, le=14 * 86400, examples=[86400])]
 
 
 class DepartmentOut(BaseModel):
@@ -71,6 +75,8 @@ class SectionCreate(Strict):
     room: Room = ""
     schedule: Schedule = ""
     meetings: Meetings = []
+    waitlist_mode: WaitlistMode = "auto"
+    claim_seconds: ClaimSeconds = 86400
 
 
 class SectionUpdate(Change):
@@ -79,6 +85,8 @@ class SectionUpdate(Change):
     capacity: Capacity | None = None
     waitlist_capacity: Capacity | None = None
     meetings: Meetings | None = None
+    waitlist_mode: WaitlistMode | None = None
+    claim_seconds: ClaimSeconds | None = None
 
 
 class SectionOut(BaseModel):
@@ -96,6 +104,9 @@ class SectionOut(BaseModel):
     room: str
     schedule: str
     meetings: Json[list[Meeting]]
+    waitlist_mode: WaitlistMode
+    claim_seconds: int
     enrolled: int
     waitlisted: int
-    seats_available: int
+    offered: int = Field(description="seats held by open offers to waitlisted students")
+    seats_available: int = Field(description="capacity less the enrolled and the offered")

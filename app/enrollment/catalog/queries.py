@@ -11,7 +11,8 @@ _SECTION_SELECT = """
     SELECT s.id, s.course_id, s.term_id, c.code AS course_code, c.title AS course_title, c.credits,
            s.section_number,
            s.instructor_id, s.capacity, s.waitlist_capacity, s.frozen, s.room, s.schedule,
-           n.enrolled, n.waitlisted, MAX(s.capacity - n.enrolled, 0) AS seats_available,
+           s.waitlist_mode, s.claim_seconds, n.enrolled, n.waitlisted, n.offered,
+           MAX(s.capacity - n.enrolled - n.offered, 0) AS seats_available,
            (SELECT json_group_array(json_object('days', m.days, 'start', m.starts_at,
                                                 'end', m.ends_at))
             FROM section_meetings m WHERE m.section_id = s.id) AS meetings
@@ -22,7 +23,10 @@ _SECTION_SELECT = """
                (SELECT COUNT(*) FROM enrollments e
                 WHERE e.section_id = sections.id AND e.status = 'enrolled') AS enrolled,
                (SELECT COUNT(*) FROM enrollments e
-                WHERE e.section_id = sections.id AND e.status = 'waitlisted') AS waitlisted
+                WHERE e.section_id = sections.id AND e.status = 'waitlisted') AS waitlisted,
+               -- seats held by open offers (app/enrollment/offers): in use, as taken ones are
+               (SELECT COUNT(*) FROM seat_offers o
+                WHERE o.section_id = sections.id AND o.status = 'open') AS offered
         FROM sections
     ) n ON n.section_id = s.id
     WHERE s.deleted_at IS NULL
@@ -161,17 +165,27 @@ def create_section(
     room: str,
     schedule: str,
     term_id: int | None = None,
+    waitlist_mode: str = "auto",
+    claim_seconds: int = 86400,
 ) -> int:
     cur = conn.execute(
         "INSERT INTO sections (course_id, section_number, instructor_id, capacity,"
-        " waitlist_capacity, room, schedule, term_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        " waitlist_capacity, room, schedule, term_id, waitlist_mode, claim_seconds)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (course_id, section_number, instructor_id, capacity, waitlist_capacity, room, schedule,
-         term_id),
+         term_id, waitlist_mode, claim_seconds),
     )  # fmt: skip
     return inserted_id(cur)
 
 
-_SECTION_UPDATABLE = {"instructor_id", "capacity", "waitlist_capacity", "frozen"}
+_SECTION_UPDATABLE = {
+    "instructor_id",
+    "capacity",
+    "waitlist_capacity",
+    "frozen",
+    "waitlist_mode",
+    "claim_seconds",
+}
 
 
 def update_section(conn: sqlite3.Connection, *, section_id: int, changes: Row) -> None:

@@ -57,13 +57,35 @@ def eligibility_refusal(
     user_id: int,
     section: Row,
     waivers: Waivers,
-    promotion: bool = False,
 ) -> Conflict | None:
     """The first rule that refuses the student a place (a seat or the waitlist) in the section,
     as the 409 to answer, or None. In order: an account that is not a student's, a hold (no
-    permit waives either), the term's registration window and add deadline (not for a promotion
-    from the waitlist, which the student joined in time), prerequisites, a time conflict with a
-    section they hold in the same term, the term's credit limit."""
+    permit waives either), the term's registration window and add deadline, prerequisites, a
+    time conflict with a section they hold in the same term, the term's credit limit."""
+    refusal = _student_refusal(conn, user_id=user_id)
+    if refusal is not None:
+        return refusal
+    if section["term_id"] is not None:
+        closed = window_refusal(conn, user_id=user_id, term_id=section["term_id"])
+        if closed is not None and "window" not in waivers:
+            return closed
+    return _seat_refusal(conn, user_id=user_id, section=section, waivers=waivers)
+
+
+def promotion_refusal(
+    conn: sqlite3.Connection, *, user_id: int, section: Row, waivers: Waivers
+) -> Conflict | None:
+    """`eligibility_refusal` for a student moving up from the waitlist (promoted, or offered a
+    seat, or accepting one): every rule but the registration window and add deadline, which the
+    student met when they joined the waitlist."""
+    refusal = _student_refusal(conn, user_id=user_id)
+    if refusal is not None:
+        return refusal
+    return _seat_refusal(conn, user_id=user_id, section=section, waivers=waivers)
+
+
+def _student_refusal(conn: sqlite3.Connection, *, user_id: int) -> Conflict | None:
+    """An account that is not a student's, or a hold (no permit waives either)."""
     user = get_user_or_404(conn, user_id)
     refusal = not_a_student(user, "only students take seats or waitlist places")
     if refusal is not None:
@@ -75,10 +97,13 @@ def eligibility_refusal(
             " lifts holds",
             code="hold",
         )
-    if section["term_id"] is not None and not promotion:
-        closed = window_refusal(conn, user_id=user_id, term_id=section["term_id"])
-        if closed is not None and "window" not in waivers:
-            return closed
+    return None
+
+
+def _seat_refusal(
+    conn: sqlite3.Connection, *, user_id: int, section: Row, waivers: Waivers
+) -> Conflict | None:
+    """Prerequisites, a time conflict, the credit limit: what the section itself asks."""
     missing = queries.missing_prerequisites(conn, course_id=section["course_id"], user_id=user_id)
     if missing and "prerequisite" not in waivers:
         return Conflict(

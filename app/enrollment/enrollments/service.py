@@ -21,10 +21,11 @@ from app.enrollment.catalog.service import (
     require_instructor,
     require_section_staff,
 )
-from app.enrollment.eligibility.service import Waivers, eligibility_refusal
+from app.enrollment.eligibility.service import Waivers, eligibility_refusal, promotion_refusal
 from app.enrollment.enrollments import metrics, queries
 from app.enrollment.enrollments.models import EnrollIn
 from app.enrollment.notifications import service as notify
+from app.enrollment.offers import holding
 from app.enrollment.people.models import Identity
 from app.enrollment.people.service import require_self_or_registrar, user_record
 from app.enrollment.sql import Row
@@ -79,7 +80,8 @@ def take_place(tx: sqlite3.Connection, *, user_id: int, section: Row) -> Row:
     refusal = eligibility_refusal(tx, user_id=user_id, section=section, waivers=waivers)
     if refusal is not None:
         raise refusal
-    seat_free = section["enrolled"] < section["capacity"] and section["waitlisted"] == 0
+    # A seat held by an open offer is in use (seats_available counts it); its holder waits.
+    seat_free = section["seats_available"] > 0 and section["waitlisted"] == 0
     # A capacity permit: a seat past the capacity, ahead of the waitlist.
     if seat_free or "capacity" in waivers:
         status = "enrolled"
@@ -111,24 +113,28 @@ def promote_from_waitlist(tx: sqlite3.Connection, section_id: int) -> list[Row]:
     is frozen. A student the eligibility rules now refuse (a hold, a time conflict, the credit
     limit: what may have changed since they joined) is skipped, and audited: they keep their
     place, and the next eligible student takes the seat. Call inside the transaction that freed
-    the seats."""
+    the seats. In a section whose waitlist mode is `offer`, the seat is not taken but held for
+    the student by an offer (app/enrollment/offers), and they are not among those returned; a
+    student already holding an offer is passed over, their seat being held already."""
     section = get_section_or_404(tx, section_id)
-    free = section["capacity"] - section["enrolled"]
+    offering = section["waitlist_mode"] == "offer"
+    free = section["seats_available"]
     if section["frozen"] and free > 0 and section["waitlisted"] > 0:
         on_commit(tx, metrics.PROMOTION_SKIPS.labels("frozen").inc)
     if section["frozen"] or free <= 0 or section["waitlisted"] == 0:
         return []
-    ids: list[int] = []
+    chosen: list[Row] = []
+    held = holding.held_places(tx, section_id=section_id) if section["offered"] else set()
     for entry in queries.waitlist_in_order(tx, section_id=section_id):
-        if len(ids) == free:
+        if len(chosen) == free:
             break
+        if entry["id"] in held:
+            continue
         user_id = entry["user_id"]
         waivers = Waivers(tx, section_id=section_id, user_id=user_id)
-        refusal = eligibility_refusal(
-            tx, user_id=user_id, section=section, waivers=waivers, promotion=True
-        )
+        refusal = promotion_refusal(tx, user_id=user_id, section=section, waivers=waivers)
         if refusal is None:
-            ids.append(entry["id"])
+            chosen.append(entry)
             continue
         on_commit(tx, metrics.PROMOTION_SKIPS.labels(refusal.code).inc)
         record_by_system(
@@ -140,6 +146,11 @@ def promote_from_waitlist(tx: sqlite3.Connection, section_id: int) -> list[Row]:
             rule=refusal.code,
             detail=refusal.detail,
         )
+    if offering:
+        for entry in chosen:
+            holding.offer(tx, section=section, enrollment=entry)
+        return []
+    ids = [entry["id"] for entry in chosen]
     queries.mark_enrolled(tx, enrollment_ids=ids)
     if ids:
         on_commit(tx, lambda: metrics.PROMOTIONS.inc(len(ids)))
@@ -193,13 +204,9 @@ def leave_waitlist(tx: sqlite3.Connection, caller: Identity, user_id: int, secti
     if current is None or current["status"] != "waitlisted":
         raise NotFound(f"user {user_id} is not on the waitlist of section {section_id}")
     notify.dropped_by_staff(tx, caller, user_id=user_id, section=section, was="waitlisted")
-    queries.mark_dropped(tx, enrollment_id=current["id"], reason="left_waitlist")
-    on_commit(tx, metrics.DROPS.labels("left_waitlist").inc)
     record(tx, caller, "waitlist.leave", section_id=section_id, user_id=user_id)
-    return {
-        "dropped": queries.get_enrollment(tx, enrollment_id=current["id"]),
-        "promoted": [],
-    }
+    # A seat held for them by an offer goes on to the next in line.
+    return _drop_and_promote(tx, current, "left_waitlist")
 
 
 def require_before_drop_deadline(tx: sqlite3.Connection, caller: Identity, section: Row) -> None:
@@ -217,9 +224,16 @@ def require_before_drop_deadline(tx: sqlite3.Connection, caller: Identity, secti
 
 
 def _drop_and_promote(tx: sqlite3.Connection, current: Row, reason: str) -> Row:
+    """End a place (a seat, or a waitlist place and the seat an offer held for it), and fill
+    what that freed from the waitlist."""
     queries.mark_dropped(tx, enrollment_id=current["id"], reason=reason)
     on_commit(tx, metrics.DROPS.labels(reason).inc)
-    promoted = promote_from_waitlist(tx, current["section_id"])
+    withdrew = current["status"] == "waitlisted" and holding.withdraw(
+        tx, enrollment_id=current["id"]
+    )
+    # Leaving a waitlist frees no seat, unless an offer held one for the student.
+    refill = reason != "left_waitlist" or withdrew
+    promoted = promote_from_waitlist(tx, current["section_id"]) if refill else []
     return {
         "dropped": queries.get_enrollment(tx, enrollment_id=current["id"]),
         "promoted": promoted,
@@ -240,6 +254,8 @@ def update_section(
         require_instructor(tx, data.instructor_id)
         changes["instructor_id"] = data.instructor_id
     # Neither may shrink below what is in use: the seats taken, the places on the waitlist.
+    # Seats held by open offers are in use.
+    in_use = {"enrolled": section["enrolled"] + section["offered"]}
     for field, used, code in (
         ("capacity", "enrolled", "capacity_below_enrollment"),
         ("waitlist_capacity", "waitlisted", "waitlist_capacity_below_waitlist"),
@@ -247,15 +263,20 @@ def update_section(
         value = getattr(data, field)
         if value is None:
             continue
-        if value < section[used]:
+        count = in_use.get(used, section[used])
+        if value < count:
+            held = " or holding offers" if used == "enrolled" and section["offered"] else ""
             raise Conflict(
-                f"{field} {value} is below the {section[used]} students {used} in"
+                f"{field} {value} is below the {count} students {used}{held} in"
                 f" section {section_id}",
                 code=code,
             )
         changes[field] = value
     if data.freeze is not None:
         changes["frozen"] = int(data.freeze)
+    for field in ("waitlist_mode", "claim_seconds"):
+        if getattr(data, field) is not None:
+            changes[field] = getattr(data, field)
     catalog_queries.update_section(tx, section_id=section_id, changes=changes)
     if data.meetings is not None:
         changes["meetings"] = data.model_dump()["meetings"]
@@ -278,6 +299,7 @@ def delete_section(tx: sqlite3.Connection, caller: Identity, section_id: int) ->
     released (rows kept as dropped with reason section_deleted, for history)."""
     section = get_section_or_404(tx, section_id)
     notify.section_deleted(tx, section=section)
+    holding.withdraw_all(tx, section_id=section_id)
     queries.drop_all_live_in_section(tx, section_id=section_id, reason="section_deleted")
     catalog_queries.mark_section_deleted(tx, section_id=section_id)
     record(

@@ -14,6 +14,8 @@ NotificationKind = Literal[
     "hold_placed",
     "hold_lifted",
     "section_deleted",
+    "offered",
+    "offer_expired",
 ]
 
 

@@ -5,6 +5,7 @@ notification nor a notification without its change; the notifier (app/notifier) 
 The events, each written by the rule that makes the change: `enrolled` and `waitlisted` (with
 the position) by enroll; `promoted` by the promotion from a waitlist, whatever freed the seat;
 `dropped_by_staff` by a drop or a waitlist removal the student did not make themself;
+`offered` (with the deadline) and `offer_expired` by seat offers (app/enrollment/offers);
 `hold_placed` and `hold_lifted` by the registrar's holds; `section_deleted` for each student
 enrolled in or waiting for a section the registrar deletes."""
 
@@ -35,9 +36,14 @@ def enrolled(tx: sqlite3.Connection, *, enrollment: Row, section: Row) -> None:
     else:
         position = enrollment["position"]
         kind, subject = "waitlisted", f"Waitlisted for {label}, position {position}"
+        then = (
+            "it will be offered to you, to accept within a deadline"
+            if section["waitlist_mode"] == "offer"
+            else "you will be enrolled and told"
+        )
         body = (
             f"{_about(section)} is full: you are on its waitlist at position {position}. If a"
-            " seat comes free while you are first in line, you will be enrolled and told."
+            f" seat comes free while you are first in line, {then}."
         )
     _add(tx, user_id=enrollment["user_id"], kind=kind, section=section, subject=subject, body=body)
 
@@ -52,6 +58,35 @@ def promoted(tx: sqlite3.Connection, *, user_id: int, section: Row) -> None:
         subject=f"A seat came: you are enrolled in {section_label(section)}",
         body=f"A seat in {_about(section)} came free and you were first on its waitlist: you"
         " are now enrolled.",
+    )
+
+
+def offered(tx: sqlite3.Connection, *, user_id: int, section: Row, deadline: str) -> None:
+    """A seat came free and is held for the student first in line until `deadline`."""
+    _add(
+        tx,
+        user_id=user_id,
+        kind="offered",
+        section=section,
+        subject=f"A seat in {section_label(section)} is yours to claim until {deadline}",
+        body=f"A seat in {_about(section)} came free and you are first on its waitlist: it is"
+        f" held for you until {deadline} (UTC). Accept it before then to be enrolled, or decline"
+        " it; if you do neither, the offer expires, you leave the waitlist, and the seat is"
+        " offered to the next student.",
+    )
+
+
+def offer_expired(tx: sqlite3.Connection, *, user_id: int, section: Row) -> None:
+    """The student let an offer's deadline pass: their waitlist place ended."""
+    _add(
+        tx,
+        user_id=user_id,
+        kind="offer_expired",
+        section=section,
+        subject=f"Your seat offer in {section_label(section)} expired",
+        body=f"The seat held for you in {_about(section)} was not claimed by its deadline: the"
+        " offer expired, you are no longer on the section's waitlist, and the seat went to the"
+        " next student. You may join the waitlist again if it has room.",
     )
 
 
