@@ -31,6 +31,8 @@ CODES: Catalog = {
     (409, "waitlist_full"): "the section is full and so is its waitlist",
     (409, "waitlist_limit_reached"): "the section is full and the student is on as many"
     " waitlists as allowed (3)",
+    (409, "no_seat_free"): "a swap's section has no free seat and the swap did not accept a"
+    " waitlist place (`waitlist_ok`): nothing changed",
     # seat offers (a section in `offer` waitlist mode)
     (409, "offer_closed"): "the seat offer was accepted, declined, withdrawn or expired already"
     " (its status named)",

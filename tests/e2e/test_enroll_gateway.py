@@ -59,6 +59,7 @@ BODIES = {
     ("POST", "/sections"): {"course_id": 2, "section_number": 9, "instructor_id": 6, "capacity": 9},
     ("PATCH", "/sections/{section_id}"): {"capacity": 31},
     ("POST", "/users/{user_id}/enrollments"): {"section_id": 4},
+    ("POST", "/users/{user_id}/swaps"): {"drop_section_id": 1, "add_section_id": 4},
     ("PUT", "/courses/{course_id}/prerequisites"): {"course_ids": [1]},
     ("PUT", "/users/{user_id}/credit-limit"): {"credit_limit": 20},
     ("POST", "/users/{user_id}/holds"): {"reason": "fees"},

@@ -529,3 +529,32 @@ def test_a_promoted_student_sees_the_unread_notification_and_marks_it_read(
     assert marked == "Marked 2 notifications as read."
     second.wait(lambda d: d.find_element(By.XPATH, inbox).text == "Notifications")
     assert "New" not in second.text("notification-results")
+
+
+def test_a_student_switches_section_and_a_full_one_is_refused_with_the_apis_words(
+    cluster: Cluster, open_browser, registrar: Browser
+):
+    label = create_section(registrar, new_code(), capacity=5)
+    code = label[:-3]
+    token = cluster.token(1, "rhenderson", "registrar")
+    url, auth = cluster.enroll_gateway.url + "/enroll_api", {"Authorization": f"Bearer {token}"}
+    course_id = httpx.get(f"{url}/sections/{find_id(cluster, label)}", headers=auth).json()
+    for number, capacity in ((2, 5), (3, 0)):
+        body = {"course_id": course_id["course_id"], "section_number": number,
+                "capacity": capacity, "waitlist_capacity": 5}  # fmt: skip
+        assert httpx.post(f"{url}/sections", json=body, headers=auth).status_code == 201
+    switcher = student(cluster, open_browser, "Ravi")
+    enroll(switcher, label)
+    switcher.go("My schedule")
+    switcher.press(f"Switch {label} to another section")
+    switcher.wait(lambda d: f"Switch {label} to" in switcher.main_text())
+    switcher.fill("Section", f"{code}-03")
+    refusal = switcher.refused(lambda: switcher.press("Switch"))
+    switcher.fill("Section", f"{code}-02")
+    switched = switcher.act(lambda: switcher.press("Switch"))
+    schedule = switcher.main_text()
+
+    assert f"{code}-03) is full" in refusal and "changed nothing" in refusal
+    assert "409" not in refusal
+    assert switched == f"Switched from {label} to {code}-02."
+    assert f"{code}-02" in schedule and f"{label} " not in schedule

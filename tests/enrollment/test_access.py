@@ -95,6 +95,11 @@ CASES = [
     ("DELETE", "/users/13/waitlist/1", None, person(13), 200),
     ("DELETE", "/users/13/waitlist/1", None, REGISTRAR, 200),
     ("DELETE", "/users/13/waitlist/1", None, AVA, 403),
+    # swap: that user as a student; registrar on their behalf
+    ("POST", "/users/9/swaps", {"drop_section_id": 2, "add_section_id": 4}, AVA, 200),
+    ("POST", "/users/9/swaps", {"drop_section_id": 2, "add_section_id": 4}, REGISTRAR, 200),
+    ("POST", "/users/9/swaps", {"drop_section_id": 2, "add_section_id": 4}, LIAM, 403),
+    ("POST", "/users/9/swaps", {"drop_section_id": 2, "add_section_id": 4}, KAVERY, 403),
     # seat offers: the student's own and the registrar's (seat offer 1 does not exist)
     ("GET", "/users/9/offers", None, AVA, 200),
     ("GET", "/users/9/offers", None, REGISTRAR, 200),

@@ -135,6 +135,10 @@ ENROLLMENT_BODIES = {
         },
     ),
     ("POST", "/users/{user_id}/enrollments"): (lambda n: {"section_id": 4}, {"section_id": ID}),
+    ("POST", "/users/{user_id}/swaps"): (
+        lambda n: {"drop_section_id": 1, "add_section_id": 4, "waitlist_ok": False},
+        {"drop_section_id": ID, "add_section_id": ID, "waitlist_ok": FLAG},
+    ),
     ("PUT", "/courses/{course_id}/prerequisites"): (
         lambda n: {"course_ids": [3]},
         {"course_ids": FORMAT},  # a list of ids: any text in its place is refused

@@ -378,10 +378,13 @@ EXPLAINED = {
             ("PUT", "/users/{user_id}/class-level"),
             ("PATCH", "/users/{user_id}/notifications"),
             ("PATCH", "/users/{user_id}/notifications/{notification_id}"),
+            ("POST", "/users/{user_id}/swaps"),
             ("POST", "/users/{user_id}/offers/{offer_id}/accept"),
             ("POST", "/users/{user_id}/offers/{offer_id}/decline"),
         ]
     },
+    ("enrollment", "POST /users/{user_id}/swaps", 200): "a fuzzed swap would need the seat it"
+    " names held and room in the other section: tests/enrollment/test_swaps.py swaps",
     **{
         ("enrollment", f"POST /users/{{user_id}}/offers/{{offer_id}}/{verb}", 200): "the seed has"
         " no seat offer to answer: tests/enrollment/test_offers.py answers them"

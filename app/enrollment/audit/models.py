@@ -12,6 +12,7 @@ AuditAction = Literal[
     "enrollment.enroll",
     "enrollment.drop",
     "enrollment.administrative_drop",
+    "enrollment.swap",
     "waitlist.leave",
     "waitlist.skip",
     "offer.accept",

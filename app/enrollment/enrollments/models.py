@@ -2,7 +2,7 @@
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
 from app.common.models import Id, Strict
 from app.enrollment.catalog.models import SectionOut
@@ -36,6 +36,30 @@ class EnrollmentOut(BaseModel):
 class DropOut(BaseModel):
     dropped: EnrollmentOut
     promoted: list[EnrollmentOut]
+
+
+class SwapIn(Strict):
+    """A conditional drop and add: the seat in `drop_section_id` is given up only if
+    `add_section_id` takes the student (a seat, or a waitlist place when `waitlist_ok`)."""
+
+    drop_section_id: Id
+    add_section_id: Id
+    waitlist_ok: bool = False
+
+    @field_validator("add_section_id")
+    @classmethod
+    def _another_section(cls, value: int, info: ValidationInfo) -> int:
+        if value == info.data.get("drop_section_id"):
+            raise ValueError("must be another section than drop_section_id")
+        return value
+
+
+class SwapOut(BaseModel):
+    dropped: EnrollmentOut = Field(description="the seat given up, now dropped (`swapped`)")
+    added: EnrollmentOut = Field(description="the seat, or waitlist place, in the new section")
+    promoted: list[EnrollmentOut] = Field(
+        description="who took the seat given up, from its section's waitlist"
+    )
 
 
 class WaitlistEntry(BaseModel):

@@ -11,7 +11,7 @@ from app.common.identity import REGISTRAR, STUDENT
 from app.common.params import DEFAULT_PAGE, After, PageLimit, PathId
 from app.enrollment.catalog.models import SectionOut, SectionUpdate
 from app.enrollment.deps import AppSettings, Caller, Db
-from app.enrollment.enrollments import service
+from app.enrollment.enrollments import service, swaps
 from app.enrollment.enrollments.models import (
     DropOut,
     EnrollIn,
@@ -20,6 +20,8 @@ from app.enrollment.enrollments.models import (
     RosterStatus,
     SectionChange,
     SectionsType,
+    SwapIn,
+    SwapOut,
     WaitlistEntry,
 )
 from app.enrollment.people import directory
@@ -27,6 +29,22 @@ from app.enrollment.routing import SELF, STAFF, Routes
 from app.enrollment.sql import Row
 
 route = Routes()
+
+# What refuses a student a place in a section (`service.take_place`), the eligibility rules in the
+# order they are checked (`eligibility_refusal`): an enroll's refusals, and a swap's add's.
+PLACE_REFUSALS = [
+    "already_enrolled",
+    "already_waitlisted",
+    "not_a_student",
+    "hold",
+    "add_deadline_passed",
+    "registration_window_closed",
+    "prerequisite_missing",
+    "time_conflict",
+    "credit_limit",
+    "waitlist_full",
+    "waitlist_limit_reached",
+]
 
 
 # a student's own (registration day's)
@@ -36,24 +54,7 @@ route = Routes()
     "POST",
     "/users/{user_id}/enrollments",
     (STUDENT, REGISTRAR),
-    refuses={
-        403: ["forbidden"],
-        404: ["not_found"],
-        409: [
-            "already_enrolled",
-            "already_waitlisted",
-            # the eligibility rules, in the order they are checked (`eligibility_refusal`)
-            "not_a_student",
-            "hold",
-            "add_deadline_passed",
-            "registration_window_closed",
-            "prerequisite_missing",
-            "time_conflict",
-            "credit_limit",
-            "waitlist_full",
-            "waitlist_limit_reached",
-        ],
-    },
+    refuses={403: ["forbidden"], 404: ["not_found"], 409: PLACE_REFUSALS},
     response_model=EnrollmentOut,
     status_code=201,
 )
@@ -138,6 +139,23 @@ async def user_waitlist(
     """The waitlists a user is on, with their position in each, by section id, a page at a
     time."""
     return db.read(service.user_waitlist, who, user_id, after=after, limit=limit)
+
+
+@route(
+    "POST",
+    "/users/{user_id}/swaps",
+    (STUDENT, REGISTRAR),
+    refuses={
+        403: ["forbidden"],
+        404: ["not_found"],
+        409: ["drop_deadline_passed", *PLACE_REFUSALS, "no_seat_free"],
+    },
+    response_model=SwapOut,
+)
+async def swap(user_id: PathId, body: SwapIn, db: Db, who: Caller) -> Row:
+    """Switch sections: drop one and take a place in another in one transaction, or change
+    nothing and answer the add's refusal. A waitlist place counts only with `waitlist_ok`."""
+    return await db.write(swaps.swap, who, user_id, body)
 
 
 # a section's, for its staff

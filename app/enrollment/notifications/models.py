@@ -16,6 +16,7 @@ NotificationKind = Literal[
     "section_deleted",
     "offered",
     "offer_expired",
+    "swapped",
 ]
 
 

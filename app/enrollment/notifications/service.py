@@ -7,7 +7,8 @@ the position) by enroll; `promoted` by the promotion from a waitlist, whatever f
 `dropped_by_staff` by a drop or a waitlist removal the student did not make themself;
 `offered` (with the deadline) and `offer_expired` by seat offers (app/enrollment/offers);
 `hold_placed` and `hold_lifted` by the registrar's holds; `section_deleted` for each student
-enrolled in or waiting for a section the registrar deletes."""
+enrolled in or waiting for a section the registrar deletes; `swapped` by a swap, one for its drop
+and its add."""
 
 import sqlite3
 
@@ -105,6 +106,28 @@ def dropped_by_staff(
         section=section,
         subject=f"Dropped from {section_label(section)}",
         body=f"{who} dropped you from {_about(section)}: your {place} the section is released.",
+    )
+
+
+def swapped(
+    tx: sqlite3.Connection, *, user_id: int, dropped: Row, added: Row, enrollment: Row
+) -> None:
+    """A swap's outcome, one notification for its drop and its add: the seat given up in
+    `dropped`, the seat or waitlist place (with its position) taken in `added`."""
+    label = section_label(added)
+    if enrollment["status"] == "enrolled":
+        subject = f"Switched to {label}"
+        place = f"you are enrolled in {_about(added)}"
+    else:
+        subject = f"Switched to the waitlist of {label}, position {enrollment['position']}"
+        place = f"you are on the waitlist of {_about(added)} at position {enrollment['position']}"
+    _add(
+        tx,
+        user_id=user_id,
+        kind="swapped",
+        section=added,
+        subject=subject,
+        body=f"Your seat in {_about(dropped)} is given up and {place}.",
     )
 
 

@@ -329,6 +329,7 @@ async function scheduleView(user) {
           path: `/users/${user.id}/enrollments/${s.id}`,
           done: `Dropped ${label(s)}.`,
         }),
+        switchButton(user, s),
       ),
     ),
   );
@@ -369,7 +370,70 @@ async function scheduleView(user) {
       waits,
       "You are not on any waitlist.",
     ),
+    h("div", { id: "switch" }),
   ];
+}
+
+// "Switch section": a swap (POST /users/{id}/swaps), the seat in `s` given up only if the
+// section picked takes the student; a refusal is the API's sentence, and nothing has changed.
+function switchButton(user, s) {
+  return h(
+    "button",
+    {
+      "aria-label": `Switch ${label(s)} to another section`,
+      onclick: () =>
+        attempt(async () => {
+          const others = (await api.enroll(`/sections?course_id=${s.course_id}&limit=1000`))
+            .filter((o) => o.id !== s.id);
+          $("#switch").replaceChildren(switchPanel(user, s, others));
+          $("#switch-title").focus();
+        }),
+    },
+    "Switch section",
+  );
+}
+
+function switchPanel(user, s, others) {
+  const title = h("h3", { id: "switch-title", tabindex: "-1" }, `Switch ${label(s)} to`);
+  if (!others.length) {
+    return h("section", { class: "card" }, title, h("p", {}, `${s.course_code} has no other section.`));
+  }
+  const choice = h(
+    "select",
+    { name: "add_section_id" },
+    others.map((o) =>
+      h("option", { value: o.id }, `${label(o)}: ${plural(o.seats_available, "seat", "seats")} left`),
+    ),
+  );
+  const waitlistOk = h("input", { type: "checkbox", name: "waitlist_ok" });
+  const form = h(
+    "form",
+    { class: "card", "aria-labelledby": "switch-title" },
+    title,
+    field("Section", choice),
+    field("If it is full, join its waitlist (your seat is given up)", waitlistOk),
+    h("button", { type: "submit" }, "Switch"),
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const picked = others.find((o) => o.id === Number(choice.value));
+    let result;
+    const swapped = await act(event.submitter || form.querySelector("button"), async (onRetry) => {
+      result = await api.enroll(`/users/${user.id}/swaps`, {
+        method: "POST",
+        json: { drop_section_id: s.id, add_section_id: picked.id, waitlist_ok: waitlistOk.checked },
+        onRetry,
+      });
+    });
+    if (!swapped) return;
+    await attempt(render);
+    notify(
+      result.added.status === "enrolled"
+        ? `Switched from ${label(s)} to ${label(picked)}.`
+        : `Switched from ${label(s)} to the waitlist of ${label(picked)}, position ${result.added.position}.`,
+    );
+  });
+  return form;
 }
 
 // --- instructor -------------------------------------------------------------------------------
@@ -632,7 +696,8 @@ function newSectionForm(courses) {
 
 const ACTIONS = [
   "course.create", "section.create", "section.update", "section.delete", "enrollment.enroll",
-  "enrollment.drop", "enrollment.administrative_drop", "waitlist.leave", "waitlist.skip",
+  "enrollment.drop", "enrollment.administrative_drop", "enrollment.swap", "waitlist.leave",
+  "waitlist.skip",
   "hold.place", "hold.lift", "permit.grant", "permit.revoke", "course.prerequisites",
   "completed.import", "user.credit_limit", "user.class_level", "term.create", "term.update",
   "window.create", "window.delete",
