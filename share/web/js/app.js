@@ -307,8 +307,45 @@ function enrollButton(user, s) {
   );
 }
 
+// A seat offer (a section in `offer` waitlist mode holds a freed seat for the student first in
+// line): accept (enrolled) or decline (off the waitlist) before its deadline.
+function offerRow(user, offer) {
+  const name = `${offer.course_code}-${String(offer.section_number).padStart(2, "0")}`;
+  const answer = (verb, done) =>
+    h(
+      "button",
+      {
+        class: verb === "decline" ? "danger" : undefined,
+        "aria-label": `${verb === "accept" ? "Accept" : "Decline"} the seat in ${name}`,
+        onclick: async (event) => {
+          const path = `/users/${user.id}/offers/${offer.id}/${verb}`;
+          if (await act(event.currentTarget, (onRetry) => api.enroll(path, { method: "POST", onRetry }))) {
+            await attempt(render);
+            notify(done);
+          }
+        },
+      },
+      verb === "accept" ? "Accept" : "Decline",
+    );
+  return h(
+    "tr",
+    {},
+    h("th", { scope: "row" }, name),
+    h("td", {}, h("time", { datetime: offer.expires_at }, when(offer.expires_at))),
+    h(
+      "td",
+      {},
+      answer("accept", `Enrolled in ${name}.`),
+      answer("decline", `Declined the seat in ${name}: you left its waitlist.`),
+    ),
+  );
+}
+
 async function scheduleView(user) {
-  const [enrolled, waitlist] = await myRecords(user);
+  const [[enrolled, waitlist], offers] = await Promise.all([
+    myRecords(user),
+    api.enroll(`/users/${user.id}/offers?status=open&limit=100`),
+  ]);
   const waited = await Promise.all(waitlist.map((w) => api.enroll(`/sections/${w.section_id}`)));
   const classes = enrolled.map((s) =>
     h(
@@ -339,7 +376,13 @@ async function scheduleView(user) {
       {},
       h("th", { scope: "row" }, label(waited[i])),
       h("td", {}, waited[i].course_title),
-      h("td", { class: "num" }, `Position ${w.position}`),
+      h(
+        "td",
+        { class: "num" },
+        offers.some((o) => o.section_id === w.section_id)
+          ? `Position ${w.position}: a seat is held for you`
+          : `Position ${w.position}`,
+      ),
       h(
         "td",
         {},
@@ -355,8 +398,20 @@ async function scheduleView(user) {
     ),
   );
   const credits = enrolled.reduce((sum, s) => sum + s.credits, 0);
+  const offered = offers.length
+    ? [
+        h("h3", {}, "Seats held for you"),
+        table(
+          `Seat offers: ${plural(offers.length, "seat is", "seats are")} held for you; accept before the deadline or it goes to the next student`,
+          ["Section", "Accept by", ""],
+          offers.map((o) => offerRow(user, o)),
+          "",
+        ),
+      ]
+    : [];
   return [
     heading("My schedule"),
+    ...offered,
     table(
       `Enrolled: ${plural(enrolled.length, "section", "sections")}, ${plural(credits, "credit", "credits")}`,
       ["Section", "Title", "Meets", "Credits", ""],
@@ -595,6 +650,38 @@ function managePanel(s) {
     () => ({ instructor_id: Number(instructor.value) }),
     () => `Instructor of ${label(s)} changed.`,
   );
+  const mode = h(
+    "select",
+    { name: "waitlist_mode" },
+    h("option", { value: "auto", selected: s.waitlist_mode === "auto" }, "Enroll the next in line"),
+    h("option", { value: "offer", selected: s.waitlist_mode === "offer" }, "Offer the seat, to claim"),
+  );
+  const hours = h("input", {
+    type: "number",
+    name: "claim_hours",
+    min: "0.01",
+    max: "336",
+    step: "any",
+    value: String(Math.round((s.claim_seconds / 3600) * 100) / 100),
+  });
+  const modeForm = h(
+    "form",
+    {},
+    field("When a seat comes free", mode),
+    field("Hours to claim an offered seat", hours),
+    h("button", { type: "submit" }, "Set waitlist mode"),
+  );
+  modeForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const claim = Math.round(Number(hours.value) * 3600);
+    change(
+      event.submitter || modeForm.querySelector("button"),
+      { waitlist_mode: mode.value, claim_seconds: claim },
+      mode.value === "offer"
+        ? `${label(s)} now offers a freed seat to the next in line, to claim within ${hours.value} h.`
+        : `${label(s)} now enrolls the next in line when a seat comes free.`,
+    );
+  });
   const freeze = h(
     "button",
     {
@@ -611,9 +698,14 @@ function managePanel(s) {
     "section",
     { class: "card", "aria-labelledby": "manage-title" },
     h("h3", { id: "manage-title", tabindex: "-1" }, `Manage ${label(s)} ${s.course_title}`),
-    h("p", {}, `${s.enrolled} enrolled, ${s.waitlisted} waitlisted, ${s.frozen ? "frozen" : "open"}.`),
+    h(
+      "p",
+      {},
+      `${s.enrolled} enrolled, ${s.offered} held by offers, ${s.waitlisted} waitlisted, ${s.frozen ? "frozen" : "open"}.`,
+    ),
     capacityForm,
     instructorForm,
+    modeForm,
     freeze,
   );
 }
@@ -697,7 +789,7 @@ function newSectionForm(courses) {
 const ACTIONS = [
   "course.create", "section.create", "section.update", "section.delete", "enrollment.enroll",
   "enrollment.drop", "enrollment.administrative_drop", "enrollment.swap", "waitlist.leave",
-  "waitlist.skip",
+  "waitlist.skip", "offer.accept", "offer.decline", "offer.expire",
   "hold.place", "hold.lift", "permit.grant", "permit.revoke", "course.prerequisites",
   "completed.import", "user.credit_limit", "user.class_level", "term.create", "term.update",
   "window.create", "window.delete",
