@@ -57,6 +57,16 @@ PREFIX = "/enroll_api"
 CEILING_PATH = PREFIX + "/bench-ceiling"
 
 
+def bench_cluster() -> tuple[str, Cluster]:
+    """A new run's name (the time, UTC) and its cluster in var/bench/<run>/, not started yet."""
+    run = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    run_dir = ROOT / "var" / "bench" / run
+    run_dir.mkdir(parents=True)
+    # Every benchmark client signs in from 127.0.0.1: with the abuse limits in place, the limiter
+    # would be what is measured.
+    return run, Cluster(run_dir, ROOMY_LIMITS_ENV)
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
@@ -461,13 +471,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
 
-    run = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    run_dir = ROOT / "var" / "bench" / run
-    run_dir.mkdir(parents=True)
-    # Every benchmark client signs in from 127.0.0.1: with the abuse limits in place, the limiter
-    # would be what is measured.
-    cluster = Cluster(run_dir, ROOMY_LIMITS_ENV)
-    prometheus = None if args.skip_prometheus else Prometheus(run_dir, cluster.scrape_targets())
+    run, cluster = bench_cluster()
+    prometheus = None if args.skip_prometheus else Prometheus(cluster.var, cluster.scrape_targets())
     results: dict = {"run": run, "args": vars(args)}
     try:
         cluster.start()

@@ -39,6 +39,7 @@ class EnrollmentCluster:
         self.secret = secret_file.read_text()
         self.ports = [free_port() for _ in range(instances)]
         self.auth_urls = auth_urls or []  # ENROLL_AUTH_URLS: the primary's first
+        self.env: dict[str, str] = {}  # more ENROLL_* settings, taken at the next `start`
         self.procs: list[subprocess.Popen] = []
 
     @property
@@ -58,6 +59,7 @@ class EnrollmentCluster:
             "ENROLL_GATEWAY_SECRET_FILE": str(self.secret_file),
             "PYTHONPATH": str(tree),
             "ENROLL_AUTH_URLS": ",".join(self.auth_urls),
+            **self.env,
         }
         for i, port in enumerate(self.ports):
             with self.log(i).open("ab") as out:

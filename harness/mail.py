@@ -24,6 +24,9 @@ class Mailpit:
         self.dir, self.log = dir, dir / "mailpit.log"
         self.smtp_port, self.http_port = free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.http_port}"
+        # More of Mailpit's own settings (MP_*), taken at the next `start`: MP_MAX_MESSAGES=0
+        # keeps every message (Mailpit's default keeps the newest 500).
+        self.env: dict[str, str] = {}
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
@@ -32,6 +35,7 @@ class Mailpit:
             "MAILPIT_SMTP_PORT": str(self.smtp_port),
             "MAILPIT_HTTP_PORT": str(self.http_port),
             "MAILPIT_DIR": str(self.dir),
+            **self.env,
         }
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
@@ -58,6 +62,11 @@ class Mailpit:
             found += page["messages"]
             if not page["messages"] or len(found) >= page["total"]:
                 return found[::-1]  # the API answers newest first
+
+    def count(self) -> int:
+        """How many messages Mailpit holds."""
+        page = httpx.get(f"{self.url}/api/v1/messages", params={"limit": 1}).json()
+        return int(page["total"])
 
     def delete_all(self) -> None:
         httpx.delete(f"{self.url}/api/v1/messages").raise_for_status()

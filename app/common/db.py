@@ -373,11 +373,13 @@ class ConnectionPool:
         readonly: bool = False,
         query_only: bool = False,
         writer_lock_file: Path | None = None,
+        on_connect: Callable[[sqlite3.Connection], None] | None = None,
     ) -> None:
         self.path = path
         self.readonly = readonly
         self.query_only = query_only
         self.writer_lock_file = writer_lock_file
+        self.on_connect = on_connect  # run on each connection it opens, before its first use
         # The queue of writers its connections join (`WriterLock.run` for a job of its own).
         self.writer_lock = WriterLock.for_file(writer_lock_file)
         self._idle: collections.deque[sqlite3.Connection] = collections.deque()
@@ -395,12 +397,15 @@ class ConnectionPool:
         try:
             return self._idle.pop()
         except IndexError:
-            return connect(
+            conn = connect(
                 self.path,
                 readonly=self.readonly,
                 query_only=self.query_only,
                 writer_lock_file=self.writer_lock_file,
             )
+            if self.on_connect is not None:
+                self.on_connect(conn)
+            return conn
 
     def give_back(self, conn: sqlite3.Connection) -> None:
         if conn.in_transaction:  # never hand a half-finished transaction to the next request
@@ -424,11 +429,22 @@ class Database:
     other process can interleave, and it is the one way to write: a write on a reading
     connection raises WriteOutsideItsTurn. `fn` is plain code: nothing can be awaited inside a
     turn, where every writer of every process waits on it; what must be asked elsewhere first
-    (another service) is awaited before `write`."""
+    (another service) is awaited before `write`. `on_connect` is run on each connection either
+    pool opens: what the service says of its transactions (the enrollment outbox's switch)."""
 
-    def __init__(self, path: str | Path, *, writer_lock_file: Path | None = None) -> None:
-        self.readers = ConnectionPool(path, query_only=True, writer_lock_file=writer_lock_file)
-        self.writers = ConnectionPool(path, writer_lock_file=writer_lock_file)
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        writer_lock_file: Path | None = None,
+        on_connect: Callable[[sqlite3.Connection], None] | None = None,
+    ) -> None:
+        self.readers = ConnectionPool(
+            path, query_only=True, writer_lock_file=writer_lock_file, on_connect=on_connect
+        )
+        self.writers = ConnectionPool(
+            path, writer_lock_file=writer_lock_file, on_connect=on_connect
+        )
         self.writer_lock = self.writers.writer_lock
         # The writer's connection, made now: the first write does not wait for its setup. A
         # process runs its writes one at a time, so it is the only one (one per event loop).

@@ -13,6 +13,7 @@ from app.common.limits import BodySizeLimit
 from app.common.observe import FASTAPI_TELEMETRY_OFF
 from app.common.observe import install as observe
 from app.common.server import long_lived
+from app.enrollment.notifications import service as notify
 from app.enrollment.offers import sweeper
 from app.enrollment.routes import internal, router
 from app.enrollment.routing import body_limits
@@ -26,6 +27,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     db = Database(
         settings.database,
         writer_lock_file=settings.database.with_name(settings.database.name + ".writer-lock"),
+        on_connect=None if settings.notifications else notify.without_outbox,
     )
 
     @asynccontextmanager

@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     """How often each instance looks for seat offers whose claim window has passed
     (app/enrollment/offers/sweeper.py): an offer expires at most this long after its deadline."""
 
+    notifications: bool = True
+    """Write the notifications outbox (issue 27); off: no event is recorded and nobody is told,
+    for an installation without mail (app/enrollment/notifications/service.py `without_outbox`)."""
+
     @field_validator("database")
     @classmethod
     def _database_is_ours(cls, path: Path) -> Path:

@@ -3,10 +3,23 @@ transaction of the change that causes it, and listed to them (and the registrar)
 with read marks only they set; the registrar lists what the notifier has not delivered."""
 
 import pytest
+from fastapi.testclient import TestClient
 
+from app.enrollment.init_db import init_db
+from app.enrollment.main import create_app
 from app.enrollment.notifications import queries as outbox
-from tests.enrollment.helpers import AVA, KAVERY, LCHEN, LIAM, REGISTRAR, person
-from tests.enrollment.test_rules import enroll, fill, new_section
+from app.enrollment.settings import Settings
+from tests.enrollment.helpers import (
+    AVA,
+    KAVERY,
+    LCHEN,
+    LIAM,
+    REGISTRAR,
+    Api,
+    make_secret_file,
+    person,
+)
+from tests.enrollment.test_rules import enroll, enrolled, fill, new_section
 
 
 def notes(api, user_id: int, who: tuple | None = None, **params) -> list[dict]:
@@ -195,3 +208,27 @@ def test_the_registrar_lists_what_is_not_delivered_yet(api):
     [pending] = reply.json()
     assert (pending["user_id"], pending["attempts"], pending["last_error"]) == (12, 1, "421 busy")
     assert api.as_(AVA).get("/notifications/undelivered").status_code == 403
+
+
+# the setting: an installation without mail writes no outbox
+
+
+@pytest.mark.parametrize(("env", "written"), [(None, True), ("1", True), ("0", False)])
+def test_the_notifications_setting_turns_the_outbox_on_and_off(tmp_path, monkeypatch, env, written):
+    if env is not None:
+        monkeypatch.setenv("ENROLL_NOTIFICATIONS", env)
+    init_db(tmp_path / "enroll.db")
+    secret_file = make_secret_file(tmp_path)
+    settings = Settings(database=tmp_path / "enroll.db", gateway_secret_file=secret_file)
+    assert settings.notifications is written
+    with TestClient(create_app(settings)) as client:
+        api = Api(client, secret_file.read_text(), tmp_path / "enroll.db")
+        section = new_section(api, capacity=1)
+        fill(api, section, [11, 12])
+        assert api.as_(person(11)).delete(f"/users/11/enrollments/{section}").status_code == 200
+        assert enrolled(api, section) == [12]  # the change itself, told or not
+        assert api.as_(REGISTRAR).delete(f"/sections/{section}").status_code == 204
+    with api.db() as conn:
+        found = conn.execute("SELECT user_id, kind FROM notifications ORDER BY id").fetchall()
+    expected = [(11, "enrolled"), (12, "waitlisted"), (12, "promoted"), (12, "section_deleted")]
+    assert [tuple(row) for row in found] == (expected if written else [])

@@ -11,6 +11,7 @@ enrolled in or waiting for a section the registrar deletes; `swapped` by a swap,
 and its add."""
 
 import sqlite3
+import weakref
 
 from app.common.errors import Forbidden, NotFound
 from app.enrollment.notifications import queries
@@ -133,6 +134,8 @@ def swapped(
 
 def section_deleted(tx: sqlite3.Connection, *, section: Row) -> None:
     """Before a section's seats and waitlist are released: each student in it is told."""
+    if tx in _WITHOUT_OUTBOX:
+        return
     label = section_label(section)
     queries.insert_for_live_members(
         tx,
@@ -168,6 +171,18 @@ def hold_lifted(tx: sqlite3.Connection, *, user_id: int, reason: str) -> None:
     )
 
 
+# The connections of an installation without mail (setting `notifications` off).
+_WITHOUT_OUTBOX: "weakref.WeakSet[sqlite3.Connection]" = weakref.WeakSet()
+
+
+def without_outbox(conn: sqlite3.Connection) -> None:
+    """The setting `notifications` off (ENROLL_NOTIFICATIONS=0): no change written on `conn`
+    records an event, so nobody is told (create_app has its Database do this to every connection
+    it opens). The one place that decides whether a notification is written: `_add` and
+    `section_deleted`, which every event goes through."""
+    _WITHOUT_OUTBOX.add(conn)
+
+
 def _add(
     tx: sqlite3.Connection,
     *,
@@ -177,6 +192,8 @@ def _add(
     subject: str,
     body: str,
 ) -> None:
+    if tx in _WITHOUT_OUTBOX:
+        return
     queries.insert(
         tx,
         user_id=user_id,
