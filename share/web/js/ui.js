@@ -1,0 +1,187 @@
+// The web app's building blocks, shared by its views (app.js, and the staff views in their own
+// modules): elements built with the DOM (never from HTML strings, so nothing a user typed can run
+// as script), tables, labelled fields, the messages (#notice, #problem), and the controls that
+// make a change: busy while it runs, "Still trying…" while it is sent again, its refusal shown as
+// the API's own sentence.
+
+import * as api from "./api.js";
+import { stillTrying } from "./retry.js";
+
+// How the current view is drawn again after a change (app.js sets it: its `render`).
+let redrawView = async () => {};
+export function onRedraw(fn) {
+  redrawView = fn;
+}
+
+export const $ = (selector) => document.querySelector(selector);
+export const main = () => $("#main");
+
+// h("button", {onclick, class: "x"}, "text", child...): an element.
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name.startsWith("on")) el.addEventListener(name.slice(2), value);
+    else if (value === true) el.setAttribute(name, "");
+    else el.setAttribute(name, value);
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return el;
+}
+
+let fieldCount = 0;
+export function field(label, input) {
+  input.id = input.id || `field-${++fieldCount}`;
+  return h("div", { class: "field" }, h("label", { for: input.id }, label), input);
+}
+
+export function table(caption, headings, rows, empty) {
+  if (!rows.length) return h("p", { class: "empty" }, empty);
+  // Each cell names its column, shown before it when a phone-width window stacks the rows.
+  for (const row of rows) {
+    [...row.children].forEach((cell, i) => headings[i] && cell.setAttribute("data-label", headings[i]));
+  }
+  return h(
+    "div",
+    { class: "table-wrap" },
+    h(
+      "table",
+      {},
+      h("caption", {}, caption),
+      h("thead", {}, h("tr", {}, headings.map((t) => h("th", { scope: "col" }, t)))),
+      h("tbody", {}, rows),
+    ),
+  );
+}
+
+export const plural = (n, one, many) => `${n} ${n === 1 ? one : many}`;
+export const label = (s) => `${s.course_code}-${String(s.section_number).padStart(2, "0")}`;
+
+// Messages: a success in #notice (polite), a refusal in #problem (an alert), never both.
+export function notify(text) {
+  $("#problem").textContent = "";
+  $("#notice").classList.remove("trying");
+  $("#notice").textContent = text;
+}
+
+export function complain(error) {
+  $("#notice").classList.remove("trying");
+  $("#notice").textContent = "";
+  $("#problem").textContent = error instanceof api.ApiError ? error.message : String(error);
+}
+
+export function clearMessages() {
+  $("#notice").classList.remove("trying");
+  $("#notice").textContent = "";
+  $("#problem").textContent = "";
+}
+
+// "Still trying…" for the reads behind a view, which have no button of their own: in #notice,
+// until a message takes its place or the reads are done (doneTrying).
+export function showTrying({ retry, retries }) {
+  $("#notice").classList.add("trying");
+  $("#notice").textContent = stillTrying(null, retry, retries);
+}
+
+export function doneTrying() {
+  if ($("#notice").classList.contains("trying")) clearMessages();
+}
+
+// Run an action: its refusal is shown as the API's sentence; returns whether it succeeded.
+export async function attempt(action) {
+  try {
+    await action();
+    return true;
+  } catch (error) {
+    complain(error);
+    return false;
+  } finally {
+    doneTrying();
+  }
+}
+
+// A change a person asked for with `control` (a button, or a form's submit button):
+// `change(onRetry)` makes it, handing onRetry to its write. While it runs the control is busy and
+// a second press does nothing (it would be a second request, with a key of its own); while the
+// write is sent again, "Still trying…" shows beside the control, in a live region. Its refusal,
+// or that its outcome is not known, is shown in #problem; returns whether it succeeded.
+export async function act(control, change) {
+  if (control.getAttribute("aria-busy") === "true") return false;
+  const what = control.getAttribute("aria-label") || control.textContent;
+  const status = h("span", { class: "trying", role: "status" });
+  control.setAttribute("aria-busy", "true");
+  control.after(status);
+  try {
+    await change(({ retry, retries }) => (status.textContent = stillTrying(what, retry, retries)));
+    return true;
+  } catch (error) {
+    complain(error);
+    return false;
+  } finally {
+    control.removeAttribute("aria-busy");
+    status.remove();
+  }
+}
+
+export function confirmed(question, yes) {
+  const dialog = $("#confirm");
+  $("#confirm-text").textContent = question;
+  $("#confirm-yes").textContent = yes;
+  return new Promise((resolve) => {
+    dialog.addEventListener("close", () => resolve(dialog.returnValue === "yes"), { once: true });
+    dialog.returnValue = "";
+    dialog.showModal();
+    $("#confirm-no").focus();
+  });
+}
+
+// A button that asks first (`question`, answered with `yes`), then DELETEs `path` and, once
+// that is done, draws the view again (`redraw`) and says `done`.
+export function deleteButton({ text, name, question, yes, path, done, redraw = () => redrawView() }) {
+  return h(
+    "button",
+    {
+      class: "danger",
+      "aria-label": name,
+      onclick: async (event) => {
+        const button = event.currentTarget;
+        if (!(await confirmed(question, yes))) return;
+        if (await act(button, (onRetry) => api.enroll(path, { method: "DELETE", onRetry }))) {
+          await attempt(redraw);
+          notify(done);
+        }
+      },
+    },
+    text,
+  );
+}
+
+export function heading(text) {
+  return h("h2", { tabindex: "-1", id: "view-title" }, text);
+}
+
+// A moment as the person reads it, in their own time zone.
+export const when = (at) => new Date(at).toLocaleString();
+
+export function cardForm(id, title, button, fields, submit) {
+  const form = h(
+    "form",
+    { class: "card", "aria-labelledby": id },
+    h("h3", { id }, title),
+    fields.map(([text, input]) => field(text, input)),
+    h("button", { type: "submit" }, button),
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    let notice;
+    const button = event.submitter || form.querySelector("button[type=submit]");
+    if (await act(button, async (onRetry) => (notice = await submit(onRetry)))) {
+      await redrawView();
+      notify(notice);
+    }
+  });
+  return form;
+}
