@@ -20,6 +20,7 @@ CASES = [
     ("GET", "/courses/4", None, KAVERY, 200),
     ("GET", "/sections", None, AVA, 200),
     ("GET", "/sections?course_id=4", None, KAVERY, 200),
+    ("GET", "/sections?term_id=2", None, AVA, 200),
     ("GET", "/sections/1", None, REGISTRAR, 200),
     ("GET", "/sections/1", None, STUDENT_NEW, 200),
     # catalog writes: registrar only

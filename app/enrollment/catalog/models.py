@@ -98,6 +98,9 @@ class SectionOut(BaseModel):
     credits: int
     section_number: int
     instructor_id: int | None
+    instructor_name: str | None = Field(
+        None, description="the instructor's first and last name; null: none, or not known yet"
+    )
     capacity: int
     waitlist_capacity: int
     frozen: bool

@@ -10,7 +10,10 @@ from app.enrollment.sql import NOW, Row, inserted_id, one, rows
 _SECTION_SELECT = """
     SELECT s.id, s.course_id, s.term_id, c.code AS course_code, c.title AS course_title, c.credits,
            s.section_number,
-           s.instructor_id, s.capacity, s.waitlist_capacity, s.frozen, s.room, s.schedule,
+           s.instructor_id,
+           -- the instructor's name as this service last heard it (NULL: none, or not known yet)
+           NULLIF(TRIM(i.first_name || ' ' || i.last_name), '') AS instructor_name,
+           s.capacity, s.waitlist_capacity, s.frozen, s.room, s.schedule,
            s.waitlist_mode, s.claim_seconds, n.enrolled, n.waitlisted, n.offered,
            MAX(s.capacity - n.enrolled - n.offered, 0) AS seats_available,
            (SELECT json_group_array(json_object('days', m.days, 'start', m.starts_at,
@@ -18,6 +21,7 @@ _SECTION_SELECT = """
             FROM section_meetings m WHERE m.section_id = s.id) AS meetings
     FROM sections s
     JOIN courses c ON c.id = s.course_id
+    LEFT JOIN users i ON i.id = s.instructor_id
     JOIN (
         SELECT sections.id AS section_id,
                (SELECT COUNT(*) FROM enrollments e
@@ -94,17 +98,21 @@ def list_sections(
     conn: sqlite3.Connection,
     *,
     course_id: int | None = None,
+    term_id: int | None = None,
     search: str | None = None,
     after: int | None = None,
     limit: int = -1,
 ) -> list[Row]:
-    """Live sections (of one course, and whose course code or title contains `search` in any
-    case, if given), in course code and section number order."""
+    """Live sections (of one course, of one term, and whose course code or title contains
+    `search` in any case, if given), in course code and section number order."""
     sql = _SECTION_SELECT
     params: list[int | str] = []
     if course_id is not None:
         sql += " AND s.course_id = ?"
         params.append(course_id)
+    if term_id is not None:
+        sql += " AND s.term_id = ?"
+        params.append(term_id)
     if search:
         # LIKE ignores ASCII case; % and _ typed by the user match themselves.
         pattern = "%" + re.sub(r"([\\%_])", r"\\\1", search) + "%"

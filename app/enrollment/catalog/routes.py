@@ -72,6 +72,7 @@ async def list_sections(
     db: Db,
     _: Caller,
     course_id: Annotated[Id | None, Query()] = None,
+    term_id: Annotated[Id | None, Query(description="only the sections of this term")] = None,
     q: Annotated[
         str | None,
         Query(
@@ -85,9 +86,12 @@ async def list_sections(
     after: After = None,
     limit: PageLimit = DEFAULT_PAGE,
 ) -> list[Row]:
-    """Live sections, optionally of one course or matching a search, in course code and section
-    number order, a page at a time."""
-    return db.read(service.list_sections, course_id=course_id, search=q, after=after, limit=limit)
+    """Live sections, optionally of one course, of one term or matching a search, in course code
+    and section number order, a page at a time."""
+    return db.read(
+        service.list_sections, course_id=course_id, term_id=term_id, search=q, after=after,
+        limit=limit,
+    )  # fmt: skip
 
 
 @route(

@@ -48,15 +48,20 @@ def list_sections(
     conn: sqlite3.Connection,
     *,
     course_id: int | None,
+    term_id: int | None = None,
     search: str | None,
     after: int | None,
     limit: int,
 ) -> list[Row]:
-    """Live sections (of one course, 404 if there is no such course; matching `search`), in
-    course code and section number order."""
+    """Live sections (of one course, of one term, 404 if there is no such course or term;
+    matching `search`), in course code and section number order."""
     if course_id is not None:
         get_course_or_404(conn, course_id)
-    return queries.list_sections(conn, course_id=course_id, search=search, after=after, limit=limit)
+    if term_id is not None:
+        get_term_or_404(conn, term_id)
+    return queries.list_sections(
+        conn, course_id=course_id, term_id=term_id, search=search, after=after, limit=limit
+    )
 
 
 def create_course(tx: sqlite3.Connection, caller: Identity, data: CourseCreate) -> Row:
