@@ -57,6 +57,29 @@ def test_a_held_student_can_neither_enroll_nor_wait_but_can_drop(api):
     assert [(h["reason"], h["lifted_by"]) for h in listed] == [("unpaid fees", 1)]
 
 
+def test_the_registrar_lists_open_holds_newest_first_a_page_at_a_time(api):
+    registrar = api.as_(REGISTRAR)
+    placed = [
+        registrar.post(f"/users/{n}/holds", json={"reason": f"fees {n}"}).json()
+        for n in (29, 30, 31)
+    ]
+    registrar.delete(f"/users/30/holds/{placed[1]['id']}")
+
+    open_holds = registrar.get("/holds").json()
+    first = registrar.get("/holds?limit=2").json()
+    second = registrar.get(f"/holds?limit=2&after={first[-1]['id']}").json()
+    lifted = registrar.get("/holds?open=false").json()
+    bad = registrar.get("/holds?open=perhaps")
+
+    # the seed's hold on student 38 is the oldest open one
+    assert [(h["user_id"], h["reason"]) for h in open_holds] == [
+        (31, "fees 31"), (29, "fees 29"), (38, "unpaid fees: see the bursar")
+    ]  # fmt: skip
+    assert first + second == open_holds and len(second) == 1
+    assert [(h["user_id"], h["lifted_by"]) for h in lifted] == [(30, 1)]
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "open"
+
+
 # prerequisites
 
 

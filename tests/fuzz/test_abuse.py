@@ -258,8 +258,8 @@ def enrollment_parameters() -> Iterator[tuple[str, str, str, str, dict | None]]:
         body = make(0)
         for param in route.dependant.path_params:
             yield method, route.path, "path", param.name, body
-        for param in route.dependant.query_params:
-            yield method, route.path, "query", param.name, body
+        for param in route.dependant.query_params:  # as a request names it (GET /holds?open=)
+            yield method, route.path, "query", param.alias, body
 
 
 def test_sql_injection_in_every_enrollment_parameter(enrollment):

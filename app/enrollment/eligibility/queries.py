@@ -28,6 +28,20 @@ def list_holds(
     )
 
 
+def all_holds(
+    conn: sqlite3.Connection, *, lifted: bool, after: int | None, limit: int
+) -> list[Row]:
+    """Every user's holds, open ones (`lifted` False) or lifted ones, newest first; `after` (the
+    last id of the page before) pages backwards in time."""
+    where = "lifted_at IS NOT NULL" if lifted else "lifted_at IS NULL"
+    return rows(
+        conn.execute(
+            f"SELECT * FROM holds WHERE {where} AND id < ? ORDER BY id DESC LIMIT ?",
+            (after or 2**63 - 1, limit),
+        )
+    )
+
+
 def get_hold(conn: sqlite3.Connection, *, hold_id: int) -> Row | None:
     return one(conn.execute("SELECT * FROM holds WHERE id = ?", (hold_id,)))
 

@@ -3,7 +3,7 @@ and permits."""
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from app.common.errors import Invalid
@@ -147,6 +147,24 @@ async def user_holds(
 ) -> list[Row]:
     """A user's holds, lifted ones too, in id order, a page at a time."""
     return db.read(service.user_holds, who, user_id, after=after, limit=limit)
+
+
+@route("GET", "/holds", (REGISTRAR,), response_model=list[HoldOut])
+async def all_holds(
+    db: Db,
+    _: Caller,
+    open_only: Annotated[
+        bool,
+        Query(
+            alias="open",
+            description="Holds not lifted yet (true, the default) or lifted ones (false)",
+        ),
+    ] = True,
+    after: After = None,
+    limit: PageLimit = DEFAULT_PAGE,
+) -> list[Row]:
+    """Every student's holds, open ones unless `open=false`, newest first, a page at a time."""
+    return db.read(service.all_holds, open_only=open_only, after=after, limit=limit)
 
 
 @route(

@@ -184,6 +184,14 @@ def user_holds(
     return queries.list_holds(conn, user_id=user_id, after=after, limit=limit)
 
 
+def all_holds(
+    conn: sqlite3.Connection, *, open_only: bool, after: int | None, limit: int
+) -> list[Row]:
+    """The registrar's list of holds across students: those still open (the ones that stop a
+    student now) unless `open_only` is False (the lifted ones, for the record), newest first."""
+    return queries.all_holds(conn, lifted=not open_only, after=after, limit=limit)
+
+
 def grant_permit(
     tx: sqlite3.Connection, caller: Identity, section_id: int, user_id: int, waives: list[str]
 ) -> Row:
