@@ -52,6 +52,24 @@ ensure_node() {  # the web app's unit tests (tests/web/*.test.mjs) run on node's
     fi
 }
 
+# uv, pinned, from PyPI into .tools/uv (its own small venv, made once): it creates .venv and
+# installs requirements.txt in seconds, where python -m venv and pip took 30-45 s on 2 cores.
+UV_VERSION="0.13.9"
+UV="$TOOLS/uv/bin/uv"
+
+ensure_uv() {
+    local marker="$TOOLS/uv/.uv.version"
+    if [ -x "$UV" ] && [ "$(cat "$marker" 2>/dev/null)" = "$UV_VERSION" ]; then
+        return
+    fi
+    say "Installing uv $UV_VERSION into .tools/uv (first time only)"
+    rm -rf "$TOOLS/uv"
+    python3 -m venv "$TOOLS/uv"
+    "$TOOLS/uv/bin/pip" install --disable-pip-version-check -q "uv==$UV_VERSION" \
+        || die "could not install uv $UV_VERSION from PyPI; see the pip output above."
+    echo "$UV_VERSION" >"$marker"
+}
+
 ensure_python() {
     python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
         || die "Python 3.11 or newer is needed (found $(python3 --version 2>&1)); install it and rerun."
@@ -60,9 +78,17 @@ ensure_python() {
     if [ -x "$VENV/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
         return
     fi
-    say "Installing Python packages into .venv (requirements.txt)"
-    [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-    "$VENV/bin/pip" install --disable-pip-version-check -q --progress-bar on -r "$ROOT/requirements.txt"
+    ensure_uv
+    say "Installing Python packages into .venv (requirements.txt, with uv)"
+    if [ ! -x "$VENV/bin/python" ]; then
+        # On the interpreter python3 is (a pyenv shim resolved), never one uv would download;
+        # --seed puts pip in it too, as python -m venv did.
+        UV_PYTHON_DOWNLOADS=never "$UV" venv -q --seed \
+            --python "$(python3 -c 'import sys; print(sys.executable)')" "$VENV"
+    fi
+    # Compiled to bytecode at install, as pip does: every service and test process would otherwise
+    # compile what it imports again (about 0.7 s of CPU each where PYTHONDONTWRITEBYTECODE is set).
+    "$UV" pip install -q --compile-bytecode --python "$VENV/bin/python" -r "$ROOT/requirements.txt"
     echo "$want" >"$stamp"
 }
 
