@@ -1,7 +1,8 @@
 """The web app (issue 15) in Debian's headless Chromium, driven by Selenium, on the whole real
 cluster: the pages come from bin/web and call both KrakenD gateways, which allow the app's origin
 by CORS. Every browser is its own session (its own profile and sessionStorage), as two students
-at two computers are.
+at two computers are; a Chromium is used again by a later test only once it has started over as
+a new visitor (a new tab, nothing stored: tests/e2e/browser.py Browsers).
 
 Access tokens live ACCESS_TTL seconds in this module's cluster, so every scenario runs across
 several token refreshes, and one test waits out a whole token lifetime. Screenshots are saved
@@ -20,7 +21,7 @@ from harness.auth_cluster import SHORT_ACCESS_TTL, SHORT_TOKENS_ENV
 from harness.cluster import Cluster
 from harness.procs import ROOT
 from harness.seed import DEMO_PASSWORD
-from tests.e2e.browser import CHROMEDRIVER, CHROMIUM, Browser
+from tests.e2e.browser import CHROMEDRIVER, CHROMIUM, Browser, Browsers
 
 pytestmark = pytest.mark.e2e
 
@@ -33,22 +34,32 @@ def cluster_env() -> dict[str, str]:
     return dict(SHORT_TOKENS_ENV)
 
 
+@pytest.fixture(scope="module")
+def kept_browsers() -> Iterator[Browsers]:
+    """The module's Chromiums, handed from test to test as new visitors; all quit at its end."""
+    kept = Browsers()
+    try:
+        yield kept
+    finally:
+        kept.close()
+
+
 @pytest.fixture
-def browsers(cluster: Cluster) -> Iterator[list[Browser]]:
-    """Browsers opened on demand (`open_browser`) and all closed at the end of the test: no
-    Chromium outlives the test that opened it."""
+def browsers(cluster: Cluster, kept_browsers: Browsers) -> Iterator[list[Browser]]:
+    """Browsers opened on demand (`open_browser`) and all handed back at the end of the test:
+    no page of a test outlives it, and no session or stored data passes to the next test."""
     if not CHROMIUM.exists() or not CHROMEDRIVER.exists():
         pytest.fail("Debian's chromium and chromium-driver are missing: ./bin/test installs them")
     opened: list[Browser] = []
     yield opened
     for browser in opened:
-        browser.close()
+        kept_browsers.give_back(browser)
 
 
 @pytest.fixture
-def open_browser(cluster: Cluster, browsers: list[Browser]):
+def open_browser(cluster: Cluster, browsers: list[Browser], kept_browsers: Browsers):
     def open_one(**size) -> Browser:
-        browser = Browser(cluster.web.url, **size)
+        browser = kept_browsers.open(cluster.web.url, **size)
         browsers.append(browser)
         return browser
 
@@ -530,59 +541,3 @@ def test_a_promoted_student_sees_the_unread_notification_and_marks_it_read(
     second.wait(lambda d: d.find_element(By.XPATH, inbox).text == "Notifications")
     assert "New" not in second.text("notification-results")
 
-
-def test_a_student_switches_section_and_a_full_one_is_refused_with_the_apis_words(
-    cluster: Cluster, open_browser, registrar: Browser
-):
-    label = create_section(registrar, new_code(), capacity=5)
-    code = label[:-3]
-    token = cluster.token(1, "rhenderson", "registrar")
-    url, auth = cluster.enroll_gateway.url + "/enroll_api", {"Authorization": f"Bearer {token}"}
-    course_id = httpx.get(f"{url}/sections/{find_id(cluster, label)}", headers=auth).json()
-    for number, capacity in ((2, 5), (3, 0)):
-        body = {"course_id": course_id["course_id"], "section_number": number,
-                "capacity": capacity, "waitlist_capacity": 5}  # fmt: skip
-        assert httpx.post(f"{url}/sections", json=body, headers=auth).status_code == 201
-    switcher = student(cluster, open_browser, "Ravi")
-    enroll(switcher, label)
-    switcher.go("My schedule")
-    switcher.press(f"Switch {label} to another section")
-    switcher.wait(lambda d: f"Switch {label} to" in switcher.main_text())
-    switcher.fill("Section", f"{code}-03")
-    refusal = switcher.refused(lambda: switcher.press("Switch"))
-    switcher.fill("Section", f"{code}-02")
-    switched = switcher.act(lambda: switcher.press("Switch"))
-    schedule = switcher.main_text()
-
-    assert f"{code}-03) is full" in refusal and "changed nothing" in refusal
-    assert "409" not in refusal
-    assert switched == f"Switched from {label} to {code}-02."
-    assert f"{code}-02" in schedule and f"{label} " not in schedule
-
-
-def test_a_seat_offer_is_set_by_the_registrar_and_accepted_by_the_student(
-    cluster: Cluster, open_browser, registrar: Browser
-):
-    label = create_section(registrar, new_code(), capacity=1)
-    find(registrar, label[:-3])
-    registrar.press(f"Manage {label}")
-    registrar.fill("When a seat comes free", "Offer the seat")
-    registrar.fill("Hours to claim an offered seat", "2")
-    mode = registrar.act(lambda: registrar.press("Set waitlist mode"))
-    seated = student(cluster, open_browser, "Noor")
-    waiting = student(cluster, open_browser, "Ravi")
-    enroll(seated, label)
-    enroll(waiting, label)
-    seated.go("My schedule")
-    seated.press_and_confirm(f"Drop {label}", "Drop")
-    waiting.go("My schedule")
-    offered = waiting.main_text()
-    accepted = waiting.act(lambda: waiting.press(f"Accept the seat in {label}"))
-    schedule = waiting.main_text()
-
-    assert mode == f"{label} now offers a freed seat to the next in line, to claim within 2 h."
-    assert "Seats held for you" in offered and "a seat is held for you" in offered
-    assert "You are not enrolled in any section." in offered  # held, not taken, until accepted
-    assert accepted == f"Enrolled in {label}."
-    assert "Seats held for you" not in schedule and "You are not on any waitlist." in schedule
-    assert label in schedule.split("My waitlists")[0]
