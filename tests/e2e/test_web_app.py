@@ -541,3 +541,59 @@ def test_a_promoted_student_sees_the_unread_notification_and_marks_it_read(
     second.wait(lambda d: d.find_element(By.XPATH, inbox).text == "Notifications")
     assert "New" not in second.text("notification-results")
 
+
+def test_a_student_switches_section_and_a_full_one_is_refused_with_the_apis_words(
+    cluster: Cluster, open_browser, registrar: Browser
+):
+    label = create_section(registrar, new_code(), capacity=5)
+    code = label[:-3]
+    token = cluster.token(1, "rhenderson", "registrar")
+    url, auth = cluster.enroll_gateway.url + "/enroll_api", {"Authorization": f"Bearer {token}"}
+    course_id = httpx.get(f"{url}/sections/{find_id(cluster, label)}", headers=auth).json()
+    for number, capacity in ((2, 5), (3, 0)):
+        body = {"course_id": course_id["course_id"], "section_number": number,
+                "capacity": capacity, "waitlist_capacity": 5}  # fmt: skip
+        assert httpx.post(f"{url}/sections", json=body, headers=auth).status_code == 201
+    switcher = student(cluster, open_browser, "Ravi")
+    enroll(switcher, label)
+    switcher.go("My schedule")
+    switcher.press(f"Switch {label} to another section")
+    switcher.wait(lambda d: f"Switch {label} to" in switcher.main_text())
+    switcher.fill("Section", f"{code}-03")
+    refusal = switcher.refused(lambda: switcher.press("Switch"))
+    switcher.fill("Section", f"{code}-02")
+    switched = switcher.act(lambda: switcher.press("Switch"))
+    schedule = switcher.main_text()
+
+    assert f"{code}-03) is full" in refusal and "changed nothing" in refusal
+    assert "409" not in refusal
+    assert switched == f"Switched from {label} to {code}-02."
+    assert f"{code}-02" in schedule and f"{label} " not in schedule
+
+
+def test_a_seat_offer_is_set_by_the_registrar_and_accepted_by_the_student(
+    cluster: Cluster, open_browser, registrar: Browser
+):
+    label = create_section(registrar, new_code(), capacity=1)
+    find(registrar, label[:-3])
+    registrar.press(f"Manage {label}")
+    registrar.fill("When a seat comes free", "Offer the seat")
+    registrar.fill("Hours to claim an offered seat", "2")
+    mode = registrar.act(lambda: registrar.press("Set waitlist mode"))
+    seated = student(cluster, open_browser, "Noor")
+    waiting = student(cluster, open_browser, "Ravi")
+    enroll(seated, label)
+    enroll(waiting, label)
+    seated.go("My schedule")
+    seated.press_and_confirm(f"Drop {label}", "Drop")
+    waiting.go("My schedule")
+    offered = waiting.main_text()
+    accepted = waiting.act(lambda: waiting.press(f"Accept the seat in {label}"))
+    schedule = waiting.main_text()
+
+    assert mode == f"{label} now offers a freed seat to the next in line, to claim within 2 h."
+    assert "Seats held for you" in offered and "a seat is held for you" in offered
+    assert "You are not enrolled in any section." in offered  # held, not taken, until accepted
+    assert accepted == f"Enrolled in {label}."
+    assert "Seats held for you" not in schedule and "You are not on any waitlist." in schedule
+    assert label in schedule.split("My waitlists")[0]
