@@ -3,6 +3,8 @@
 // (never from HTML strings), so nothing a user typed can run as script.
 
 import * as api from "./api.js";
+import { accountsView } from "./accounts.js";
+import { enrollAction, meetingTimes, rosterCsv, rosterFilename, scheduleGrid, WEEKDAYS } from "./logic.js";
 import {
   $,
   act,
@@ -84,53 +86,136 @@ const sectionOrder = (a, b) =>
 async function catalogView(user, manage = false) {
   const search = h("input", { type: "search", name: "q", value: currentSearch });
   const results = h("div", { id: "catalog-results" });
+  const prerequisites = h("p", { id: "prerequisites", role: "status" });
+  const terms = await api.enroll("/terms?limit=1000");
+  const term = h(
+    "select",
+    { name: "term_id" },
+    h("option", { value: "" }, "All terms"),
+    terms.map((t) => h("option", { value: t.id, selected: String(t.id) === currentTerm }, t.name)),
+  );
   const form = h(
     "form",
     { class: "search", role: "search" },
+    field("Term", term),
     field("Search by course code or title", search),
     h("button", { type: "submit" }, "Search"),
   );
-  const load = async () => {
-    const q = search.value.trim();
-    currentSearch = q;
-    const [listed, mine] = await Promise.all([
-      api.enroll(`/sections?limit=1000${q ? `&q=${encodeURIComponent(q)}` : ""}`),
-      manage ? null : myPlaces(user),
-    ]);
+  let shown = { q: "", termId: "", mine: new Map(), how: () => ({}) };
+  const listing = ({ q, termId }) =>
+    `/sections?limit=1000${termId ? `&term_id=${termId}` : ""}${q ? `&q=${encodeURIComponent(q)}` : ""}`;
+  // The sections of the listing, with the live copies of those this person just changed.
+  const merged = (listed, { q, termId }) => {
     const needle = q.toLowerCase();
     const matches = (s) =>
-      !needle || `${s.course_code}\n${s.course_title}`.toLowerCase().includes(needle);
-    const sections = withRecent("sections", listed, matches, sectionOrder);
-    const rows = sections.map((s) =>
+      (!termId || String(s.term_id) === termId) &&
+      (!needle || `${s.course_code}\n${s.course_title}`.toLowerCase().includes(needle));
+    return withRecent("sections", listed, matches, sectionOrder);
+  };
+  const load = async () => {
+    const q = search.value.trim();
+    const termId = term.value;
+    currentSearch = q;
+    currentTerm = termId;
+    const [listed, mine, permits] = await Promise.all([
+      api.enroll(listing({ q, termId })),
+      manage ? null : myPlaces(user),
+      manage ? [] : api.enroll(`/users/${user.id}/permits?limit=1000`),
+    ]);
+    const waitlists = mine ? [...mine.values()].filter((p) => p.startsWith("Waitlisted")).length : 0;
+    const permitted = new Set(
+      permits.filter((p) => !p.revoked_at && p.waives.includes("capacity")).map((p) => p.section_id),
+    );
+    shown = { q, termId, mine, how: (s) => ({ waitlists, capacityPermit: permitted.has(s.id) }) };
+    const rows = merged(listed, shown).map((s) =>
       h(
         "tr",
-        {},
+        { "data-section": s.id },
         h("th", { scope: "row" }, label(s)),
         h("td", {}, s.course_title),
-        h("td", {}, s.schedule || "—"),
-        h("td", { class: "num" }, `${s.seats_available} of ${s.capacity}`),
-        h("td", { class: "num" }, `${s.waitlisted} of ${s.waitlist_capacity}`),
-        h("td", {}, s.frozen ? "Frozen" : "Open"),
-        h("td", {}, manage ? manageButton(s) : mine.get(s.id) || enrollButton(user, s)),
+        h("td", { class: "num" }, s.credits),
+        h("td", {}, s.instructor_name || "—"),
+        h("td", {}, meetingTimes(s)),
+        h("td", { class: "num seats" }, `${s.seats_available} of ${s.capacity}`),
+        h("td", { class: "num waiting" }, `${s.waitlisted} of ${s.waitlist_capacity}`),
+        h("td", { class: "state" }, s.frozen ? "Frozen" : "Open"),
+        h(
+          "td",
+          { class: "action" },
+          manage ? manageButton(s) : mine.get(s.id) || enrollControl(user, s, shown.how(s)),
+          manage ? null : prerequisitesButton(s, prerequisites),
+        ),
       ),
     );
+    const termName = terms.find((t) => String(t.id) === termId)?.name;
+    const where = termName ? ` in ${termName}` : "";
     results.replaceChildren(
       table(
-        q ? `Sections matching “${q}”` : "All sections",
-        ["Section", "Title", "Meets", "Seats left", "Waitlist", "Status", ""],
+        q ? `Sections matching “${q}”${where}` : `All sections${where}`,
+        ["Section", "Title", "Credits", "Instructor", "Meets", "Seats left", "Waitlist", "Status", ""],
         rows,
-        q ? `No section matches “${q}”.` : "There are no sections yet.",
+        q ? `No section matches “${q}”${where}.` : `There are no sections${where} yet.`,
       ),
     );
   };
+  // Live counts: the same listing asked again every POLL_MS while this view is shown and the
+  // tab visible (the gateway caches it 2 s, so sooner would bring the same answer), the counts
+  // and the enroll controls changed in place: nothing moves, focus stays where it is.
+  const poll = async () => {
+    if (!results.isConnected) return clearInterval(catalogPoll);
+    if (document.visibilityState !== "visible" || main().getAttribute("aria-busy") === "true") return;
+    let listed;
+    try {
+      listed = await api.enroll(listing(shown), { onRetry: () => {} }); // quietly, as the badge
+    } catch {
+      return; // the next turn asks again
+    }
+    for (const s of merged(listed, shown)) {
+      const row = results.querySelector(`tr[data-section="${s.id}"]`);
+      if (!row) continue;
+      const set = (cls, text) => {
+        const cell = row.querySelector(`.${cls}`);
+        if (cell.textContent !== text) cell.textContent = text;
+      };
+      set("seats", `${s.seats_available} of ${s.capacity}`);
+      set("waiting", `${s.waitlisted} of ${s.waitlist_capacity}`);
+      set("state", s.frozen ? "Frozen" : "Open");
+      if (!manage && !shown.mine.has(s.id)) updateEnrollControl(row.querySelector(".action"), user, s, shown.how(s));
+    }
+  };
+  clearInterval(catalogPoll);
+  catalogPoll = setInterval(poll, POLL_MS);
+  term.addEventListener("change", () => attempt(load));
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     attempt(load);
   });
   await attempt(load);
-  return [heading(manage ? "Sections" : "Catalog"), form, results];
+  return [heading(manage ? "Sections" : "Catalog"), form, prerequisites, results];
 }
 let currentSearch = "";
+let currentTerm = "";
+let catalogPoll = null;
+const POLL_MS = 5000;
+
+// A course's prerequisites (GET /courses/{id}/prerequisites), said in #prerequisites.
+function prerequisitesButton(s, out) {
+  return h(
+    "button",
+    {
+      type: "button",
+      "aria-label": `Prerequisites of ${s.course_code}`,
+      onclick: () =>
+        attempt(async () => {
+          const needed = await api.enroll(`/courses/${s.course_id}/prerequisites`);
+          out.textContent = needed.length
+            ? `${s.course_code} ${s.course_title} requires: ${needed.map((c) => `${c.code} ${c.title}`).join("; ")}.`
+            : `${s.course_code} ${s.course_title} has no prerequisites.`;
+        }),
+    },
+    "Prerequisites",
+  );
+}
 
 // Where the student already is: section id -> "Enrolled" or "Waitlisted, position N".
 // The student's seats (their sections) and waitlist entries, live.
@@ -147,6 +232,34 @@ async function myPlaces(user) {
     ...enrolled.map((s) => [s.id, "Enrolled"]),
     ...waitlist.map((w) => [w.section_id, `Waitlisted, position ${w.position}`]),
   ]);
+}
+
+// The catalog's control for a section the student holds no place in: a button that says what
+// it will do (logic.js enrollAction), or the reason there is none. The button's accessible name
+// stays "Enroll in X" whatever it says, as it was before issue 28.
+function enrollControl(user, s, how) {
+  const { button, reason } = enrollAction(s, how);
+  if (!button) return h("span", { class: "reason" }, reason);
+  const control = enrollButton(user, s);
+  control.textContent = button;
+  return control;
+}
+
+// The live counts' turn (catalog poll): the control brought up to date in place; replaced only
+// when it changes kind (a button becomes a reason) and focus is not on it.
+function updateEnrollControl(cell, user, s, how) {
+  const current = cell.firstElementChild;
+  const { button, reason } = enrollAction(s, how);
+  const isButton = current && current.tagName === "BUTTON" && current.getAttribute("aria-label") === `Enroll in ${label(s)}`;
+  const isReason = current && current.classList.contains("reason");
+  if (!isButton && !isReason) return;
+  if (button && isButton) {
+    if (current.getAttribute("aria-busy") !== "true" && current.textContent !== button) current.textContent = button;
+  } else if (reason && isReason) {
+    if (current.textContent !== reason) current.textContent = reason;
+  } else if (!cell.contains(document.activeElement)) {
+    current.replaceWith(enrollControl(user, s, how));
+  }
 }
 
 function enrollButton(user, s) {
@@ -290,6 +403,7 @@ async function scheduleView(user) {
       classes,
       "You are not enrolled in any section.",
     ),
+    ...weekGrid(enrolled),
     h("h3", {}, "My waitlists"),
     table(
       "Waitlists",
@@ -299,6 +413,29 @@ async function scheduleView(user) {
     ),
     h("div", { id: "switch" }),
   ];
+}
+
+// The week of the sections held (logic.js scheduleGrid): an hour a row, Monday to Friday.
+function weekGrid(enrolled) {
+  if (!enrolled.length) return [];
+  const grid = scheduleGrid(enrolled.map((s) => ({ label: label(s), meetings: s.meetings })));
+  const rows = grid.rows.map((r) =>
+    h(
+      "tr",
+      {},
+      h("th", { scope: "row" }, `${r.from}–${r.to}`),
+      r.cells.map((cell) =>
+        h("td", {}, cell.map((m) => h("span", { class: "meeting" }, `${m.label} ${m.start}–${m.end}`))),
+      ),
+    ),
+  );
+  const days = WEEKDAYS.map(([, name]) => name);
+  const apart = grid.unplaced.length
+    ? h("p", {}, `Not on the grid (no weekday meeting times): ${grid.unplaced.map((s) => s.label).join(", ")}.`)
+    : null;
+  const drawn = table("Your sections' meetings, an hour a row", ["Time", ...days], rows, "None of your sections has weekday meeting times.");
+  drawn.querySelector("table")?.classList.add("grid");
+  return [h("h3", {}, "My week"), drawn, apart];
 }
 
 // "Switch section": a swap (POST /users/{id}/swaps), the seat in `s` given up only if the
@@ -403,7 +540,12 @@ async function roster(s) {
     api.enroll(`/sections/${s.id}/enrollments?status=enrolled&limit=1000`),
     api.enroll(`/sections/${s.id}/waitlist?limit=1000`),
   ]);
-  const people = await Promise.all(enrolled.map((e) => api.enroll(`/users/${e.user_id}`)));
+  // Names: an instructor may read the record of a student on their roster or waitlist. Email
+  // addresses are the auth service's, which only the registrar may read (GET /accounts).
+  const [people, waiters] = await Promise.all([
+    Promise.all(enrolled.map((e) => api.enroll(`/users/${e.user_id}`))),
+    Promise.all(waitlist.map((w) => api.enroll(`/users/${w.user_id}`))),
+  ]);
   const again = async () => {
     const fresh = await api.enroll(`/sections/${s.id}`);
     $("#roster").replaceChildren(...(await roster(fresh)));
@@ -429,14 +571,95 @@ async function roster(s) {
       ),
     ),
   );
-  const waiting = waitlist.map((w) =>
-    h("tr", {}, h("th", { scope: "row" }, w.position), h("td", {}, w.username)),
+  const waiting = waitlist.map((w, i) =>
+    h(
+      "tr",
+      {},
+      h("th", { scope: "row" }, w.position),
+      h("td", {}, `${waiters[i].first_name} ${waiters[i].last_name}`),
+      h("td", {}, w.username),
+    ),
   );
+  const everyone = [
+    ...people.map((p) => ({ ...p, status: "enrolled", position: null })),
+    ...waiters.map((p, i) => ({ ...p, status: "waitlisted", position: waitlist[i].position })),
+  ];
   return [
     h("h3", {}, `${label(s)} ${s.course_title}`),
+    csvLink(s, everyone),
     table(`Roster of ${label(s)}`, ["Student", "Username", ""], students, "No one is enrolled."),
-    table(`Waitlist of ${label(s)}`, ["Position", "Username"], waiting, "No one is waiting."),
+    table(`Waitlist of ${label(s)}`, ["Position", "Student", "Username"], waiting, "No one is waiting."),
+    permitForm(s, everyone, again),
   ];
+}
+
+// The roster and waitlist as a CSV file (logic.js rosterCsv), made in the page: a download link
+// to a Blob, its address let go when the next roster takes its place.
+let rosterUrl = null;
+function csvLink(s, everyone) {
+  if (rosterUrl) URL.revokeObjectURL(rosterUrl);
+  rosterUrl = URL.createObjectURL(new Blob([rosterCsv(label(s), everyone)], { type: "text/csv" }));
+  const name = rosterFilename(label(s));
+  return h(
+    "p",
+    {},
+    h("a", { href: rosterUrl, download: name, id: "roster-csv" }, `Download the roster as CSV (${name})`),
+  );
+}
+
+// What a permit can waive (POST /sections/{id}/permits), in the words a student would use.
+const WAIVERS = [
+  ["capacity", "Capacity: a seat past the section's capacity, ahead of its waitlist"],
+  ["prerequisite", "Prerequisites: the course's prerequisites"],
+  ["time_conflict", "Time conflict: a clash with another section the student holds"],
+  ["credit_limit", "Credit limit: more credits than the student's limit"],
+  ["window", "Registration window: enrolling before or after their window"],
+];
+
+// A permit for a student on the roster or waitlist: the instructor picks what it waives.
+function permitForm(s, everyone, again) {
+  if (!everyone.length) return null;
+  const who = h(
+    "select",
+    { name: "user_id" },
+    everyone.map((p) =>
+      h(
+        "option",
+        { value: p.id },
+        `${p.first_name} ${p.last_name} (${p.username}, ${p.status === "enrolled" ? "enrolled" : `waitlisted ${p.position}`})`,
+      ),
+    ),
+  );
+  const boxes = WAIVERS.map(([value]) => h("input", { type: "checkbox", name: "waives", value }));
+  const form = h(
+    "form",
+    { class: "card", "aria-labelledby": "permit-title" },
+    h("h3", { id: "permit-title" }, `Grant a permit for ${label(s)}`),
+    field("Student", who),
+    h(
+      "fieldset",
+      { class: "checks" },
+      h("legend", {}, "It waives"),
+      boxes.map((box, i) => field(WAIVERS[i][1], box)),
+    ),
+    h("button", { type: "submit" }, "Grant permit"),
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const waives = boxes.filter((b) => b.checked).map((b) => b.value);
+    const person = everyone.find((p) => p.id === Number(who.value));
+    const grant = (onRetry) =>
+      api.enroll(`/sections/${s.id}/permits`, {
+        method: "POST",
+        json: { user_id: person.id, waives },
+        onRetry,
+      });
+    if (await act(event.submitter || form.querySelector("button[type=submit]"), grant)) {
+      await attempt(again);
+      notify(`Permit granted to ${person.username} for ${label(s)}: it waives ${waives.join(", ")}.`);
+    }
+  });
+  return form;
 }
 
 // --- registrar --------------------------------------------------------------------------------
@@ -866,6 +1089,7 @@ const VIEWS = [
   { hash: "#schedule", title: "My schedule", role: "student", build: scheduleView },
   { hash: "#teaching", title: "My sections", role: "instructor", build: teachingView },
   { hash: "#sections", title: "Sections", role: "registrar", build: sectionsAdminView },
+  { hash: "#accounts", title: "Accounts", role: "registrar", build: accountsView },
   { hash: "#audit", title: "Audit trail", role: "registrar", build: auditView },
   // Every role's: no `role` (tests/test_role_names.py holds the others to the real role names).
   { hash: "#notifications", title: "Notifications", everyone: true, build: notificationsView },

@@ -1,0 +1,220 @@
+"""Issue 28's people in the web app, in Debian's Chromium on the whole real cluster: the
+registrar's accounts (a staff account made with its roles, then changed), the instructor's
+roster with names and its CSV file, and the student's catalog a term at a time, with what each
+button will do and counts that change while it is open (tests/e2e/test_web_app.py's fixtures and
+helpers)."""
+
+import secrets
+
+import httpx
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+
+from harness.cluster import Cluster
+from tests.e2e import test_web_app as web
+from tests.e2e.browser import Browser
+from tests.e2e.test_web_app import SHOTS, create_section, find_id, new_code, register, student
+
+# test_web_app's fixtures, used here by name: its cluster (short tokens) and its browsers.
+cluster_env = web.cluster_env
+kept_browsers = web.kept_browsers
+browsers = web.browsers
+open_browser = web.open_browser
+registrar = web.registrar
+
+pytestmark = pytest.mark.e2e
+
+REGISTRAR_ID = 1
+
+
+def staff_token(cluster: Cluster) -> dict[str, str]:
+    return {"Authorization": f"Bearer {cluster.token(REGISTRAR_ID, 'rhenderson', 'registrar')}"}
+
+
+def signed_in(cluster: Cluster, username: str, password: str) -> dict[str, str]:
+    reply = httpx.post(
+        cluster.auth_gateway.url + "/auth_api/login",
+        json={"username": username, "password": password},
+    )
+    assert reply.status_code == 200, reply.text
+    return {"Authorization": f"Bearer {reply.json()['access_token']}"}
+
+
+def enroll_by_api(cluster: Cluster, account: dict, password: str, section_id: int) -> str:
+    reply = httpx.post(
+        cluster.enroll_gateway.url + f"/enroll_api/users/{account['id']}/enrollments",
+        json={"section_id": section_id},
+        headers=signed_in(cluster, account["username"], password),
+    )
+    assert reply.status_code == 201, reply.text
+    return reply.json()["status"]
+
+
+def new_section_by_api(cluster: Cluster, course_id: int, number: int, **fields) -> dict:
+    reply = httpx.post(
+        cluster.enroll_gateway.url + "/enroll_api/sections",
+        json={"course_id": course_id, "section_number": number, **fields},
+        headers=staff_token(cluster),
+    )
+    assert reply.status_code == 201, reply.text
+    return reply.json()
+
+
+def new_course_by_api(cluster: Cluster, code: str, title: str) -> dict:
+    reply = httpx.post(
+        cluster.enroll_gateway.url + "/enroll_api/courses",
+        json={"department_id": 1, "code": code, "title": title, "credits": 4},
+        headers=staff_token(cluster),
+    )
+    assert reply.status_code == 201, reply.text
+    return reply.json()
+
+
+# The roster's CSV as the page made it: each Blob handed to URL.createObjectURL is kept, and the
+# last one read (the page's Content-Security-Policy allows no fetch of a blob: address).
+KEEP_BLOBS = """
+window.blobs = [];
+const made = URL.createObjectURL;
+URL.createObjectURL = (blob) => { window.blobs.push(blob); return made.call(URL, blob); };
+"""
+LAST_BLOB = "const done = arguments[arguments.length - 1]; window.blobs.at(-1).text().then(done);"
+
+
+def test_the_registrar_makes_an_instructor_who_downloads_their_roster_as_csv(
+    cluster: Cluster, open_browser, registrar: Browser
+):
+    username = f"prof-{secrets.token_hex(3)}"
+    password = f"pw-{secrets.token_hex(8)}"
+    registrar.go("Accounts")
+    new_account = "//form[.//h3[@id='new-account']]"
+    registrar.fill("Username (3-32 of a-z 0-9 . _ -)", username, within=new_account)
+    registrar.fill("First name", "Grace", within=new_account)
+    registrar.fill("Last name", "Hopper", within=new_account)
+    registrar.fill("Password (at least 12 characters)", password, within=new_account)
+    created = registrar.act(lambda: registrar.press("Create account"))
+    panel = registrar.text("account-detail")
+    registrar.screenshot(SHOTS / "accounts.png")
+
+    label = create_section(registrar, new_code(), capacity=1, instructor=username)
+    section_id = find_id(cluster, label)
+    seated, seated_password = register(cluster, "Ada")
+    waiting, waiting_password = register(cluster, "Alan")
+    assert enroll_by_api(cluster, seated, seated_password, section_id) == "enrolled"
+    assert enroll_by_api(cluster, waiting, waiting_password, section_id) == "waitlisted"
+
+    instructor = open_browser()
+    instructor.sign_in(username, password)
+    instructor.go("My sections")
+    instructor.driver.execute_script(KEEP_BLOBS)
+    instructor.press(f"Roster of {label}")
+    instructor.wait(lambda d: d.find_elements(By.ID, "roster-csv"))
+    roster = instructor.text("roster")
+    link = instructor.driver.find_element(By.ID, "roster-csv")
+    filename = link.get_attribute("download")
+    csv = instructor.driver.execute_async_script(LAST_BLOB)
+    link.send_keys(Keys.ENTER)  # the download, by keyboard (where Chromium keeps it is not ours)
+    instructor.screenshot(SHOTS / "roster.png")
+
+    assert created == f"Created {username} (instructor), {username}@example.edu."
+    assert "Grace Hopper" in panel and "instructor" in panel
+    assert "Ada Browser" in roster and seated["username"] in roster
+    assert "Alan Browser" in roster and waiting["username"] in roster
+    assert filename == f"{label.replace(' ', '-')}-roster.csv"
+    assert csv.split("\r\n") == [
+        "Section,Status,Waitlist position,Last name,First name,Username",
+        f"{label},enrolled,,Browser,Ada,{seated['username']}",
+        f"{label},waitlisted,1,Browser,Alan,{waiting['username']}",
+        "",
+    ]
+
+
+def test_the_registrar_changes_roles_names_and_disables_an_account(
+    cluster: Cluster, registrar: Browser
+):
+    account, _ = register(cluster, "Mallory")
+    registrar.go("Accounts")
+    registrar.fill("Name or username contains", account["username"])
+    registrar.press("Find accounts")
+    registrar.wait(lambda d: account["username"] in registrar.text("account-results"))
+    registrar.press(f"Edit {account['username']}")
+    panel = "//section[@aria-labelledby='account-title']"
+    registrar.fill("Last name", "Renamed", within=panel)
+    renamed = registrar.act(lambda: registrar.press("Change names"))
+    registrar.driver.find_element(
+        By.XPATH, f"{panel}//input[@name='roles' and @value='instructor']"
+    ).click()
+    roles = registrar.act(lambda: registrar.press("Change roles"))
+    disabled = registrar.act(lambda: registrar.press(f"Disable {account['username']}"))
+    row = registrar.text("account-results")
+    enabled = registrar.act(lambda: registrar.press(f"Enable {account['username']}"))
+    registrar.fill("New password (at least 12 characters)", "short", within=panel)
+    # The browser's own check (minlength) stops it first; the API's 422 is the same rule.
+    too_short = registrar.driver.execute_script(
+        "return document.querySelector(\"input[name='password'][minlength]\").validity.tooShort"
+    )
+    registrar.go("Audit trail")
+    registrar.fill(
+        "User id", str(account["id"]), within="//form[@aria-label='Account changes filters']"
+    )
+    registrar.press("Filter", within="//form[@aria-label='Account changes filters']")
+    registrar.wait(lambda d: "account.disable" in registrar.text("account-audit-results"))
+    trail = registrar.text("account-audit-results")
+
+    assert renamed == f"{account['username']} is now Mallory Renamed."
+    assert roles.startswith(f"{account['username']} now holds student, instructor")
+    assert disabled == f"{account['username']} is disabled: they cannot sign in."
+    assert "Mallory Renamed" in row and "Disabled" in row
+    assert enabled == f"{account['username']} is enabled again."
+    assert too_short is True
+    for action in ("account.names", "account.roles", "account.disable", "account.enable"):
+        assert action in trail
+
+
+def test_a_student_picks_a_term_and_sees_counts_change_without_a_reload(
+    cluster: Cluster, open_browser
+):
+    code = new_code()
+    course = new_course_by_api(cluster, code, "Terms and Live Counts")
+    meets = [{"days": "MW", "start": "09:00", "end": "10:15"}]
+    fall = new_section_by_api(
+        cluster, course["id"], 1, term_id=1, capacity=2, waitlist_capacity=3, instructor_id=3,
+        meetings=meets,
+    )  # fmt: skip
+    spring = new_section_by_api(cluster, course["id"], 2, term_id=2, capacity=1)
+    watcher = student(cluster, open_browser, "Wanda")
+    other, other_password = register(cluster, "Otto")
+
+    watcher.go("Catalog")
+    watcher.fill("Term", "Spring 2027")
+    watcher.fill("Search by course code or title", code)
+    watcher.press("Search")
+    watcher.wait(lambda d: f"matching “{code}” in Spring 2027" in watcher.text("main"))
+    in_spring = watcher.text("catalog-results")
+    watcher.fill("Term", "Fall 2026")
+    watcher.wait(lambda d: f"matching “{code}” in Fall 2026" in watcher.text("main"))
+    in_fall = watcher.text("catalog-results")
+    watcher.driver.execute_script("window.notReloaded = true;")
+    watcher.field("Search by course code or title").click()  # focus on the search box
+    assert enroll_by_api(cluster, other, other_password, fall["id"]) == "enrolled"
+    one_left = watcher.wait(
+        lambda d: (t := watcher.text("catalog-results")) and "1 of 2" in t and t, 20
+    )
+    second, second_password = register(cluster, "Olga")
+    assert enroll_by_api(cluster, second, second_password, fall["id"]) == "enrolled"
+    full = watcher.wait(
+        lambda d: (t := watcher.text("catalog-results")) and "Join waitlist (1 of 3)" in t and t, 20
+    )
+    still_here = watcher.driver.execute_script("return window.notReloaded === true")
+    focused = watcher.driver.switch_to.active_element.get_attribute("name")
+    watcher.screenshot(SHOTS / "catalog-terms.png")
+
+    assert f"{code}-02" in in_spring and f"{code}-01" not in in_spring
+    assert f"{code}-01" in in_fall and f"{code}-02" not in in_fall
+    # Credits, instructor, meeting times, seats, waitlist, status, and what the button will do.
+    assert (
+        "Terms and Live Counts 4 Kenneth Avery MW 09:00–10:15 2 of 2 0 of 3 Open Enroll" in in_fall
+    )
+    assert "0 of 2" in full and f"{code}-01" in one_left
+    assert still_here and focused == "q"
+    assert spring["term_id"] == 2
