@@ -57,8 +57,23 @@ def pytest_xdist_make_scheduler(config, log):
     from xdist.scheduler import LoadScopeScheduling
 
     class BySuitePart(LoadScopeScheduling):
+        """xdist hands out the parts largest first by their number of tests, one at a time to
+        each worker as it runs low. The two end-to-end parts, the longest by far in time (a few
+        minutes each, tests few), go first, one to each worker at the start: handed out after
+        files of many short tests, the last of them began a minute and a half late, and its
+        worker ended last."""
+
+        first_handed_out = False
+
         def _split_scope(self, nodeid: str) -> str:
             return scope_of(nodeid)
+
+        def _assign_work_unit(self, node) -> None:
+            if not self.first_handed_out:
+                self.first_handed_out = True
+                for part in [p for p in reversed(self.workqueue) if p.startswith(E2E)]:
+                    self.workqueue.move_to_end(part, last=False)
+            super()._assign_work_unit(node)
 
     return BySuitePart(config, log)
 
