@@ -52,6 +52,11 @@ describe("enrollAction", () => {
     assert.equal(enrollAction(section({ waitlist_capacity: 0 })).button, null);
   });
 
+  test("a capacity permit: a seat even when full, waitlist and all", () => {
+    const full = section({ waitlisted: 15 });
+    assert.equal(enrollAction(full, { capacityPermit: true }).button, "Enroll (your permit)");
+  });
+
   test("on three waitlists already: no waitlist button, but a free seat still shows Enroll", () => {
     assert.match(enrollAction(section({ waitlisted: 1 }), { waitlists: 3 }).reason, /3 waitlists/);
     assert.equal(enrollAction(section({ seats_available: 1 }), { waitlists: 3 }).button, "Enroll");

@@ -143,7 +143,7 @@ async function catalogView(user, manage = false) {
           "td",
           { class: "action" },
           manage ? manageButton(s) : mine.get(s.id) || enrollControl(user, s, shown.how(s)),
-          manage ? null : prerequisitesButton(s, prerequisites),
+          manage ? null : [" ", prerequisitesButton(s, prerequisites)],
         ),
       ),
     );

@@ -18,11 +18,13 @@ const DAY_NAMES = Object.fromEntries([...WEEKDAYS, ["S", "Saturday"], ["U", "Sun
 // What pressing a section's button in the catalog will do, as its words: `button` is the
 // button's text ("Enroll", "Join waitlist (4 of 15)": the place the student would take of the
 // waitlist's room), or null and `reason` says why there is none. `waitlists`: how many
-// waitlists the student is on now.
-export function enrollAction(section, { waitlists = 0 } = {}) {
+// waitlists the student is on now; `capacityPermit`: whether they hold a permit for this
+// section that waives its capacity (a seat past it, ahead of the waitlist).
+export function enrollAction(section, { waitlists = 0, capacityPermit = false } = {}) {
   if (section.frozen) {
     return { button: null, reason: "Frozen by the registrar: not taking students now." };
   }
+  if (capacityPermit) return { button: "Enroll (your permit)", reason: null };
   // A seat is given only when nobody waits (a seat held by an offer counts as taken).
   if (section.seats_available > 0 && section.waitlisted === 0) {
     return { button: "Enroll", reason: null };
