@@ -12,9 +12,10 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
 from harness.cluster import Cluster
+from harness.seed import DEMO_PASSWORD
 from tests.e2e import test_web_app as web
 from tests.e2e.browser import Browser
-from tests.e2e.test_web_app import SHOTS, create_section, find_id, new_code, register, student
+from tests.e2e.test_web_app import SHOTS, create_section, find, find_id, new_code, register, student
 
 # test_web_app's fixtures, used here by name: its cluster (short tokens) and its browsers.
 cluster_env = web.cluster_env
@@ -218,3 +219,110 @@ def test_a_student_picks_a_term_and_sees_counts_change_without_a_reload(
     assert "0 of 2" in full and f"{code}-01" in one_left
     assert still_here and focused == "q"
     assert spring["term_id"] == 2
+
+
+# A view at a phone's width: every control labelled, nothing wider than the window, no button
+# out of reach past its right edge.
+LAYOUT = """
+return {
+  unlabelled: [...document.querySelectorAll('main input, main select, main textarea')]
+    .filter(e => e.labels.length === 0 && !e.getAttribute('aria-label')).map(e => e.name),
+  overflow: document.documentElement.scrollWidth - window.innerWidth,
+  out_of_reach: [...document.querySelectorAll('main button, main a')]
+    .filter(b => b.getBoundingClientRect().right > window.innerWidth)
+    .map(b => b.getAttribute('aria-label') || b.textContent),
+};
+"""
+GOOD_LAYOUT = {"unlabelled": [], "overflow": 0, "out_of_reach": []}
+
+
+def layout(browser: Browser) -> dict:
+    shown = browser.driver.execute_script(LAYOUT)
+    return {**shown, "overflow": max(shown["overflow"], 0)}
+
+
+def test_the_buttons_say_why_not_and_the_week_is_a_grid_at_a_phones_width(
+    cluster: Cluster, open_browser
+):
+    code = new_code()
+    course = new_course_by_api(cluster, code, "Reasons and Weeks")
+    meets = [{"days": "TR", "start": "13:00", "end": "14:15"}]
+    open_one = new_section_by_api(cluster, course["id"], 1, capacity=5, meetings=meets)
+    frozen = new_section_by_api(cluster, course["id"], 2, capacity=5)
+    no_waitlist = new_section_by_api(cluster, course["id"], 3, capacity=0, waitlist_capacity=0)
+    httpx.patch(
+        cluster.enroll_gateway.url + f"/enroll_api/sections/{frozen['id']}",
+        json={"freeze": True},
+        headers=staff_token(cluster),
+    ).raise_for_status()
+    phone = student(cluster, open_browser, "Petra", width=375, height=812)
+
+    listed = find(phone, code)
+    catalog_layout = layout(phone)
+    enrolled = phone.act(lambda: phone.press(f"Enroll in {code}-01"))
+    phone.press(f"Prerequisites of {code}")
+    phone.wait(lambda d: "has no prerequisites" in phone.text("prerequisites"))
+    phone.go("My schedule")
+    schedule = phone.main_text()
+    schedule_layout = layout(phone)
+    phone.screenshot(SHOTS / "schedule-week-phone.png")
+
+    assert f"{code}-02" in listed and "Frozen by the registrar: not taking students now." in listed
+    assert "Full, and its waitlist is full (0 of 0)." in listed
+    named = phone.driver.find_elements(By.XPATH, f"//button[@aria-label='Enroll in {code}-02']")
+    assert named == []  # no button on the frozen one (re-rendered: none after the enroll either)
+    assert catalog_layout == GOOD_LAYOUT
+    assert enrolled == f"Enrolled in {code}-01."
+    assert "My week" in schedule and f"{code}-01 13:00–14:15" in schedule
+    assert schedule_layout == GOOD_LAYOUT
+    assert no_waitlist["waitlist_capacity"] == 0 and open_one["capacity"] == 5
+
+
+def test_keyboard_only_a_staff_account_and_an_instructors_permit(cluster: Cluster, open_browser):
+    registrar = open_browser(width=375, height=812)
+    registrar.sign_in("rhenderson", DEMO_PASSWORD)
+    registrar.go("Accounts")
+    accounts_layout = layout(registrar)
+    username = f"ta-{secrets.token_hex(3)}"
+    password = f"pw-{secrets.token_hex(8)}"
+    # Tab from field to field, Space ticks Student beside Instructor, Tab on to the button.
+    registrar.field("Username (3-32 of a-z 0-9 . _ -)").send_keys(
+        username, Keys.TAB, "Katherine", Keys.TAB, "Johnson", Keys.TAB, Keys.TAB, password,
+        Keys.TAB, Keys.SPACE, Keys.TAB, Keys.TAB, Keys.TAB,
+    )  # fmt: skip
+    on_button = registrar.driver.switch_to.active_element.text
+    created = registrar.act(lambda: registrar.driver.switch_to.active_element.send_keys(Keys.ENTER))
+
+    label = create_section(registrar, new_code(), capacity=1, instructor=username)
+    section_id = find_id(cluster, label)
+    seated, seated_password = register(cluster, "Emmy")
+    waiting, waiting_password = register(cluster, "Rosalind")
+    enroll_by_api(cluster, seated, seated_password, section_id)
+    enroll_by_api(cluster, waiting, waiting_password, section_id)
+
+    instructor = open_browser(width=375, height=812)
+    instructor.sign_in(username, password)
+    instructor.go("My sections")
+    instructor.press(f"Roster of {label}")
+    instructor.wait(lambda d: d.find_elements(By.ID, "roster-csv"))
+    roster_layout = layout(instructor)
+    instructor.fill("Student", waiting["username"])
+    student_field = instructor.field("Student")
+    # From the student picked, by keyboard: Tab to "Capacity", Space to tick it, on past the four
+    # other waivers to the button, Enter to grant.
+    student_field.send_keys(Keys.TAB, Keys.SPACE, *[Keys.TAB] * 5)
+    on_grant = instructor.driver.switch_to.active_element.text
+    granted = instructor.act(
+        lambda: instructor.driver.switch_to.active_element.send_keys(Keys.ENTER)
+    )
+    permits = httpx.get(
+        cluster.enroll_gateway.url + f"/enroll_api/sections/{section_id}/permits",
+        headers=staff_token(cluster),
+    ).json()
+
+    assert accounts_layout == GOOD_LAYOUT
+    assert (on_button, on_grant) == ("Create account", "Grant permit")
+    assert created == f"Created {username} (student, instructor), {username}@example.edu."
+    assert roster_layout == GOOD_LAYOUT
+    assert granted == f"Permit granted to {waiting['username']} for {label}: it waives capacity."
+    assert [(p["user_id"], p["waives"]) for p in permits] == [(waiting["id"], ["capacity"])]

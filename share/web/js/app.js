@@ -338,7 +338,7 @@ async function scheduleView(user) {
       {},
       h("th", { scope: "row" }, label(s)),
       h("td", {}, s.course_title),
-      h("td", {}, s.schedule || "—"),
+      h("td", {}, meetingTimes(s)),
       h("td", { class: "num" }, s.credits),
       h(
         "td",
