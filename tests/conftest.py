@@ -38,6 +38,7 @@ E2E_SESSIONS = {
     "test_replication.py",
     "test_throttle.py",
     "test_web_app.py",
+    "test_office_web.py",
     "test_people_web.py",
 }
 

@@ -9,10 +9,11 @@ let refreshTimer = null;
 let sessionEnded = () => {};
 
 export class ApiError extends Error {
-  constructor(message, status, code) {
+  constructor(message, status, code, errors = []) {
     super(message);
     this.status = status;
     this.code = code;
+    this.errors = errors; // a 422's fields: [{field, message}] (ui.js fieldErrors shows them)
   }
 }
 
@@ -187,9 +188,11 @@ export function onRetrying(fn) {
 
 // One request, sent again after a cut connection or a 5xx (retry.js): a write carries an
 // Idempotency-Key, the same on every try. `onRetry({retry, retries, delayMs})` is told before each
-// retry, to say "Still trying…".
-async function call(url, { method = "GET", json, auth = true, onRetry = retryShown } = {}) {
-  const body = json === undefined ? undefined : JSON.stringify(json);
+// retry, to say "Still trying…". A body is `json`, or `text` of the type `contentType` (a CSV).
+async function call(url, options = {}) {
+  const { method = "GET", json, text, contentType = "application/json", auth = true } = options;
+  const { onRetry = retryShown } = options;
+  const body = json === undefined ? text : JSON.stringify(json);
   const signedIn = auth ? session() : null;
   if (auth && !signedIn) throw new ApiError(FALLBACK[401], 401, "signed_out");
   const write = isWrite(method);
@@ -199,7 +202,7 @@ async function call(url, { method = "GET", json, auth = true, onRetry = retrySho
   const send = async () => {
     for (;;) {
       const headers = {};
-      if (body !== undefined) headers["Content-Type"] = "application/json";
+      if (body !== undefined) headers["Content-Type"] = contentType;
       if (key) headers["Idempotency-Key"] = key;
       if (auth) {
         const current = session();
@@ -238,7 +241,12 @@ async function call(url, { method = "GET", json, auth = true, onRetry = retrySho
   if (outcome.settled) {
     unsettled.delete(asked);
     if (outcome.response?.ok) return outcome.answer;
-    throw new ApiError(describe(outcome.status, outcome.answer), outcome.status, outcome.code);
+    throw new ApiError(
+      describe(outcome.status, outcome.answer),
+      outcome.status,
+      outcome.code,
+      outcome.answer?.errors,
+    );
   }
   if (write) {
     if (asked) unsettled.set(asked, key);

@@ -27,6 +27,7 @@ import {
   when,
   onRedraw,
 } from "./ui.js";
+import { permitsView, recordsView, studentsView, termsView } from "./office.js";
 
 
 // --- sign-in ----------------------------------------------------------------------------------
@@ -1090,6 +1091,10 @@ const VIEWS = [
   { hash: "#teaching", title: "My sections", role: "instructor", build: teachingView },
   { hash: "#sections", title: "Sections", role: "registrar", build: sectionsAdminView },
   { hash: "#accounts", title: "Accounts", role: "registrar", build: accountsView },
+  { hash: "#students", title: "Students", role: "registrar", build: studentsView },
+  { hash: "#permits", title: "Permits", role: "registrar", build: permitsView },
+  { hash: "#terms", title: "Terms", role: "registrar", build: termsView },
+  { hash: "#records", title: "Records", role: "registrar", build: recordsView },
   { hash: "#audit", title: "Audit trail", role: "registrar", build: auditView },
   // Every role's: no `role` (tests/test_role_names.py holds the others to the real role names).
   { hash: "#notifications", title: "Notifications", everyone: true, build: notificationsView },

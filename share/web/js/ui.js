@@ -166,19 +166,69 @@ export function heading(text) {
 // A moment as the person reads it, in their own time zone.
 export const when = (at) => new Date(at).toLocaleString();
 
+// The API's 422 beside the fields it names: each of `error.errors` ({field, message}) marks the
+// controls of `form` named so ("reason"; "waives.0" names the "waives" checkboxes) aria-invalid,
+// described by the message shown under them; one naming no control (the body as a whole) is
+// shown above the form's button. The marks of the last try go first; no error: only that.
+let errorCount = 0;
+export function fieldErrors(form, error) {
+  for (const shown of form.querySelectorAll(".field-error")) shown.remove();
+  for (const control of form.querySelectorAll("[aria-invalid]")) {
+    control.removeAttribute("aria-invalid");
+    const rest = (control.getAttribute("aria-describedby") || "")
+      .split(" ")
+      .filter((id) => id && !id.startsWith("field-error-"));
+    if (rest.length) control.setAttribute("aria-describedby", rest.join(" "));
+    else control.removeAttribute("aria-describedby");
+  }
+  const messages = new Map(); // the control's name ("" for none) -> its messages
+  for (const { field: name, message } of error?.errors || []) {
+    const key = String(name).split(".")[0];
+    const named = form.querySelector(`[name="${CSS.escape(key)}"]`) ? key : "";
+    messages.set(named, [...(messages.get(named) || []), message]);
+  }
+  for (const [name, said] of messages) {
+    const note = h("p", { class: "field-error", id: `field-error-${++errorCount}` }, said.join("; "));
+    if (!name) {
+      form.querySelector("button[type=submit]").before(note);
+      continue;
+    }
+    const controls = [...form.querySelectorAll(`[name="${CSS.escape(name)}"]`)];
+    for (const control of controls) {
+      control.setAttribute("aria-invalid", "true");
+      const ids = control.getAttribute("aria-describedby");
+      control.setAttribute("aria-describedby", ids ? `${ids} ${note.id}` : note.id);
+    }
+    (controls[0].closest("fieldset") || controls[0].closest(".field") || controls[0]).append(note);
+  }
+  return messages.size;
+}
+
+// A form in a card: a field for each [label, control] (an element as it is: a fieldset), and its
+// button; `submit(onRetry)` makes the change (see act) and returns the notice to show once the
+// view is drawn again; a refusal is shown instead, and a 422 beside its fields (fieldErrors).
 export function cardForm(id, title, button, fields, submit) {
   const form = h(
     "form",
     { class: "card", "aria-labelledby": id },
     h("h3", { id }, title),
-    fields.map(([text, input]) => field(text, input)),
+    fields.map((f) => (f instanceof Node ? f : field(f[0], f[1]))),
     h("button", { type: "submit" }, button),
   );
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     let notice;
     const button = event.submitter || form.querySelector("button[type=submit]");
-    if (await act(button, async (onRetry) => (notice = await submit(onRetry)))) {
+    const change = async (onRetry) => {
+      fieldErrors(form, null);
+      try {
+        notice = await submit(onRetry);
+      } catch (error) {
+        fieldErrors(form, error);
+        throw error;
+      }
+    };
+    if (await act(button, change)) {
       await redrawView();
       notify(notice);
     }
