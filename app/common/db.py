@@ -202,6 +202,12 @@ def _sync(wal_files: set[str]) -> None:
             os.close(fd)
 
 
+def sync_committed(conn: sqlite3.Connection) -> None:
+    """Put what `conn` has committed on disk, as the write turn does for the services: its WAL
+    synced, after the write lock was let go (so other writers do not wait for the disk)."""
+    _sync({conn.wal_file})  # type: ignore[attr-defined]  # a db.Connection's attribute
+
+
 class CommitNotOnDisk(OSError):
     """A write job committed, but the WAL could not be synced: a power cut could undo it."""
 

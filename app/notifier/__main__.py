@@ -3,6 +3,7 @@ runs it, supervised). Settings: NOTIFIER_* (app/notifier/settings.py)."""
 
 import json
 import logging.config
+import os
 import signal
 import sys
 import time
@@ -22,6 +23,7 @@ log = logging.getLogger("notifier")
 def main() -> int:
     logging.config.dictConfig(json.loads((ROOT / "etc" / "logging.json").read_text()))
     settings = load_settings()
+    os.nice(settings.niceness)  # below the services: seats before mail when the cores are busy
     notifier: Notifier | None = None
 
     def stop(signum: int, _frame: FrameType | None) -> None:

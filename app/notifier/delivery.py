@@ -6,7 +6,7 @@ synced commit) as soon as the server has answered 250 to its DATA, before the ne
 A crash of the notifier before that 250 leaves the event undelivered, and it is sent again; a
 crash of the mail server before it means the server did not take it (SMTP: a message is the
 server's only once it said 250). Only a crash in the moment between the server's 250 and that
-commit (microseconds to a few milliseconds: one UPDATE and an fdatasync) sends the event twice;
+commit and its sync (one UPDATE and an fdatasync, about a millisecond) sends the event twice;
 it then has the same Message-ID, `<notification-{id}@{domain}>`, by which a mail client or the
 mail server recognises the copy. Two notifiers never run at once: each holds an flock beside
 the database while it delivers.
@@ -30,7 +30,7 @@ from typing import Any, Protocol
 import httpx
 from prometheus_client import Counter, Gauge
 
-from app.common.db import connect, immediate
+from app.common.db import connect, immediate, sync_committed
 from app.common.identity import GATEWAY_SECRET_HEADER
 from app.enrollment.notifications import queries
 from app.enrollment.sql import Row
@@ -62,11 +62,26 @@ class Addresses(Protocol):
     def __call__(self, user_id: int) -> str: ...
 
 
-def auth_addresses(settings: Settings, client: httpx.Client) -> Addresses:
-    """The address of a user as the auth service has it now (the primary first)."""
+def auth_addresses(
+    settings: Settings, client: httpx.Client, *, clock: Callable[[], float] = time.monotonic
+) -> Addresses:
+    """The address of a user as the auth service has it (the primary first), asked again once
+    the one it gave is `address_ttl_seconds` old."""
     headers = {GATEWAY_SECRET_HEADER: settings.gateway_secret}
+    known: dict[int, tuple[float, str]] = {}
 
     def address(user_id: int) -> str:
+        found = known.get(user_id)
+        if found is not None and clock() - found[0] < settings.address_ttl_seconds:
+            return found[1]
+        email = ask(user_id)
+        if settings.address_ttl_seconds > 0:
+            if len(known) > 100_000:  # a bound: an old entry is only asked again
+                known.clear()
+            known[user_id] = (clock(), email)
+        return email
+
+    def ask(user_id: int) -> str:
         last = "no auth URL is set"
         for base in settings.auth_urls:
             try:
@@ -196,8 +211,10 @@ class Notifier:
         path = settings.database
         self.conn = connect(path, writer_lock_file=path.with_name(path.name + ".writer-lock"))
         # Each mark is on disk before the next message is sent (a power cut after a commit
-        # that is only in the page cache would send that event again).
-        self.conn.execute("PRAGMA synchronous = FULL")
+        # that is only in the page cache would send that event again): synced after the commit
+        # (`_write`), once the write lock is let go, as the services' writes are. Synced inside
+        # the commit (synchronous = FULL), each mark held the database's one write lock for an
+        # fsync, which a rush's seats waited for (bench.outbox).
         self.server_retry_at = 0.0
         self.server_failures = 0
         self.stopping = False
@@ -250,6 +267,7 @@ class Notifier:
     def _write(self, fn: Callable[..., None], **kwargs: Any) -> None:
         with immediate(self.conn) as tx:
             fn(tx, **kwargs)
+        sync_committed(self.conn)
 
     def update_gauges(self) -> None:
         pending, failing = queries.delivery_counts(self.conn)

@@ -212,3 +212,43 @@ def test_credentials_are_never_sent_in_clear_text_over_the_network(tmp_path, dat
         smtp_password_file=password,
     )
     assert ok.smtp_password == "hunter2hunter2"
+
+
+def test_an_address_is_asked_of_the_auth_service_again_only_once_it_is_old(tmp_path, database):
+    import httpx
+
+    from app.notifier.delivery import auth_addresses
+
+    asked: list[str] = []
+    current = {"email": "ava@example.edu"}
+
+    def auth(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.path)
+        return httpx.Response(200, json=current)
+
+    clock = Clock()
+    settings = settings_for(tmp_path, database, 25, address_ttl_seconds=60)
+    with httpx.Client(transport=httpx.MockTransport(auth)) as client:
+        address = auth_addresses(settings, client, clock=clock)
+        assert [address(9), address(9), address(10)] == ["ava@example.edu"] * 3
+        assert asked == ["/internal/users/9", "/internal/users/10"]
+        current["email"] = "ava.new@example.edu"  # the registrar changes it
+        clock.now += 59
+        assert address(9) == "ava@example.edu"  # within the minute: the one given
+        clock.now += 2
+        assert address(9) == "ava.new@example.edu"  # then asked again
+        assert len(asked) == 3
+        uncached = auth_addresses(
+            settings_for(tmp_path, database, 25, address_ttl_seconds=0), client, clock=clock
+        )
+        uncached(9), uncached(9)
+        assert len(asked) == 5
+
+
+@pytest.mark.parametrize("bad", [{"address_ttl_seconds": -1}, {"niceness": 20}, {"niceness": -5}])
+def test_bad_cache_or_priority_settings_are_refused(tmp_path, database, bad):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError) as refused:
+        settings_for(tmp_path, database, 25, **bad)
+    assert next(iter(bad)) in str(refused.value)
