@@ -35,6 +35,7 @@ class Mailpit:
             "MAILPIT_SMTP_PORT": str(self.smtp_port),
             "MAILPIT_HTTP_PORT": str(self.http_port),
             "MAILPIT_DIR": str(self.dir),
+            "MAILPIT_NICENESS": "0",  # as the notifier's beside it (MailStack)
             **self.env,
         }
         with self.log.open("ab") as out:
@@ -91,6 +92,9 @@ class MailStack:
             "NOTIFIER_POLL_SECONDS": "0.05",
             "NOTIFIER_BACKOFF_FIRST_SECONDS": "0.2",
             "NOTIFIER_BACKOFF_MAX_SECONDS": "1",
+            # At the services' priority: a test's bound on a mail's delay (5 s) is about the
+            # notifier, not about how busy the suite's other workers keep the cores.
+            "NOTIFIER_NICENESS": "0",
             **notifier_env,
         }
         self.proc: subprocess.Popen | None = None
