@@ -88,6 +88,7 @@ def test_the_registrar_makes_an_instructor_who_downloads_their_roster_as_csv(
     username = f"prof-{secrets.token_hex(3)}"
     password = f"pw-{secrets.token_hex(8)}"
     registrar.go("Accounts")
+    registrar.screenshot(SHOTS / "accounts.png")
     new_account = "//form[.//h3[@id='new-account']]"
     registrar.fill("Username (3-32 of a-z 0-9 . _ -)", username, within=new_account)
     registrar.fill("First name", "Grace", within=new_account)
@@ -95,7 +96,7 @@ def test_the_registrar_makes_an_instructor_who_downloads_their_roster_as_csv(
     registrar.fill("Password (at least 12 characters)", password, within=new_account)
     created = registrar.act(lambda: registrar.press("Create account"))
     panel = registrar.text("account-detail")
-    registrar.screenshot(SHOTS / "accounts.png")
+    registrar.screenshot(SHOTS / "account-made.png")
 
     label = create_section(registrar, new_code(), capacity=1, instructor=username)
     section_id = find_id(cluster, label)
