@@ -152,6 +152,7 @@ def test_a_window_that_opens_in_a_few_seconds_refuses_then_admits_the_student(
     opens = registrar.driver.execute_script(SET_MOMENT, "new-window", "opens_at", 12)
     windowed = registrar.act(lambda: registrar.press("Create window"))
     windows = registrar.text("term")
+    registrar.driver.execute_script("document.getElementById('term-title').scrollIntoView()")
     registrar.screenshot(SHOTS / "office-terms.png")
     find(person, code)
     early = person.refused(lambda: person.press(f"Enroll in {code}-02"))
@@ -171,10 +172,14 @@ def test_a_csv_with_a_bad_line_names_it_and_a_good_file_imports(
     person = student(cluster, open_browser, "Lupe")
     user_id = person.account["id"]  # type: ignore[attr-defined]
     registrar.go("Records")
-    bad = f"user_id,course_code,term,grade\n{user_id},CPSC 131,2026-SP,A\n{user_id},NOPE 999,,B"
+    bad = "\n".join(
+        ["user_id,course_code,term,grade", f"{user_id},CPSC 131,2026-SP,A",
+         f"{user_id},NOPE 999,,B", "abc,CPSC 131,,"]
+    )  # fmt: skip
     registrar.fill("Or paste the CSV", bad)
     refusal = registrar.refused(lambda: registrar.press("Import"))
     problems = registrar.text("csv-problems")
+    registrar.driver.execute_script("document.getElementById('csv-problems').scrollIntoView()")
     registrar.screenshot(SHOTS / "office-records.png")
     good = tmp_path / "completed.csv"
     good.write_text(f"user_id,course_code,term,grade\n{user_id},CPSC 131,2026-SP,A-\n")
@@ -185,7 +190,7 @@ def test_a_csv_with_a_bad_line_names_it_and_a_good_file_imports(
 
     assert "line 3" in refusal and "409" not in refusal
     assert "Nothing was imported" in problems and "Line 3: no course 'NOPE 999'" in problems
-    assert "Line 2" not in problems
+    assert "Line 4: user_id 'abc' is not a user id" in problems and "Line 2" not in problems
     assert imported == "Imported 1 row of completed courses."
     assert [(c["course_code"], c["grade"]) for c in completed] == [("CPSC 131", "A-")]
 
@@ -281,7 +286,7 @@ def test_each_office_view_fits_a_phone_with_every_control_labelled(
     wide = phone.driver.execute_script(
         "return [...document.querySelectorAll('body *')]"
         ".filter(e => e.getBoundingClientRect().right > window.innerWidth + 1)"
-        ".map(e => `${e.tagName}#${e.id}.${e.className}: ${Math.round(e.getBoundingClientRect().right)}`)"
+        ".map(e => `${e.tagName}#${e.id}.${e.className}: ${e.getBoundingClientRect().right}`)"
     )
     assert overflow <= 0, f"{view} is {overflow} px wider than a phone's window: {wide}"
     assert out_of_reach == [], f"controls past the right edge of a phone's window in {view}"
