@@ -31,6 +31,7 @@ open_browser = web.open_browser
 registrar = web.registrar
 
 GRANT = "//form[.//h3[@id='grant-permit']]"
+GRANT_CSS = "form[aria-labelledby=grant-permit]"
 NEW_TERM = "//form[.//h3[@id='new-term']]"
 NEW_WINDOW = "//form[.//h3[@id='new-window']]"
 
@@ -39,9 +40,17 @@ def username(browser: Browser) -> str:
     return browser.account["username"]  # type: ignore[attr-defined]
 
 
+def go(browser: Browser, view: str) -> None:
+    """Open the view `view` and wait for its heading (the view before may still read as loaded
+    the moment after the link is followed)."""
+    browser.go(view)
+    browser.wait(lambda d: browser.text("view-title") == view)
+    browser.ready()
+
+
 def choose_student(registrar: Browser, name: str) -> None:
     """In the Students view, find the student `name` and show their records."""
-    registrar.go("Students")
+    go(registrar, "Students")
     registrar.fill("Find a student (name, username or id)", name)
     registrar.press("Find")
     registrar.wait(lambda d: name in registrar.text("student-results"))
@@ -92,7 +101,7 @@ def test_a_capacity_permit_lets_a_student_take_a_seat_past_the_limit(
     second = student(cluster, open_browser, "Jon")
     enroll(first, label)
 
-    registrar.go("Permits")
+    go(registrar, "Permits")
     registrar.fill("Section", label, within=GRANT)
     registrar.fill("Student (username or id)", "nobody-at-all", within=GRANT)
     registrar.field("Capacity: a seat past the limit").click()
@@ -134,7 +143,7 @@ def test_a_window_that_opens_in_a_few_seconds_refuses_then_admits_the_student(
     code = label[:-3]
     person = student(cluster, open_browser, "Kiri")
 
-    registrar.go("Terms")
+    go(registrar, "Terms")
     registrar.fill("Code", term, within=NEW_TERM)
     registrar.fill("Name", "Office test term", within=NEW_TERM)
     registrar.driver.execute_script(SET_MOMENT, "new-term", "add_deadline", 7 * 86400)
@@ -171,7 +180,7 @@ def test_a_csv_with_a_bad_line_names_it_and_a_good_file_imports(
 ):
     person = student(cluster, open_browser, "Lupe")
     user_id = person.account["id"]  # type: ignore[attr-defined]
-    registrar.go("Records")
+    go(registrar, "Records")
     bad = "\n".join(
         ["user_id,course_code,term,grade", f"{user_id},CPSC 131,2026-SP,A",
          f"{user_id},NOPE 999,,B", "abc,CPSC 131,,"]
@@ -202,19 +211,32 @@ def test_the_apis_422_is_shown_beside_the_field_it_names(
     choose_student(registrar, username(person))
     refusal = registrar.refused(lambda: registrar.press("Place hold"))  # no reason given
     reason = registrar.field("Reason")
-    described = reason.get_attribute("aria-describedby")
-    beside = registrar.driver.find_element(By.ID, described).text
+    invalid = reason.get_attribute("aria-invalid")
+    beside = registrar.driver.find_element(By.ID, reason.get_attribute("aria-describedby")).text
     registrar.fill("Credits a term (empty: the default, 18)", "41")
     too_many = registrar.refused(lambda: registrar.press("Set credit limit"))
     limit = registrar.field("Credits a term (empty: the default, 18)")
+    limit_invalid = limit.get_attribute("aria-invalid")
     limit_note = registrar.driver.find_element(By.ID, limit.get_attribute("aria-describedby")).text
     registrar.screenshot(SHOTS / "office-422.png")
+    registrar.fill("Reason", "Transcript request pending")
+    registrar.act(lambda: registrar.press("Place hold"))  # drawn again: no mark left
+    cleared = registrar.field("Reason").get_attribute("aria-invalid")
+    go(registrar, "Permits")
+    registrar.fill("Student (username or id)", username(person), within=GRANT)
+    nothing_waived = registrar.refused(lambda: registrar.press("Grant permit"))
+    boxes = registrar.driver.find_elements(By.CSS_SELECTOR, f"{GRANT_CSS} input[name=waives]")
+    group_note = registrar.driver.find_element(
+        By.CSS_SELECTOR, f"{GRANT_CSS} fieldset .field-error"
+    ).text
 
     assert "reason" in refusal and "422" not in refusal
-    assert reason.get_attribute("aria-invalid") == "true"
-    assert "at least 1 character" in beside
-    assert "40" in limit_note and limit.get_attribute("aria-invalid") == "true"
+    assert invalid == "true" and "at least 1 character" in beside
+    assert "40" in limit_note and limit_invalid == "true"
     assert "credit_limit" in too_many
+    assert cleared is None
+    assert "waives" in nothing_waived and "at least 1 item" in group_note
+    assert {b.get_attribute("aria-invalid") for b in boxes} == {"true"} and len(boxes) == 5
 
 
 def test_keyboard_only_the_registrar_finds_a_student_and_places_a_hold(
@@ -222,7 +244,7 @@ def test_keyboard_only_the_registrar_finds_a_student_and_places_a_hold(
 ):
     person = student(cluster, open_browser, "Nell")
     name = username(person)
-    registrar.go("Students")
+    go(registrar, "Students")
 
     def keys(*typed: str) -> None:
         registrar.driver.switch_to.active_element.send_keys(*typed)
@@ -255,7 +277,7 @@ def test_each_office_view_fits_a_phone_with_every_control_labelled(
     )
     phone.sign_in("rhenderson", DEMO_PASSWORD)
     assert phone.driver.execute_script("return window.innerWidth") == 375
-    phone.go(view)
+    go(phone, view)
     if view == "Students":  # with a student's records shown: the seed's held student
         phone.fill("Find a student (name, username or id)", "38")
         phone.press("Find")
