@@ -147,6 +147,17 @@ def test_the_registrar_changes_roles_names_and_disables_an_account(
         By.XPATH, f"{panel}//input[@name='roles' and @value='instructor']"
     ).click()
     roles = registrar.act(lambda: registrar.press("Change roles"))
+    for ticked in registrar.driver.find_elements(
+        By.XPATH, f"{panel}//input[@name='roles']"
+    ):  # every role taken away: the API's 422, beside the roles
+        if ticked.is_selected():
+            ticked.click()
+    no_role = registrar.refused(lambda: registrar.press("Change roles"))
+    beside_roles = registrar.driver.find_element(
+        By.XPATH,
+        f"{panel}//fieldset[.//input[@name='roles' and @aria-invalid='true']]"
+        "//p[@class='field-error']",
+    ).text
     disabled = registrar.act(lambda: registrar.press(f"Disable {account['username']}"))
     row = registrar.text("account-results")
     enabled = registrar.act(lambda: registrar.press(f"Enable {account['username']}"))
@@ -165,6 +176,8 @@ def test_the_registrar_changes_roles_names_and_disables_an_account(
 
     assert renamed == f"{account['username']} is now Mallory Renamed."
     assert roles.startswith(f"{account['username']} now holds student, instructor")
+    assert "roles" in no_role and "422" not in no_role
+    assert beside_roles and beside_roles in no_role
     assert disabled == f"{account['username']} is disabled: they cannot sign in."
     assert "Mallory Renamed" in row and "Disabled" in row
     assert enabled == f"{account['username']} is enabled again."

@@ -5,7 +5,7 @@
 // /accounts/{id}/password). Every change is in the Audit trail's "Account changes".
 
 import * as api from "./api.js";
-import { $, act, attempt, cardForm, field, h, heading, notify, table } from "./ui.js";
+import { $, act, attempt, cardForm, field, h, heading, notify, table, withFieldErrors } from "./ui.js";
 
 const ROLES = ["student", "instructor", "registrar"];
 const PAGE = 50;
@@ -159,7 +159,7 @@ function newAccountForm() {
   const email = h("input", { name: "email", type: "email", maxlength: "254" });
   const password = newPassword();
   const roles = roleBoxes("Roles", ["instructor"]);
-  const form = cardForm(
+  return cardForm(
     "new-account",
     "New account",
     "Create account",
@@ -169,6 +169,7 @@ function newAccountForm() {
       ["Last name", last],
       ["Email (empty: username@ the university's domain)", email],
       ["Password (at least 12 characters)", password],
+      roles.group,
     ],
     async (onRetry) => {
       const body = {
@@ -184,18 +185,16 @@ function newAccountForm() {
       return `Created ${made.username} (${made.roles.join(", ")}), ${made.email}.`;
     },
   );
-  form.querySelector("button[type=submit]").before(roles.group);
-  return form;
 }
 
 // One account's changes, each its own small form: names, email, roles, disable or enable,
 // password. A change redraws the view (the search kept, this panel open again).
 function accountPanel(a) {
   const name = a.username;
-  const change = async (control, body, done) => {
+  const change = async (form, control, body, done) => {
     const patch = (onRetry) =>
       api.auth(`/accounts/${a.id}`, { method: "PATCH", json: body, onRetry });
-    if (await act(control, patch)) {
+    if (await act(control, form ? withFieldErrors(form, patch) : patch)) {
       editing = a.id;
       await attempt(async () => {
         const fresh = await api.auth(`/accounts/${a.id}`);
@@ -209,7 +208,7 @@ function accountPanel(a) {
     const f = h("form", {}, ...fields, h("button", { type: "submit" }, button));
     f.addEventListener("submit", (event) => {
       event.preventDefault();
-      change(event.submitter || f.querySelector("button"), body(), done());
+      change(f, event.submitter || f.querySelector("button"), body(), done());
     });
     return f;
   };
@@ -232,7 +231,8 @@ function accountPanel(a) {
         json: { password: password.value },
         onRetry,
       });
-    if (await act(event.submitter || passwordForm.querySelector("button"), put)) {
+    const button = event.submitter || passwordForm.querySelector("button");
+    if (await act(button, withFieldErrors(passwordForm, put))) {
       password.value = "";
       notify(`New password set for ${name}: their sessions have ended; they sign in with it.`);
     }
@@ -267,6 +267,7 @@ function accountPanel(a) {
         class: a.disabled ? undefined : "danger",
         onclick: (event) =>
           change(
+            null,
             event.currentTarget,
             { disabled: !a.disabled },
             a.disabled ? `${name} is enabled again.` : `${name} is disabled: they cannot sign in.`,

@@ -26,6 +26,7 @@ import {
   table,
   when,
   onRedraw,
+  withFieldErrors,
 } from "./ui.js";
 import { permitsView, recordsView, studentsView, termsView } from "./office.js";
 
@@ -655,7 +656,7 @@ function permitForm(s, everyone, again) {
         json: { user_id: person.id, waives },
         onRetry,
       });
-    if (await act(event.submitter || form.querySelector("button[type=submit]"), grant)) {
+    if (await act(event.submitter || form.querySelector("button[type=submit]"), withFieldErrors(form, grant))) {
       await attempt(again);
       notify(`Permit granted to ${person.username} for ${label(s)}: it waives ${waives.join(", ")}.`);
     }

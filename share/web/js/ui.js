@@ -207,6 +207,20 @@ export function fieldErrors(form, error) {
 // A form in a card: a field for each [label, control] (an element as it is: a fieldset), and its
 // button; `submit(onRetry)` makes the change (see act) and returns the notice to show once the
 // view is drawn again; a refusal is shown instead, and a 422 beside its fields (fieldErrors).
+// `change(onRetry)` (see act), its 422 shown beside the fields of `form` it names, the marks of
+// a try before taken away first.
+export function withFieldErrors(form, change) {
+  return async (onRetry) => {
+    fieldErrors(form, null);
+    try {
+      return await change(onRetry);
+    } catch (error) {
+      fieldErrors(form, error);
+      throw error;
+    }
+  };
+}
+
 export function cardForm(id, title, button, fields, submit) {
   const form = h(
     "form",
@@ -219,15 +233,7 @@ export function cardForm(id, title, button, fields, submit) {
     event.preventDefault();
     let notice;
     const button = event.submitter || form.querySelector("button[type=submit]");
-    const change = async (onRetry) => {
-      fieldErrors(form, null);
-      try {
-        notice = await submit(onRetry);
-      } catch (error) {
-        fieldErrors(form, error);
-        throw error;
-      }
-    };
+    const change = withFieldErrors(form, async (onRetry) => (notice = await submit(onRetry)));
     if (await act(button, change)) {
       await redrawView();
       notify(notice);
