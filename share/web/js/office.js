@@ -126,7 +126,7 @@ export async function studentsView() {
         rows,
         `No student matches “${picked.query}”.`,
       ),
-      more ? h("p", {}, `${plural(more, "more matches", "more match")}: search more narrowly.`) : "",
+      more ? h("p", {}, `${plural(more, "more match", "more matches")}: search more narrowly.`) : "",
     );
   };
   find.addEventListener("submit", (event) => {
@@ -288,9 +288,16 @@ async function openHolds(byId) {
 // --- Permits: per section, granted with what they waive ----------------------------------------
 
 export async function permitsView() {
-  const [sections, people] = await Promise.all([everyPage("/sections"), students()]);
+  const [sections, people, terms] = await Promise.all([
+    everyPage("/sections"),
+    students(),
+    everyPage("/terms"),
+  ]);
   const byId = new Map(people.map((u) => [u.id, u]));
-  const options = sections.map((s) => [s.id, `${label(s)} ${s.course_title}`]);
+  const termOf = new Map(terms.map((t) => [t.id, t.code]));
+  const named = (s) =>
+    `${label(s)} ${s.course_title}${termOf.has(s.term_id) ? `, ${termOf.get(s.term_id)}` : ""}`;
+  const options = sections.map((s) => [s.id, named(s)]);
   const chosen = select("section_id", options, picked.section);
   const panel = h("div", { id: "section-permits" });
   const pick = h(
@@ -311,7 +318,7 @@ export async function permitsView() {
   if (picked.section && sections.some((s) => s.id === picked.section)) {
     await showSection(picked.section);
   }
-  return [heading("Permits"), pick, panel, grantForm(sections, people)];
+  return [heading("Permits"), pick, panel, grantForm(sections, options, people)];
 }
 
 async function sectionPermits(s, byId) {
@@ -336,12 +343,8 @@ async function sectionPermits(s, byId) {
   ];
 }
 
-function grantForm(sections, people) {
-  const section = select(
-    "section_id",
-    sections.map((s) => [s.id, `${label(s)} ${s.course_title}`]),
-    picked.section,
-  );
+function grantForm(sections, options, people) {
+  const section = select("section_id", options, picked.section);
   const student = h("input", { name: "user_id", autocomplete: "off" });
   const boxes = WAIVERS.map(([value]) => h("input", { type: "checkbox", name: "waives", value }));
   const waives = h(
