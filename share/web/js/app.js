@@ -432,7 +432,7 @@ function weekGrid(enrolled) {
     ),
   );
   const days = WEEKDAYS.map(([, name]) => name);
-  const apart = grid.unplaced.length
+  const apart = grid.unplaced.length && grid.rows.length
     ? h("p", {}, `Not on the grid (no weekday meeting times): ${grid.unplaced.map((s) => s.label).join(", ")}.`)
     : null;
   const drawn = table("Your sections' meetings, an hour a row", ["Time", ...days], rows, "None of your sections has weekday meeting times.");
