@@ -165,6 +165,16 @@ def test_a_window_that_opens_in_a_few_seconds_refuses_then_admits_the_student(
     registrar.screenshot(SHOTS / "office-terms.png")
     find(person, code)
     early = person.refused(lambda: person.press(f"Enroll in {code}-02"))
+    # While the window is still shut: the term renamed, its add deadline taken away (an empty
+    # field), its drop deadline set.
+    edit = "//form[.//h3[@id='edit-term']]"
+    registrar.fill("Name", "Office test term, renamed", within=edit)
+    registrar.driver.execute_script(
+        "document.querySelector('form[aria-labelledby=edit-term] [name=add_deadline]').value = ''"
+    )
+    drop = registrar.driver.execute_script(SET_MOMENT, "edit-term", "drop_deadline", 14 * 86400)
+    saved = registrar.act(lambda: registrar.press("Save term"))
+    changed = httpx.get(f"{url}/terms/{term_id}", headers=auth).json()
     time.sleep(max(0.0, datetime.fromisoformat(opens).timestamp() - time.time()) + 1)
     on_time = person.act(lambda: person.press(f"Enroll in {code}-02"))
 
@@ -172,6 +182,9 @@ def test_a_window_that_opens_in_a_few_seconds_refuses_then_admits_the_student(
     assert windowed.startswith(f"Created a registration window of {term} for 1 student: ")
     assert username(person) in windows and "Delete" in windows
     assert "registration window" in early and f"opens at {opens}" in early, (early, opens)
+    assert saved == f"Saved term {term}."
+    assert (changed["name"], changed["add_deadline"]) == ("Office test term, renamed", None)
+    assert changed["drop_deadline"] == drop
     assert on_time == f"Enrolled in {code}-02."
 
 
@@ -312,3 +325,35 @@ def test_each_office_view_fits_a_phone_with_every_control_labelled(
     )
     assert overflow <= 0, f"{view} is {overflow} px wider than a phone's window: {wide}"
     assert out_of_reach == [], f"controls past the right edge of a phone's window in {view}"
+
+
+def test_prerequisites_by_course_code_and_a_class_level(
+    cluster: Cluster, open_browser, registrar: Browser
+):
+    person = student(cluster, open_browser, "Oren")
+    codes = "Course codes, separated by commas (empty: none)"
+    go(registrar, "Records")
+    registrar.fill("Course", "ENGL 101")
+    registrar.press("Show prerequisites")
+    registrar.wait(lambda d: "Prerequisites of ENGL 101" in registrar.text("course-prerequisites"))
+    registrar.fill(codes, "cpsc 131, NOPE 1")
+    unknown = registrar.refused(lambda: registrar.press("Save prerequisites"))
+    marked = registrar.field(codes).get_attribute("aria-invalid")
+    registrar.fill(codes, "cpsc  131")
+    needs = registrar.act(lambda: registrar.press("Save prerequisites"))
+    shown = registrar.text("course-prerequisites")
+    find(person, "ENGL 101")
+    refusal = person.refused(lambda: person.press("Enroll in ENGL 101-01"))
+    registrar.fill(codes, "")
+    cleared = registrar.act(lambda: registrar.press("Save prerequisites"))
+    choose_student(registrar, username(person))
+    registrar.fill("Class level", "Junior")
+    leveled = registrar.act(lambda: registrar.press("Set class level"))
+
+    assert "NOPE 1" in unknown and marked == "true"
+    assert needs == "ENGL 101 now needs CPSC 131 completed first."
+    assert "Now: CPSC 131." in shown
+    assert "needs CPSC 131 completed first" in refusal and "409" not in refusal
+    assert cleared == "ENGL 101 has no prerequisite now."
+    assert leveled == f"{username(person)} is a junior now."
+    assert "Class level: Junior." in registrar.text("student")
