@@ -113,12 +113,19 @@ def test_a_capacity_permit_lets_a_student_take_a_seat_past_the_limit(
     seated = enroll(second, label)
     url, auth = api(cluster)
     section = httpx.get(f"{url}/sections/{find_id(cluster, label)}", headers=auth).json()
+    revoke = registrar.driver.find_element(
+        By.CSS_SELECTOR, "#section-permits button[aria-label^='Revoke permit']"
+    ).get_attribute("aria-label")
+    revoked = registrar.press_and_confirm(revoke, "Revoke permit")
+    after = registrar.text("section-permits")
 
     assert "nobody-at-all" in unknown
     assert granted == f"Granted {username(second)} a permit for {label}: waives capacity."
     assert f"Permits of {label}" in listed and username(second) in listed and "Active" in listed
     assert seated == f"Enrolled in {label}."
     assert (section["enrolled"], section["capacity"]) == (2, 1)
+    assert revoked == f"Revoked {username(second)}'s permit for {label}."
+    assert "Revoked" in after and "Active" not in after
 
 
 # Set a datetime-local input of a form to this moment + `seconds`, in the browser's own time
@@ -177,6 +184,10 @@ def test_a_window_that_opens_in_a_few_seconds_refuses_then_admits_the_student(
     changed = httpx.get(f"{url}/terms/{term_id}", headers=auth).json()
     time.sleep(max(0.0, datetime.fromisoformat(opens).timestamp() - time.time()) + 1)
     on_time = person.act(lambda: person.press(f"Enroll in {code}-02"))
+    delete = registrar.driver.find_element(
+        By.CSS_SELECTOR, "#term button[aria-label^='Delete window']"
+    ).get_attribute("aria-label")
+    deleted = registrar.press_and_confirm(delete, "Delete window")
 
     assert created == f"Created term {term}."
     assert windowed.startswith(f"Created a registration window of {term} for 1 student: ")
@@ -186,6 +197,8 @@ def test_a_window_that_opens_in_a_few_seconds_refuses_then_admits_the_student(
     assert (changed["name"], changed["add_deadline"]) == ("Office test term, renamed", None)
     assert changed["drop_deadline"] == drop
     assert on_time == f"Enrolled in {code}-02."
+    assert deleted == f"Deleted a registration window of {term}."
+    assert f"{term} has no registration window" in registrar.text("term")
 
 
 def test_a_csv_with_a_bad_line_names_it_and_a_good_file_imports(
