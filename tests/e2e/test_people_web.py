@@ -120,13 +120,13 @@ def test_the_registrar_makes_an_instructor_who_downloads_their_roster_as_csv(
 
     assert created == f"Created {username} (instructor), {username}@example.edu."
     assert "Grace Hopper" in panel and "instructor" in panel
-    assert "Ada Browser" in roster and seated["username"] in roster
-    assert "Alan Browser" in roster and waiting["username"] in roster
+    assert f"Ada Browser {seated['username']} {seated['email']}" in roster
+    assert f"1 Alan Browser {waiting['username']} {waiting['email']}" in roster
     assert filename == f"{label.replace(' ', '-')}-roster.csv"
     assert csv.split("\r\n") == [
-        "Section,Status,Waitlist position,Last name,First name,Username",
-        f"{label},enrolled,,Browser,Ada,{seated['username']}",
-        f"{label},waitlisted,1,Browser,Alan,{waiting['username']}",
+        "Section,Status,Waitlist position,Last name,First name,Username,Email",
+        f"{label},enrolled,,Browser,Ada,{seated['username']},{seated['email']}",
+        f"{label},waitlisted,1,Browser,Alan,{waiting['username']},{waiting['email']}",
         "",
     ]
 

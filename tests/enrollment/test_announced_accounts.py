@@ -31,6 +31,7 @@ def test_an_announced_account_is_known_at_once_with_its_name(api):
         "roles": ["instructor", "student"],
         "credit_limit": None,
         "class_level": None,
+        "email": None,  # no auth service in these tests to ask
     }
     assert [user["id"] for user in listed] == [5001]
 

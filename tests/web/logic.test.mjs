@@ -133,18 +133,18 @@ describe("roster CSV", () => {
 
   test("header, the enrolled by name, then the waitlist in order; CRLF lines", () => {
     const csv = rosterCsv("CPSC 449-01", [
-      { status: "waitlisted", position: 2, first_name: "Zed", last_name: "Adams", username: "zadams" },
-      { status: "enrolled", position: null, first_name: "Ava", last_name: "Smith", username: "asmith" },
-      { status: "waitlisted", position: 1, first_name: "Bo", last_name: "Young", username: "byoung" },
-      { status: "enrolled", position: null, first_name: "Li", last_name: "Chen, MD", username: "lchen" },
+      { status: "waitlisted", position: 2, first_name: "Zed", last_name: "Adams", username: "zadams", email: "z@x.edu" },
+      { status: "enrolled", position: null, first_name: "Ava", last_name: "Smith", username: "asmith", email: "a@x.edu" },
+      { status: "waitlisted", position: 1, first_name: "Bo", last_name: "Young", username: "byoung", email: null },
+      { status: "enrolled", position: null, first_name: "Li", last_name: "Chen, MD", username: "lchen", email: "l@x.edu" },
     ]);
     assert.equal(
       csv,
-      "Section,Status,Waitlist position,Last name,First name,Username\r\n" +
-        'CPSC 449-01,enrolled,,"Chen, MD",Li,lchen\r\n' +
-        "CPSC 449-01,enrolled,,Smith,Ava,asmith\r\n" +
-        "CPSC 449-01,waitlisted,1,Young,Bo,byoung\r\n" +
-        "CPSC 449-01,waitlisted,2,Adams,Zed,zadams\r\n",
+      "Section,Status,Waitlist position,Last name,First name,Username,Email\r\n" +
+        'CPSC 449-01,enrolled,,"Chen, MD",Li,lchen,l@x.edu\r\n' +
+        "CPSC 449-01,enrolled,,Smith,Ava,asmith,a@x.edu\r\n" +
+        "CPSC 449-01,waitlisted,1,Young,Bo,byoung,\r\n" +
+        "CPSC 449-01,waitlisted,2,Adams,Zed,zadams,z@x.edu\r\n",
     );
   });
 

@@ -66,14 +66,15 @@ async def fetch_account(settings: Settings, user_id: int) -> dict[str, Any] | No
     return None
 
 
-async def make_current(db: Database, settings: Settings, user_id: int) -> None:
+async def make_current(db: Database, settings: Settings, user_id: int) -> dict[str, Any] | None:
     """Bring this service's record of user `user_id` up to the auth service's account: for the
     registrar's lookups and assignments, which must see an account the registrar has just
     created, renamed or given the instructor role, before that user's own next request. If the
     auth service has no such account, or cannot be asked, the record stays as it is (the
-    caller's own check decides: a 404 naming an unknown id)."""
+    caller's own check decides: a 404 naming an unknown id). Returns the account, or None."""
     if not settings.auth_urls:
-        return
+        return None
     account = await fetch_account(settings, user_id)
     if account is not None and not db.read(service.account_is_recorded, account):
         await db.write_aside(service.remember_account, account)  # not the route's own write
+    return account

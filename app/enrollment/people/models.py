@@ -39,6 +39,11 @@ class UserOut(BaseModel):
     roles: list[str]
     credit_limit: int | None = Field(None, description="credits a term; null: the default (18)")
     class_level: str | None = Field(None, description="for registration windows")
+    email: str | None = Field(
+        None,
+        description="GET /users/{id} to the registrar or an instructor: where notifications go"
+        " (the auth service's); null otherwise, or when the auth service cannot be asked",
+    )
 
 
 class AccountIn(Strict):

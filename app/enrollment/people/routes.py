@@ -31,10 +31,16 @@ async def list_users(
 )
 async def get_user(user_id: PathId, db: Db, who: Caller, settings: AppSettings) -> Row:
     """A user's record: your own, anyone's for the registrar, and for an instructor, a student's
-    on a roster or waitlist of a section they teach."""
-    if who.is_registrar:
-        await directory.make_current(db, settings, user_id)
-    return db.read(service.user_profile, who, user_id)
+    on a roster or waitlist of a section they teach. Staff (the registrar, an instructor) are
+    shown the email address too, as the auth service has it: an instructor writes to their
+    students; null when the auth service cannot be asked."""
+    account = await directory.make_current(db, settings, user_id) if who.is_registrar else None
+    record = db.read(service.user_profile, who, user_id)  # refused before anything is asked
+    if not who.is_staff:
+        return record
+    if account is None and not who.is_registrar:
+        account = await directory.fetch_account(settings, user_id)
+    return {**record, "email": account["email"] if account else None}
 
 
 # service to service: routes for the other services of this installation (gateway secret, no

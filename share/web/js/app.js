@@ -542,8 +542,8 @@ async function roster(s) {
     api.enroll(`/sections/${s.id}/enrollments?status=enrolled&limit=1000`),
     api.enroll(`/sections/${s.id}/waitlist?limit=1000`),
   ]);
-  // Names: an instructor may read the record of a student on their roster or waitlist. Email
-  // addresses are the auth service's, which only the registrar may read (GET /accounts).
+  // Names and email addresses: an instructor may read the record of a student on their roster
+  // or waitlist, the address with it (null: the auth service could not be asked just now).
   const [people, waiters] = await Promise.all([
     Promise.all(enrolled.map((e) => api.enroll(`/users/${e.user_id}`))),
     Promise.all(waitlist.map((w) => api.enroll(`/users/${w.user_id}`))),
@@ -558,6 +558,7 @@ async function roster(s) {
       {},
       h("th", { scope: "row" }, `${people[i].first_name} ${people[i].last_name}`),
       h("td", {}, people[i].username),
+      h("td", { class: "email" }, emailOf(people[i])),
       h(
         "td",
         {},
@@ -580,6 +581,7 @@ async function roster(s) {
       h("th", { scope: "row" }, w.position),
       h("td", {}, `${waiters[i].first_name} ${waiters[i].last_name}`),
       h("td", {}, w.username),
+      h("td", { class: "email" }, emailOf(waiters[i])),
     ),
   );
   const everyone = [
@@ -589,11 +591,14 @@ async function roster(s) {
   return [
     h("h3", {}, `${label(s)} ${s.course_title}`),
     csvLink(s, everyone),
-    table(`Roster of ${label(s)}`, ["Student", "Username", ""], students, "No one is enrolled."),
-    table(`Waitlist of ${label(s)}`, ["Position", "Student", "Username"], waiting, "No one is waiting."),
+    table(`Roster of ${label(s)}`, ["Student", "Username", "Email", ""], students, "No one is enrolled."),
+    table(`Waitlist of ${label(s)}`, ["Position", "Student", "Username", "Email"], waiting, "No one is waiting."),
     permitForm(s, everyone, again),
   ];
 }
+
+const emailOf = (person) =>
+  person.email ? h("a", { href: `mailto:${person.email}` }, person.email) : "not known just now";
 
 // The roster and waitlist as a CSV file (logic.js rosterCsv), made in the page: a download link
 // to a Blob, its address let go when the next roster takes its place.

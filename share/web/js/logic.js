@@ -104,8 +104,10 @@ export const csvLine = (fields) => fields.map(csvField).join(",");
 
 // A section's roster and waitlist as CSV: a header line, then the enrolled students, then the
 // waitlist in order; lines end with CRLF (RFC 4180). `people`: {status, position, first_name,
-// last_name, username}.
-export const ROSTER_COLUMNS = ["Section", "Status", "Waitlist position", "Last name", "First name", "Username"];
+// last_name, username, email} (email null: not known now, an empty field).
+export const ROSTER_COLUMNS = [
+  "Section", "Status", "Waitlist position", "Last name", "First name", "Username", "Email",
+];
 
 export function rosterCsv(sectionLabel, people) {
   const lines = [csvLine(ROSTER_COLUMNS)];
@@ -119,7 +121,9 @@ export function rosterCsv(sectionLabel, people) {
   );
   for (const p of sorted) {
     lines.push(
-      csvLine([sectionLabel, p.status, p.position ?? "", p.last_name, p.first_name, p.username]),
+      csvLine([
+        sectionLabel, p.status, p.position ?? "", p.last_name, p.first_name, p.username, p.email,
+      ]),
     );
   }
   return lines.join("\r\n") + "\r\n";
