@@ -57,6 +57,13 @@ def get(conn: sqlite3.Connection, *, user_id: int) -> StoredUser | None:
     return _user(conn.execute(f"{_SELECT_USER} WHERE u.id = ?", (user_id,)).fetchone())
 
 
+def get_many(conn: sqlite3.Connection, *, user_ids: list[int]) -> list[StoredUser]:
+    """The users with these ids that exist, in id order."""
+    marks = ",".join("?" * len(user_ids))
+    found = conn.execute(f"{_SELECT_USER} WHERE u.id IN ({marks}) ORDER BY u.id", user_ids)
+    return [user for row in found.fetchall() if (user := _user(row)) is not None]
+
+
 def get_by_username(conn: sqlite3.Connection, *, username: str) -> StoredUser | None:
     """The user with this (lowercase) username, or None."""
     return _user(conn.execute(f"{_SELECT_USER} WHERE u.username = ?", (username,)).fetchone())

@@ -238,6 +238,24 @@ def set_password(user_id: PathId, body: PasswordIn, call: ThisCall, by: Registra
     return Response(status_code=204)
 
 
+# At most this many ids in one GET /internal/users (the notifier's batch is 50 by default).
+MAX_IDS_PER_LOOKUP = 200
+
+
+@router.get("/internal/users", include_in_schema=False)
+def accounts_for_service(
+    request: Request,
+    db: ReadDb,
+    settings: AppSettings,
+    ids: Annotated[list[Id], Query(min_length=1, max_length=MAX_IDS_PER_LOOKUP)],
+) -> list[UserOut]:
+    """The accounts of these ids that exist (`?ids=3&ids=9`), for the installation's services
+    (gateway secret; not routed by any gateway): the notifier's addresses for a batch of mail."""
+    return service.accounts_for_service(
+        db, settings=settings, secret=request.headers.get(GATEWAY_SECRET_HEADER), user_ids=ids
+    )
+
+
 @router.get("/internal/users/{user_id}", include_in_schema=False)
 def account_for_service(
     user_id: PathId,

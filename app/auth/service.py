@@ -365,10 +365,25 @@ def account_for_service(
 ) -> UserOut:
     """An account as another service of this installation needs it (the enrollment service, for
     an id it has not seen yet): only for a caller showing the gateway secret."""
-    expected = settings.gateway_secret
-    if expected is None or secret is None or not hmac.compare_digest(secret, expected):
-        raise Unauthenticated("this route is for the installation's services", code="no_gateway")
+    _require_a_service(settings, secret)
     user = queries.get(conn, user_id=user_id)
     if user is None:
         raise NotFound(f"user {user_id} not found")
     return user_out(user, settings.mail_domain)
+
+
+def accounts_for_service(
+    conn: sqlite3.Connection, *, settings: Settings, secret: str | None, user_ids: list[int]
+) -> list[UserOut]:
+    """Several accounts at once, those of `user_ids` that exist (the notifier's addresses for a
+    batch of mail: one request, not one per student); only for the installation's services."""
+    _require_a_service(settings, secret)
+    found = queries.get_many(conn, user_ids=sorted(set(user_ids)))
+    return [user_out(user, settings.mail_domain) for user in found]
+
+
+def _require_a_service(settings: Settings, secret: str | None) -> None:
+    """Rule: the internal routes answer only a caller showing the gateway secret."""
+    expected = settings.gateway_secret
+    if expected is None or secret is None or not hmac.compare_digest(secret, expected):
+        raise Unauthenticated("this route is for the installation's services", code="no_gateway")

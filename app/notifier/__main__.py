@@ -37,7 +37,8 @@ def main() -> int:
     if settings.metrics_port is not None:
         start_http_server(settings.metrics_port, addr="127.0.0.1")
     with httpx.Client(trust_env=False) as client:
-        notifier = Notifier(settings, addresses=auth_addresses(settings, client))
+        addresses = auth_addresses(settings, client)
+        notifier = Notifier(settings, addresses=addresses, prefetch=addresses.prefetch)
         log.info(
             "notifier delivering from %s to %s:%s",
             settings.database,

@@ -68,3 +68,27 @@ def test_a_registration_succeeds_when_no_enrollment_instance_can_be_told(tmp_pat
 def test_enrollment_addresses_must_be_on_loopback(tmp_path):
     with pytest.raises(ValueError, match="loopback"):
         make_settings(tmp_path, enroll_urls="http://198.18.0.1:5000")
+
+
+def test_a_batch_of_accounts_is_given_in_one_answer_only_to_a_service(tmp_path):
+    secret_file = write_secret(tmp_path / "gateway.secret")
+    secret = secret_file.read_text().strip()
+    settings = make_settings(tmp_path, gateway_secret_file=secret_file)
+    service = {"X-Gateway-Secret": secret}
+    with TestClient(create_app(settings)) as client:
+        found = client.get("/internal/users?ids=9&ids=3&ids=999999&ids=3", headers=service)
+        no_secret = client.get("/internal/users?ids=3")
+        bad = [
+            client.get(f"/internal/users{query}", headers=service)
+            for query in ("", "?ids=0", "?ids=x", "?" + "&".join(f"ids={i}" for i in range(1, 202)))
+        ]
+
+    assert found.status_code == 200
+    assert [(a["id"], a["username"], a["email"]) for a in found.json()] == [
+        (3, "kavery", "kavery@example.edu"),
+        (9, "ajohnson", "ajohnson@example.edu"),
+    ]  # the unknown id left out, each once, in id order
+    assert (no_secret.status_code, no_secret.json()["code"]) == (401, "no_gateway")
+    for refused in bad:
+        assert (refused.status_code, refused.json()["code"]) == (422, "validation_error")
+        assert "ids" in str(refused.json()["detail"])

@@ -252,3 +252,32 @@ def test_bad_cache_or_priority_settings_are_refused(tmp_path, database, bad):
     with pytest.raises(ValidationError) as refused:
         settings_for(tmp_path, database, 25, **bad)
     assert next(iter(bad)) in str(refused.value)
+
+
+def test_a_batchs_addresses_are_asked_for_in_one_request(tmp_path, database):
+    import httpx
+
+    from app.notifier.delivery import auth_addresses
+
+    asked: list[str] = []
+
+    def auth(request: httpx.Request) -> httpx.Response:
+        asked.append(str(request.url.query, "ascii"))
+        ids = [int(i) for i in request.url.params.get_list("ids")]
+        return httpx.Response(200, json=[{"id": i, "email": f"u{i}@example.edu"} for i in ids])
+
+    add_events(database, 11, 12, 11, 13)
+    settings = settings_for(tmp_path, database, 25)
+    with httpx.Client(transport=httpx.MockTransport(auth)) as client, SmtpServer() as server:
+        address = auth_addresses(settings, client)
+        notifier = Notifier(
+            settings.model_copy(update={"smtp_port": server.port}),
+            addresses=address,
+            prefetch=address.prefetch,
+        )
+        assert notifier.run_once() == 4
+        notifier.close()
+    assert asked == ["ids=11&ids=12&ids=13"]  # one request for the batch, none per mail
+    assert sorted(m["To"] for m in server.accepted) == [
+        "u11@example.edu", "u11@example.edu", "u12@example.edu", "u13@example.edu"
+    ]  # fmt: skip
