@@ -286,8 +286,13 @@ def test_keyboard_only_the_registrar_finds_a_student_and_places_a_hold(
     keys(Keys.TAB)
     assert registrar.driver.switch_to.active_element.get_attribute("name") == "reason"
     placed = registrar.act(lambda: keys("Keyboard only", Keys.ENTER))
+    # The view is drawn anew with the hold: the focus is back on the form's button, not lost.
+    registrar.wait(lambda d: d.switch_to.active_element.text == "Place hold")
+    keys(Keys.SHIFT, Keys.TAB)
+    again = registrar.driver.switch_to.active_element.get_attribute("name")
 
     assert placed == f"Placed a hold on {name}: Keyboard only."
+    assert again == "reason"
 
 
 @pytest.mark.parametrize("view", ["Students", "Permits", "Terms", "Records"])

@@ -33,7 +33,7 @@ import {
   when,
 } from "./ui.js";
 
-const picked = { query: "", student: null, section: null, term: null, course: null };
+const picked = { query: "", student: null, section: null, term: null, course: null, place: null };
 const PAGE = 1000;
 const HOLDS_PAGE = 50;
 
@@ -62,6 +62,24 @@ const dateInput = (name, value) =>
 // A refusal made here, before the API is asked, shown as the API's are: beside its field.
 const refusedHere = (field, message) =>
   new api.ApiError(`${capital(message)}.`, 422, "validation_error", [{ field, message }]);
+
+// A card form of the office: as ui.js cardForm, and the person's place is kept (`keepingPlace`).
+function officeForm(id, ...rest) {
+  const form = cardForm(id, ...rest);
+  form.addEventListener("submit", () => (picked.place = id));
+  return form;
+}
+
+// A view's content, drawn anew after a change made with an office form: once it is on the page,
+// that form's button has the focus again, so a keyboard user goes on from where they were (the
+// notice says what was done). Taken once: the next view drawn is drawn as usual.
+function keepingPlace(content) {
+  const place = picked.place;
+  picked.place = null;
+  const button = () => document.querySelector(`form[aria-labelledby="${place}"] button[type=submit]`);
+  if (place) setTimeout(() => button()?.focus());
+  return content;
+}
 
 function select(name, options, chosen) {
   return h(
@@ -135,7 +153,7 @@ export async function studentsView() {
   });
   show();
   if (picked.student) panel.replaceChildren(...(await studentPanel(picked.student, sections)));
-  return [heading("Students"), find, results, panel, ...(await openHolds(byId))];
+  return keepingPlace([heading("Students"), find, results, panel, ...(await openHolds(byId))]);
 }
 
 async function studentPanel(userId, sections) {
@@ -202,13 +220,13 @@ async function studentPanel(userId, sections) {
     h(
       "div",
       { class: "forms" },
-      cardForm("place-hold", `Place a hold on ${u.username}`, "Place hold", [["Reason", reason]],
+      officeForm("place-hold", `Place a hold on ${u.username}`, "Place hold", [["Reason", reason]],
         async (onRetry) => {
           const body = { reason: reason.value };
           await api.enroll(`/users/${u.id}/holds`, { method: "POST", json: body, onRetry });
           return `Placed a hold on ${u.username}: ${reason.value.trim()}.`;
         }),
-      cardForm("class-level", `Class level of ${u.username}`, "Set class level",
+      officeForm("class-level", `Class level of ${u.username}`, "Set class level",
         [["Class level", level]], async (onRetry) => {
           const body = { class_level: level.value || null };
           await api.enroll(`/users/${u.id}/class-level`, { method: "PUT", json: body, onRetry });
@@ -216,7 +234,7 @@ async function studentPanel(userId, sections) {
             ? `${u.username} is a ${level.value} now.`
             : `${u.username} has no class level now.`;
         }),
-      cardForm("credit-limit", `Credit limit of ${u.username}`, "Set credit limit",
+      officeForm("credit-limit", `Credit limit of ${u.username}`, "Set credit limit",
         [["Credits a term (empty: the default, 18)", limit]], async (onRetry) => {
           const value = limit.value.trim();
           const body = { credit_limit: value === "" ? null : Number(value) };
@@ -318,7 +336,7 @@ export async function permitsView() {
   if (picked.section && sections.some((s) => s.id === picked.section)) {
     await showSection(picked.section);
   }
-  return [heading("Permits"), pick, panel, grantForm(sections, options, people)];
+  return keepingPlace([heading("Permits"), pick, panel, grantForm(sections, options, people)]);
 }
 
 async function sectionPermits(s, byId) {
@@ -353,7 +371,7 @@ function grantForm(sections, options, people) {
     h("legend", {}, "Waives"),
     WAIVERS.map(([, text], i) => field(text, boxes[i])),
   );
-  return cardForm(
+  return officeForm(
     "grant-permit",
     "Grant a permit",
     "Grant permit",
@@ -413,11 +431,11 @@ export async function termsView() {
   const name = h("input", { name: "name", autocomplete: "off" });
   const add = dateInput("add_deadline");
   const drop = dateInput("drop_deadline");
-  return [
+  return keepingPlace([
     heading("Terms"),
     table("Terms", ["Code", "Name", "Add deadline", "Drop deadline", ""], rows, "There are no terms yet."),
     panel,
-    cardForm("new-term", "New term", "Create term",
+    officeForm("new-term", "New term", "Create term",
       [["Code", code], ["Name", name], ["Add deadline", add], ["Drop deadline", drop]],
       async (onRetry) => {
         const body = { code: code.value.trim(), name: name.value.trim() };
@@ -427,7 +445,7 @@ export async function termsView() {
         picked.term = term.id;
         return `Created term ${term.code}.`;
       }),
-  ];
+  ]);
 }
 
 async function termPanel(term, people, byId) {
@@ -470,7 +488,7 @@ async function termPanel(term, people, byId) {
     h(
       "div",
       { class: "forms" },
-      cardForm("edit-term", `Change ${term.code}`, "Save term",
+      officeForm("edit-term", `Change ${term.code}`, "Save term",
         [["Name", name], ["Add deadline (empty: none)", add], ["Drop deadline (empty: none)", drop]],
         async (onRetry) => {
           const body = {
@@ -481,7 +499,7 @@ async function termPanel(term, people, byId) {
           await api.enroll(`/terms/${term.id}`, { method: "PATCH", json: body, onRetry });
           return `Saved term ${term.code}.`;
         }),
-      cardForm("new-window", `New registration window for ${term.code}`, "Create window",
+      officeForm("new-window", `New registration window for ${term.code}`, "Create window",
         [["Opens", opens], ["Closes", closes], ["Class level", level],
           ["Or these students (usernames or ids)", listed]],
         async (onRetry) => {
@@ -528,14 +546,14 @@ export async function recordsView() {
     });
   });
   if (picked.course && courses.some((c) => c.id === picked.course)) await showCourse(picked.course);
-  return [
+  return keepingPlace([
     heading("Records"),
     h("h3", {}, "Prerequisites"),
     pick,
     panel,
     h("h3", {}, "Completed courses"),
     importForm(),
-  ];
+  ]);
 }
 
 async function prerequisitesForm(course, courses) {
@@ -545,7 +563,7 @@ async function prerequisitesForm(course, courses) {
     autocomplete: "off",
     value: now.map((c) => c.code).join(", "),
   });
-  const form = cardForm(
+  const form = officeForm(
     "set-prerequisites",
     `Prerequisites of ${course.code}`,
     "Save prerequisites",
@@ -583,7 +601,7 @@ function importForm() {
     placeholder: "user_id,course_code,term,grade\n9,CPSC 131,2025-FA,A",
   });
   const problems = h("div", { id: "csv-problems" });
-  const form = cardForm(
+  const form = officeForm(
     "import-completed",
     "Import completed courses (CSV)",
     "Import",
