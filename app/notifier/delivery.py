@@ -22,8 +22,10 @@ import time
 from collections.abc import Callable, Iterable
 from contextlib import suppress
 from datetime import UTC, datetime
-from email.message import EmailMessage
-from email.utils import format_datetime
+from email.charset import QP, Charset
+from email.header import Header
+from email.message import Message
+from email.utils import format_datetime, parseaddr
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -154,20 +156,34 @@ def message_id(event_id: int, domain: str) -> str:
     return f"<notification-{event_id}@{domain}>"
 
 
-def build_message(settings: Settings, event: Row, to: str) -> EmailMessage:
-    message = EmailMessage()
+# UTF-8 text in quoted-printable: readable in the raw message, 7-bit safe on the wire.
+_UTF8_QP = Charset("utf-8")
+_UTF8_QP.body_encoding = QP
+
+
+def build_message(settings: Settings, event: Row, to: str) -> Message:
+    """The mail of one event. Built with the email package's compat32 API: its header registry
+    (EmailMessage) cost 5 times the CPU (1.1 ms a message against 0.22 ms, measured here), paid
+    for every mail of a rush on the cores the rush needs (bench.outbox). A header value with a
+    line break is refused by either (no header injection); non-ASCII is RFC 2047-encoded."""
+    body = (
+        f"{event['body']}\n\nYour notifications: in the registration web app, or"
+        f" GET /enroll_api/users/{event['user_id']}/notifications.\n"
+    )
+    message = Message()
+    message["MIME-Version"] = "1.0"
+    message.set_payload(body, charset=_UTF8_QP)  # sets Content-Type and its encoding
     message["From"] = settings.mail_from
     message["To"] = to
-    message["Subject"] = event["subject"]
+    # One line whatever was stored (the outbox's texts are the service's own, from checked
+    # input; a line break would otherwise be refused here, and stop the batch, every time).
+    subject = " ".join(str(event["subject"]).splitlines())
+    message["Subject"] = subject if subject.isascii() else Header(subject, "utf-8").encode()
     message["Message-ID"] = message_id(event["id"], settings.message_id_domain)
     # The time of the event, not of this attempt: a redelivery is the same message.
     message["Date"] = format_datetime(_event_time(event["created_at"]))
     message["X-Notification-Id"] = str(event["id"])
     message["X-Notification-Kind"] = event["kind"]
-    message.set_content(
-        f"{event['body']}\n\nYour notifications: in the registration web app, or"
-        f" GET /enroll_api/users/{event['user_id']}/notifications.\n"
-    )
     return message
 
 
@@ -183,11 +199,12 @@ class Mailer:
         self.settings = settings
         self._smtp: smtplib.SMTP | None = None
 
-    def send(self, message: EmailMessage) -> None:
+    def send(self, message: Message) -> None:
         """Send one message, or raise DeliveryFailed; returning means the server said 250."""
         try:
             smtp = self._connection()
-            smtp.send_message(message)
+            sender = parseaddr(str(message["From"]))[1]
+            smtp.sendmail(sender, [str(message["To"])], message.as_bytes())
         except smtplib.SMTPRecipientsRefused as exc:
             raise DeliveryFailed("refused", f"recipient refused: {exc.recipients}") from exc
         except smtplib.SMTPResponseException as exc:

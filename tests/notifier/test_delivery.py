@@ -281,3 +281,36 @@ def test_a_batchs_addresses_are_asked_for_in_one_request(tmp_path, database):
     assert sorted(m["To"] for m in server.accepted) == [
         "u11@example.edu", "u11@example.edu", "u12@example.edu", "u13@example.edu"
     ]  # fmt: skip
+
+
+def test_a_subject_and_body_beyond_ascii_arrive_as_written(tmp_path, database):
+    from email.header import decode_header, make_header
+
+    conn = sqlite3.connect(database)
+    with conn:
+        queries.insert(
+            conn, user_id=11, kind="promoted", section_id=1,
+            subject="Enrolled in CPSC 449-01 — Zoë's section", body="Café: a seat for Zoë.",
+        )  # fmt: skip
+    conn.close()
+    with SmtpServer() as server:
+        notifier = Notifier(settings_for(tmp_path, database, server.port), addresses=address)
+        assert notifier.run_once() == 1
+        notifier.close()
+    (mail,) = server.accepted
+    assert str(make_header(decode_header(mail["Subject"]))) == (
+        "Enrolled in CPSC 449-01 — Zoë's section"
+    )
+    assert "Café: a seat for Zoë." in mail.get_payload(decode=True).decode("utf-8")
+    assert mail["To"] == "user11@example.edu"
+
+
+def test_a_line_break_in_a_subject_is_never_a_header_of_its_own(tmp_path, database):
+    from app.notifier.delivery import build_message
+
+    settings = settings_for(tmp_path, database, 25)
+    event = {"id": 1, "user_id": 11, "kind": "promoted", "created_at": "2026-12-06T09:00:00.000Z",
+             "subject": "Hi\r\nBcc: victim@example.com", "body": "x"}  # fmt: skip
+    sent = build_message(settings, event, "user11@example.edu").as_bytes()
+    assert b"Subject: Hi Bcc: victim@example.com\n" in sent
+    assert b"\nBcc:" not in sent
