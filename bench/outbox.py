@@ -46,7 +46,7 @@ from harness.procs import ROOT, cpu_seconds
 # The notifier as ./bin/start runs it: its own defaults, not MailStack's short test waits.
 NOTIFIER_DEFAULTS = {
     f"NOTIFIER_{name.upper()}": str(NotifierSettings.model_fields[name].default)
-    for name in ("poll_seconds", "backoff_first_seconds", "backoff_max_seconds", "niceness")
+    for name in ("poll_seconds", "backoff_first_seconds", "backoff_max_seconds", "cpu_priority")
 }
 SIDES = (("on", True), ("off", False))
 
@@ -274,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     run, cluster = bench_cluster()
     mail = MailStack(cluster, **NOTIFIER_DEFAULTS)
     mail.mailpit.env["MP_MAX_MESSAGES"] = "0"  # keep every message, to count them
-    mail.mailpit.env["MAILPIT_NICENESS"] = "10"  # as bin/mailpit runs it by default
+    mail.mailpit.env["MAILPIT_CPU_PRIORITY"] = "idle"  # as bin/mailpit runs it by default
     results: dict = {"run": run, "args": vars(args), "notifier_env": NOTIFIER_DEFAULTS}
     try:
         cluster.start()

@@ -35,7 +35,7 @@ class Mailpit:
             "MAILPIT_SMTP_PORT": str(self.smtp_port),
             "MAILPIT_HTTP_PORT": str(self.http_port),
             "MAILPIT_DIR": str(self.dir),
-            "MAILPIT_NICENESS": "0",  # as the notifier's beside it (MailStack)
+            "MAILPIT_CPU_PRIORITY": "normal",  # as the notifier's beside it (MailStack)
             **self.env,
         }
         with self.log.open("ab") as out:
@@ -94,7 +94,7 @@ class MailStack:
             "NOTIFIER_BACKOFF_MAX_SECONDS": "1",
             # At the services' priority: a test's bound on a mail's delay (5 s) is about the
             # notifier, not about how busy the suite's other workers keep the cores.
-            "NOTIFIER_NICENESS": "0",
+            "NOTIFIER_CPU_PRIORITY": "normal",
             **notifier_env,
         }
         self.proc: subprocess.Popen | None = None

@@ -20,10 +20,18 @@ ROOT = Path(__file__).resolve().parents[2]
 log = logging.getLogger("notifier")
 
 
+def lower_priority(priority: str) -> None:
+    """Take the CPU share `priority` names (Settings.cpu_priority) for this process."""
+    if priority == "idle":
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    elif priority == "low":
+        os.nice(10)
+
+
 def main() -> int:
     logging.config.dictConfig(json.loads((ROOT / "etc" / "logging.json").read_text()))
     settings = load_settings()
-    os.nice(settings.niceness)  # below the services: seats before mail when the cores are busy
+    lower_priority(settings.cpu_priority)  # seats before mail when the cores are busy
     notifier: Notifier | None = None
 
     def stop(signum: int, _frame: FrameType | None) -> None:

@@ -6,8 +6,8 @@ synced commit) as soon as the server has answered 250 to its DATA, before the ne
 A crash of the notifier before that 250 leaves the event undelivered, and it is sent again; a
 crash of the mail server before it means the server did not take it (SMTP: a message is the
 server's only once it said 250). Only a crash in the moment between the server's 250 and that
-commit and its sync (one UPDATE and an fdatasync, about a millisecond) sends the event twice;
-it then has the same Message-ID, `<notification-{id}@{domain}>`, by which a mail client or the
+commit (one UPDATE; a power cut, also before the commit's fdatasync just after) sends the event
+twice; it then has the same Message-ID, `<notification-{id}@{domain}>`, by which a mail client or the
 mail server recognises the copy. Two notifiers never run at once: each holds an flock beside
 the database while it delivers.
 """

@@ -55,10 +55,13 @@ class Settings(BaseSettings):
     asking for each cost the auth service about as much CPU as the delivery itself (bench.outbox).
     The price: a registrar's change of address reaches the mail this much later."""
 
-    niceness: int = Field(10, ge=0, le=19)
-    """How much lower than the services the notifier runs (os.nice, at start): mail is told a
-    little later while a rush holds the cores, rather than taking CPU from seats (bench.outbox
-    measured the rush ~20-27% slower with delivery at the services' priority on 2 cores)."""
+    cpu_priority: Literal["idle", "low", "normal"] = "idle"
+    """The notifier's share of the CPU beside the services on one host (set at start): `idle`
+    (Linux SCHED_IDLE: it runs only on a core nothing else wants), `low` (niceness 10) or
+    `normal`. Mail is background work: while a rush holds the cores it waits, and the seats do
+    not (bench.outbox: at the services' priority the rush ran 20-27% slower on 2 cores; at
+    niceness 10 still ~20%). The price is mail later during a rush; on a host of its own the
+    setting changes nothing."""
     backoff_first_seconds: float = Field(1.0, gt=0)
     backoff_max_seconds: float = Field(300.0, gt=0)
 

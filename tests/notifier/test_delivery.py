@@ -245,7 +245,9 @@ def test_an_address_is_asked_of_the_auth_service_again_only_once_it_is_old(tmp_p
         assert len(asked) == 5
 
 
-@pytest.mark.parametrize("bad", [{"address_ttl_seconds": -1}, {"niceness": 20}, {"niceness": -5}])
+@pytest.mark.parametrize(
+    "bad", [{"address_ttl_seconds": -1}, {"cpu_priority": "high"}, {"cpu_priority": 10}]
+)
 def test_bad_cache_or_priority_settings_are_refused(tmp_path, database, bad):
     from pydantic import ValidationError
 
