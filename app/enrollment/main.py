@@ -15,6 +15,7 @@ from app.common.observe import install as observe
 from app.common.server import long_lived
 from app.enrollment.notifications import service as notify
 from app.enrollment.offers import sweeper
+from app.enrollment.people import directory
 from app.enrollment.routes import internal, router
 from app.enrollment.routing import body_limits
 from app.enrollment.settings import Settings, get_settings
@@ -34,6 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with sweeper.running(db, settings.offer_sweep_seconds):  # seat offers' deadlines
             yield
+        await directory.close_client()
 
     app = FastAPI(
         title="Enrollment service",

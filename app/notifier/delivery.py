@@ -7,9 +7,9 @@ A crash of the notifier before that 250 leaves the event undelivered, and it is 
 crash of the mail server before it means the server did not take it (SMTP: a message is the
 server's only once it said 250). Only a crash in the moment between the server's 250 and that
 commit (one UPDATE; a power cut, also before the commit's fdatasync just after) sends the event
-twice; it then has the same Message-ID, `<notification-{id}@{domain}>`, by which a mail client or the
-mail server recognises the copy. Two notifiers never run at once: each holds an flock beside
-the database while it delivers.
+twice; it then has the same Message-ID, `<notification-{id}@{domain}>`, by which a mail client
+or the mail server recognises the copy (the demo's Mailpit drops it: bin/mailpit). Two
+notifiers never run at once: each holds an flock beside the database while it delivers.
 """
 
 import fcntl

@@ -5,10 +5,15 @@ leaves this machine."""
 
 import os
 import tempfile
+import time
 from pathlib import Path
 
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException, WebDriverException
+from selenium.common.exceptions import (
+    StaleElementReferenceException,
+    TimeoutException,
+    WebDriverException,
+)
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -133,13 +138,22 @@ class Browser:
             control.send_keys(value)
 
     def press(self, name: str, *, within: str = "") -> None:
-        """Click the button whose accessible name (aria-label, else its text) is `name`."""
-        scope = self.driver.find_element(By.XPATH, within) if within else self.driver
+        """Click the button whose accessible name (aria-label, else its text) is `name`. A view
+        drawn anew between finding the button and clicking it (a search's answer, the catalog's
+        live counts) left a stale element: the button of the new drawing is found and clicked."""
         named = f"@aria-label='{name}' or (not(@aria-label) and normalize-space()='{name}')"
         xpath = f".//button[{named}]"
-        buttons = [b for b in scope.find_elements(By.XPATH, xpath) if b.is_displayed()]
-        assert buttons, f"no button {name!r} in view:\n{self.text('main')}"
-        buttons[0].click()
+        for attempt in range(3):
+            scope = self.driver.find_element(By.XPATH, within) if within else self.driver
+            try:
+                buttons = [b for b in scope.find_elements(By.XPATH, xpath) if b.is_displayed()]
+                assert buttons, f"no button {name!r} in view:\n{self.text('main')}"
+                buttons[0].click()
+                return
+            except StaleElementReferenceException:
+                if attempt == 2:
+                    raise
+                time.sleep(0.2)
 
     def act(self, action) -> str:
         """Do `action` and wait for its outcome: the notice, or the problem shown instead.

@@ -114,7 +114,11 @@ def in_process(tmp_path, cluster: Cluster):
     database = tmp_path / "enroll.db"
     init_db(database)
     settings = Settings(
-        database=database, gateway_secret_file=cluster.enrollment.secret_file, instance="direct"
+        database=database,
+        gateway_secret_file=cluster.enrollment.secret_file,
+        instance="direct",
+        # the same auth service as the cluster's instances: GET /users/{id} brings its email
+        auth_urls=tuple(cluster.enrollment.auth_urls),
     )
     with TestClient(create_app(settings)) as client:
         yield client

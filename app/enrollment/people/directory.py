@@ -42,6 +42,14 @@ def _shared_client() -> httpx.AsyncClient:
     return client
 
 
+async def close_client() -> None:
+    """Close this event loop's client, if one was made (the app's shutdown): its connections
+    to the auth service end with the app, not when the garbage collector finds them."""
+    client = _clients.pop(asyncio.get_running_loop(), None)
+    if client is not None:
+        await client.aclose()
+
+
 async def fetch_account(settings: Settings, user_id: int) -> dict[str, Any] | None:
     """The account with this id from the auth service, or None if it has none (or no instance
     answers within BUDGET_SECONDS)."""
