@@ -8,6 +8,7 @@ Access tokens live ACCESS_TTL seconds in this module's cluster, so every scenari
 several token refreshes, and one test waits out a whole token lifetime. Screenshots are saved
 under var/screenshots/."""
 
+import itertools
 import secrets
 import time
 from collections.abc import Iterator
@@ -73,8 +74,16 @@ def registrar(open_browser) -> Browser:
     return browser
 
 
+# Course codes made by the browser tests, never the same twice in this process (each xdist
+# worker has clusters of its own): WEB 100 ... WEB 999, then WEB 100A ... (random codes met
+# each other once the office and people modules shared the cluster: "Course WEB 353 exists").
+_CODES = itertools.count(secrets.randbelow(900))
+
+
 def new_code() -> str:
-    return f"WEB {secrets.randbelow(900) + 100}"
+    n = next(_CODES)
+    suffix = "" if n < 900 else chr(ord("A") + (n // 900 - 1) % 26)
+    return f"WEB {100 + n % 900}{suffix}"
 
 
 def create_section(registrar: Browser, code: str, *, capacity: int, instructor: str = "") -> str:
