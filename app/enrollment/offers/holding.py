@@ -44,5 +44,4 @@ def withdraw(tx: sqlite3.Connection, *, enrollment_id: int) -> bool:
 
 def withdraw_all(tx: sqlite3.Connection, *, section_id: int) -> None:
     """Every open offer of a section being deleted."""
-    for found in queries.open_in_section(tx, section_id=section_id):
-        queries.close(tx, offer_id=found["id"], status="withdrawn")
+    queries.close_all_open(tx, section_id=section_id, status="withdrawn")

@@ -58,12 +58,11 @@ def close(conn: sqlite3.Connection, *, offer_id: int, status: str) -> None:
     )
 
 
-def open_in_section(conn: sqlite3.Connection, *, section_id: int) -> list[Row]:
-    return rows(
-        conn.execute(
-            f"SELECT {_COLUMNS} {_FROM} WHERE o.section_id = ? AND o.status = 'open' ORDER BY o.id",
-            (section_id,),
-        )
+def close_all_open(conn: sqlite3.Connection, *, section_id: int, status: str) -> None:
+    conn.execute(
+        f"UPDATE seat_offers SET status = ?, closed_at = {NOW}"
+        " WHERE section_id = ? AND status = 'open'",
+        (status, section_id),
     )
 
 

@@ -297,7 +297,7 @@ function enrollButton(user, s) {
 // A seat offer (a section in `offer` waitlist mode holds a freed seat for the student first in
 // line): accept (enrolled) or decline (off the waitlist) before its deadline.
 function offerRow(user, offer) {
-  const name = `${offer.course_code}-${String(offer.section_number).padStart(2, "0")}`;
+  const name = label(offer); // an offer names its section as a section does
   const answer = (verb, done) =>
     h(
       "button",
