@@ -4,7 +4,7 @@
 
 import * as api from "./api.js";
 import { accountsView } from "./accounts.js";
-import { enrollAction, meetingTimes, rosterCsv, rosterFilename, scheduleGrid, WEEKDAYS } from "./logic.js";
+import { enrollAction, enrollName, meetingTimes, rosterCsv, rosterFilename, scheduleGrid, WEEKDAYS } from "./logic.js";
 import {
   $,
   act,
@@ -55,8 +55,11 @@ function signInView() {
     const signIn = (onRetry) => api.signIn(username.value.trim(), password.value, { onRetry });
     if (await act(button, signIn)) {
       clearMessages();
-      location.hash = homeOf(api.session().user.roles);
-      render();
+      // One render: a changed hash draws the view (hashchange); a second, overlapping render of
+      // the same view would start its live counts twice.
+      const home = homeOf(api.session().user.roles);
+      if (location.hash === home) render();
+      else location.hash = home;
     }
   });
   return [form];
@@ -162,9 +165,18 @@ async function catalogView(user, manage = false) {
   };
   // Live counts: the same listing asked again every POLL_MS while this view is shown and the
   // tab visible (the gateway caches it 2 s, so sooner would bring the same answer), the counts
-  // and the enroll controls changed in place: nothing moves, focus stays where it is.
+  // and the enroll controls changed in place: nothing moves, focus stays where it is. The timer
+  // is this view's own: it stops once the view has been shown and replaced, or if it was never
+  // shown (a render overtaken by a newer one) within LIVE_WAIT_MS. A timer shared by every
+  // catalog view let an overtaken render stop the shown view's counts.
+  const built = Date.now();
+  let wasShown = false;
   const poll = async () => {
-    if (!results.isConnected) return clearInterval(catalogPoll);
+    if (!results.isConnected) {
+      if (wasShown || Date.now() - built > LIVE_WAIT_MS) clearInterval(timer);
+      return;
+    }
+    wasShown = true;
     if (document.visibilityState !== "visible" || main().getAttribute("aria-busy") === "true") return;
     let listed;
     try {
@@ -185,8 +197,7 @@ async function catalogView(user, manage = false) {
       if (!manage && !shown.mine.has(s.id)) updateEnrollControl(row.querySelector(".action"), user, s, shown.how(s));
     }
   };
-  clearInterval(catalogPoll);
-  catalogPoll = setInterval(poll, POLL_MS);
+  const timer = setInterval(poll, POLL_MS);
   term.addEventListener("change", () => attempt(load));
   form.addEventListener("submit", (event) => {
     event.preventDefault();
@@ -197,8 +208,8 @@ async function catalogView(user, manage = false) {
 }
 let currentSearch = "";
 let currentTerm = "";
-let catalogPoll = null;
 const POLL_MS = 5000;
+const LIVE_WAIT_MS = 60_000;
 
 // A course's prerequisites (GET /courses/{id}/prerequisites), said in #prerequisites.
 function prerequisitesButton(s, out) {
@@ -237,14 +248,20 @@ async function myPlaces(user) {
 }
 
 // The catalog's control for a section the student holds no place in: a button that says what
-// it will do (logic.js enrollAction), or the reason there is none. The button's accessible name
-// stays "Enroll in X" whatever it says, as it was before issue 28.
+// it will do (logic.js enrollAction), or the reason there is none.
 function enrollControl(user, s, how) {
   const { button, reason } = enrollAction(s, how);
   if (!button) return h("span", { class: "reason" }, reason);
   const control = enrollButton(user, s);
-  control.textContent = button;
+  sayEnroll(control, button, s);
   return control;
+}
+
+// The enroll button's words, and its accessible name made of them and the section (logic.js
+// enrollName: "Join waitlist (4 of 15) for CPSC 101-01"), changed together.
+function sayEnroll(control, words, s) {
+  control.textContent = words;
+  control.setAttribute("aria-label", enrollName(words, label(s)));
 }
 
 // The live counts' turn (catalog poll): the control brought up to date in place; replaced only
@@ -252,11 +269,11 @@ function enrollControl(user, s, how) {
 function updateEnrollControl(cell, user, s, how) {
   const current = cell.firstElementChild;
   const { button, reason } = enrollAction(s, how);
-  const isButton = current && current.tagName === "BUTTON" && current.getAttribute("aria-label") === `Enroll in ${label(s)}`;
+  const isButton = current && current.tagName === "BUTTON" && current.classList.contains("enroll");
   const isReason = current && current.classList.contains("reason");
   if (!isButton && !isReason) return;
   if (button && isButton) {
-    if (current.getAttribute("aria-busy") !== "true" && current.textContent !== button) current.textContent = button;
+    if (current.getAttribute("aria-busy") !== "true" && current.textContent !== button) sayEnroll(current, button, s);
   } else if (reason && isReason) {
     if (current.textContent !== reason) current.textContent = reason;
   } else if (!cell.contains(document.activeElement)) {
@@ -268,7 +285,7 @@ function enrollButton(user, s) {
   return h(
     "button",
     {
-      "aria-label": `Enroll in ${label(s)}`,
+      class: "enroll",
       onclick: async (event) => {
         let result;
         if (
