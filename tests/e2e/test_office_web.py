@@ -110,7 +110,7 @@ def test_a_capacity_permit_lets_a_student_take_a_seat_past_the_limit(
     granted = registrar.act(lambda: registrar.press("Grant permit"))
     listed = registrar.text("section-permits")
     registrar.screenshot(SHOTS / "office-permits.png")
-    seated = enroll(second, label)
+    seated = enroll(second, label, "Enroll (your permit)")
     url, auth = api(cluster)
     section = httpx.get(f"{url}/sections/{find_id(cluster, label)}", headers=auth).json()
     revoke = registrar.driver.find_element(

@@ -114,9 +114,24 @@ def find(browser: Browser, query: str) -> str:
     return browser.text("catalog-results")
 
 
-def enroll(browser: Browser, label: str) -> str:
-    find(browser, label[:-3])
-    return browser.act(lambda: browser.press(f"Enroll in {label}"))
+def enroll_button(says: str, label: str) -> str:
+    """The accessible name of the catalog's button that says `says` for the section `label`: its
+    visible words, then the section (logic.js enrollName; WCAG 2.5.3 Label in Name)."""
+    return f"{says} {'for' if says.startswith('Join') else 'in'} {label}"
+
+
+def enroll(browser: Browser, label: str, says: str = "Enroll") -> str:
+    """Find the section `label` in the catalog and press its button, once it says `says` (the
+    listing may come from the gateway's 2 s cache, from before another student's enroll)."""
+    name = enroll_button(says, label)
+    browser.wait(
+        lambda d: (
+            find(browser, label[:-3])
+            and d.find_elements(By.XPATH, f"//button[@aria-label='{name}']")
+        ),
+        message=f"no button {name!r} in the catalog",
+    )
+    return browser.act(lambda: browser.press(name))
 
 
 def register(cluster: Cluster, first_name: str) -> tuple[dict, str]:
@@ -147,7 +162,7 @@ def test_the_last_seat_the_waitlist_and_a_promotion_across_two_browsers(
     second = student(cluster, open_browser, "Sam")
 
     took_last_seat = enroll(first, label)
-    waitlisted = enroll(second, label)
+    waitlisted = enroll(second, label, "Join waitlist (1 of 5)")
     second.screenshot(SHOTS / "catalog-waitlisted.png")
     second.go("My schedule")
     second_schedule = second.main_text()
@@ -175,7 +190,7 @@ def test_a_drop_in_a_frozen_section_promotes_nobody_until_it_is_unfrozen(
     seated = student(cluster, open_browser, "Noor")
     waiting = student(cluster, open_browser, "Ravi")
     enroll(seated, label)
-    enroll(waiting, label)
+    enroll(waiting, label, "Join waitlist (1 of 5)")
 
     find(registrar, label[:-3])
     registrar.press(f"Manage {label}")
@@ -247,10 +262,11 @@ def test_a_full_waitlist_is_refused_with_the_apis_words(
     offered = find(sixth, label[:-3])
     # Focus on the button: the live counts leave a focused control as it is.
     sixth.driver.execute_script(
-        "document.querySelector(arguments[0]).focus()", f"button[aria-label='Enroll in {label}']"
+        "document.querySelector(arguments[0]).focus()",
+        f"button[aria-label='{enroll_button('Join waitlist (5 of 5)', label)}']",
     )
     wait_by_api(first_id + 4)  # the last place goes to someone else
-    refusal = sixth.refused(lambda: sixth.press(f"Enroll in {label}"))
+    refusal = sixth.refused(lambda: sixth.press(enroll_button("Join waitlist (5 of 5)", label)))
     # The catalog's listing may be a cached one (the gateway's, then the browser's) for a while.
     full = "Full, and its waitlist is full (5 of 5)."
     after = sixth.wait(lambda d: (t := find(sixth, label[:-3])) and full in t and t)
@@ -341,7 +357,7 @@ def test_the_instructor_sees_roster_and_waitlist_and_drops_a_student(
     seated = student(cluster, open_browser, "Omar")
     waiting = student(cluster, open_browser, "Lena")
     enroll(seated, label)
-    enroll(waiting, label)
+    enroll(waiting, label, "Join waitlist (1 of 5)")
     teacher = open_browser()
     teacher.sign_in("kavery", DEMO_PASSWORD)
 
@@ -543,7 +559,7 @@ def test_a_promoted_student_sees_the_unread_notification_and_marks_it_read(
     first = student(cluster, open_browser, "Noor")
     second = student(cluster, open_browser, "Omar")
     enroll(first, label)
-    enroll(second, label)
+    enroll(second, label, "Join waitlist (1 of 5)")
     first.go("My schedule")
     first.press_and_confirm(f"Drop {label}", "Drop")
 
@@ -608,7 +624,7 @@ def test_a_seat_offer_is_set_by_the_registrar_and_accepted_by_the_student(
     seated = student(cluster, open_browser, "Noor")
     waiting = student(cluster, open_browser, "Ravi")
     enroll(seated, label)
-    enroll(waiting, label)
+    enroll(waiting, label, "Join waitlist (1 of 5)")
     seated.go("My schedule")
     seated.press_and_confirm(f"Drop {label}", "Drop")
     waiting.go("My schedule")

@@ -8,6 +8,7 @@ import {
   csvField,
   dayNames,
   enrollAction,
+  enrollName,
   meetingTimes,
   rosterCsv,
   rosterFilename,
@@ -60,6 +61,24 @@ describe("enrollAction", () => {
   test("on three waitlists already: no waitlist button, but a free seat still shows Enroll", () => {
     assert.match(enrollAction(section({ waitlisted: 1 }), { waitlists: 3 }).reason, /3 waitlists/);
     assert.equal(enrollAction(section({ seats_available: 1 }), { waitlists: 3 }).button, "Enroll");
+  });
+});
+
+describe("enrollName", () => {
+  test("the button's visible words come first, then the section it is for", () => {
+    assert.equal(enrollName("Enroll", "CPSC 101-01"), "Enroll in CPSC 101-01");
+    assert.equal(enrollName("Enroll (your permit)", "CPSC 101-01"), "Enroll (your permit) in CPSC 101-01");
+    assert.equal(
+      enrollName("Join waitlist (4 of 15)", "CPSC 101-01"),
+      "Join waitlist (4 of 15) for CPSC 101-01",
+    );
+  });
+
+  test("whatever enrollAction says is contained in the name (WCAG 2.5.3)", () => {
+    for (const s of [section({ seats_available: 1 }), section({ waitlisted: 3 }), section({ waitlisted: 15 })]) {
+      const { button } = enrollAction(s, { capacityPermit: s.waitlisted === 15 });
+      assert.ok(enrollName(button, "X 1-01").startsWith(button));
+    }
   });
 });
 

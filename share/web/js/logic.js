@@ -47,6 +47,13 @@ export function enrollAction(section, { waitlists = 0, capacityPermit = false } 
   };
 }
 
+// The accessible name of a section's enroll button: its visible words first, then the section
+// ("Join waitlist (4 of 15) for CPSC 101-01"), so what a person sees is what a screen reader says
+// and what speech input takes (WCAG 2.5.3 Label in Name), and each row's button is told apart.
+export function enrollName(button, sectionLabel) {
+  return `${button} ${button.startsWith("Join") ? "for" : "in"} ${sectionLabel}`;
+}
+
 // "MW 16:00–17:15; F 09:00–11:45" from a section's meetings; its free-text schedule if it has
 // none; "—" if neither.
 export function meetingTimes(section) {
