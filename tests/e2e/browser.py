@@ -26,6 +26,28 @@ FLAGS = [
     "--disable-quic", "--no-first-run", "--no-default-browser-check",
     "--disable-features=Translate,OptimizationHints,MediaRouter",
 ]  # fmt: skip
+# Chromium keeps a window at least this wide; a narrower one (a phone's) is emulated (Browser).
+NARROWEST_WINDOW = 500
+
+# What keeps the shown view from fitting its window (Browser.layout_problems): form controls
+# without a label, how far the page is wider than the window and what sticks out, and the
+# controls past its right edge (out of reach without scrolling sideways).
+LAYOUT = """
+const main = document.getElementById('main');
+const name = (e) => e.getAttribute('aria-label') || e.textContent.trim() || e.name;
+const past = (e, slack) => e.getBoundingClientRect().right > window.innerWidth + slack;
+return {
+  unlabelled: [...main.querySelectorAll('input, select, textarea')]
+    .filter(e => e.type !== 'hidden' && e.labels.length === 0 && !e.getAttribute('aria-label')
+                 && !e.getAttribute('aria-labelledby'))
+    .map(e => e.name),
+  overflow: document.documentElement.scrollWidth - window.innerWidth,
+  sticking_out: [...document.querySelectorAll('body *')].filter(e => past(e, 1))
+    .map(e => `${e.tagName}#${e.id}.${e.className}: ${e.getBoundingClientRect().right}`),
+  out_of_reach: [...main.querySelectorAll('button, a, input, select, textarea')]
+    .filter(e => past(e, 0)).map(name),
+};
+"""
 
 
 class Browser:
@@ -44,6 +66,17 @@ class Browser:
         )
         self.url = url
         self.size = (width, height)
+        self._emulate_narrow_window()
+
+    def _emulate_narrow_window(self) -> None:
+        """A window narrower than Chromium allows is shown in this tab as a phone of that width
+        shows it (a new tab needs it again: start_over)."""
+        width, height = self.size
+        if width < NARROWEST_WINDOW:
+            self.driver.execute_cdp_cmd(
+                "Emulation.setDeviceMetricsOverride",
+                {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+            )
 
     def close(self) -> None:
         self.driver.quit()
@@ -66,6 +99,7 @@ class Browser:
         )
         driver.execute_cdp_cmd("Network.clearBrowserCookies", {})
         driver.execute_cdp_cmd("Network.clearBrowserCache", {})
+        self._emulate_narrow_window()
 
     # what a person sees
 
@@ -103,6 +137,23 @@ class Browser:
     def reload(self) -> None:
         self.driver.refresh()
         self.ready()
+
+    def layout_problems(self) -> list[str]:
+        """What keeps the shown view from fitting its window (a phone's, say), in words: form
+        controls without a label, a page wider than the window (and what sticks out), controls
+        past its right edge. Empty when it fits."""
+        shown = self.driver.execute_script(LAYOUT)
+        problems = []
+        if shown["unlabelled"]:
+            problems.append(f"form controls without a label: {shown['unlabelled']}")
+        if shown["overflow"] > 0:
+            problems.append(
+                f"the page is {shown['overflow']} px wider than the {self.size[0]} px window;"
+                f" sticking out: {shown['sticking_out']}"
+            )
+        if shown["out_of_reach"]:
+            problems.append(f"controls past the window's right edge: {shown['out_of_reach']}")
+        return problems
 
     # what a person does
 
