@@ -94,7 +94,15 @@ def list_accounts(
 ) -> list[AccountOut]:
     """One page of the accounts matching the search, in id order."""
     require_current_registrar(conn, by)
-    found = queries.search(conn, text=text, role=role, disabled=disabled, after=after, limit=limit)
+    found = queries.search(
+        conn,
+        text=text,
+        role=role,
+        disabled=disabled,
+        after=after,
+        limit=limit,
+        mail_domain=mail_domain,
+    )
     return [_account_out(user, mail_domain) for user in found]
 
 

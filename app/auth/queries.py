@@ -102,9 +102,11 @@ def search(
     disabled: bool | None,
     after: int | None,
     limit: int,
+    mail_domain: str,
 ) -> list[StoredUser]:
-    """Up to `limit` users with an id above `after`, in id order: those whose username, first or
-    last name contains `text` (any case), who hold `role`, and are (not) `disabled`, as given."""
+    """Up to `limit` users with an id above `after`, in id order: those whose username, first,
+    last or full name, or email address (the default one, `<username>@<mail_domain>`, if none
+    was given) contains `text` (any case), who hold `role`, and are (not) `disabled`, as given."""
     where: list[str] = ["u.id > ?"]
     params: list[object] = [after or 0]
     if text:
@@ -112,9 +114,11 @@ def search(
         pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         where.append(
             "(u.username LIKE ? ESCAPE '\\' OR u.first_name LIKE ? ESCAPE '\\'"
-            " OR u.last_name LIKE ? ESCAPE '\\')"
+            " OR u.last_name LIKE ? ESCAPE '\\'"
+            " OR u.first_name || ' ' || u.last_name LIKE ? ESCAPE '\\'"
+            " OR COALESCE(u.email, u.username || '@' || ?) LIKE ? ESCAPE '\\')"
         )
-        params += [pattern] * 3
+        params += [pattern] * 4 + [mail_domain, pattern]
     if role is not None:
         where.append("EXISTS (SELECT 1 FROM user_roles AS r WHERE r.user_id = u.id AND r.role = ?)")
         params.append(role)

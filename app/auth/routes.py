@@ -153,8 +153,9 @@ def list_accounts(
         str | None,
         Query(
             min_length=1,
-            max_length=64,
-            description="Only accounts whose username, first or last name contains this (any case)",
+            max_length=254,  # an email address, pasted whole
+            description="Only accounts whose username, first, last or full name, or email"
+            " address contains this (any case)",
         ),
     ] = None,
     role: Annotated[Role | None, Query(description="Only accounts holding this role")] = None,

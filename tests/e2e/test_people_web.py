@@ -136,7 +136,7 @@ def test_the_registrar_changes_roles_names_and_disables_an_account(
 ):
     account, _ = register(cluster, "Mallory")
     registrar.go("Accounts")
-    registrar.fill("Name or username contains", account["username"])
+    registrar.fill("Name, username or email contains", account["email"])  # found by address
     registrar.press("Find accounts")
     registrar.wait(lambda d: account["username"] in registrar.text("account-results"))
     registrar.press(f"Edit {account['username']}")

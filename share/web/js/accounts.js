@@ -1,5 +1,5 @@
 // The registrar's accounts (issue 28), through the auth gateway: find accounts (GET /accounts:
-// text, role, active or disabled), make a staff account with its roles (POST /register with the
+// text in a name, username or email address; role; active or disabled), make a staff account with its roles (POST /register with the
 // registrar's token, which may grant any roles, audited as account.create), and change one:
 // names, email address, roles, disabled or enabled (PATCH /accounts/{id}), a new password (PUT
 // /accounts/{id}/password). Every change is in the Audit trail's "Account changes".
@@ -42,7 +42,7 @@ function roleBoxes(legend, checked) {
 }
 
 export async function accountsView() {
-  const q = h("input", { type: "search", name: "q", value: search.q, maxlength: "64" });
+  const q = h("input", { type: "search", name: "q", value: search.q, maxlength: "254" });
   const role = h(
     "select",
     { name: "role" },
@@ -122,7 +122,7 @@ export async function accountsView() {
   const form = h(
     "form",
     { class: "filters", role: "search", "aria-label": "Find accounts" },
-    field("Name or username contains", q),
+    field("Name, username or email contains", q),
     field("Role", role),
     field("Status", disabled),
     h("button", { type: "submit" }, "Find accounts"),
