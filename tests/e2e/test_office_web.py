@@ -4,6 +4,7 @@ the same `cluster_env`): holds placed and lifted, a capacity permit, a term with
 window that opens while the student waits, the CSV import of completed courses, the API's 422
 beside the field it names, keyboard-only use, and every office view at a phone's width."""
 
+import re
 import secrets
 import time
 from datetime import datetime
@@ -76,20 +77,28 @@ def test_a_hold_stops_the_students_enroll_with_its_reason_until_it_is_lifted(
     placed = registrar.act(lambda: registrar.press("Place hold"))
     holds = registrar.text("student")
     open_holds = registrar.text("open-holds")
+    lifted_before = registrar.text("lifted-holds")
     registrar.screenshot(SHOTS / "office-students.png")
     find(person, label[:-3])
     refusal = person.refused(lambda: person.press(f"Enroll in {label}"))
     lifted = registrar.press_and_confirm(f"Lift the hold on {name}: {reason}", "Lift hold")
     after = registrar.text("student")
     still_open = registrar.text("open-holds")
+    history = registrar.text("lifted-holds")
     enrolled = enroll(person, label)
 
     assert placed == f"Placed a hold on {name}: {reason}."
-    assert reason in holds and "Open" in holds
+    assert reason in holds and "Open" in holds and "by Rita Henderson" in holds
     assert f"Hana Browser ({name})" in open_holds and reason in open_holds
+    assert name not in lifted_before
     assert "has a hold" in refusal and reason in refusal and "409" not in refusal
     assert lifted == f"Lifted the hold on {name}."
     assert "Lifted" in after and name not in still_open
+    # The lifted hold stays on record: who placed it and who lifted it, with when.
+    row = next(line for line in history.splitlines() if name in line)
+    by = "by Rita Henderson"
+    assert re.fullmatch(rf".*{re.escape(reason)} \S.* {by} \S.* {by}", row), history
+    assert "by Rita Henderson" in after.split("Lifted")[-1]
     assert enrolled == f"Enrolled in {label}."
 
 

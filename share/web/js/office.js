@@ -1,5 +1,5 @@
 // The registrar's office (issue 28): Students (find one; their holds, permits, class level,
-// credit limit and completed courses; every open hold), Permits (per section, granted with what
+// credit limit and completed courses; every open hold, and every lifted one), Permits (per section, granted with what
 // they waive), Terms (deadlines and registration windows) and Records (prerequisites, the CSV
 // import of completed courses). Each view is built anew after a change (ui.js cardForm and
 // deleteButton draw the view again), so what the person picked (a student, a section, a term, a
@@ -49,11 +49,13 @@ async function everyPage(path) {
 }
 
 const students = async () => (await everyPage("/users")).filter((u) => u.roles.includes("student"));
-// Someone the list of students does not hold (no longer a student): named by their id.
+// Someone the list of people does not hold: named by their id.
 const unknownUser = (id) => ({ id, username: `user ${id}`, first_name: "User", last_name: String(id) });
 const fullName = (u) => `${u.first_name} ${u.last_name}`;
 const who = (u) => `${fullName(u)} (${u.username})`;
 const moment = (at) => (at ? h("time", { datetime: at }, when(at)) : "—");
+// When a hold was placed or lifted, and by whom (`byId`: everyone, staff too).
+const doneBy = (at, userId, byId) => [moment(at), ` by ${fullName(byId.get(userId) || unknownUser(userId))}`];
 
 // A date and time in the person's own time zone, sent as UTC (office-logic.js).
 const dateInput = (name, value) =>
@@ -94,8 +96,9 @@ function select(name, options, chosen) {
 // --- Students: holds, permits, class level, credit limit, completed courses -------------------
 
 export async function studentsView() {
-  const [people, sections] = await Promise.all([students(), everyPage("/sections")]);
-  const byId = new Map(people.map((u) => [u.id, u]));
+  const [everyone, sections] = await Promise.all([everyPage("/users"), everyPage("/sections")]);
+  const people = everyone.filter((u) => u.roles.includes("student"));
+  const byId = new Map(everyone.map((u) => [u.id, u])); // staff too: who placed and lifted holds
   const search = h("input", { type: "search", name: "student", value: picked.query });
   const results = h("div", { id: "student-results" });
   const panel = h("div", { id: "student" });
@@ -128,7 +131,7 @@ export async function studentsView() {
               onclick: () =>
                 attempt(async () => {
                   picked.student = u.id;
-                  panel.replaceChildren(...(await studentPanel(u.id, sections)));
+                  panel.replaceChildren(...(await studentPanel(u.id, sections, byId)));
                   document.getElementById("student-title").focus();
                 }),
             },
@@ -152,11 +155,14 @@ export async function studentsView() {
     show();
   });
   show();
-  if (picked.student) panel.replaceChildren(...(await studentPanel(picked.student, sections)));
-  return keepingPlace([heading("Students"), find, results, panel, ...(await openHolds(byId))]);
+  if (picked.student) {
+    panel.replaceChildren(...(await studentPanel(picked.student, sections, byId)));
+  }
+  const [open, lifted] = await Promise.all([holdList(byId, false), holdList(byId, true)]);
+  return keepingPlace([heading("Students"), find, results, panel, ...open, ...lifted]);
 }
 
-async function studentPanel(userId, sections) {
+async function studentPanel(userId, sections, byId) {
   const [u, holds, permits, completed] = await Promise.all([
     api.enroll(`/users/${userId}`),
     everyPage(`/users/${userId}/holds`),
@@ -169,8 +175,8 @@ async function studentPanel(userId, sections) {
       "tr",
       {},
       h("th", { scope: "row" }, hold.reason),
-      h("td", {}, moment(hold.placed_at)),
-      h("td", {}, hold.lifted_at ? ["Lifted ", moment(hold.lifted_at)] : "Open"),
+      h("td", {}, doneBy(hold.placed_at, hold.placed_by, byId)),
+      h("td", {}, hold.lifted_at ? ["Lifted ", doneBy(hold.lifted_at, hold.lifted_by, byId)] : "Open"),
       h("td", {}, hold.lifted_at ? "" : liftButton(u, hold)),
     ),
   );
@@ -269,10 +275,11 @@ function revokeButton(permit, sectionName, u) {
   });
 }
 
-// Every open hold, newest first, a page at a time ("Older holds").
-async function openHolds(byId) {
-  const results = h("div", { id: "open-holds" });
-  const more = h("button", { type: "button" }, "Older holds");
+// Every open hold (`lifted` false) or every lifted one, the latest placed first, a page at a
+// time ("Older holds"): who placed each and when, and for a lifted one who lifted it and when.
+async function holdList(byId, lifted) {
+  const results = h("div", { id: lifted ? "lifted-holds" : "open-holds" });
+  const more = h("button", { type: "button" }, lifted ? "Older lifted holds" : "Older holds");
   const shown = [];
   const draw = () => {
     const rows = shown.map((hold) => {
@@ -282,25 +289,28 @@ async function openHolds(byId) {
         {},
         h("th", { scope: "row" }, who(u)),
         h("td", {}, hold.reason),
-        h("td", {}, moment(hold.placed_at)),
-        h("td", {}, liftButton(u, hold)),
+        h("td", {}, doneBy(hold.placed_at, hold.placed_by, byId)),
+        h("td", {}, lifted ? doneBy(hold.lifted_at, hold.lifted_by, byId) : liftButton(u, hold)),
       );
     });
     results.replaceChildren(
-      table("Open holds, newest first", ["Student", "Reason", "Placed", ""], rows,
-        "No student has an open hold."),
+      lifted
+        ? table("Lifted holds, the latest placed first", ["Student", "Reason", "Placed", "Lifted"],
+          rows, "No hold has been lifted.")
+        : table("Open holds, newest first", ["Student", "Reason", "Placed", ""], rows,
+          "No student has an open hold."),
     );
   };
   const load = async () => {
     const after = shown.length ? `&after=${shown[shown.length - 1].id}` : "";
-    const page = await api.enroll(`/holds?limit=${HOLDS_PAGE}${after}`);
+    const page = await api.enroll(`/holds?open=${!lifted}&limit=${HOLDS_PAGE}${after}`);
     shown.push(...page);
     more.hidden = page.length < HOLDS_PAGE;
     draw();
   };
   more.addEventListener("click", () => attempt(load));
   await load();
-  return [h("h3", {}, "Open holds"), results, more];
+  return [h("h3", {}, lifted ? "Lifted holds" : "Open holds"), results, more];
 }
 
 // --- Permits: per section, granted with what they waive ----------------------------------------
