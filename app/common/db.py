@@ -208,6 +208,11 @@ def sync_committed(conn: sqlite3.Connection) -> None:
     _sync({conn.wal_file})  # type: ignore[attr-defined]  # a db.Connection's attribute
 
 
+class WriteOnReplica(RuntimeError):
+    """A write asked of a `Database` that is a read replica (`relays_writes`): nothing was
+    changed, and the request is to be made by the primary (app/enrollment/relay.py relays it)."""
+
+
 class CommitNotOnDisk(OSError):
     """A write job committed, but the WAL could not be synced: a power cut could undo it."""
 
@@ -436,7 +441,9 @@ class Database:
     connection raises WriteOutsideItsTurn. `fn` is plain code: nothing can be awaited inside a
     turn, where every writer of every process waits on it; what must be asked elsewhere first
     (another service) is awaited before `write`. `on_connect` is run on each connection either
-    pool opens: what the service says of its transactions (the enrollment outbox's switch)."""
+    pool opens: what the service says of its transactions (the enrollment outbox's switch).
+    `relays_writes`: the file is a LiteFS read replica, which another host's instances write;
+    every `write` then raises WriteOnReplica before anything is done."""
 
     def __init__(
         self,
@@ -444,6 +451,7 @@ class Database:
         *,
         writer_lock_file: Path | None = None,
         on_connect: Callable[[sqlite3.Connection], None] | None = None,
+        relays_writes: bool = False,
     ) -> None:
         self.readers = ConnectionPool(
             path, query_only=True, writer_lock_file=writer_lock_file, on_connect=on_connect
@@ -452,9 +460,11 @@ class Database:
             path, writer_lock_file=writer_lock_file, on_connect=on_connect
         )
         self.writer_lock = self.writers.writer_lock
-        # The writer's connection, made now: the first write does not wait for its setup. A
-        # process runs its writes one at a time, so it is the only one (one per event loop).
-        self.writers.give_back(self.writers.take())
+        self.relays_writes = relays_writes
+        if not relays_writes:
+            # The writer's connection, made now: the first write does not wait for its setup. A
+            # process runs its writes one at a time, so it is the only one (one per event loop).
+            self.writers.give_back(self.writers.take())
 
     def read(
         self,
@@ -487,6 +497,8 @@ class Database:
         transaction, or the answer recorded before is found and nothing runs
         (`idempotency.once`); either way this raises `idempotency.Ran` once committed, and
         the route answers what was recorded."""
+        if self.relays_writes:
+            raise WriteOnReplica(f"{fn.__name__} writes, and this database is a read replica")
         keyed = idempotency.take()
         if keyed is None:
             return await self.write_aside(fn, *args, **kwargs)
@@ -508,6 +520,8 @@ class Database:
         """`write` for a write that is not the request's own change, but keeps a record current
         before it (the caller, an account the registrar names): never under the request's
         Idempotency-Key, which is left for the route's own write."""
+        if self.relays_writes:
+            raise WriteOnReplica(f"{fn.__name__} writes, and this database is a read replica")
 
         def job() -> T:
             with self.writers.connection() as conn, immediate(conn) as tx:

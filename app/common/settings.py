@@ -49,6 +49,22 @@ LoopbackUrls = Annotated[
 ]
 
 
+def _plain_http(urls: tuple[str, ...]) -> tuple[str, ...]:
+    for url in urls:
+        if not url.startswith("http://"):
+            raise ValueError(f"{url!r}: a base URL such as http://198.18.0.1:5000 is expected")
+    return urls
+
+
+# Base URLs of instances on other hosts of the installation (bin/multihost), comma-separated.
+HttpUrls = Annotated[
+    tuple[str, ...],
+    NoDecode,
+    BeforeValidator(_comma_separated),
+    AfterValidator(_plain_http),
+]
+
+
 # Checks of the files a setting names, for a settings class's field validators: each returns the
 # path, or raises ValueError with a sentence that says how to mend it (`load_or_exit` prints it).
 

@@ -2,7 +2,7 @@
 (bin/enrollment), or `create_app(settings)` in tests."""
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -16,6 +16,7 @@ from app.common.server import long_lived
 from app.enrollment.notifications import service as notify
 from app.enrollment.offers import sweeper
 from app.enrollment.people import directory
+from app.enrollment.relay import PrimaryPosition, ReplicaRelay, position_file
 from app.enrollment.routes import internal, router
 from app.enrollment.routing import body_limits
 from app.enrollment.settings import Settings, get_settings
@@ -27,13 +28,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The three instances queue their writers on one lock file beside the database.
     db = Database(
         settings.database,
-        writer_lock_file=settings.database.with_name(settings.database.name + ".writer-lock"),
+        writer_lock_file=settings.writer_lock,
         on_connect=None if settings.notifications else notify.without_outbox,
+        relays_writes=settings.replica,
     )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with sweeper.running(db, settings.offer_sweep_seconds):  # seat offers' deadlines
+        # Seat offers' deadlines are kept by the instances that write (a replica's would only
+        # find what the primary's have done already).
+        every = settings.offer_sweep_seconds
+        async with nullcontext() if settings.replica else sweeper.running(db, every):
             yield
         await directory.close_client()
 
@@ -54,6 +59,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # (/openapi.json, /docs): Starlette tries routes in order.
     app.router.routes[:0] = [*router.routes, *internal.routes]
 
+    # On more than one host (bin/multihost), inside the body limits: a replica's instance has
+    # the primary's make its writes; the primary's tells it the position they reached.
+    if settings.replica:
+        app.add_middleware(
+            ReplicaRelay, primary_urls=settings.primary_urls, database=settings.database
+        )
+    elif position_file(settings.database).exists():
+        app.add_middleware(PrimaryPosition, database=settings.database)
     app.add_middleware(BodySizeLimits, wider=body_limits(router.routes))
     observe(app)  # request ids, JSON log lines of refusals, /metrics
 

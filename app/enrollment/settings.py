@@ -8,6 +8,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.common.idempotency import TTL_SECONDS
 from app.common.settings import (
+    HttpUrls,
     LoopbackUrls,
     database_checked,
     load_or_exit,
@@ -44,6 +45,17 @@ class Settings(BaseSettings):
     """How often each instance looks for seat offers whose claim window has passed
     (app/enrollment/offers/sweeper.py): an offer expires at most this long after its deadline."""
 
+    primary_urls: HttpUrls = ()
+    """On an instance whose database is a LiteFS read replica (bin/multihost's hosts h2 and h3):
+    the enrollment instances of the primary's host (comma-separated base URLs). This instance then
+    answers reads from its own copy and relays every write to them (app/enrollment/relay.py).
+    Empty (one host, or the primary's): this instance writes its database itself."""
+
+    writer_lock_file: Path | None = None
+    """The file the instances of one database queue their writers on (app/common/db.py
+    `WriterLock`); by default beside the database. A LiteFS mount holds nothing but databases,
+    so bin/multihost names one outside it."""
+
     notifications: bool = True
     """Write the notifications outbox (issue 27); off: no event is recorded and nobody is told,
     for an installation without mail (app/enrollment/notifications/service.py `without_outbox`)."""
@@ -57,6 +69,15 @@ class Settings(BaseSettings):
     @classmethod
     def _secret_usable(cls, path: Path) -> Path:
         return secret_file_checked(path)
+
+    @property
+    def replica(self) -> bool:
+        """Whether this instance relays its writes to the primary's (`primary_urls`)."""
+        return bool(self.primary_urls)
+
+    @property
+    def writer_lock(self) -> Path:
+        return self.writer_lock_file or self.database.with_name(self.database.name + ".writer-lock")
 
     @property
     def gateway_secret(self) -> str:
