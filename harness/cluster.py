@@ -40,6 +40,24 @@ def cluster_env(name: str) -> str:
     raise KeyError(f"{name} is not set in etc/cluster.env")
 
 
+def sign_token(
+    keys: KeyRing, user_id: int, username: str, *roles: str, use: TokenUse = "access", **claims
+) -> str:
+    """A token as the auth service issues it, signed with `keys` (see `Cluster.token`)."""
+    built = build_claims(
+        user_id=user_id,
+        username=username,
+        given_name=username.title(),
+        family_name="Test",
+        roles=list(roles),
+        issuer=ISSUER,
+        audience=AUDIENCE,
+        ttl_seconds=ACCESS_TTL,
+        token_use=use,
+    )
+    return keys.sign(built | claims)
+
+
 def own_checkout(var: Path) -> Path:
     """VAR/checkout: a copy of etc/ and links to this checkout's bin/ and .tools/, from which the
     cluster's gateways run (bin/gateway renders and watches the etc/ beside its bin/). A change to
@@ -183,18 +201,7 @@ class Cluster:
     ) -> str:
         """An access (or refresh) token as the auth service issues it; `claims` override any
         claim (exp, iss, aud, ...) for tokens the service would never issue."""
-        built = build_claims(
-            user_id=user_id,
-            username=username,
-            given_name=username.title(),
-            family_name="Test",
-            roles=list(roles),
-            issuer=ISSUER,
-            audience=AUDIENCE,
-            ttl_seconds=ACCESS_TTL,
-            token_use=use,
-        )
-        return self.keys.sign(built | claims)
+        return sign_token(self.keys, user_id, username, *roles, use=use, **claims)
 
     def login(self, username: str, password: str = DEMO_PASSWORD) -> dict:
         """Sign in through the auth gateway; the tokens, or an AssertionError naming the answer."""

@@ -73,16 +73,21 @@ def project_python() -> str:
 def listen(port: int) -> socket.socket:
     """A listening socket on 127.0.0.1:`port`, for children to serve on (uvicorn's `--fd`).
 
+    BACKEND_LISTEN_HOST names another address: bin/multihost sets 0.0.0.0 inside each test
+    host's network namespace, whose only interfaces are loopback and the host's own 198.18.0.N,
+    so that the other hosts reach its primaries (harness/multihost.py).
+
     TCP_NODELAY is set here because uvicorn takes a socket given by --fd for a Unix one, so
     neither it nor the event loop sets it on what it accepts, and accepted sockets inherit it
     from here: without it, small answers waited on Nagle and delayed ACKs, about 40 ms each."""
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    host = os.environ.get("BACKEND_LISTEN_HOST") or "127.0.0.1"
     try:
-        listener.bind(("127.0.0.1", port))
+        listener.bind((host, port))
     except OSError as exc:
-        sys.exit(f"cannot listen on 127.0.0.1:{port}: {exc.strerror} (is it running already?)")
+        sys.exit(f"cannot listen on {host}:{port}: {exc.strerror} (is it running already?)")
     listener.listen(BACKLOG)
     return listener
 

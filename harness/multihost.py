@@ -1,0 +1,604 @@
+"""The platform on three test hosts of this machine (issue 29): `bin/multihost` and the tests of
+tests/multihost run it through `Multihost`.
+
+The network: each host is a network namespace (`<prefix>-h1`, -h2, -h3) whose only interfaces
+are loopback and eth0 with 198.18.0.1-3/24 (the benchmarking range); the eth0s are joined by a
+bridge in a namespace of its own (`<prefix>-net`), which has no address and no route. No host has
+a default route, so nothing in them can reach past the bridge; the machine's own namespace is not
+on it either (a client talks to the hosts from inside one of them: `in_host`). Processes are
+started with `nsenter --net`, never `ip netns exec`, whose private mount namespace would hide the
+FUSE mounts of LiteFS from every other process.
+
+Each host runs, inside its namespace, the same programs as ./bin/start:
+- a LiteFS node of the enrollment database (`litefs mount`, API on :20212) and one of the auth
+  database (bin/auth-node, which runs the auth instance on :5100, API on :20202); static leases,
+  h1 the primary of both, its advertise-url the one every node names;
+- `instances` enrollment instances (bin/enrollment, :5000 up), on their node's mount. On h2 and h3
+  they relay every write to h1's instances (app/enrollment/relay.py), as the auth replicas relay
+  theirs to the auth primary (app/auth/primary.py);
+- both gateways (bin/gateway) on the host's own address, 198.18.0.N:5500 and :5400, in front of
+  the host's own instances.
+Backends listen on 0.0.0.0 inside the namespace (BACKEND_LISTEN_HOST), that is on loopback and
+the host's address only, so that the other hosts reach the primaries.
+
+Everything lives in `run_dir` (var/multihost for bin/multihost): each host's LiteFS mounts and
+data, its own copy of the keys and the gateway secret (as each machine has its own disk), logs,
+and state.json. `down` needs none of it: it ends every process in every namespace named with
+the prefix, unmounts every LiteFS mount under `run_dir`, deletes the namespaces, then the
+directory; so it also cleans up after a crash, and twice is the same as once.
+"""
+
+import ctypes
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from app.auth.init_db import init_keys
+from app.enrollment.init_db import init_db
+from bin.lib.litefs import litefs_mounts
+from harness.cluster import own_checkout
+from harness.enroll_cluster import write_secret
+from harness.gateway import PLUGINS, clean_environ
+from harness.procs import ROOT
+
+PREFIX = "mh"
+RUN_DIR = ROOT / "var" / "multihost"
+HOSTS = ("h1", "h2", "h3")
+PRIMARY = "h1"
+SUBNET_BITS = 24
+ADDRESSES = {host: f"198.18.0.{i}" for i, host in enumerate(HOSTS, start=1)}
+# The auth node each host runs: bin/auth-node's names, which pick its port variable.
+AUTH_NODES = {"h1": "primary", "h2": "secondary-1", "h3": "secondary-2"}
+DATABASES = ("enroll.db", "auth.db")
+
+ENROLL_PORT = 5000  # the first instance's; the next ones follow
+AUTH_PORT = 5100
+LITEFS_AUTH_PORT = 20202
+LITEFS_ENROLL_PORT = 20212
+ENROLL_GATEWAY_PORT = 5500
+AUTH_GATEWAY_PORT = 5400
+ENROLL_GATEWAY_METRICS_PORT = 9091
+AUTH_GATEWAY_METRICS_PORT = 9092
+LITEFS_PORTS = {"enroll.db": LITEFS_ENROLL_PORT, "auth.db": LITEFS_AUTH_PORT}
+
+READY_SECONDS = 90.0  # for everything of every host to answer, on 2 busy cores
+KILL_ROUNDS = 100
+
+CLONE_NEWNET = 0x40000000
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+class MultihostError(RuntimeError):
+    """Something `up` or `down` could not do, said in one sentence."""
+
+
+def _setns(fd: int) -> None:
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"setns: {os.strerror(errno)}")
+
+
+@contextmanager
+def in_namespace(name: str) -> Iterator[None]:
+    """Run the block with this thread in network namespace `name`: sockets opened in it (httpx,
+    asyncio) belong to that namespace, and stay there after the block."""
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    try:
+        target = os.open(f"/run/netns/{name}", os.O_RDONLY)
+        try:
+            _setns(target)
+        finally:
+            os.close(target)
+        try:
+            yield
+        finally:
+            _setns(own)
+    finally:
+        os.close(own)
+
+
+def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(["ip", *args], capture_output=True, text=True)
+    if check and done.returncode != 0:
+        raise MultihostError(f"ip {' '.join(args)}: {done.stderr.strip()}")
+    return done
+
+
+def namespaces(prefix: str) -> list[str]:
+    """The network namespaces named `<prefix>-...`."""
+    listed = _ip("netns", "list", check=False).stdout.splitlines()
+    names = [line.split()[0] for line in listed if line.strip()]
+    return sorted(name for name in names if name.startswith(prefix + "-"))
+
+
+def namespace_pids(name: str) -> list[int]:
+    """Every process in network namespace `name` (zombies, which have left it, are not)."""
+    listed = _ip("netns", "pids", name, check=False).stdout.split()
+    return [int(pid) for pid in listed if pid.isdigit()]
+
+
+def power_cut(name: str) -> int:
+    """SIGKILL every process in namespace `name`, again until none is left (a supervisor could
+    have started a child between the listing and its own end); how many were killed."""
+    killed: set[int] = set()
+    for _ in range(KILL_ROUNDS):
+        pids = [pid for pid in namespace_pids(name) if pid != os.getpid()]
+        if not pids:
+            return len(killed)
+        for pid in pids:
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        killed.update(pids)
+        time.sleep(0.02)
+    raise MultihostError(f"processes of {name} still run after {KILL_ROUNDS} rounds of SIGKILL")
+
+
+def unmount_all(under: Path) -> None:
+    """Unmount every LiteFS mount at or below `under` (lazily if busy or dead)."""
+    for mount in litefs_mounts(under):
+        quiet = subprocess.DEVNULL
+        if subprocess.run(["fusermount3", "-u", str(mount)], stdout=quiet, stderr=quiet).returncode:
+            subprocess.run(["fusermount3", "-uz", str(mount)], stdout=quiet, stderr=quiet)
+    left = litefs_mounts(under)
+    if left:
+        raise MultihostError(f"still mounted: {', '.join(map(str, left))}")
+
+
+def url(host: str, port: int) -> str:
+    return f"http://{ADDRESSES[host]}:{port}"
+
+
+@dataclass
+class Multihost:
+    """Three hosts on this machine, brought `up` and taken `down`; `kill` cuts one's power."""
+
+    run_dir: Path = RUN_DIR
+    prefix: str = PREFIX
+    instances: int = 2  # enrollment instances per host
+    extra_env: dict[str, str] = field(default_factory=dict)  # for every auth and enrollment
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)  # started here
+
+    # names and places
+
+    def namespace(self, host: str) -> str:
+        return f"{self.prefix}-{host}"
+
+    @property
+    def bridge_namespace(self) -> str:
+        return f"{self.prefix}-net"
+
+    def host_dir(self, host: str) -> Path:
+        return self.run_dir / host
+
+    def mount(self, host: str, database: str) -> Path:
+        """The FUSE mount of `host`'s LiteFS node of `database` (enroll.db or auth.db)."""
+        if database == "auth.db":
+            return self.host_dir(host) / "litefs-auth" / AUTH_NODES[host] / "mnt"
+        return self.host_dir(host) / "litefs-enroll" / "mnt"
+
+    def database(self, host: str, database: str) -> Path:
+        return self.mount(host, database) / database
+
+    def enroll_urls(self, host: str, *, local: bool = False) -> list[str]:
+        base = "http://127.0.0.1" if local else f"http://{ADDRESSES[host]}"
+        return [f"{base}:{ENROLL_PORT + i}" for i in range(self.instances)]
+
+    def enroll_gateway(self, host: str) -> str:
+        return url(host, ENROLL_GATEWAY_PORT)
+
+    def auth_gateway(self, host: str) -> str:
+        return url(host, AUTH_GATEWAY_PORT)
+
+    def private_jwks(self, host: str = PRIMARY) -> Path:
+        return self.host_dir(host) / "var" / "auth" / "private.jwks.json"
+
+    @contextmanager
+    def in_host(self, host: str) -> Iterator[None]:
+        """This thread on `host`'s network (see `in_namespace`)."""
+        with in_namespace(self.namespace(host)):
+            yield
+
+    # up
+
+    def up(self) -> float:
+        """Build the network, start every host, and return the seconds until each host's
+        gateways answered from every host. Refuses if hosts of this prefix exist already."""
+        started = time.monotonic()
+        if os.geteuid() != 0:
+            raise MultihostError("network namespaces and LiteFS need root: rerun this as root")
+        found = namespaces(self.prefix)
+        if found:
+            raise MultihostError(
+                f"hosts of this prefix are up already ({', '.join(found)}): "
+                "bin/multihost down first"
+            )
+        if litefs_mounts(self.run_dir):
+            raise MultihostError(f"LiteFS is mounted under {self.run_dir}: bin/multihost down")
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+        self.run_dir.mkdir(parents=True)
+        self._write_state()
+        self._network()
+        self._files()
+        for host in HOSTS:
+            self._start_enroll_node(host)
+        self._wait(lambda: self._mounted(PRIMARY, "enroll.db"), f"{PRIMARY}'s enroll.db mount")
+        # LiteFS replicates what is written through the primary's mount: the database is made
+        # there, with the demo seed (the auth primary makes auth.db the same way, bin/auth-node).
+        init_db(self.database(PRIMARY, "enroll.db"))
+        for host in HOSTS:
+            self._start_auth_node(host)
+        for host in HOSTS:
+            self._wait(
+                lambda h=host: self.database(h, "enroll.db").exists(),
+                f"enroll.db on {host}",
+            )
+            self._start_enrollment(host)
+        for host in HOSTS:
+            for base in self.enroll_urls(host, local=True):
+                self._wait_http(host, base + "/health", f"enrollment {base} on {host}")
+            self._wait_http(
+                host, f"http://127.0.0.1:{AUTH_PORT}/.well-known/jwks.json", f"auth on {host}"
+            )
+        for host in HOSTS:
+            self._start_gateways(host)
+        for client in HOSTS:  # each host's gateways, from every host: the bridge works
+            for host in HOSTS:
+                for gateway in (self.enroll_gateway(host), self.auth_gateway(host)):
+                    self._wait_http(client, gateway + "/health", f"{gateway} from {client}")
+        return time.monotonic() - started
+
+    def _write_state(self) -> None:
+        state = {"prefix": self.prefix, "instances": self.instances, "hosts": ADDRESSES}
+        (self.run_dir / "state.json").write_text(json.dumps(state, indent=2) + "\n")
+
+    def _network(self) -> None:
+        net = self.bridge_namespace
+        _ip("netns", "add", net)
+        _ip("-n", net, "link", "add", "br0", "type", "bridge")
+        _ip("-n", net, "link", "set", "br0", "up")
+        for host in HOSTS:
+            ns = self.namespace(host)
+            _ip("netns", "add", ns)
+            _sysctl(ns, "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
+            _ip("-n", net, "link", "add", host, "type", "veth", "peer", "name", "eth0")
+            _ip("-n", net, "link", "set", "eth0", "netns", ns)
+            _ip("-n", net, "link", "set", host, "master", "br0")
+            _ip("-n", net, "link", "set", host, "up")
+            _ip("-n", ns, "addr", "add", f"{ADDRESSES[host]}/{SUBNET_BITS}", "dev", "eth0")
+            _ip("-n", ns, "link", "set", "lo", "up")
+            _ip("-n", ns, "link", "set", "eth0", "up")
+        _sysctl(net, "net.ipv6.conf.all.disable_ipv6=1")
+
+    def _files(self) -> None:
+        """Each host's var/: the same signing key and gateway secret (one installation), a copy
+        on each host's own disk; its etc/ (the LiteFS configs) and a checkout for its gateways."""
+        keys = self.run_dir / "keys"
+        init_keys(keys / "private.jwks.json", keys / "jwks.json", "multihost-key")
+        secret = write_secret(keys / "gateway.secret")
+        for host in HOSTS:
+            var = self.host_dir(host) / "var"
+            (var / "auth").mkdir(parents=True)
+            (var / "gateway").mkdir()
+            (var / "enroll").mkdir()
+            shutil.copy2(keys / "private.jwks.json", var / "auth" / "private.jwks.json")
+            shutil.copy2(keys / "jwks.json", var / "gateway" / "jwks.json")
+            shutil.copy2(secret, var / "gateway.secret")
+            etc = self.host_dir(host) / "etc" / "litefs"
+            etc.mkdir(parents=True)
+            (etc / f"{AUTH_NODES[host]}.yml").write_text(self._auth_config(host))
+            (etc / "enroll.yml").write_text(self._enroll_config(host))
+            own_checkout(self.host_dir(host))
+
+    def _lease(self, host: str, port: int) -> str:
+        return (
+            "lease:\n"
+            "  type: static\n"
+            f"  candidate: {'true' if host == PRIMARY else 'false'}\n"
+            f"  hostname: {PRIMARY}\n"
+            f'  advertise-url: "{url(PRIMARY, port)}"\n'
+        )
+
+    def _auth_config(self, host: str) -> str:
+        """etc/litefs/NODE.yml of one host: as the one-host configs, on the host's address."""
+        node = AUTH_NODES[host]
+        base = self.host_dir(host) / "litefs-auth" / node
+        serve = f"bin/auth-node serve --database {base / 'mnt' / 'auth.db'} --port {AUTH_PORT}"
+        if host != PRIMARY:
+            serve += f" --primary-url {url(PRIMARY, AUTH_PORT)}"
+        return (
+            f"# The auth database's LiteFS node on {host} (harness/multihost.py).\n"
+            f'fuse:\n  dir: "{base / "mnt"}"\n'
+            f'data:\n  dir: "{base / "data"}"\n'
+            f'http:\n  addr: "{ADDRESSES[host]}:{LITEFS_AUTH_PORT}"\n'
+            + self._lease(host, LITEFS_AUTH_PORT)
+            + f'exec:\n  - cmd: "{serve}"\n'
+        )
+
+    def _enroll_config(self, host: str) -> str:
+        """The enrollment database's LiteFS node: no exec, the instances start beside it."""
+        base = self.host_dir(host) / "litefs-enroll"
+        return (
+            f"# The enrollment database's LiteFS node on {host} (harness/multihost.py).\n"
+            f'fuse:\n  dir: "{base / "mnt"}"\n'
+            f'data:\n  dir: "{base / "data"}"\n'
+            f'http:\n  addr: "{ADDRESSES[host]}:{LITEFS_ENROLL_PORT}"\n'
+            + self._lease(host, LITEFS_ENROLL_PORT)
+        )
+
+    def _env(self, host: str) -> dict[str, str]:
+        env = {
+            k: v
+            for k, v in clean_environ().items()
+            if not k.startswith(("AUTH_", "LITEFS_", "ENROLL_", "BACKEND_"))
+        }
+        tools = [str(ROOT / ".tools" / "bin"), str(ROOT / ".venv" / "bin")]
+        env["PATH"] = os.pathsep.join([*tools, env.get("PATH", "")])
+        return env | {"PYTHONUNBUFFERED": "1", "BACKEND_LISTEN_HOST": "0.0.0.0"}
+
+    def _spawn(self, host: str, name: str, command: list[str], env: dict[str, str]) -> None:
+        logs = self.host_dir(host) / "logs"
+        logs.mkdir(exist_ok=True)
+        with (logs / f"{name}.log").open("ab") as out:
+            self.procs.append(
+                subprocess.Popen(
+                    ["nsenter", f"--net=/run/netns/{self.namespace(host)}", "--", *command],
+                    cwd=ROOT,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,  # outlives bin/multihost up; `down` ends it
+                )
+            )
+
+    def _start_enroll_node(self, host: str) -> None:
+        (self.host_dir(host) / "litefs-enroll").mkdir()
+        config = self.host_dir(host) / "etc" / "litefs" / "enroll.yml"
+        command = [str(ROOT / ".tools" / "bin" / "litefs"), "mount", "-config", str(config)]
+        self._spawn(host, "litefs-enroll", command, self._env(host))
+
+    def _start_auth_node(self, host: str) -> None:
+        var = self.host_dir(host) / "var"
+        node = AUTH_NODES[host]
+        port_var = f"AUTH_{node.upper().replace('-', '_')}_PORT"
+        env = self._env(host) | {
+            "LITEFS_DIR": str(self.host_dir(host) / "litefs-auth"),
+            "LITEFS_CONFIG_DIR": str(self.host_dir(host) / "etc" / "litefs"),
+            port_var: str(AUTH_PORT),
+            "AUTH_PRIVATE_JWKS": str(var / "auth" / "private.jwks.json"),
+            "AUTH_GATEWAY_SECRET_FILE": str(var / "gateway.secret"),
+            "AUTH_TRUSTED_PROXIES": "127.0.0.1",  # the host's own auth gateway
+            "AUTH_ENROLL_URLS": ",".join(self.enroll_urls(host, local=True)),
+            "AUTH_MAIL_DOMAIN": "example.edu",
+            **self.extra_env,
+        }
+        self._spawn(host, "auth-node", [sys.executable, str(ROOT / "bin" / "auth-node"), node], env)
+
+    def _start_enrollment(self, host: str) -> None:
+        var = self.host_dir(host) / "var"
+        env = self._env(host) | {
+            "ENROLL_DATABASE": str(self.database(host, "enroll.db")),
+            "ENROLL_GATEWAY_SECRET_FILE": str(var / "gateway.secret"),
+            "ENROLL_WRITER_LOCK_FILE": str(var / "enroll" / "enroll.db.writer-lock"),
+            "ENROLL_AUTH_URLS": f"http://127.0.0.1:{AUTH_PORT}",
+            **self.extra_env,
+        }
+        if host != PRIMARY:
+            env["ENROLL_PRIMARY_URLS"] = ",".join(self.enroll_urls(PRIMARY))
+        for i in range(self.instances):
+            port = ENROLL_PORT + i
+            instance = env | {"PORT": str(port), "ENROLL_INSTANCE": f"{host}-enrollment-{i}"}
+            command = [sys.executable, str(ROOT / "bin" / "enrollment")]
+            self._spawn(host, f"enrollment-{i}", command, instance)
+
+    def _start_gateways(self, host: str) -> None:
+        checkout = self.host_dir(host) / "checkout"
+        var = self.host_dir(host) / "var"
+        common = self._env(host) | {
+            "VAR_DIR": str(var),
+            "GATEWAY_LISTEN_IP": ADDRESSES[host],
+            "GATEWAY_JWKS_FILE": str(var / "gateway" / "jwks.json"),
+            "GATEWAY_PLUGIN_DIR": str(PLUGINS),
+        }
+        enroll = common | {
+            "GATEWAY_ENROLL_PORT": str(ENROLL_GATEWAY_PORT),
+            "GATEWAY_ENROLL_BACKENDS": ",".join(self.enroll_urls(host, local=True)),
+            "GATEWAY_METRICS_PORT": str(ENROLL_GATEWAY_METRICS_PORT),
+        }
+        auth = common | {
+            "GATEWAY_AUTH_PORT": str(AUTH_GATEWAY_PORT),
+            "GATEWAY_AUTH_PRIMARY": url(PRIMARY, AUTH_PORT),
+            # Every auth route goes to the "replicas" list: here, the host's own auth instance
+            # (on h1 the primary itself), which relays what only the primary can do.
+            "GATEWAY_AUTH_REPLICAS": f"http://127.0.0.1:{AUTH_PORT}",
+            "GATEWAY_METRICS_PORT": str(AUTH_GATEWAY_METRICS_PORT),
+        }
+        gateway = str(checkout / "bin" / "gateway")
+        self._spawn(host, "enroll-gateway", [gateway, "enroll"], enroll)
+        self._spawn(host, "auth-gateway", [gateway, "auth"], auth)
+
+    def _mounted(self, host: str, database: str) -> bool:
+        return self.mount(host, database) in litefs_mounts(self.mount(host, database).parent)
+
+    def _wait(self, predicate: Any, what: str) -> None:
+        deadline = time.monotonic() + READY_SECONDS
+        while not predicate():
+            self._check_alive(what)
+            if time.monotonic() > deadline:
+                raise MultihostError(f"{what}: not ready within {READY_SECONDS:.0f} s")
+            time.sleep(0.05)
+
+    def _wait_http(self, host: str, address: str, what: str) -> None:
+        def answers() -> bool:
+            try:
+                with self.in_host(host):
+                    return httpx.get(address, timeout=2.0).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        self._wait(answers, what)
+
+    def _check_alive(self, what: str) -> None:
+        for proc in self.procs:
+            if proc.poll() is not None:
+                command = " ".join(str(part) for part in proc.args[3:])  # type: ignore[index]
+                raise MultihostError(
+                    f"waiting for {what}: `{command}` exited with {proc.returncode}"
+                    f" (logs under {self.run_dir}/h*/logs)"
+                )
+
+    # kill, down
+
+    def kill(self, host: str) -> int:
+        """A power cut of `host`: every one of its processes SIGKILLed at once; its LiteFS
+        mounts, dead, are unmounted (its disk, the data directories, stays). How many died."""
+        if host not in HOSTS:
+            raise MultihostError(f"no host {host!r}: the hosts are {', '.join(HOSTS)}")
+        killed = power_cut(self.namespace(host))
+        self._reap()
+        unmount_all(self.host_dir(host))
+        return killed
+
+    def down(self) -> None:
+        """Remove everything `up` made, whatever state it is in (see the module's docstring)."""
+        found = namespaces(self.prefix)
+        hosts = [ns for ns in found if ns != self.bridge_namespace]
+        for ns in hosts:
+            power_cut(ns)
+        self._reap()
+        unmount_all(self.run_dir)
+        for ns in found:
+            _ip("netns", "del", ns, check=False)
+        left = namespaces(self.prefix)
+        if left:
+            raise MultihostError(f"could not delete the namespaces {', '.join(left)}")
+        if self.run_dir.exists():
+            shutil.rmtree(self.run_dir)
+
+    def _reap(self) -> None:
+        """Collect the processes this object started that have ended (no zombies left)."""
+        for proc in self.procs:
+            with suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=0 if proc.poll() is None else None)
+        self.procs = [proc for proc in self.procs if proc.returncode is None]
+
+    # status
+
+    def status(self) -> dict[str, Any]:
+        """The hosts, their addresses and processes, which node holds each primary, and each
+        node's replication position (TXID, from LiteFS's `-pos` file of its mount)."""
+        found = namespaces(self.prefix)
+        hosts: dict[str, Any] = {}
+        primaries: dict[str, list[str]] = {db: [] for db in DATABASES}
+        for host in HOSTS:
+            ns = self.namespace(host)
+            entry: dict[str, Any] = {
+                "namespace": ns,
+                "address": ADDRESSES[host],
+                "up": ns in found,
+                "processes": len(namespace_pids(ns)) if ns in found else 0,
+                "enroll_gateway": self.enroll_gateway(host),
+                "auth_gateway": self.auth_gateway(host),
+                "nodes": {},
+            }
+            for database, port in LITEFS_PORTS.items():
+                node = self._node_status(host, database, port) if ns in found else None
+                entry["nodes"][database] = node
+                if node is not None and node.get("primary"):
+                    primaries[database].append(host)
+            if ns in found:
+                entry["gateways_healthy"] = self._gateways_healthy(host)
+            hosts[host] = entry
+        for database in DATABASES:
+            txids = [
+                node["txid"]
+                for entry in hosts.values()
+                if (node := entry["nodes"][database]) is not None and node.get("primary")
+            ]
+            for entry in hosts.values():
+                node = entry["nodes"][database]
+                if txids and node is not None and node.get("txid") is not None:
+                    node["behind_primary"] = txids[0] - node["txid"]
+        return {
+            "prefix": self.prefix,
+            "run_dir": str(self.run_dir),
+            "bridge": self.bridge_namespace if self.bridge_namespace in found else None,
+            "hosts": hosts,
+            "primary": {db: holders[0] if len(holders) == 1 else holders or None
+                        for db, holders in primaries.items()},
+        }  # fmt: skip
+
+    def _node_status(self, host: str, database: str, port: int) -> dict[str, Any]:
+        node: dict[str, Any] = {"litefs_api": url(host, port)}
+        try:
+            with self.in_host(host):
+                info = httpx.get(url(host, port) + "/info", timeout=1.0).json()
+            node["primary"] = bool(info.get("isPrimary"))
+            node["candidate"] = bool(info.get("candidate"))
+            node["primary_hostname"] = info.get("primary", {}).get("hostname") or None
+        except (httpx.HTTPError, ValueError) as exc:
+            node["error"] = f"LiteFS API: {exc.__class__.__name__}"
+        pos = self.mount(host, database) / f"{database}-pos"
+        try:
+            position = pos.read_text().strip()
+            node["position"] = position
+            node["txid"] = int(position.partition("/")[0], 16)
+        except (OSError, ValueError) as exc:
+            node["position"] = None
+            node["txid"] = None
+            node.setdefault("error", f"{pos.name}: {exc.__class__.__name__}")
+        return node
+
+    def _gateways_healthy(self, host: str) -> dict[str, bool]:
+        healthy = {}
+        with self.in_host(host):
+            for name, base in (
+                ("enroll", self.enroll_gateway(host)),
+                ("auth", self.auth_gateway(host)),
+            ):
+                try:
+                    healthy[name] = httpx.get(base + "/health", timeout=1.0).status_code == 200
+                except httpx.HTTPError:
+                    healthy[name] = False
+        return healthy
+
+    # for tests
+
+    def caught_up(self, database: str) -> bool:
+        """Whether every live node of `database` holds the primary's last transaction."""
+        positions = set()
+        for host in HOSTS:
+            with suppress(OSError):
+                positions.add((self.mount(host, database) / f"{database}-pos").read_text())
+        return len(positions) == 1
+
+    @classmethod
+    def from_state(cls, run_dir: Path = RUN_DIR, prefix: str = PREFIX) -> "Multihost":
+        """The hosts a `bin/multihost up` started, from its state.json (defaults without it)."""
+        state_file = run_dir / "state.json"
+        instances = 2
+        if state_file.exists():
+            with suppress(ValueError, OSError):
+                state = json.loads(state_file.read_text())
+                prefix = state.get("prefix", prefix)
+                instances = int(state.get("instances", instances))
+        return cls(run_dir=run_dir, prefix=prefix, instances=instances)
+
+
+def _sysctl(namespace: str, *settings: str) -> None:
+    """Set sysctls of `namespace`'s network stack (`ip netns exec` remounts /proc/sys for it)."""
+    command = ["ip", "netns", "exec", namespace, "sysctl", "-q", "-w", *settings]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise MultihostError(f"sysctl in {namespace}: {done.stderr.strip()}")
