@@ -50,6 +50,28 @@ ensure_node() {  # the web app's unit tests (tests/web/*.test.mjs) run on node's
                   process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)' 2>/dev/null; then
         die "Node.js 20.19 or newer is needed for the web app's tests (found: $(node --version 2>&1 || echo none)); install it and rerun."
     fi
+    ensure_axe_core
+}
+
+# axe-core, the accessibility engine the browser tests inject into each view of the web app
+# (tests/e2e/browser.py Browser.axe_problems), from the npm registry into .tools/axe-core, pinned.
+AXE_CORE_VERSION="4.14.1"
+AXE_CORE_DIR="$TOOLS/axe-core"
+
+ensure_axe_core() {
+    local marker="$AXE_CORE_DIR/.axe-core.version"
+    if [ -f "$AXE_CORE_DIR/node_modules/axe-core/axe.min.js" ] \
+        && [ "$(cat "$marker" 2>/dev/null)" = "$AXE_CORE_VERSION" ]; then
+        return
+    fi
+    command -v npm >/dev/null || die "npm (which comes with Node.js) is needed to install axe-core for the browser tests."
+    say "Installing axe-core $AXE_CORE_VERSION into .tools/axe-core (npm, first time only)"
+    rm -rf "$AXE_CORE_DIR"
+    mkdir -p "$AXE_CORE_DIR"
+    npm install --prefix "$AXE_CORE_DIR" --no-audit --no-fund --no-save --silent \
+        "axe-core@$AXE_CORE_VERSION" \
+        || die "could not install axe-core $AXE_CORE_VERSION from the npm registry; see the npm output above."
+    echo "$AXE_CORE_VERSION" >"$marker"
 }
 
 # uv, pinned, from PyPI into .tools/uv (its own small venv, made once): it creates .venv and

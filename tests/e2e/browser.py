@@ -18,6 +18,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 FLAGS = [
@@ -48,6 +49,28 @@ return {
     .filter(e => past(e, 0)).map(name),
 };
 """
+
+# axe-core, the accessibility engine, as bin/lib.sh ensure_axe_core installs it (./bin/test does).
+AXE_CORE = ROOT / ".tools" / "axe-core" / "node_modules" / "axe-core" / "axe.min.js"
+# Its WCAG 2.0 and 2.1 rules of levels A and AA (what the ADA Title II rule asks of a public
+# university), and Label in Name (2.5.3), which axe-core still calls experimental and leaves out
+# unless asked: a button that shows "Join waitlist (4 of 15)" must not be named otherwise.
+AXE_RUN = """
+const done = arguments[arguments.length - 1];
+axe.run(document, {
+  runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']},
+  rules: {'label-content-name-mismatch': {enabled: true}},
+  resultTypes: ['violations'],
+}).then(
+  (r) => done({version: axe.version, violations: r.violations.map((v) => ({
+    id: v.id, impact: v.impact, help: v.help,
+    where: v.nodes.map((n) => n.target.join(' ') + ': ' + n.failureSummary.replace(/\\s+/g, ' ')),
+  }))}),
+  (e) => done({error: String(e)}),
+);
+"""
+# What fails a view: the two worst of axe-core's four impacts (minor, moderate, serious, critical).
+BLOCKING = ("serious", "critical")
 
 
 class Browser:
@@ -154,6 +177,29 @@ class Browser:
         if shown["out_of_reach"]:
             problems.append(f"controls past the window's right edge: {shown['out_of_reach']}")
         return problems
+
+    def axe_problems(self, view: str) -> list[str]:
+        """axe-core's serious and critical violations of WCAG 2.1 A and AA on the page as it is
+        shown, one line each (rule, impact, what it asks, where); every violation it found,
+        of any impact, is printed under `view`'s name. Empty when there is none."""
+        if not AXE_CORE.exists():
+            raise AssertionError(
+                f"{AXE_CORE.relative_to(ROOT)} is missing: ./bin/test installs axe-core"
+                " (bin/lib.sh ensure_axe_core)"
+            )
+        if not self.driver.execute_script("return typeof axe !== 'undefined'"):
+            self.driver.execute_script(AXE_CORE.read_text())
+        found = self.driver.execute_async_script(AXE_RUN)
+        assert "error" not in found, f"axe-core failed on {view}: {found['error']}"
+        lines = [
+            f"{v['id']} ({v['impact']}): {v['help']}; at {'; '.join(v['where'])}"
+            for v in found["violations"]
+        ]
+        print(f"axe-core {found['version']} on {view}: {len(lines)} violation(s)")
+        for line in lines:
+            print(f"  {line}")
+        blocking = [v["impact"] in BLOCKING for v in found["violations"]]
+        return [line for line, blocks in zip(lines, blocking, strict=True) if blocks]
 
     # what a person does
 

@@ -2,7 +2,8 @@
 real cluster, as tests/e2e/test_web_app.py runs it (its fixtures and helpers, and its cluster:
 the same `cluster_env`): holds placed and lifted, a capacity permit, a term with a registration
 window that opens while the student waits, the CSV import of completed courses, the API's 422
-beside the field it names, keyboard-only use, and every office view at a phone's width."""
+beside the field it names, keyboard-only use, and every office view at a phone's width and
+through axe-core's WCAG 2.1 AA rules."""
 
 import re
 import secrets
@@ -304,30 +305,50 @@ def test_keyboard_only_the_registrar_finds_a_student_and_places_a_hold(
     assert again == "reason"
 
 
-@pytest.mark.parametrize("view", ["Students", "Permits", "Terms", "Records"])
+OFFICE_VIEWS = ["Students", "Permits", "Terms", "Records"]
+
+
+def show_office_view(browser: Browser, view: str) -> None:
+    """Open the office view `view` with what it shows once used: a student's records (the
+    seed's held student), a section's permits, a term's deadlines and windows."""
+    go(browser, view)
+    if view == "Students":
+        browser.fill("Find a student (name, username or id)", "38")
+        browser.press("Find")
+        browser.wait(lambda d: "Choose" in browser.text("student-results"))
+        browser.driver.find_element(By.CSS_SELECTOR, "#student-results button").click()
+        browser.wait(lambda d: "Place a hold" in browser.text("student"))
+    if view == "Permits":
+        browser.press("Show permits")
+        browser.wait(lambda d: "Permits of" in browser.text("section-permits"))
+    if view == "Terms":
+        browser.driver.find_element(By.CSS_SELECTOR, "button[aria-label^='Manage term']").click()
+        browser.wait(lambda d: "New registration window" in browser.text("term"))
+
+
+@pytest.mark.parametrize("view", OFFICE_VIEWS)
 def test_each_office_view_fits_a_phone_with_every_control_labelled(
     cluster: Cluster, open_browser, view: str
 ):
     phone = open_browser(width=375, height=800)  # shown as a 375 px phone shows it (Browser)
     phone.sign_in("rhenderson", DEMO_PASSWORD)
     assert phone.driver.execute_script("return window.innerWidth") == 375
-    go(phone, view)
-    if view == "Students":  # with a student's records shown: the seed's held student
-        phone.fill("Find a student (name, username or id)", "38")
-        phone.press("Find")
-        phone.wait(lambda d: "Choose" in phone.text("student-results"))
-        phone.driver.find_element(By.CSS_SELECTOR, "#student-results button").click()
-        phone.wait(lambda d: "Place a hold" in phone.text("student"))
-    if view == "Permits":
-        phone.press("Show permits")
-        phone.wait(lambda d: "Permits of" in phone.text("section-permits"))
-    if view == "Terms":
-        phone.driver.find_element(By.CSS_SELECTOR, "button[aria-label^='Manage term']").click()
-        phone.wait(lambda d: "New registration window" in phone.text("term"))
+    show_office_view(phone, view)
     phone.screenshot(SHOTS / f"office-phone-{view.lower()}.png")
     problems = phone.layout_problems()
 
     assert problems == [], f"{view} at a phone's width"
+
+
+def test_axe_core_finds_no_serious_wcag_violation_in_the_office_views(registrar: Browser):
+    """axe-core (WCAG 2.1 A and AA, Label in Name too) on each office view as it is once used;
+    every violation it finds is printed, a serious or critical one fails."""
+    found = {}
+    for view in OFFICE_VIEWS:
+        show_office_view(registrar, view)
+        found[view] = registrar.axe_problems(f"the registrar's {view}")
+
+    assert {view: problems for view, problems in found.items() if problems} == {}
 
 
 def test_prerequisites_by_course_code_and_a_class_level(

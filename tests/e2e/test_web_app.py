@@ -626,3 +626,68 @@ def test_a_seat_offer_is_set_by_the_registrar_and_accepted_by_the_student(
     assert accepted == f"Enrolled in {label}."
     assert "Seats held for you" not in schedule and "You are not on any waitlist." in schedule
     assert label in schedule.split("My waitlists")[0]
+
+
+# Accessibility: axe-core, the accessibility engine (bin/lib.sh ensure_axe_core installs it), on
+# each view of each role as it is once used, WCAG 2.1 A and AA with Label in Name
+# (Browser.axe_problems). Every violation found is printed; a serious or critical one fails.
+
+
+def serious(found: dict[str, list[str]]) -> dict[str, list[str]]:
+    """The views with a serious or critical violation, and what it was."""
+    return {view: problems for view, problems in found.items() if problems}
+
+
+def test_axe_core_finds_no_serious_wcag_violation_in_the_students_views(
+    cluster: Cluster, open_browser, registrar: Browser
+):
+    label = create_section(registrar, new_code(), capacity=1)
+    enroll(student(cluster, open_browser, "Seated"), label)
+    visitor = open_browser()
+    visitor.open()
+    found = {"sign-in": visitor.axe_problems("the sign-in page")}
+    person = student(cluster, open_browser, "Axel")
+    find(person, label[:-3])  # a waitlist button ("Join waitlist (1 of 5)"), Prerequisites
+    person.press(f"Prerequisites of {label[:-3]}")
+    person.wait(lambda d: person.text("prerequisites"))
+    found["Catalog"] = person.axe_problems("the student's catalog")
+    enroll(person, label, "Join waitlist (1 of 5)")
+    person.go("My schedule")  # a waitlist place and the week
+    found["My schedule"] = person.axe_problems("the student's My schedule")
+    person.driver.find_element(By.XPATH, "//nav/a[@href='#notifications']").click()
+    person.wait(lambda d: "Waitlisted for" in person.text("main"))
+    found["Notifications"] = person.axe_problems("the student's notifications")
+
+    assert serious(found) == {}
+
+
+def test_axe_core_finds_no_serious_wcag_violation_in_the_instructors_view(
+    cluster: Cluster, open_browser
+):
+    teacher = open_browser()
+    teacher.sign_in("kavery", DEMO_PASSWORD)
+    teacher.go("My sections")
+    teacher.driver.find_element(By.CSS_SELECTOR, "button[aria-label^='Roster of']").click()
+    teacher.wait(lambda d: d.find_elements(By.ID, "roster-csv"))  # roster, waitlist, permit form
+    problems = teacher.axe_problems("the instructor's My sections, a roster shown")
+
+    assert problems == []
+
+
+def test_axe_core_finds_no_serious_wcag_violation_in_the_registrars_views(registrar: Browser):
+    found = {}
+    find(registrar, "CPSC")
+    registrar.driver.find_element(By.CSS_SELECTOR, "button[aria-label^='Manage CPSC']").click()
+    registrar.wait(lambda d: d.find_elements(By.ID, "manage-title"))
+    found["Sections"] = registrar.axe_problems("the registrar's Sections, a section managed")
+    registrar.go("Accounts")
+    registrar.press("Edit ajohnson")
+    registrar.wait(lambda d: "ajohnson" in registrar.text("account-detail"))
+    found["Accounts"] = registrar.axe_problems("the registrar's Accounts, an account open")
+    registrar.go("Audit trail")
+    found["Audit trail"] = registrar.axe_problems("the registrar's Audit trail")
+    registrar.driver.find_element(By.XPATH, "//nav/a[@href='#notifications']").click()
+    registrar.ready()
+    found["Notifications"] = registrar.axe_problems("the registrar's notifications")
+
+    assert serious(found) == {}

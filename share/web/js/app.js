@@ -392,7 +392,7 @@ async function scheduleView(user) {
         {},
         deleteButton({
           text: "Leave waitlist",
-          name: `Leave the waitlist of ${label(waited[i])}`,
+          name: `Leave waitlist for ${label(waited[i])}`,
           question: `Leave the waitlist of ${label(waited[i])}? You lose your place.`,
           yes: "Leave waitlist",
           path: `/users/${user.id}/waitlist/${w.section_id}`,
@@ -1154,7 +1154,9 @@ async function render() {
         "a",
         { href: v.hash, "aria-current": v === view ? "page" : undefined },
         v.title,
-        v.build === notificationsView ? h("span", { class: "badge" }) : null,
+        // A space between the words and the count, so the visible text ("Notifications 2") is
+        // in the link's name ("Notifications, 2 unread"; WCAG 2.5.3), not "Notifications2".
+        v.build === notificationsView ? [" ", h("span", { class: "badge" })] : null,
       ),
     ),
   );
