@@ -224,6 +224,30 @@ def test_promotion_skips_a_head_the_rules_now_refuse_who_keeps_their_place(api):
     assert skip["user_id"] == b[0] and skip["details"]["rule"] == "hold"
 
 
+def test_a_student_passed_over_sees_when_and_why_on_their_waitlist(api):
+    a, b, c, d = STUDENTS[0], STUDENTS[1], STUDENTS[2], STUDENTS[3]
+    section = new_section(api, 8, 40, capacity=1)
+    for who in (a, b, c, d):
+        enroll(api, who, section["id"])
+    hold = api.as_(REGISTRAR).post(f"/users/{b[0]}/holds", json={"reason": "missing transcript"})
+    api.as_(a).delete(f"/users/{a[0]}/enrollments/{section['id']}")  # c is seated over b
+
+    mine = api.as_(b).get(f"/users/{b[0]}/waitlist").json()
+    others = api.as_(d).get(f"/users/{d[0]}/waitlist").json()
+    # Back in line afresh: an old skip belongs to the place left, not to the new one.
+    api.as_(REGISTRAR).delete(f"/users/{b[0]}/holds/{hold.json()['id']}")
+    api.as_(b).delete(f"/users/{b[0]}/waitlist/{section['id']}")
+    enroll(api, b, section["id"])
+    again = api.as_(b).get(f"/users/{b[0]}/waitlist").json()
+
+    assert [(w["section_id"], w["position"]) for w in mine] == [(section["id"], 1)]
+    passed = mine[0]["passed_over"]
+    assert passed["rule"] == "hold" and "missing transcript" in passed["detail"]
+    assert passed["at"] >= mine[0]["joined_at"]
+    assert others[0]["passed_over"] is None  # behind b, never skipped
+    assert again[0]["passed_over"] is None
+
+
 # bad input
 
 

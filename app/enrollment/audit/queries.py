@@ -3,7 +3,7 @@
 import sqlite3
 
 from app.common.db import where_given
-from app.enrollment.sql import Row, rows
+from app.enrollment.sql import Row, one, rows
 
 
 def insert_audit(
@@ -21,6 +21,17 @@ def insert_audit(
         "INSERT INTO audit_log (actor_id, actor_role, action, course_id, section_id, user_id,"
         " details) VALUES (?, ?, ?, ?, ?, ?, ?)",
         (actor_id, actor_role, action, course_id, section_id, user_id, details),
+    )
+
+
+def last_skip(conn: sqlite3.Connection, *, user_id: int, section_id: int, since: str) -> Row | None:
+    """The latest `waitlist.skip` of the user in the section at or after `since`."""
+    return one(
+        conn.execute(
+            "SELECT at, details FROM audit_log WHERE section_id = ? AND user_id = ?"
+            " AND action = 'waitlist.skip' AND at >= ? ORDER BY id DESC LIMIT 1",
+            (section_id, user_id, since),
+        )
     )
 
 

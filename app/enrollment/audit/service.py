@@ -64,6 +64,18 @@ def record_by_system(
     )
 
 
+def passed_over(
+    conn: sqlite3.Connection, *, user_id: int, section_id: int, since: str
+) -> Row | None:
+    """The latest time a promotion skipped the student in the section's waitlist since `since`
+    (when they joined it): when, the rule that refused them and its sentence; or None."""
+    skip = queries.last_skip(conn, user_id=user_id, section_id=section_id, since=since)
+    if skip is None:
+        return None
+    details = json.loads(skip["details"])
+    return {"at": skip["at"], "rule": details["rule"], "detail": details["detail"]}
+
+
 def audit_trail(conn: sqlite3.Connection, /, **filters: Any) -> list[Row]:
     """The registrar's view of the audit log, newest first (`queries.list_audit`'s filters)."""
     rows = queries.list_audit(conn, **filters)

@@ -71,6 +71,22 @@ class WaitlistEntry(BaseModel):
     joined_at: str
 
 
+class PassedOver(BaseModel):
+    at: str = Field(description="when a seat came free and the next eligible student took it")
+    rule: str = Field(
+        description="the eligibility rule that refused this student then: hold,"
+        " prerequisite_missing, time_conflict, credit_limit, not_a_student"
+    )
+    detail: str = Field(description="that rule's refusal, in the API's words")
+
+
+class OwnWaitlistEntry(WaitlistEntry):
+    passed_over: PassedOver | None = Field(
+        description="the latest time this place was skipped at a promotion since the student"
+        " joined (the audit's waitlist.skip): they keep the place; null if never"
+    )
+
+
 class SectionChange(BaseModel):
     section: SectionOut
     promoted: list[EnrollmentOut]

@@ -17,6 +17,7 @@ from app.enrollment.enrollments.models import (
     EnrollIn,
     EnrollmentOut,
     EnrollmentStatus,
+    OwnWaitlistEntry,
     RosterStatus,
     SectionChange,
     SectionsType,
@@ -131,13 +132,13 @@ async def user_enrollments(
     "/users/{user_id}/waitlist",
     SELF,
     refuses={403: ["forbidden"], 404: ["not_found"]},
-    response_model=list[WaitlistEntry],
+    response_model=list[OwnWaitlistEntry],
 )
 async def user_waitlist(
     user_id: PathId, db: Db, who: Caller, after: After = None, limit: PageLimit = DEFAULT_PAGE
 ) -> list[Row]:
-    """The waitlists a user is on, with their position in each, by section id, a page at a
-    time."""
+    """The waitlists a user is on, with their position in each and the latest time a promotion
+    passed them over there (and why), by section id, a page at a time."""
     return db.read(service.user_waitlist, who, user_id, after=after, limit=limit)
 
 

@@ -12,7 +12,7 @@ import sqlite3
 
 from app.common.db import on_commit, snapshot
 from app.common.errors import Conflict, Forbidden, NotFound
-from app.enrollment.audit.service import record, record_by_system
+from app.enrollment.audit.service import passed_over, record, record_by_system
 from app.enrollment.catalog import queries as catalog_queries
 from app.enrollment.catalog.models import SectionUpdate
 from app.enrollment.catalog.service import (
@@ -377,8 +377,19 @@ def user_enrollments(
 def user_waitlist(
     conn: sqlite3.Connection, caller: Identity, user_id: int, *, after: int | None, limit: int
 ) -> list[Row]:
+    """The student's waitlist places, each with the latest time it was skipped at a promotion
+    (`passed_over`), so that they can see why a seat that came free went to someone after them."""
     user_record(conn, caller, user_id)
-    return queries.user_waitlist(conn, user_id=user_id, after=after, limit=limit)
+    places = queries.user_waitlist(conn, user_id=user_id, after=after, limit=limit)
+    return [
+        {
+            **place,
+            "passed_over": passed_over(
+                conn, user_id=user_id, section_id=place["section_id"], since=place["joined_at"]
+            ),
+        }
+        for place in places
+    ]
 
 
 def user_sections(
