@@ -9,6 +9,7 @@ several token refreshes, and one test waits out a whole token lifetime. Screensh
 under var/screenshots/."""
 
 import itertools
+import re
 import secrets
 import time
 from collections.abc import Iterator
@@ -626,6 +627,47 @@ def test_a_seat_offer_is_set_by_the_registrar_and_accepted_by_the_student(
     assert accepted == f"Enrolled in {label}."
     assert "Seats held for you" not in schedule and "You are not on any waitlist." in schedule
     assert label in schedule.split("My waitlists")[0]
+
+
+def test_a_student_passed_over_for_a_hold_sees_why_in_my_schedule(
+    cluster: Cluster, open_browser, registrar: Browser
+):
+    """A seat comes free while the student first in line has a hold: it goes to the next one,
+    and the first, who keeps their place, reads why in My schedule, in plain words."""
+    label = create_section(registrar, new_code(), capacity=1)
+    section_id = find_id(cluster, label)
+    seated = student(cluster, open_browser, "Nia")
+    enroll(seated, label)
+    waiting = student(cluster, open_browser, "Pat")
+    enroll(waiting, label, "Join waitlist (1 of 5)")
+    behind, _ = register(cluster, "Quinn")
+    joined = httpx.post(
+        cluster.enroll_gateway.url + f"/enroll_api/users/{behind['id']}/enrollments",
+        json={"section_id": section_id},
+        headers=bearer(cluster.token(behind["id"], behind["username"], "student")),
+    )
+    held = httpx.post(
+        cluster.enroll_gateway.url + f"/enroll_api/users/{waiting.account['id']}/holds",  # type: ignore[attr-defined]
+        json={"reason": "Unpaid parking fines"},
+        headers=bearer(cluster.token(1, "rhenderson", "registrar")),
+    )
+    seated.go("My schedule")
+    seated.press_and_confirm(f"Drop {label}", "Drop")
+    waiting.go("My schedule")
+    schedule = waiting.main_text()
+    waiting.screenshot(SHOTS / "passed-over.png")
+    problems = waiting.axe_problems("My schedule, a place passed over")
+
+    assert joined.json()["position"] == 2 and held.status_code == 201
+    assert "Position 1" in schedule
+    assert re.search(
+        r"A seat came free on \S.* and went to the next student in line, because you had a hold"
+        r" on your record: Unpaid parking fines\. The registrar's office lifts holds\. You keep"
+        r" your place\.",
+        schedule,
+    ), schedule
+    assert "user " not in schedule and "(hold " not in schedule  # not the API's words
+    assert problems == []
 
 
 # Accessibility: axe-core, the accessibility engine (bin/lib.sh ensure_axe_core installs it), on

@@ -10,6 +10,7 @@ import {
   enrollAction,
   enrollName,
   meetingTimes,
+  passedOverReason,
   rosterCsv,
   rosterFilename,
   scheduleGrid,
@@ -174,5 +175,38 @@ describe("roster CSV", () => {
   test("the file is named for the section, with no spaces", () => {
     assert.equal(rosterFilename("CPSC 449-01"), "CPSC-449-01-roster.csv");
     assert.equal(rosterFilename("MATH 150A-02"), "MATH-150A-02-roster.csv");
+  });
+});
+
+describe("passedOverReason", () => {
+  const at = "5/4/2026, 9:00:00 AM";
+  const said = (rule, detail) => passedOverReason({ rule, detail }, at);
+
+  test("a hold, with its reason, in the student's words", () => {
+    assert.equal(
+      said("hold", "user 30 has a hold: missing transcript (hold 4); the registrar lifts holds"),
+      `A seat came free on ${at} and went to the next student in line, because you had a hold on` +
+        " your record: missing transcript. The registrar's office lifts holds. You keep your place.",
+    );
+  });
+
+  test("each rule's particulars from the API's sentence", () => {
+    assert.match(said("prerequisite_missing", "CPSC 449 needs CPSC 131, CPSC 240 completed first"),
+      /because you had not completed CPSC 131, CPSC 240\./);
+    assert.match(
+      said("time_conflict", "section 12 meets at the same time as section 5 (CPSC 131-01), which user 9 holds"),
+      /because it meets at the same time as CPSC 131-01, which you hold\./,
+    );
+    assert.match(
+      said("credit_limit", "CPSC 449 is 3 credits: user 9 holds 16 this term, so 19, over their limit of 18"),
+      /because it would have taken you over your limit of 18 credits for the term\./,
+    );
+    assert.doesNotMatch(said("time_conflict", "section 12 meets at the same time"), /user|section 12/);
+  });
+
+  test("a sentence it cannot read still gives the rule; an unknown rule, the API's sentence", () => {
+    assert.match(said("hold", "something else"), /because you had a hold on your record\. The/);
+    assert.match(said("credit_limit", "?"), /over your limit for the term\./);
+    assert.match(said("new_rule", "The API's own words"), /because The API's own words\. You keep/);
   });
 });

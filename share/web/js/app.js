@@ -4,7 +4,7 @@
 
 import * as api from "./api.js";
 import { accountsView } from "./accounts.js";
-import { enrollAction, enrollName, meetingTimes, rosterCsv, rosterFilename, scheduleGrid, WEEKDAYS } from "./logic.js";
+import { enrollAction, enrollName, meetingTimes, passedOverReason, rosterCsv, rosterFilename, scheduleGrid, WEEKDAYS } from "./logic.js";
 import {
   $,
   act,
@@ -386,6 +386,10 @@ async function scheduleView(user) {
         offers.some((o) => o.section_id === w.section_id)
           ? `Position ${w.position}: a seat is held for you`
           : `Position ${w.position}`,
+        // Passed over when a seat came free (a hold, say): why, in plain words (logic.js).
+        w.passed_over
+          ? h("p", { class: "passed-over" }, passedOverReason(w.passed_over, when(w.passed_over.at)))
+          : null,
       ),
       h(
         "td",

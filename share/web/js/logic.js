@@ -139,3 +139,35 @@ export function rosterCsv(sectionLabel, people) {
 // "CPSC 449-01" -> "CPSC-449-01-roster.csv": no spaces or path characters in a file name.
 export const rosterFilename = (sectionLabel) =>
   `${sectionLabel.replace(/[^A-Za-z0-9_-]+/g, "-")}-roster.csv`;
+
+// Why a seat that came free went to the next student in line rather than to this one, who keeps
+// their place (the API's `passed_over` on a student's waitlist: the eligibility rule that refused
+// them then, and its sentence), in plain words; `at`: when, as the person reads it. The rule's
+// particulars (a hold's reason, the section that clashes, the credit limit, the courses missing)
+// are taken from the API's sentence where it has them; the rule alone otherwise.
+const PASSED_OVER = {
+  hold: [
+    /has a hold: (.*) \(hold \d+\)/,
+    (m) => `you had a hold on your record${m ? `: ${m[1]}` : ""}. The registrar's office lifts holds`,
+  ],
+  prerequisite_missing: [
+    /needs (.*) completed first/,
+    (m) => `you had not completed ${m ? m[1] : "its prerequisites"}`,
+  ],
+  time_conflict: [
+    /as section \d+ \(([^)]+)\)/,
+    (m) => `it meets at the same time as ${m ? m[1] : "a section"}, which you hold`,
+  ],
+  credit_limit: [
+    /over their limit of (\d+)/,
+    (m) => `it would have taken you over your limit${m ? ` of ${m[1]} credits` : ""} for the term`,
+  ],
+  not_a_student: [/$^/, () => "your account is not a student's"],
+};
+
+export function passedOverReason(passed, at) {
+  const rule = PASSED_OVER[passed.rule];
+  const why = rule ? rule[1](passed.detail.match(rule[0])) : passed.detail;
+  return `A seat came free on ${at} and went to the next student in line, because ${why}.` +
+    " You keep your place.";
+}
