@@ -232,7 +232,9 @@ class Multihost:
         self._files()
         for host in HOSTS:
             self._start_enroll_node(host)
-        self._wait(lambda: self._mounted(PRIMARY, "enroll.db"), f"{PRIMARY}'s enroll.db mount")
+        # Mounted is not yet writable: LiteFS takes the lease after it mounts, and until then
+        # refuses writes as a replica would.
+        self._wait(lambda: self._is_primary(PRIMARY, "enroll.db"), f"{PRIMARY}'s enroll.db node")
         # LiteFS replicates what is written through the primary's mount: the database is made
         # there, with the demo seed (the auth primary makes auth.db the same way, bin/auth-node).
         init_db(self.database(PRIMARY, "enroll.db"))
@@ -428,8 +430,17 @@ class Multihost:
         self._spawn(host, "enroll-gateway", [gateway, "enroll"], enroll)
         self._spawn(host, "auth-gateway", [gateway, "auth"], auth)
 
-    def _mounted(self, host: str, database: str) -> bool:
-        return self.mount(host, database) in litefs_mounts(self.mount(host, database).parent)
+    def _is_primary(self, host: str, database: str) -> bool:
+        """Whether `host`'s LiteFS node of `database` is mounted and holds the lease."""
+        mount = self.mount(host, database)
+        if mount not in litefs_mounts(mount.parent):
+            return False
+        try:
+            with self.in_host(host):
+                info = httpx.get(url(host, LITEFS_PORTS[database]) + "/info", timeout=1.0)
+            return bool(info.json().get("isPrimary"))
+        except (httpx.HTTPError, ValueError):
+            return False
 
     def _wait(self, predicate: Any, what: str) -> None:
         deadline = time.monotonic() + READY_SECONDS
