@@ -14,11 +14,10 @@ import subprocess
 import time
 from pathlib import Path
 
-import httpx
-
 from app.auth.settings import Settings as AuthSettings
 from app.auth.tokens import KeyRing, TokenUse, build_claims
 from app.enrollment.catalog.routes import CATALOG_CACHE_SECONDS
+from harness import http
 from harness.auth_cluster import AuthCluster, wait_for
 from harness.db import copy_database, empty_tables, restore_rows
 from harness.enroll_cluster import EnrollmentCluster, write_secret
@@ -205,7 +204,7 @@ class Cluster:
 
     def login(self, username: str, password: str = DEMO_PASSWORD) -> dict:
         """Sign in through the auth gateway; the tokens, or an AssertionError naming the answer."""
-        reply = httpx.post(
+        reply = http.post(
             self.auth_gateway.url + "/auth_api/login",
             json={"username": username, "password": password},
             timeout=30,

@@ -9,8 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-
+from harness import http
 from harness.cluster import Cluster
 from harness.procs import ROOT, child_of, free_port, stop, wait_http
 
@@ -57,7 +56,7 @@ class Mailpit:
         """Every message Mailpit holds (its API's summaries), oldest first."""
         found: list[dict[str, Any]] = []
         while True:
-            page = httpx.get(
+            page = http.get(
                 f"{self.url}/api/v1/messages", params={"start": len(found), "limit": 500}
             ).json()
             found += page["messages"]
@@ -66,11 +65,11 @@ class Mailpit:
 
     def count(self) -> int:
         """How many messages Mailpit holds."""
-        page = httpx.get(f"{self.url}/api/v1/messages", params={"limit": 1}).json()
+        page = http.get(f"{self.url}/api/v1/messages", params={"limit": 1}).json()
         return int(page["total"])
 
     def delete_all(self) -> None:
-        httpx.delete(f"{self.url}/api/v1/messages").raise_for_status()
+        http.delete(f"{self.url}/api/v1/messages").raise_for_status()
 
 
 class MailStack:

@@ -11,6 +11,8 @@ from pathlib import Path
 import httpx
 import psutil
 
+from harness import http
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -54,7 +56,7 @@ def wait_http(
                 f"process exited with {proc.returncode} before {url} answered{tail()}"
             )
         try:
-            answer = httpx.get(url, timeout=1.0)
+            answer = http.get(url, timeout=1.0)
             if status is None or answer.status_code == status:
                 return
         except httpx.TransportError:

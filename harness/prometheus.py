@@ -8,9 +8,9 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-import httpx
 import yaml
 
+from harness import http
 from harness.procs import ROOT, free_port, stop, wait_http
 
 CONFIG = ROOT / "etc" / "prometheus" / "prometheus.yml"
@@ -57,18 +57,18 @@ class Prometheus:
 
     def query(self, promql: str) -> list[dict]:
         """The instant vector of `promql` now: [{"metric": {...}, "value": [t, "v"]}, ...]."""
-        reply = httpx.get(self.url + "/api/v1/query", params={"query": promql}, timeout=10)
+        reply = http.get(self.url + "/api/v1/query", params={"query": promql}, timeout=10)
         reply.raise_for_status()
         return reply.json()["data"]["result"]
 
     def query_range(self, promql: str, start: float, end: float, step: float) -> list[dict]:
         params = {"query": promql, "start": start, "end": end, "step": step}
-        reply = httpx.get(self.url + "/api/v1/query_range", params=params, timeout=30)
+        reply = http.get(self.url + "/api/v1/query_range", params=params, timeout=30)
         reply.raise_for_status()
         return reply.json()["data"]["result"]
 
     def targets(self) -> list[dict]:
-        reply = httpx.get(self.url + "/api/v1/targets", timeout=10)
+        reply = http.get(self.url + "/api/v1/targets", timeout=10)
         reply.raise_for_status()
         return reply.json()["data"]["activeTargets"]
 

@@ -10,9 +10,9 @@ import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import httpx
 import pytest
 
+from harness import http
 from harness.auth_cluster import SHORT_ACCESS_TTL, SHORT_TOKENS_ENV
 from harness.cluster import Cluster
 from harness.seed import DEMO_PASSWORD
@@ -34,7 +34,7 @@ def bearer(token: str) -> dict[str, str]:
 
 def new_student(cluster: Cluster, prefix: str, first_name: str, last_name: str) -> dict:
     """A student who signs themselves up through the auth gateway: their account."""
-    reply = httpx.post(
+    reply = http.post(
         cluster.auth_gateway.url + "/auth_api/register",
         json={"username": f"{prefix}-{secrets.token_hex(3)}", "password": PASSWORD,
               "first_name": first_name, "last_name": last_name},
@@ -49,7 +49,7 @@ def test_a_new_instructor_is_assignable_on_the_next_request_and_sees_the_roster(
     registrar = cluster.login("rhenderson", DEMO_PASSWORD)["access_token"]
     username = f"instr-{secrets.token_hex(3)}"
 
-    created = httpx.post(
+    created = http.post(
         auth + "/register",
         json={"username": username, "password": PASSWORD, "first_name": "Ingrid",
               "last_name": "Okafor", "roles": ["instructor"]},
@@ -57,14 +57,14 @@ def test_a_new_instructor_is_assignable_on_the_next_request_and_sees_the_roster(
     )  # fmt: skip
     assert created.status_code == 201, created.text
     instructor_id = created.json()["id"]
-    section = httpx.post(
+    section = http.post(
         api + "/sections",
         json={"course_id": 4, "section_number": 60, "instructor_id": instructor_id, "capacity": 3},
         headers=bearer(registrar),
     )
-    record = httpx.get(api + f"/users/{instructor_id}", headers=bearer(registrar))
-    token = httpx.post(auth + "/login", json={"username": username, "password": PASSWORD}).json()
-    roster = httpx.get(
+    record = http.get(api + f"/users/{instructor_id}", headers=bearer(registrar))
+    token = http.post(auth + "/login", json={"username": username, "password": PASSWORD}).json()
+    roster = http.get(
         api + f"/sections/{section.json()['id']}/enrollments",
         headers=bearer(token["access_token"]),
     )
@@ -81,8 +81,8 @@ def test_an_id_no_service_knows_is_still_a_404_naming_it(cluster: Cluster):
     api = cluster.enroll_gateway.url + "/enroll_api"
     registrar = bearer(cluster.login("rhenderson", DEMO_PASSWORD)["access_token"])
 
-    assigned = httpx.patch(api + "/sections/1", json={"instructor_id": 987654}, headers=registrar)
-    looked_up = httpx.get(api + "/users/987654", headers=registrar)
+    assigned = http.patch(api + "/sections/1", json={"instructor_id": 987654}, headers=registrar)
+    looked_up = http.get(api + "/users/987654", headers=registrar)
 
     assert assigned.status_code == 404 and "987654" in assigned.json()["detail"]
     assert looked_up.status_code == 404 and "987654" in looked_up.json()["detail"]
@@ -91,13 +91,13 @@ def test_an_id_no_service_knows_is_still_a_404_naming_it(cluster: Cluster):
 def test_a_new_student_cannot_be_assigned_to_teach(cluster: Cluster):
     api = cluster.enroll_gateway.url + "/enroll_api"
     registrar = bearer(cluster.login("rhenderson", DEMO_PASSWORD)["access_token"])
-    student = httpx.post(
+    student = http.post(
         cluster.auth_gateway.url + "/auth_api/register",
         json={"username": f"stu-{secrets.token_hex(3)}", "password": PASSWORD,
               "first_name": "Sam", "last_name": "Lee"},
     ).json()  # fmt: skip
 
-    assigned = httpx.patch(api + "/sections/1", json={"instructor_id": student["id"]},
+    assigned = http.patch(api + "/sections/1", json={"instructor_id": student["id"]},
                            headers=registrar)  # fmt: skip
 
     assert (assigned.status_code, assigned.json()["code"]) == (409, "not_an_instructor")
@@ -113,21 +113,19 @@ def test_a_disabled_student_is_refused_everywhere_within_one_access_token_lifeti
     username = student["username"]
     session = cluster.login(username, PASSWORD)
     enrollments = api + f"/users/{student['id']}/enrollments"
-    before = httpx.post(
-        enrollments, json={"section_id": 1}, headers=bearer(session["access_token"])
-    )
+    before = http.post(enrollments, json={"section_id": 1}, headers=bearer(session["access_token"]))
 
-    disabled = httpx.patch(
+    disabled = http.patch(
         auth + f"/accounts/{student['id']}", json={"disabled": True}, headers=registrar
     )
     disabled_at = time.monotonic()
-    refreshed = httpx.post(auth + "/refresh", json={"refresh_token": session["refresh_token"]})
-    signed_in = httpx.post(auth + "/login", json={"username": username, "password": PASSWORD})
+    refreshed = http.post(auth + "/refresh", json={"refresh_token": session["refresh_token"]})
+    signed_in = http.post(auth + "/login", json={"username": username, "password": PASSWORD})
     # The access token already issued keeps working until it expires: that is the stated bound.
     time.sleep(max(0.0, ACCESS_TTL + 1 - (time.monotonic() - disabled_at)))
-    after = httpx.delete(enrollments + "/1", headers=bearer(session["access_token"]))
+    after = http.delete(enrollments + "/1", headers=bearer(session["access_token"]))
     registrar = bearer(cluster.login("rhenderson", DEMO_PASSWORD)["access_token"])  # expired too
-    still_enrolled = httpx.get(enrollments, headers=registrar)
+    still_enrolled = http.get(enrollments, headers=registrar)
 
     assert before.status_code == 201, before.text
     assert disabled.status_code == 200 and disabled.json()["disabled"] is True
@@ -142,14 +140,14 @@ def test_only_the_registrar_reaches_the_accounts_through_the_gateway(cluster: Cl
     instructor = bearer(cluster.login("kavery", DEMO_PASSWORD)["access_token"])
     registrar = bearer(cluster.login("rhenderson", DEMO_PASSWORD)["access_token"])
 
-    assert httpx.get(accounts).status_code == 401
-    assert httpx.get(accounts, headers=bearer("not.a.token")).status_code == 401
-    assert httpx.get(accounts, headers=instructor).status_code == 403
+    assert http.get(accounts).status_code == 401
+    assert http.get(accounts, headers=bearer("not.a.token")).status_code == 401
+    assert http.get(accounts, headers=instructor).status_code == 403
     assert (
-        httpx.patch(accounts + "/3", json={"roles": ["registrar"]}, headers=instructor).status_code
+        http.patch(accounts + "/3", json={"roles": ["registrar"]}, headers=instructor).status_code
         == 403
     )
-    found = httpx.get(accounts, params={"q": "avery"}, headers=registrar)
+    found = http.get(accounts, params={"q": "avery"}, headers=registrar)
     assert found.status_code == 200
     assert [(a["id"], a["roles"]) for a in found.json()] == [(3, ["instructor"])]
 
@@ -158,7 +156,7 @@ def test_a_roster_of_500_pages_without_gaps_or_repeats_and_bad_paging_is_a_422(c
     api = cluster.enroll_gateway.url + "/enroll_api"
     # Signed as the auth service signs, with a lifetime longer than this module's ACCESS_TTL.
     registrar = bearer(cluster.token(1, "rhenderson", "registrar"))
-    section = httpx.post(
+    section = http.post(
         api + "/sections",
         json={"course_id": 4, "section_number": 61, "instructor_id": 3, "capacity": 500},
         headers=registrar,
@@ -168,7 +166,7 @@ def test_a_roster_of_500_pages_without_gaps_or_repeats_and_bad_paging_is_a_422(c
     def enroll(n: int) -> int:
         user_id = first_id + n
         token = cluster.token(user_id, f"walker{n}", "student")
-        reply = httpx.post(
+        reply = http.post(
             api + f"/users/{user_id}/enrollments",
             json={"section_id": section["id"]},
             headers=bearer(token),
@@ -182,7 +180,7 @@ def test_a_roster_of_500_pages_without_gaps_or_repeats_and_bad_paging_is_a_422(c
     after = None
     while True:
         params = {"limit": 37} | ({"after": after} if after else {})
-        page = httpx.get(api + f"/sections/{section['id']}/enrollments", params=params,
+        page = http.get(api + f"/sections/{section['id']}/enrollments", params=params,
                          headers=registrar)  # fmt: skip
         assert page.status_code == 200, page.text
         rows = page.json()
@@ -200,7 +198,7 @@ def test_a_roster_of_500_pages_without_gaps_or_repeats_and_bad_paging_is_a_422(c
     assert len(seen) == len(set(seen)) == 500
     for field, values in bad.items():
         for value in values:
-            reply = httpx.get(api + f"/sections/{section['id']}/enrollments",
+            reply = http.get(api + f"/sections/{section['id']}/enrollments",
                               params={field: value}, headers=registrar)  # fmt: skip
             assert reply.status_code == 422, (field, value, reply.text)
             assert field in reply.text
@@ -216,26 +214,26 @@ def test_a_student_made_instructor_is_assignable_on_the_next_request_with_the_ne
     username = student["username"]
     session = cluster.login(username, PASSWORD)
     # The student has used the enrollment service, so it has their record (as a student).
-    assert httpx.get(
+    assert http.get(
         api + f"/users/{student['id']}/sections", headers=bearer(session["access_token"])
     ).is_success
-    refused = httpx.post(
+    refused = http.post(
         api + "/sections",
         json={"course_id": 4, "section_number": 62, "instructor_id": student["id"], "capacity": 3},
         headers=registrar,
     )
 
-    promoted = httpx.patch(
+    promoted = http.patch(
         auth + f"/accounts/{student['id']}",
         json={"roles": ["instructor"], "last_name": "Lee-Park"},
         headers=registrar,
     )
-    assigned = httpx.post(
+    assigned = http.post(
         api + "/sections",
         json={"course_id": 4, "section_number": 62, "instructor_id": student["id"], "capacity": 3},
         headers=registrar,
     )
-    record = httpx.get(api + f"/users/{student['id']}", headers=registrar)
+    record = http.get(api + f"/users/{student['id']}", headers=registrar)
 
     assert (refused.status_code, refused.json()["code"]) == (409, "not_an_instructor")
     assert promoted.status_code == 200, promoted.text
@@ -255,10 +253,10 @@ def test_enrollment_knows_a_new_account_with_its_name_before_any_request_of_its_
     created = new_student(cluster, "early", "Erin", "Early")
     after = {"after": created["id"] - 1, "limit": 1}
 
-    listed = httpx.get(api + "/users", params=after, headers=registrar).json()
-    httpx.patch(auth + f"/accounts/{created['id']}", json={"first_name": "Erinn"},
+    listed = http.get(api + "/users", params=after, headers=registrar).json()
+    http.patch(auth + f"/accounts/{created['id']}", json={"first_name": "Erinn"},
                 headers=registrar)  # fmt: skip
-    relisted = httpx.get(api + "/users", params=after, headers=registrar).json()
+    relisted = http.get(api + "/users", params=after, headers=registrar).json()
 
     assert [(u["id"], u["first_name"], u["last_name"]) for u in listed] == [
         (created["id"], "Erin", "Early")

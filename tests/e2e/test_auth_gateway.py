@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from app.auth.settings import Settings as AuthSettings
+from harness import http
 from harness.auth_cluster import has_user, wait_for
 from harness.cluster import Cluster
 from harness.loadclient import burst
@@ -52,7 +53,7 @@ def forget_attempts(cluster: Cluster) -> None:
 
 
 def login(cluster: Cluster, username: str, password: str = PASSWORD, **headers) -> httpx.Response:
-    return httpx.post(
+    return http.post(
         cluster.auth_gateway.url + "/auth_api/login",
         json={"username": username, "password": password},
         headers=headers,
@@ -68,7 +69,7 @@ def register(cluster: Cluster, username: str | None = None, token: str | None = 
         "last_name": "Gateway",
     }
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return httpx.post(
+    return http.post(
         cluster.auth_gateway.url + "/auth_api/register", json=body, headers=headers, timeout=30
     )
 
@@ -121,7 +122,7 @@ def test_a_new_user_signs_in_on_the_very_next_request_on_every_node(cluster: Clu
 
         through_gateway = login(cluster, username)
         on_each_node = [
-            httpx.post(node.url + "/login", json={"username": username, "password": PASSWORD})
+            http.post(node.url + "/login", json={"username": username, "password": PASSWORD})
             for node in cluster.auth.nodes.values()
         ]
 
@@ -130,7 +131,7 @@ def test_a_new_user_signs_in_on_the_very_next_request_on_every_node(cluster: Clu
     # and the token it gives is good at the enroll gateway at once
     token = through_gateway.json()["access_token"]
     me = created.json()["id"]
-    mine = httpx.get(
+    mine = http.get(
         f"{cluster.enroll_gateway.url}/enroll_api/users/{me}/enrollments",
         headers={"Authorization": f"Bearer {token}"},
     )
@@ -206,9 +207,7 @@ def test_sign_ins_wait_out_a_crash_of_a_replicas_auth_instance(cluster: Cluster)
         time.sleep(0.3)
         os.kill(first, signal.SIGKILL)
         back = wait_for(lambda: cluster.auth.serving_pid(victim.name) not in (None, first), 20.0)
-        direct = httpx.post(
-            victim.url + "/login", json={"username": username, "password": PASSWORD}
-        )
+        direct = http.post(victim.url + "/login", json={"username": username, "password": PASSWORD})
         time.sleep(0.5)
     finally:
         stop.set()

@@ -24,6 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness import http
 from harness.auth_cluster import AuthCluster, wait_for
 from harness.cluster import Cluster
 from harness.invariants import table_rows, violations
@@ -59,7 +60,7 @@ def back_up(cluster: Cluster, into: Path) -> None:
 def register(cluster: Cluster, username: str) -> httpx.Response:
     body = {"username": username, "password": PASSWORD, "first_name": "Kept",
             "last_name": "User"}  # fmt: skip
-    return httpx.post(cluster.auth_gateway.url + "/auth_api/register", json=body, timeout=30)
+    return http.post(cluster.auth_gateway.url + "/auth_api/register", json=body, timeout=30)
 
 
 def test_a_backup_taken_while_serving_restores_into_a_fresh_var(cluster: Cluster, tmp_path):
@@ -71,7 +72,7 @@ def test_a_backup_taken_while_serving_restores_into_a_fresh_var(cluster: Cluster
     enroll = cluster.enroll_gateway.url + "/enroll_api"
     for user in registered:
         token = cluster.login(user["username"], PASSWORD)["access_token"]
-        reply = httpx.post(
+        reply = http.post(
             f"{enroll}/users/{user['id']}/enrollments",
             json={"section_id": 4},
             headers={"Authorization": f"Bearer {token}"},
@@ -103,7 +104,7 @@ def test_a_backup_taken_while_serving_restores_into_a_fresh_var(cluster: Cluster
         people = [(p["username"], DEMO_PASSWORD) for p in seed]
         people += [(u["username"], PASSWORD) for u in registered]
         for username, password in people:
-            reply = httpx.post(
+            reply = http.post(
                 restored.primary.url + "/login",
                 json={"username": username, "password": password},
                 timeout=30,
@@ -181,7 +182,7 @@ def test_a_backup_taken_during_writes_is_one_consistent_moment(cluster: Cluster,
     registrar = {"Authorization": f"Bearer {cluster.token(1, 'rhenderson', 'registrar')}"}
     body = {"course_id": 4, "section_number": 82, "instructor_id": 3, "capacity": 2,
             "waitlist_capacity": 8}  # fmt: skip
-    section = httpx.post(f"{enroll}/sections", json=body, headers=registrar).json()["id"]
+    section = http.post(f"{enroll}/sections", json=body, headers=registrar).json()["id"]
     writers = Writers()
 
     def student(user_id: int) -> Callable[[httpx.Client], None]:

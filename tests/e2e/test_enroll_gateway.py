@@ -35,6 +35,7 @@ from app.enrollment.init_db import init_db
 from app.enrollment.main import create_app
 from app.enrollment.routes import CATALOG_CACHE_SECONDS
 from app.enrollment.settings import Settings
+from harness import http
 from harness.cluster import Cluster
 from harness.db import copy_database
 from harness.loadclient import burst
@@ -126,7 +127,7 @@ def in_process(tmp_path, cluster: Cluster):
 
 def through_gateway(cluster: Cluster, method: str, path: str, token: str | None, body=None):
     headers = bearer(token) if token else {}
-    return httpx.request(
+    return http.request(
         method, cluster.enroll_gateway.url + PREFIX + path, headers=headers, json=body, timeout=30
     )
 
@@ -282,10 +283,10 @@ def test_client_identity_and_secret_headers_never_reach_a_backend(cluster: Clust
     }
     url = cluster.enroll_gateway.url + PREFIX
 
-    mine = httpx.get(url + "/users/9", headers={**bearer(student), **forged})
-    registrars = httpx.get(url + "/users/1", headers={**bearer(student), **forged})
-    listing = httpx.get(url + "/users", headers={**bearer(student), **forged})
-    no_token = httpx.get(url + "/users/1", headers={**forged, "X-Gateway-Secret": cluster.secret})
+    mine = http.get(url + "/users/9", headers={**bearer(student), **forged})
+    registrars = http.get(url + "/users/1", headers={**bearer(student), **forged})
+    listing = http.get(url + "/users", headers={**bearer(student), **forged})
+    no_token = http.get(url + "/users/1", headers={**forged, "X-Gateway-Secret": cluster.secret})
 
     # The backend saw user 9, a student, with the gateway's own secret (the guess would be 401).
     assert (mine.status_code, mine.json()["username"]) == (200, "ajohnson")
@@ -324,15 +325,15 @@ def test_section_list_may_lag_by_the_cache_window_while_a_section_page_is_live(
     url = cluster.enroll_gateway.url + PREFIX
     student = bearer(cluster.token(9, "ajohnson", "student"))
     registrar = bearer(cluster.token(1, "rhenderson", "registrar"))
-    listed = lambda: {s["id"] for s in httpx.get(url + "/sections", headers=student).json()}  # noqa: E731
+    listed = lambda: {s["id"] for s in http.get(url + "/sections", headers=student).json()}  # noqa: E731
 
     for number in range(80, 83):  # a slow moment can outlast the window: try again
         time.sleep(CATALOG_CACHE_SECONDS + 1)  # nothing cached from earlier tests
         started = time.monotonic()
         before = [listed() for _ in range(3)]  # one cached answer per instance
         body = {"course_id": 4, "section_number": number, "instructor_id": 3, "capacity": 5}
-        new = httpx.post(url + "/sections", json=body, headers=registrar).json()["id"]
-        page = httpx.get(url + f"/sections/{new}", headers=student)
+        new = http.post(url + "/sections", json=body, headers=registrar).json()["id"]
+        page = http.get(url + f"/sections/{new}", headers=student)
         after = [listed() for _ in range(3)]
         # The cache ages an answer from its Date header, which uvicorn refreshes once a second:
         # an entry can count as up to a second older than it is, and on a loaded machine expire
@@ -345,9 +346,9 @@ def test_section_list_may_lag_by_the_cache_window_while_a_section_page_is_live(
     assert page.status_code == 200 and page.json()["capacity"] == 5
     assert all(new not in ids for ids in before)
     assert any(new not in ids for ids in after)  # a cached list, still without it
-    refused = httpx.get(url + "/sections", headers=bearer(_bad_signature(cluster)))
+    refused = http.get(url + "/sections", headers=bearer(_bad_signature(cluster)))
     assert refused.status_code == 401 and "x-request-id" not in refused.headers
-    assert httpx.get(url + "/sections").status_code == 401
+    assert http.get(url + "/sections").status_code == 401
 
     time.sleep(CATALOG_CACHE_SECONDS + 1)
     assert all(new in listed() for _ in range(3))
@@ -363,7 +364,7 @@ def test_rush_of_330_students_through_the_gateway(cluster: Cluster, seed: Path):
     copy_database(seed, cluster.enrollment.db)
     registrar = cluster.token(1, "rhenderson", "registrar")
     url = cluster.enroll_gateway.url + PREFIX
-    created = httpx.post(
+    created = http.post(
         url + "/sections",
         headers=bearer(registrar),
         json={
@@ -390,7 +391,7 @@ def test_rush_of_330_students_through_the_gateway(cluster: Cluster, seed: Path):
     before = served(cluster.enrollment.urls, "POST", "/users/{user_id}/enrollments")
     replies = asyncio.run(burst(requests))
 
-    waitlist = httpx.get(url + f"/sections/{section}/waitlist", headers=bearer(registrar)).json()
+    waitlist = http.get(url + f"/sections/{section}/waitlist", headers=bearer(registrar)).json()
     assert_rush_outcome(replies, waitlist, seats=CAPACITY, places=WAITLIST)
     after = served(cluster.enrollment.urls, "POST", "/users/{user_id}/enrollments")
     assert all(a > b for a, b in zip(after, before, strict=True)), (before, after)  # all three

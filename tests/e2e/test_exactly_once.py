@@ -31,6 +31,7 @@ import httpx
 import pytest
 
 from app.common import idempotency
+from harness import http
 from harness.auth_cluster import has_user, wait_for
 from harness.cluster import Cluster
 from harness.invariants import violations
@@ -51,7 +52,7 @@ def new_section(cluster: Cluster, number: int, seats: int = SEATS, places: int =
     body = {"course_id": 4, "section_number": number, "instructor_id": 3, "capacity": seats,
             "waitlist_capacity": places}  # fmt: skip
     registrar = bearer(cluster.token(1, "rhenderson", "registrar"))
-    reply = httpx.post(
+    reply = http.post(
         cluster.enroll_gateway.url + "/enroll_api/sections", json=body, headers=registrar
     )
     assert reply.status_code == 201, reply.text
@@ -200,7 +201,7 @@ def test_a_registration_whose_relaying_replica_is_killed_is_one_account_and_the_
 
     def busy_primary() -> None:
         body = {"username": "ajohnson", "password": "registrar-day-2026"}
-        httpx.post(cluster.auth.primary.url + "/login", json=body, timeout=30)
+        http.post(cluster.auth.primary.url + "/login", json=body, timeout=30)
 
     def registrations_counted() -> int:
         """Self-registrations the replicas have counted (throttle.py), each just before it is
@@ -218,7 +219,7 @@ def test_a_registration_whose_relaying_replica_is_killed_is_one_account_and_the_
     first: list[httpx.Response] = []
     sender = threading.Thread(
         target=lambda: first.append(
-            httpx.post(url + "/register", json=registration(username), headers=key, timeout=30)
+            http.post(url + "/register", json=registration(username), headers=key, timeout=30)
         )
     )
     sender.start()
@@ -233,9 +234,7 @@ def test_a_registration_whose_relaying_replica_is_killed_is_one_account_and_the_
 
     retried = None
     for attempt in range(10):
-        retried = httpx.post(
-            url + "/register", json=registration(username), headers=key, timeout=30
-        )
+        retried = http.post(url + "/register", json=registration(username), headers=key, timeout=30)
         if retried.status_code < 500 and retried.status_code != 409:
             break
         seen.append((retried.status_code, retried.json().get("code", "")))
@@ -255,7 +254,7 @@ def test_a_registration_whose_relaying_replica_is_killed_is_one_account_and_the_
     with sqlite3.connect(cluster.auth.primary.database) as conn:
         rows = conn.execute("SELECT id FROM users WHERE username = ?", (username,)).fetchall()
     assert rows == [(account["id"],)]
-    again = httpx.post(url + "/register", json=registration(username), headers=key)
+    again = http.post(url + "/register", json=registration(username), headers=key)
     assert (again.status_code, again.content) == (201, retried.content)
     assert all(wait_for(lambda n=node: has_user(n, username), 10) for node in cluster.auth.replicas)
 
@@ -265,7 +264,7 @@ def test_a_registration_whose_relaying_replica_is_killed_is_one_account_and_the_
 
 def enroll(cluster: Cluster, user_id: int, section: int, key: str, **extra) -> httpx.Response:
     token = cluster.token(user_id, f"x{user_id}", "student")
-    return httpx.post(
+    return http.post(
         f"{cluster.enroll_gateway.url}/enroll_api/users/{user_id}/enrollments",
         json={"section_id": section, **extra},
         headers={**bearer(token), idempotency.HEADER: key},
@@ -333,7 +332,7 @@ def test_the_same_registration_at_once_is_one_account(cluster: Cluster):
     assert outcomes[(201, "made")] == 1
     assert set(outcomes) <= {(201, "made"), (201, "replayed"), (409, "request_in_progress")}
     made = next(r for r in replies if r.status == 201 and REPLAYED not in r.headers)
-    again = httpx.post(url, json=registration(username), headers=headers)
+    again = http.post(url, json=registration(username), headers=headers)
     assert (again.status_code, again.content) == (201, made.body)
     with sqlite3.connect(cluster.auth.primary.database) as conn:
         count = conn.execute("SELECT count(*) FROM users WHERE username = ?", (username,))
@@ -346,7 +345,7 @@ def test_an_expired_key_is_a_new_key(cluster: Cluster):
     section = new_section(cluster, 97)
     first = enroll(cluster, 9405, section, "a-day-old")
     token = bearer(cluster.token(9405, "x9405", "student"))
-    drop = httpx.delete(
+    drop = http.delete(
         f"{cluster.enroll_gateway.url}/enroll_api/users/9405/enrollments/{section}", headers=token
     )
     assert drop.status_code == 200

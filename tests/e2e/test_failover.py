@@ -14,6 +14,7 @@ from collections import Counter
 import httpx
 import pytest
 
+from harness import http
 from harness.cluster import Cluster
 from harness.db import copy_database
 from harness.invariants import violations
@@ -55,7 +56,7 @@ def test_an_instance_killed_mid_rush_costs_only_its_requests_in_flight(cluster: 
     registrar = bearer(cluster.token(1, "rhenderson", "registrar"))
     body = {"course_id": 4, "section_number": 81, "instructor_id": 3, "capacity": SEATS,
             "waitlist_capacity": PLACES}  # fmt: skip
-    section = httpx.post(url + "/sections", json=body, headers=registrar).json()["id"]
+    section = http.post(url + "/sections", json=body, headers=registrar).json()["id"]
     students = range(8000, 8000 + STUDENTS)
     requests = [
         ("POST", f"{url}/users/{s}/enrollments", bearer(cluster.token(s, f"s{s}", "student")),
@@ -80,15 +81,15 @@ def test_an_instance_killed_mid_rush_costs_only_its_requests_in_flight(cluster: 
 
     # A client retries what failed: each gets its outcome, or a clear 409 if it had been applied.
     retried = [
-        httpx.post(f"{url}/users/{s}/enrollments", json={"section_id": section},
+        http.post(f"{url}/users/{s}/enrollments", json={"section_id": section},
                    headers=bearer(cluster.token(s, f"s{s}", "student")), timeout=30)
         for s in failed
     ]  # fmt: skip
     assert all(r.status_code in (201, 409) for r in retried), [r.text for r in retried]
     refusals = {r.json()["code"] for r in retried if r.status_code == 409}
     assert refusals <= {"already_enrolled", "already_waitlisted", "waitlist_full"}
-    waitlist = httpx.get(f"{url}/sections/{section}/waitlist", headers=registrar).json()
-    seated = httpx.get(f"{url}/sections/{section}", headers=registrar).json()
+    waitlist = http.get(f"{url}/sections/{section}/waitlist", headers=registrar).json()
+    seated = http.get(f"{url}/sections/{section}", headers=registrar).json()
     assert seated["enrolled"] == SEATS
     assert [e["position"] for e in waitlist] == list(range(1, PLACES + 1))
     acknowledged += [r.json() for r in retried if r.status_code == 201]

@@ -28,6 +28,7 @@ from app.common.identity import (
     USERNAME_HEADER,
 )
 from app.common.limits import MAX_BODY_BYTES
+from harness import http
 from harness.cluster import Cluster
 from harness.procs import stop, wait_http
 
@@ -81,7 +82,7 @@ def registrar(cluster: Cluster) -> dict[str, str]:
 
 def test_no_token_is_401_unauthenticated(enroll, auth):
     for url in (enroll + "/users/9/enrollments", auth + "/accounts"):
-        reply = httpx.get(url)
+        reply = http.get(url)
         assert gateway_error(reply) == (401, "unauthenticated"), url
         assert "bearer token" in reply.json()["detail"]
 
@@ -90,14 +91,14 @@ def test_an_expired_or_garbage_token_is_401_invalid_token(cluster: Cluster, enro
     expired = cluster.token(9, "ajohnson", "student", exp=int(time.time()) - 60)
     for token in (expired, "not-a-token"):
         for url in (enroll + "/users/9/enrollments", auth + "/accounts"):
-            reply = httpx.get(url, headers=bearer(token))
+            reply = http.get(url, headers=bearer(token))
             assert gateway_error(reply) == (401, "invalid_token"), (url, token)
             assert "invalid or expired" in reply.json()["detail"]
 
 
 def test_a_student_on_a_registrars_route_is_403_forbidden(enroll, auth, student):
     for url in (enroll + "/users", auth + "/accounts"):
-        reply = httpx.get(url, headers=student)
+        reply = http.get(url, headers=student)
         assert gateway_error(reply) == (403, "forbidden"), url
 
 
@@ -110,12 +111,12 @@ def test_an_unknown_path_is_404_no_route(enroll, auth, student):
         auth + "/nothing-here",
         enroll.removesuffix("/enroll_api"),
     ):
-        assert gateway_error(httpx.get(url, headers=student)) == (404, "no_route"), url
+        assert gateway_error(http.get(url, headers=student)) == (404, "no_route"), url
 
 
 def test_a_method_no_route_has_is_405_naming_the_ones_it_has(enroll, auth, registrar):
-    sections = httpx.put(enroll + "/sections", headers=registrar, json={})
-    login = httpx.get(auth + "/login")
+    sections = http.put(enroll + "/sections", headers=registrar, json={})
+    login = http.get(auth + "/login")
 
     assert gateway_error(sections) == (405, "method_not_allowed")
     assert gateway_error(login) == (405, "method_not_allowed")
@@ -127,8 +128,8 @@ def test_a_method_no_route_has_is_405_naming_the_ones_it_has(enroll, auth, regis
 def test_a_path_krakend_cannot_pass_on_is_400_and_a_control_character_400_bad_path(enroll, student):
     """A parameter that decodes to '%' is lura's own 400 (`error: encoded url params`, in text);
     one with a control character is the plugin pathguard's, which carries the id too."""
-    escaped = httpx.get(enroll + "/sections/%2541", headers=student)
-    control = httpx.get(enroll + "/sections/%00", headers=student)
+    escaped = http.get(enroll + "/sections/%2541", headers=student)
+    control = http.get(enroll + "/sections/%00", headers=student)
 
     assert gateway_error(escaped) == (400, "bad_request")
     assert gateway_error(control) == (400, "bad_path")
@@ -141,7 +142,7 @@ def test_a_body_over_the_limit_is_413_body_too_large(enroll, auth, registrar):
     over = b'{"junk": "' + b"x" * MAX_BODY_BYTES + b'"}'
     json_type = {"Content-Type": "application/json"}
     for url, headers in ((enroll + "/sections", registrar), (auth + "/login", {})):
-        reply = httpx.post(url, content=over, headers={**headers, **json_type}, timeout=30)
+        reply = http.post(url, content=over, headers={**headers, **json_type}, timeout=30)
         assert gateway_error(reply) == (413, "body_too_large"), url
 
 
@@ -182,7 +183,7 @@ def test_a_backend_that_failed_is_500_backend_failed_saying_a_retry_is_safe(
 ):
     """KrakenD balances over the three instances and never retries: with one down, about a
     third of the requests fail."""
-    answers = [httpx.get(enroll + "/sections/1", headers=student) for _ in range(40)]
+    answers = [http.get(enroll + "/sections/1", headers=student) for _ in range(40)]
     failed = [reply for reply in answers if reply.status_code != 200]
 
     assert failed, "no request went to the stopped instance"
@@ -195,7 +196,7 @@ def test_a_backend_that_failed_is_500_backend_failed_saying_a_retry_is_safe(
 
 def test_every_instance_serves_again_after_the_backend_failure(cluster: Cluster):
     for url in cluster.enrollment.urls:
-        assert httpx.get(url + "/health").status_code == 200, url
+        assert http.get(url + "/health").status_code == 200, url
 
 
 # the services' own errors
@@ -207,7 +208,7 @@ def test_a_services_own_errors_pass_through_as_it_wrote_them(cluster: Cluster, e
     the gateway's (a client's own is replaced)."""
     section = {"course_id": 4, "section_number": 97, "instructor_id": 3, "capacity": 5,
                "waitlist_capacity": 0}  # fmt: skip
-    first = httpx.post(enroll + "/sections", json=section, headers=registrar)
+    first = http.post(enroll + "/sections", json=section, headers=registrar)
     assert first.status_code == 201, first.text
     sent = {**registrar, "X-Request-Id": "chosen-by-the-client"}
     direct_headers = {
@@ -217,9 +218,9 @@ def test_a_services_own_errors_pass_through_as_it_wrote_them(cluster: Cluster, e
         ROLES_HEADER: "registrar",
     }
     for body, want in ((section, (409, "section_exists")), ({}, (422, "validation_error"))):
-        reply = httpx.post(enroll + "/sections", json=body, headers=sent)
+        reply = http.post(enroll + "/sections", json=body, headers=sent)
         rid = reply.headers["x-request-id"]
-        direct = httpx.post(
+        direct = http.post(
             cluster.enrollment.urls[0] + "/sections",
             json=body,
             headers={**direct_headers, "X-Request-Id": rid},
@@ -233,7 +234,7 @@ def test_a_services_own_errors_pass_through_as_it_wrote_them(cluster: Cluster, e
 
 def test_a_services_own_401_is_not_the_gateways(auth):
     """A wrong password: the auth service's 401 `invalid_credentials`, not the gateway's."""
-    reply = httpx.post(auth + "/login", json={"username": "ajohnson", "password": "wrong-wrong"})
+    reply = http.post(auth + "/login", json={"username": "ajohnson", "password": "wrong-wrong"})
 
     assert (reply.status_code, reply.json()["code"]) == (401, "invalid_credentials"), reply.text
     assert reply.json()["request_id"] == reply.headers["x-request-id"]

@@ -21,6 +21,7 @@ import pytest
 
 from app.common.limits import MAX_BODY_BYTES
 from app.enrollment.routes import CSV_MAX_BODY_BYTES
+from harness import http
 from harness.cluster import Cluster
 
 pytestmark = pytest.mark.e2e
@@ -66,7 +67,7 @@ def test_a_body_of_megabytes_is_the_gateways_own_413_every_time(cluster: Cluster
         body = b'{"junk": "' + b"x" * size + b'"}'
         for method, url, headers in requests:
             for _ in range(TRIES):
-                reply = httpx.request(
+                reply = http.request(
                     method,
                     url,
                     content=body,
@@ -91,10 +92,10 @@ def test_the_limit_is_each_routes_own(cluster: Cluster):
     csv = b"user_id,course_code\n" + b"".join(rows)[: 3 * MB]  # too many rows: the service's 422
     too_big_csv = b"user_id,course_code\n" + b"".join(rows)[:CSV_MAX_BODY_BYTES]
 
-    small = httpx.post(url + "/sections", content=under, headers=json_headers, timeout=30)
-    large = httpx.post(url + "/sections", content=over, headers=json_headers, timeout=30)
-    imported = httpx.post(url + "/completed-courses", content=csv, headers=csv_headers, timeout=60)
-    refused = httpx.post(
+    small = http.post(url + "/sections", content=under, headers=json_headers, timeout=30)
+    large = http.post(url + "/sections", content=over, headers=json_headers, timeout=30)
+    imported = http.post(url + "/completed-courses", content=csv, headers=csv_headers, timeout=60)
+    refused = http.post(
         url + "/completed-courses", content=too_big_csv, headers=csv_headers, timeout=60
     )
 
@@ -131,7 +132,7 @@ def requests_answered(cluster: Cluster) -> int:
     nodes = [cluster.auth.primary, *cluster.auth.replicas]
     total = 0.0
     for url in [*cluster.enrollment.urls, *(node.url for node in nodes)]:
-        for line in httpx.get(url + "/metrics", timeout=10).text.splitlines():
+        for line in http.get(url + "/metrics", timeout=10).text.splitlines():
             if not line.startswith("http_request_duration_seconds_count{"):
                 continue
             labels = line[line.index("{") : line.index("}") + 1]
@@ -152,7 +153,7 @@ def test_a_control_character_in_a_path_segment_is_the_gateways_own_400(
     url, headers = path_param_route(cluster, gateway)
     answered = requests_answered(cluster)
 
-    reply = httpx.get(url.format(segment), headers=headers)
+    reply = http.get(url.format(segment), headers=headers)
 
     assert reply.status_code == 400, reply.text
     assert reply.headers["content-type"] == "application/json"
@@ -171,10 +172,10 @@ def test_paths_without_control_characters_pass_the_path_guard(cluster: Cluster, 
     url, headers = path_param_route(cluster, gateway)
     answered = requests_answered(cluster)
 
-    plain = httpx.get(url.format("1"), headers=headers)
-    encoded = httpx.get(url.format("%31"), headers=headers)
-    accented = httpx.get(url.format("%C3%A9"), headers=headers)
-    no_route = httpx.get(url.format("1") + "/nothing-here", headers=headers)
+    plain = http.get(url.format("1"), headers=headers)
+    encoded = http.get(url.format("%31"), headers=headers)
+    accented = http.get(url.format("%C3%A9"), headers=headers)
+    no_route = http.get(url.format("1") + "/nothing-here", headers=headers)
 
     assert (plain.status_code, reached_a_service(plain)) == (200, True), plain.text
     assert (encoded.status_code, reached_a_service(encoded)) == (200, True), encoded.text
@@ -192,8 +193,8 @@ def test_a_token_in_a_cookie_is_not_accepted(cluster: Cluster):
     token = cluster.token(9, "ajohnson", "student")
     url = cluster.enroll_gateway.url + "/enroll_api/users/9"
 
-    in_a_cookie = httpx.get(url, headers={"Cookie": f"access_token={token}"})
-    in_the_header = httpx.get(url, headers=bearer(token))
+    in_a_cookie = http.get(url, headers={"Cookie": f"access_token={token}"})
+    in_the_header = http.get(url, headers=bearer(token))
 
     assert (in_a_cookie.status_code, reached_a_service(in_a_cookie)) == (401, False)
     assert in_the_header.status_code == 200
@@ -207,11 +208,11 @@ def test_no_answer_names_the_krakend_version_or_the_instance(cluster: Cluster):
     enroll = cluster.enroll_gateway.url
     auth = cluster.auth_gateway.url
     replies = {
-        "a service's answer": httpx.get(enroll + "/enroll_api/sections/1", headers=student),
-        "a service's error": httpx.get(enroll + "/enroll_api/sections/999999", headers=student),
-        "no token": httpx.get(enroll + "/enroll_api/sections/1"),
-        "no such route": httpx.get(enroll + "/enroll_api/nothing-here", headers=student),
-        "the auth gateway": httpx.get(auth + "/auth_api/.well-known/jwks.json"),
+        "a service's answer": http.get(enroll + "/enroll_api/sections/1", headers=student),
+        "a service's error": http.get(enroll + "/enroll_api/sections/999999", headers=student),
+        "no token": http.get(enroll + "/enroll_api/sections/1"),
+        "no such route": http.get(enroll + "/enroll_api/nothing-here", headers=student),
+        "the auth gateway": http.get(auth + "/auth_api/.well-known/jwks.json"),
     }
 
     assert [r.status_code for r in replies.values()] == [200, 404, 401, 404, 200]
@@ -228,8 +229,8 @@ def test_the_health_answer_says_ok_and_not_how_long_the_gateway_has_been_up(
     """lura's /__health answered `"now": "... m=+1234.5"`, the seconds since KrakenD started."""
     url = getattr(cluster, f"{gateway}_gateway").url
 
-    health = httpx.get(url + "/health")
-    lura_health = httpx.get(url + "/__health")
+    health = http.get(url + "/health")
+    lura_health = http.get(url + "/__health")
 
     assert health.status_code == 200 and health.json() == {"status": "ok"}
     assert lura_health.status_code == 404

@@ -12,9 +12,9 @@ from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
-import httpx
 import pytest
 
+from harness import http
 from harness.cluster import Cluster
 from harness.prometheus import Prometheus
 
@@ -69,13 +69,13 @@ def test_after_a_rush_prometheus_counts_what_the_database_holds(
 ):
     registrar = bearer(cluster.token(1, "rhenderson", "registrar"))
     base = cluster.enroll_gateway.url + "/enroll_api"
-    course = httpx.post(
+    course = http.post(
         base + "/courses",
         json={"department_id": 1, "code": "OPS 101", "title": "Watching the Rush"},
         headers=registrar,
     ).json()["id"]
     sections = [
-        httpx.post(
+        http.post(
             base + "/sections",
             json={"course_id": course, "section_number": n, "capacity": 5, "waitlist_capacity": 3},
             headers=registrar,
@@ -87,7 +87,7 @@ def test_after_a_rush_prometheus_counts_what_the_database_holds(
 
     def enroll(n: int) -> tuple[int, str]:
         user_id = 800_000 + n
-        reply = httpx.post(
+        reply = http.post(
             base + f"/users/{user_id}/enrollments",
             json={"section_id": sections[n % 3]},
             headers=bearer(cluster.token(user_id, f"rusher{n}", "student")),
@@ -137,7 +137,7 @@ def test_after_a_rush_prometheus_counts_what_the_database_holds(
 
 def test_a_refusal_through_the_gateway_carries_an_id_the_backend_logged(cluster: Cluster):
     ava = bearer(cluster.token(9, "ajohnson", "student"))
-    reply = httpx.get(
+    reply = http.get(
         cluster.enroll_gateway.url + "/enroll_api/users/10/enrollments",
         headers={**ava, "X-Request-Id": "chosen-by-the-client"},  # not passed on: the gateway's
     )
@@ -163,7 +163,7 @@ def test_metrics_are_not_reachable_through_the_gateways(cluster: Cluster):
     for url in (cluster.enroll_gateway.url + "/enroll_api/metrics",
                 cluster.enroll_gateway.url + "/metrics",
                 cluster.auth_gateway.url + "/auth_api/metrics"):  # fmt: skip
-        assert httpx.get(url, headers=token).status_code == 404, url
+        assert http.get(url, headers=token).status_code == 404, url
 
 
 # The one line KrakenD writes outside its JSON logger: Go's standard log, as it stops on SIGTERM

@@ -10,9 +10,9 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
+from harness import http
 from harness.auth_cluster import wait_for
 from harness.cluster import Cluster
 from harness.mail import MAILPIT, MailStack
@@ -73,10 +73,10 @@ def undelivered(cluster: Cluster) -> int:
 
 def test_a_student_who_enrolls_gets_the_mail_within_seconds(cluster: Cluster, mail: MailStack):
     student = 20
-    sections = httpx.get(f"{api(cluster)}/sections", headers=as_(cluster, student)).json()
+    sections = http.get(f"{api(cluster)}/sections", headers=as_(cluster, student)).json()
     open_section = next(s for s in sections if s["seats_available"] > 0)
     started = time.monotonic()
-    reply = httpx.post(
+    reply = http.post(
         f"{api(cluster)}/users/{student}/enrollments",
         json={"section_id": open_section["id"]},
         headers=as_(cluster, student),
@@ -89,13 +89,13 @@ def test_a_student_who_enrolls_gets_the_mail_within_seconds(cluster: Cluster, ma
     assert message["Subject"] == f"Enrolled in {open_section['course_code']}-" + (
         f"{open_section['section_number']:02d}"
     )
-    [note] = httpx.get(
+    [note] = http.get(
         f"{api(cluster)}/users/{student}/notifications", headers=as_(cluster, student)
     ).json()
     assert message["MessageID"] == f"notification-{note['id']}@registrar.example.edu"
     assert within(
         5,
-        lambda: httpx.get(
+        lambda: http.get(
             f"{api(cluster)}/users/{student}/notifications", headers=as_(cluster, student)
         ).json()[0]["delivered"],
     )
@@ -105,13 +105,13 @@ def test_a_drop_promotes_the_head_who_gets_the_mail_naming_the_section(
     cluster: Cluster, mail: MailStack
 ):
     registrar = as_(cluster, 1)
-    waitlist = httpx.get(f"{api(cluster)}/sections/1/waitlist", headers=registrar).json()
+    waitlist = http.get(f"{api(cluster)}/sections/1/waitlist", headers=registrar).json()
     head = waitlist[0]["user_id"]
-    enrolled = httpx.get(
+    enrolled = http.get(
         f"{api(cluster)}/sections/1/enrollments", params={"status": "enrolled"}, headers=registrar
     ).json()
     leaver = enrolled[0]["user_id"]
-    dropped = httpx.delete(
+    dropped = http.delete(
         f"{api(cluster)}/users/{leaver}/enrollments/1", headers=as_(cluster, leaver)
     )
     assert dropped.status_code == 200, dropped.text
@@ -131,7 +131,7 @@ def test_a_killed_notifier_and_a_mail_server_down_lose_nothing_and_send_nothing_
 
     def place_holds(reason: str) -> None:
         for student in students:
-            reply = httpx.post(
+            reply = http.post(
                 f"{api(cluster)}/users/{student}/holds", json={"reason": reason}, headers=registrar
             )
             assert reply.status_code == 201, reply.text
@@ -150,7 +150,7 @@ def test_a_killed_notifier_and_a_mail_server_down_lose_nothing_and_send_nothing_
     assert within(10, lambda: undelivered(cluster) >= len(students))
 
     def failing() -> bool:
-        listed = httpx.get(f"{api(cluster)}/notifications/undelivered", headers=registrar)
+        listed = http.get(f"{api(cluster)}/notifications/undelivered", headers=registrar)
         return any(event["attempts"] > 0 for event in listed.json())
 
     assert within(10, failing), "the registrar does not see the failing deliveries"

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
+from harness import http
 from harness.auth_cluster import wait_for
 from harness.cluster import Cluster
 from harness.invariants import violations
@@ -51,13 +52,13 @@ def offer_section(cluster: Cluster, *, capacity: int, claim_seconds: int, number
         "waitlist_mode": "offer",
         "claim_seconds": claim_seconds,
     }
-    reply = httpx.post(f"{url(cluster)}/sections", json=body, headers=headers(cluster, REGISTRAR))
+    reply = http.post(f"{url(cluster)}/sections", json=body, headers=headers(cluster, REGISTRAR))
     assert reply.status_code == 201, reply.text
     return reply.json()["id"]
 
 
 def enroll(cluster: Cluster, user_id: int, section: int) -> dict:
-    reply = httpx.post(
+    reply = http.post(
         f"{url(cluster)}/users/{user_id}/enrollments",
         json={"section_id": section},
         headers=headers(cluster, user_id),
@@ -67,7 +68,7 @@ def enroll(cluster: Cluster, user_id: int, section: int) -> dict:
 
 
 def open_offer(cluster: Cluster, user_id: int) -> dict | None:
-    reply = httpx.get(
+    reply = http.get(
         f"{url(cluster)}/users/{user_id}/offers?status=open", headers=headers(cluster, user_id)
     )
     assert reply.status_code == 200, reply.text
@@ -93,14 +94,14 @@ def test_accepted_declined_and_expired_offers_through_the_gateway(cluster: Clust
     first, a, b, c = STUDENTS[:4]
     for student in (first, a, b, c):
         enroll(cluster, student, section)
-    dropped = httpx.delete(
+    dropped = http.delete(
         f"{url(cluster)}/users/{first}/enrollments/{section}", headers=headers(cluster, first)
     )
     assert dropped.status_code == 200 and dropped.json()["promoted"] == []
     offer = open_offer(cluster, a)
     assert offer is not None and offer["section_id"] == section
     # a declines: b is offered the seat at once.
-    declined = httpx.post(
+    declined = http.post(
         f"{url(cluster)}/users/{a}/offers/{offer['id']}/decline", headers=headers(cluster, a)
     )
     assert (declined.status_code, declined.json()["status"]) == (200, "declined")
@@ -110,7 +111,7 @@ def test_accepted_declined_and_expired_offers_through_the_gateway(cluster: Clust
     assert passed is not None, offers_in(cluster, section)
     assert offers_in(cluster, section) == [(a, "declined"), (b, "expired"), (c, "open")]
     offer = open_offer(cluster, c)
-    accepted = httpx.post(
+    accepted = http.post(
         f"{url(cluster)}/users/{c}/offers/{offer['id']}/accept", headers=headers(cluster, c)
     )
     assert (accepted.status_code, accepted.json()["status"]) == (200, "enrolled")

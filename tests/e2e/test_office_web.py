@@ -11,11 +11,11 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-import httpx
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
+from harness import http
 from harness.cluster import Cluster
 from harness.seed import DEMO_PASSWORD
 from tests.e2e import test_web_app as web
@@ -122,7 +122,7 @@ def test_a_capacity_permit_lets_a_student_take_a_seat_past_the_limit(
     registrar.screenshot(SHOTS / "office-permits.png")
     seated = enroll(second, label, "Enroll (your permit)")
     url, auth = api(cluster)
-    section = httpx.get(f"{url}/sections/{find_id(cluster, label)}", headers=auth).json()
+    section = http.get(f"{url}/sections/{find_id(cluster, label)}", headers=auth).json()
     revoke = registrar.driver.find_element(
         By.CSS_SELECTOR, "#section-permits button[aria-label^='Revoke permit']"
     ).get_attribute("aria-label")
@@ -167,12 +167,12 @@ def test_a_window_that_opens_in_a_few_seconds_refuses_then_admits_the_student(
     created = registrar.act(lambda: registrar.press("Create term"))
     registrar.wait(lambda d: f"Term {term}" in registrar.text("term"))
     url, auth = api(cluster)
-    terms = httpx.get(f"{url}/terms?limit=1000", headers=auth).json()
+    terms = http.get(f"{url}/terms?limit=1000", headers=auth).json()
     term_id = next(t["id"] for t in terms if t["code"] == term)
-    course_id = httpx.get(f"{url}/sections/{find_id(cluster, label)}", headers=auth).json()
+    course_id = http.get(f"{url}/sections/{find_id(cluster, label)}", headers=auth).json()
     body = {"course_id": course_id["course_id"], "term_id": term_id, "section_number": 2,
             "capacity": 5}  # fmt: skip
-    assert httpx.post(f"{url}/sections", json=body, headers=auth).status_code == 201
+    assert http.post(f"{url}/sections", json=body, headers=auth).status_code == 201
     registrar.fill("Or these students (usernames or ids)", username(person), within=NEW_WINDOW)
     registrar.driver.execute_script(SET_MOMENT, "new-window", "closes_at", 3600)
     opens = registrar.driver.execute_script(SET_MOMENT, "new-window", "opens_at", 12)
@@ -191,7 +191,7 @@ def test_a_window_that_opens_in_a_few_seconds_refuses_then_admits_the_student(
     )
     drop = registrar.driver.execute_script(SET_MOMENT, "edit-term", "drop_deadline", 14 * 86400)
     saved = registrar.act(lambda: registrar.press("Save term"))
-    changed = httpx.get(f"{url}/terms/{term_id}", headers=auth).json()
+    changed = http.get(f"{url}/terms/{term_id}", headers=auth).json()
     time.sleep(max(0.0, datetime.fromisoformat(opens).timestamp() - time.time()) + 1)
     on_time = person.act(lambda: person.press(f"Enroll in {code}-02"))
     delete = registrar.driver.find_element(
@@ -231,7 +231,7 @@ def test_a_csv_with_a_bad_line_names_it_and_a_good_file_imports(
     registrar.field("CSV file").send_keys(str(good))
     imported = registrar.act(lambda: registrar.press("Import"))
     url, auth = api(cluster)
-    completed = httpx.get(f"{url}/users/{user_id}/completed-courses", headers=auth).json()
+    completed = http.get(f"{url}/users/{user_id}/completed-courses", headers=auth).json()
 
     assert "line 3" in refusal and "409" not in refusal
     assert "Nothing was imported" in problems and "Line 3: no course 'NOPE 999'" in problems

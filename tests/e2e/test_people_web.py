@@ -6,11 +6,11 @@ helpers)."""
 
 import secrets
 
-import httpx
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
+from harness import http
 from harness.cluster import Cluster
 from harness.seed import DEMO_PASSWORD
 from tests.e2e import test_web_app as web
@@ -34,7 +34,7 @@ def staff_token(cluster: Cluster) -> dict[str, str]:
 
 
 def signed_in(cluster: Cluster, username: str, password: str) -> dict[str, str]:
-    reply = httpx.post(
+    reply = http.post(
         cluster.auth_gateway.url + "/auth_api/login",
         json={"username": username, "password": password},
     )
@@ -43,7 +43,7 @@ def signed_in(cluster: Cluster, username: str, password: str) -> dict[str, str]:
 
 
 def enroll_by_api(cluster: Cluster, account: dict, password: str, section_id: int) -> str:
-    reply = httpx.post(
+    reply = http.post(
         cluster.enroll_gateway.url + f"/enroll_api/users/{account['id']}/enrollments",
         json={"section_id": section_id},
         headers=signed_in(cluster, account["username"], password),
@@ -53,7 +53,7 @@ def enroll_by_api(cluster: Cluster, account: dict, password: str, section_id: in
 
 
 def new_section_by_api(cluster: Cluster, course_id: int, number: int, **fields) -> dict:
-    reply = httpx.post(
+    reply = http.post(
         cluster.enroll_gateway.url + "/enroll_api/sections",
         json={"course_id": course_id, "section_number": number, **fields},
         headers=staff_token(cluster),
@@ -63,7 +63,7 @@ def new_section_by_api(cluster: Cluster, course_id: int, number: int, **fields) 
 
 
 def new_course_by_api(cluster: Cluster, code: str, title: str) -> dict:
-    reply = httpx.post(
+    reply = http.post(
         cluster.enroll_gateway.url + "/enroll_api/courses",
         json={"department_id": 1, "code": code, "title": title, "credits": 4},
         headers=staff_token(cluster),
@@ -244,7 +244,7 @@ def test_the_buttons_say_why_not_and_the_week_is_a_grid_at_a_phones_width(
     open_one = new_section_by_api(cluster, course["id"], 1, capacity=5, meetings=meets)
     frozen = new_section_by_api(cluster, course["id"], 2, capacity=5)
     no_waitlist = new_section_by_api(cluster, course["id"], 3, capacity=0, waitlist_capacity=0)
-    httpx.patch(
+    http.patch(
         cluster.enroll_gateway.url + f"/enroll_api/sections/{frozen['id']}",
         json={"freeze": True},
         headers=staff_token(cluster),
@@ -310,7 +310,7 @@ def test_keyboard_only_a_staff_account_and_an_instructors_permit(cluster: Cluste
     granted = instructor.act(
         lambda: instructor.driver.switch_to.active_element.send_keys(Keys.ENTER)
     )
-    permits = httpx.get(
+    permits = http.get(
         cluster.enroll_gateway.url + f"/enroll_api/sections/{section_id}/permits",
         headers=staff_token(cluster),
     ).json()

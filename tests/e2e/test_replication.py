@@ -12,6 +12,7 @@ import httpx
 import jwt
 import pytest
 
+from harness import http
 from harness.auth_cluster import (
     AuthCluster,
     AuthNode,
@@ -41,21 +42,21 @@ def register(
     node = node or cluster.primary
     username = username or new_username()
     body = {"username": username, "password": PASSWORD, "first_name": "End", "last_name": "ToEnd"}
-    reply = httpx.post(node.url + "/register", json=body, timeout=10)
+    reply = http.post(node.url + "/register", json=body, timeout=10)
     if reply.status_code == 201:
         cluster.registered.append(reply.json())
     return reply
 
 
 def login(node: AuthNode, username: str, password: str = PASSWORD) -> httpx.Response:
-    return httpx.post(
+    return http.post(
         node.url + "/login", json={"username": username, "password": password}, timeout=10
     )
 
 
 def claims(node: AuthNode, token: str) -> dict:
     """The token's claims, verified with the JWKS this node serves."""
-    keys = jwt.PyJWKSet.from_dict(httpx.get(node.url + "/.well-known/jwks.json").json())
+    keys = jwt.PyJWKSet.from_dict(http.get(node.url + "/.well-known/jwks.json").json())
     key = keys[jwt.get_unverified_header(token)["kid"]].key
     return jwt.decode(token, key=key, algorithms=["RS256"], audience="registrar")
 
@@ -81,7 +82,7 @@ def assert_clean_logs(cluster: AuthCluster) -> None:
 
 def test_one_litefs_primary_and_two_replicas_on_loopback_only(auth_cluster):
     for node in auth_cluster.nodes.values():
-        info = httpx.get(node.litefs_url + "/info").json()
+        info = http.get(node.litefs_url + "/info").json()
         assert info["isPrimary"] is (node is auth_cluster.primary), node.name
         assert info["primary"]["hostname"] == "auth-primary"
         # LiteFS API and auth instance: 127.0.0.1 only (0100007F), never every interface
@@ -166,7 +167,7 @@ def test_sign_in_on_a_lagging_replica_right_after_registering(auth_cluster):
             assert claims(replica, signed_in.json()["access_token"])["sub"] == str(user["id"])
             assert wrong.status_code == unknown.status_code == 401
             assert error_of(wrong) == error_of(unknown)
-            renewed = httpx.post(
+            renewed = http.post(
                 replica.url + "/refresh", json={"refresh_token": signed_in.json()["refresh_token"]}
             )
             assert renewed.status_code == 200, renewed.text

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
+from harness import http
 from harness.cluster import Cluster
 from harness.seed import DEMO_PASSWORD
 
@@ -35,7 +36,7 @@ def make_registrar(cluster: Cluster, auth: str) -> tuple[dict, str]:
     """A new registrar made by the seed registrar: (account, access token)."""
     seed = cluster.login("rhenderson")["access_token"]
     username = f"reg-{secrets.token_hex(3)}"
-    made = httpx.post(
+    made = http.post(
         auth + "/register",
         json={"username": username, "password": PASSWORD, "first_name": "Rae",
               "last_name": "Gist", "roles": ["registrar"]},
@@ -49,24 +50,24 @@ def test_a_disabled_and_demoted_registrar_cannot_restore_themselves(cluster: Clu
     seed = bearer(cluster.login("rhenderson")["access_token"])
     account, stale = make_registrar(cluster, auth)
     me = f"/accounts/{account['id']}"
-    demoted = httpx.patch(auth + me, json={"disabled": True, "roles": ["student"]}, headers=seed)
+    demoted = http.patch(auth + me, json={"disabled": True, "roles": ["student"]}, headers=seed)
     assert demoted.status_code == 200, demoted.text
 
     # The probe's steps, with the access token held from before.
-    restore = httpx.patch(
+    restore = http.patch(
         auth + me, json={"disabled": False, "roles": ["registrar"]}, headers=bearer(stale)
     )
-    rekey = httpx.put(
+    rekey = http.put(
         auth + me + "/password", json={"password": NEW_PASSWORD}, headers=bearer(stale)
     )
-    accomplice = httpx.post(
+    accomplice = http.post(
         auth + "/register",
         json={"username": f"acc-{secrets.token_hex(3)}", "password": PASSWORD,
               "first_name": "Ac", "last_name": "Complice", "roles": ["registrar"]},
         headers=bearer(stale),
     )  # fmt: skip
-    other = httpx.patch(auth + "/accounts/2", json={"disabled": True}, headers=bearer(stale))
-    signs_in = httpx.post(
+    other = http.patch(auth + "/accounts/2", json={"disabled": True}, headers=bearer(stale))
+    signs_in = http.post(
         auth + "/login", json={"username": account["username"], "password": NEW_PASSWORD}
     )
 
@@ -75,9 +76,9 @@ def test_a_disabled_and_demoted_registrar_cannot_restore_themselves(cluster: Clu
     assert outcome(accomplice) == (403, "account_disabled")
     assert outcome(other) == (403, "account_disabled")
     assert signs_in.status_code == 401  # the password was never changed
-    stored = httpx.get(auth + me, headers=seed).json()
+    stored = http.get(auth + me, headers=seed).json()
     assert (stored["disabled"], stored["roles"]) == (True, ["student"])
-    assert httpx.get(auth + "/accounts/2", headers=seed).json()["disabled"] is False
+    assert http.get(auth + "/accounts/2", headers=seed).json()["disabled"] is False
 
 
 def test_a_demoted_registrars_refresh_ends_and_their_token_is_refused_at_once(
@@ -87,11 +88,11 @@ def test_a_demoted_registrars_refresh_ends_and_their_token_is_refused_at_once(
     account, _ = make_registrar(cluster, auth)
     session = cluster.login(account["username"], PASSWORD)
 
-    demoted = httpx.patch(
+    demoted = http.patch(
         auth + f"/accounts/{account['id']}", json={"roles": ["instructor"]}, headers=seed
     )
-    renewed = httpx.post(auth + "/refresh", json={"refresh_token": session["refresh_token"]})
-    listing = httpx.get(auth + "/accounts", headers=bearer(session["access_token"]))
+    renewed = http.post(auth + "/refresh", json={"refresh_token": session["refresh_token"]})
+    listing = http.get(auth + "/accounts", headers=bearer(session["access_token"]))
 
     assert demoted.status_code == 200, demoted.text
     assert outcome(renewed) == (401, "session_ended")
@@ -104,7 +105,7 @@ def test_two_registrars_disabling_each_other_at_once_never_leave_none(cluster: C
     second, second_token = make_registrar(cluster, auth)
 
     def disable(token: str, target: dict) -> httpx.Response:
-        return httpx.patch(
+        return http.patch(
             auth + f"/accounts/{target['id']}", json={"disabled": True}, headers=bearer(token)
         )
 
@@ -114,9 +115,7 @@ def test_two_registrars_disabling_each_other_at_once_never_leave_none(cluster: C
         )
 
     assert sorted(reply.status_code for reply in replies) == [200, 403]
-    states = [
-        httpx.get(auth + f"/accounts/{a['id']}", headers=seed).json() for a in (first, second)
-    ]
+    states = [http.get(auth + f"/accounts/{a['id']}", headers=seed).json() for a in (first, second)]
     assert sorted(state["disabled"] for state in states) == [False, True]
 
 
@@ -124,15 +123,15 @@ def test_account_changes_show_in_the_audit_with_its_filters_and_paging(cluster: 
     seed = bearer(cluster.login("rhenderson")["access_token"])
     account, _ = make_registrar(cluster, auth)
     target = f"/accounts/{account['id']}"
-    httpx.patch(auth + target, json={"roles": ["instructor"]}, headers=seed)
-    httpx.patch(auth + target, json={"disabled": True}, headers=seed)
-    httpx.put(auth + target + "/password", json={"password": NEW_PASSWORD}, headers=seed)
+    http.patch(auth + target, json={"roles": ["instructor"]}, headers=seed)
+    http.patch(auth + target, json={"disabled": True}, headers=seed)
+    http.put(auth + target + "/password", json={"password": NEW_PASSWORD}, headers=seed)
 
-    trail = httpx.get(auth + "/audit", params={"user_id": account["id"]}, headers=seed)
-    page = httpx.get(
+    trail = http.get(auth + "/audit", params={"user_id": account["id"]}, headers=seed)
+    page = http.get(
         auth + "/audit", params={"user_id": account["id"], "limit": 2}, headers=seed
     ).json()
-    older = httpx.get(
+    older = http.get(
         auth + "/audit",
         params={"user_id": account["id"], "limit": 2, "after": page[-1]["id"]},
         headers=seed,
@@ -148,7 +147,7 @@ def test_account_changes_show_in_the_audit_with_its_filters_and_paging(cluster: 
     ]
     assert page + older == trail.json()
     assert NEW_PASSWORD not in trail.text
-    assert httpx.get(auth + "/audit", headers=bearer(student)).status_code == 403  # the gateway's
+    assert http.get(auth + "/audit", headers=bearer(student)).status_code == 403  # the gateway's
 
 
 def test_refresh_tokens_rotate_and_logout_ends_the_session_through_the_gateway(
@@ -156,16 +155,16 @@ def test_refresh_tokens_rotate_and_logout_ends_the_session_through_the_gateway(
 ):
     session = cluster.login("ajohnson", DEMO_PASSWORD)
     first = session["refresh_token"]
-    turned = httpx.post(auth + "/refresh", json={"refresh_token": first})
+    turned = http.post(auth + "/refresh", json={"refresh_token": first})
     assert turned.status_code == 200, turned.text
     second = turned.json()["refresh_token"]
 
-    reused = httpx.post(auth + "/refresh", json={"refresh_token": first})
-    after_reuse = httpx.post(auth + "/refresh", json={"refresh_token": second})
+    reused = http.post(auth + "/refresh", json={"refresh_token": first})
+    after_reuse = http.post(auth + "/refresh", json={"refresh_token": second})
 
     other = cluster.login("ajohnson", DEMO_PASSWORD)["refresh_token"]
-    out = httpx.post(auth + "/logout", json={"refresh_token": other})
-    after_logout = httpx.post(auth + "/refresh", json={"refresh_token": other})
+    out = http.post(auth + "/logout", json={"refresh_token": other})
+    after_logout = http.post(auth + "/refresh", json={"refresh_token": other})
 
     assert outcome(reused) == (401, "refresh_token_reused")
     assert outcome(after_reuse) == (401, "session_ended")
@@ -180,21 +179,21 @@ def test_an_instructor_cannot_grant_themself_a_permit_nor_be_enrolled(cluster: C
     api = cluster.enroll_gateway.url + "/enroll_api"
     instructor = bearer(cluster.login("kavery")["access_token"])  # teaches section 1 (full)
     registrar = bearer(cluster.login("rhenderson")["access_token"])
-    audit_before = httpx.get(api + "/audit", headers=registrar).json()
+    audit_before = http.get(api + "/audit", headers=registrar).json()
 
-    permit = httpx.post(
+    permit = http.post(
         api + "/sections/1/permits",
         json={"user_id": 3, "waives": ["capacity"]},
         headers=instructor,
     )
-    enrolled = httpx.post(api + "/users/3/enrollments", json={"section_id": 1}, headers=registrar)
+    enrolled = http.post(api + "/users/3/enrollments", json={"section_id": 1}, headers=registrar)
 
     assert outcome(permit) == (409, "not_a_student")
     assert outcome(enrolled) == (409, "not_a_student")
     assert "user 3 (kavery)" in permit.json()["detail"]
-    roster = httpx.get(api + "/sections/1/enrollments", headers=registrar).json()
+    roster = http.get(api + "/sections/1/enrollments", headers=registrar).json()
     assert 3 not in {row["user_id"] for row in roster}
-    assert httpx.get(api + "/audit", headers=registrar).json() == audit_before  # nothing done
+    assert http.get(api + "/audit", headers=registrar).json() == audit_before  # nothing done
 
 
 def test_a_csv_with_a_non_ascii_digit_is_refused_naming_its_line_and_imports_nothing(
@@ -204,12 +203,12 @@ def test_a_csv_with_a_non_ascii_digit_is_refused_naming_its_line_and_imports_not
     registrar = bearer(cluster.login("rhenderson")["access_token"])
     csv = "\ufeffuser_id,course_code\n29,CPSC 131\n\u00b2,CPSC 131\n\u0669,CPSC 131\n"
 
-    reply = httpx.post(
+    reply = http.post(
         api + "/completed-courses",
         content=csv.encode(),
         headers=registrar | {"Content-Type": "text/csv"},
     )
-    fine = httpx.post(
+    fine = http.post(
         api + "/completed-courses",
         content="\ufeffuser_id,course_code\n29,CPSC 131\n".encode(),
         headers=registrar | {"Content-Type": "text/csv"},

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from harness import http
 from harness.auth_cluster import AuthCluster, AuthNode, has_user, wait_for
 from harness.cluster import cluster_env
 from harness.enroll_cluster import write_secret
@@ -47,7 +48,7 @@ def auth_cluster_env() -> dict[str, str]:
 
 
 def login(node: AuthNode, username: str, password: str, client: str) -> httpx.Response:
-    return httpx.post(
+    return http.post(
         node.url + "/login",
         json={"username": username, "password": password},
         headers={"X-Forwarded-For": client},
@@ -57,7 +58,7 @@ def login(node: AuthNode, username: str, password: str, client: str) -> httpx.Re
 
 def register(node: AuthNode, username: str, client: str) -> httpx.Response:
     body = {"username": username, "password": PASSWORD, "first_name": "Rate", "last_name": "Lim"}
-    return httpx.post(
+    return http.post(
         node.url + "/register", json=body, headers={"X-Forwarded-For": client}, timeout=10
     )
 

@@ -19,6 +19,7 @@ import pytest
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 
+from harness import http
 from harness.auth_cluster import SHORT_ACCESS_TTL, SHORT_TOKENS_ENV
 from harness.cluster import Cluster
 from harness.procs import ROOT
@@ -138,7 +139,7 @@ def enroll(browser: Browser, label: str, says: str = "Enroll") -> str:
 def register(cluster: Cluster, first_name: str) -> tuple[dict, str]:
     """A new student, signed up through the auth gateway: (account, password)."""
     password = f"pw-{secrets.token_hex(8)}"
-    reply = httpx.post(
+    reply = http.post(
         cluster.auth_gateway.url + "/auth_api/register",
         json={"username": f"{first_name.lower()}-{secrets.token_hex(3)}", "password": password,
               "first_name": first_name, "last_name": "Browser"},
@@ -250,7 +251,7 @@ def test_a_full_waitlist_is_refused_with_the_apis_words(
 
     def wait_by_api(user_id: int) -> None:
         token = cluster.token(user_id, f"waiter{user_id}", "student")
-        joined = httpx.post(
+        joined = http.post(
             cluster.enroll_gateway.url + f"/enroll_api/users/{user_id}/enrollments",
             json={"section_id": section_id},
             headers={"Authorization": f"Bearer {token}"},
@@ -323,7 +324,7 @@ def test_an_enroll_whose_answer_is_lost_is_retried_with_its_key_and_then_known(
     again = person.act(lambda: person.press(f"Enroll in {label}"))
     keys = person.driver.execute_script("return window.tries")
     token = cluster.token(1, "rhenderson", "registrar")
-    section = httpx.get(
+    section = http.get(
         cluster.enroll_gateway.url + f"/enroll_api/sections/{section_id}",
         headers={"Authorization": f"Bearer {token}"},
     ).json()
@@ -339,7 +340,7 @@ def test_an_enroll_whose_answer_is_lost_is_retried_with_its_key_and_then_known(
 def find_id(cluster: Cluster, label: str) -> int:
     code, number = label.rsplit("-", 1)
     token = cluster.token(1, "rhenderson", "registrar")
-    sections = httpx.get(
+    sections = http.get(
         cluster.enroll_gateway.url + "/enroll_api/sections",
         params={"q": code},
         headers={"Authorization": f"Bearer {token}"},
@@ -416,7 +417,7 @@ def test_the_session_outlives_its_access_token_and_ends_with_a_message_when_disa
     browser.go("My schedule")
     still_in = browser.main_text()
     registrar_token = cluster.token(1, "rhenderson", "registrar")
-    disabled = httpx.patch(
+    disabled = http.patch(
         cluster.auth_gateway.url + f"/auth_api/accounts/{browser.account['id']}",  # type: ignore[attr-defined]
         json={"disabled": True},
         headers={"Authorization": f"Bearer {registrar_token}"},
@@ -467,7 +468,7 @@ def test_both_gateways_allow_the_web_apps_origin_and_no_other(
 
     ours = preflight(cluster.web.url)
     theirs = preflight("http://127.0.0.1:1")
-    plain = httpx.get(
+    plain = http.get(
         cluster.enroll_gateway.url + "/enroll_api/sections",
         headers={
             "Origin": "http://evil.example",
@@ -492,7 +493,7 @@ def bearer(token: str) -> dict[str, str]:
 def test_the_registrar_sees_account_changes_on_the_audit_page(cluster: Cluster, registrar: Browser):
     account, _ = register(cluster, "Audra")
     token = cluster.login("rhenderson", DEMO_PASSWORD)["access_token"]
-    renamed = httpx.patch(
+    renamed = http.patch(
         cluster.auth_gateway.url + f"/auth_api/accounts/{account['id']}",
         json={"last_name": "Renamed"},
         headers={"Authorization": f"Bearer {token}"},
@@ -532,7 +533,7 @@ def test_signing_out_ends_the_session_at_the_auth_service(cluster: Cluster, open
     )
 
     signed_out = browser.act(lambda: browser.press("Sign out"))
-    reused = httpx.post(
+    reused = http.post(
         cluster.auth_gateway.url + "/auth_api/refresh", json={"refresh_token": refresh_token}
     )
 
@@ -579,11 +580,11 @@ def test_a_student_switches_section_and_a_full_one_is_refused_with_the_apis_word
     code = label[:-3]
     token = cluster.token(1, "rhenderson", "registrar")
     url, auth = cluster.enroll_gateway.url + "/enroll_api", {"Authorization": f"Bearer {token}"}
-    course_id = httpx.get(f"{url}/sections/{find_id(cluster, label)}", headers=auth).json()
+    course_id = http.get(f"{url}/sections/{find_id(cluster, label)}", headers=auth).json()
     for number, capacity in ((2, 5), (3, 0)):
         body = {"course_id": course_id["course_id"], "section_number": number,
                 "capacity": capacity, "waitlist_capacity": 5}  # fmt: skip
-        assert httpx.post(f"{url}/sections", json=body, headers=auth).status_code == 201
+        assert http.post(f"{url}/sections", json=body, headers=auth).status_code == 201
     switcher = student(cluster, open_browser, "Ravi")
     enroll(switcher, label)
     switcher.go("My schedule")
@@ -641,12 +642,12 @@ def test_a_student_passed_over_for_a_hold_sees_why_in_my_schedule(
     waiting = student(cluster, open_browser, "Pat")
     enroll(waiting, label, "Join waitlist (1 of 5)")
     behind, _ = register(cluster, "Quinn")
-    joined = httpx.post(
+    joined = http.post(
         cluster.enroll_gateway.url + f"/enroll_api/users/{behind['id']}/enrollments",
         json={"section_id": section_id},
         headers=bearer(cluster.token(behind["id"], behind["username"], "student")),
     )
-    held = httpx.post(
+    held = http.post(
         cluster.enroll_gateway.url + f"/enroll_api/users/{waiting.account['id']}/holds",  # type: ignore[attr-defined]
         json={"reason": "Unpaid parking fines"},
         headers=bearer(cluster.token(1, "rhenderson", "registrar")),

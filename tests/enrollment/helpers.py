@@ -6,12 +6,12 @@ import sqlite3
 from collections import Counter
 from pathlib import Path
 
-import httpx
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.common.identity import gateway_headers
 from app.enrollment.init_db import PEOPLE as PEOPLE_FILE
+from harness import http
 from harness.enroll_cluster import write_secret
 
 PEOPLE = {p["id"]: p for p in json.loads(PEOPLE_FILE.read_text())}
@@ -105,7 +105,7 @@ def served(urls: list[str], method: str, route: str) -> list[int]:
     /metrics: answers through the gateway do not name the instance."""
     counts = []
     for url in urls:
-        text = httpx.get(url + "/metrics").text
+        text = http.get(url + "/metrics").text
         counts.append(
             sum(
                 int(sample.value)

@@ -314,11 +314,11 @@ def instances(tmp_path_factory):
 def test_the_same_key_sent_at_once_to_three_instances_makes_one_change(instances):
     """30 copies of one keyed enroll, leaving together, ten to each of three real uvicorn
     processes on one database file: one enrollment, one answer made and 29 replays of it."""
-    import httpx
+    from harness import http
 
     registrar = identity_headers(instances.secret, 1, "rhenderson", "registrar")
     body = {"course_id": 4, "section_number": 77, "instructor_id": 3, "capacity": 3}
-    section = httpx.post(f"{instances.urls[0]}/sections", json=body, headers=registrar).json()["id"]
+    section = http.post(f"{instances.urls[0]}/sections", json=body, headers=registrar).json()["id"]
     student = {**identity_headers(instances.secret, 10, "lsmith", "student"), **keyed("race")}
     requests = [
         ("POST", f"{instances.urls[i % 3]}/users/10/enrollments", student, {"section_id": section})

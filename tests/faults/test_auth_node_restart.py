@@ -10,9 +10,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
+from harness import http
 from harness.auth_cluster import LITEFS, AuthCluster, AuthNode, mounted, wait_for
 from harness.procs import child_of, gone
 
@@ -35,7 +35,7 @@ def cluster(tmp_path) -> Iterator[AuthCluster]:
 
 
 def jwks(node: AuthNode) -> int:
-    return httpx.get(node.url + "/.well-known/jwks.json", timeout=30).status_code
+    return http.get(node.url + "/.well-known/jwks.json", timeout=30).status_code
 
 
 def litefs_pid(node: AuthNode) -> int | None:

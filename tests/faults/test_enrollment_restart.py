@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from app.enrollment.init_db import init_db
+from harness import http
 from harness.procs import ROOT, child_of, free_port, gone, wait_http
 from tests.enrollment.helpers import make_secret_file
 
@@ -64,10 +65,7 @@ def test_a_killed_instance_is_restarted_and_sigterm_stops_it_for_good(instance: 
     while time.monotonic() < deadline:
         second = child_of(instance.supervisor.pid)
         try:
-            if (
-                second not in (None, first)
-                and httpx.get(instance.url, timeout=1).status_code == 200
-            ):
+            if second not in (None, first) and http.get(instance.url, timeout=1).status_code == 200:
                 break
         except httpx.TransportError:
             pass
@@ -90,7 +88,7 @@ def test_requests_sent_while_the_instance_restarts_wait_and_are_answered(instanc
     while not gone(first):
         time.sleep(0.001)
 
-    answers = [httpx.get(instance.url, timeout=15).status_code for _ in range(3)]
+    answers = [http.get(instance.url, timeout=15).status_code for _ in range(3)]
 
     assert answers == [200, 200, 200]
     assert child_of(instance.supervisor.pid) not in (None, first)
