@@ -1,6 +1,6 @@
 """How ./bin/test spreads the suite over the cores (pytest-xdist, by this file's scheduler).
 
-- The end-to-end tests (tests/e2e) run in two parts, each in one worker, one module after
+- The end-to-end tests (tests/e2e) run in three parts, each in one worker, one module after
   another: the modules of a part share its running clusters (tests/e2e/conftest.py), started
   once per worker.
 - Every other test file runs whole in one worker: some files hold state for their own tests
@@ -37,6 +37,11 @@ E2E_SESSIONS = {
     "test_auth_gateway.py",
     "test_replication.py",
     "test_throttle.py",
+}
+# The browser modules, in a third: they share one cluster (short token lifetimes) and spend much
+# of their time waiting on Chromium and on the app's timers (the catalog's live counts, the
+# gateway's 2 s cache), time the other workers' tests use.
+E2E_BROWSER = {
     "test_web_app.py",
     "test_office_web.py",
     "test_people_web.py",
@@ -45,12 +50,15 @@ E2E_SESSIONS = {
 
 def scope_of(nodeid: str) -> str:
     """The part of the suite a node belongs to, which runs whole in one worker, module after
-    module: each test file, and the end-to-end tests in two parts (E2E_SESSIONS and the rest),
-    so that each part starts each cluster it needs once."""
+    module: each test file, and the end-to-end tests in three parts (E2E_SESSIONS, E2E_BROWSER
+    and the rest), so that each part starts each cluster it needs once."""
     path = nodeid.split("::", 1)[0]
     if not path.startswith("tests/e2e/"):
         return path
-    return "e2e sessions" if path.rsplit("/", 1)[1] in E2E_SESSIONS else E2E
+    module = path.rsplit("/", 1)[1]
+    if module in E2E_BROWSER:
+        return "e2e browser"
+    return "e2e sessions" if module in E2E_SESSIONS else E2E
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -59,7 +67,7 @@ def pytest_xdist_make_scheduler(config, log):
 
     class BySuitePart(LoadScopeScheduling):
         """xdist hands out the parts largest first by their number of tests, one at a time to
-        each worker as it runs low. The two end-to-end parts, the longest by far in time (a few
+        each worker as it runs low. The three end-to-end parts, the longest by far in time (a few
         minutes each, tests few), go first, one to each worker at the start: handed out after
         files of many short tests, the last of them began a minute and a half late, and its
         worker ended last."""
