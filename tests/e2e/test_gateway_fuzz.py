@@ -118,6 +118,12 @@ def assert_the_gateways_own_answer(case, response, role: str, caller, roles) -> 
         return
     if status == 400 and URL_SPECIAL.search(path):
         return
+    coding = {k.lower(): v for k, v in response.request.headers.items()}.get("transfer-encoding")
+    if status == 501 and coding is not None and coding.strip().lower() != "chunked":
+        # A transfer coding the server does not know (a fuzzed empty one): Go's HTTP server
+        # refuses it before KrakenD sees the request, with 501, as RFC 9112 6.1 says it should.
+        assert b"Unsupported transfer encoding" in response.content, case.as_curl_command()
+        return
     assert status in GATEWAY_REFUSALS, (
         f"the gateway itself answered {status} as {role}: {case.as_curl_command()}"
     )
