@@ -31,6 +31,7 @@ counts at the end ("fuzz: ...").
 import atexit
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,7 @@ from tests.auth.helpers import DEMO_PASSWORD
 from tests.fuzz.helpers import (
     FUZZ_SETTINGS,
     TALLY,
+    InProcessSession,
     auth_app,
     enrollment_app,
     fuzz_config,
@@ -247,10 +249,10 @@ def _enrollment_cases(context, strategy):
 
 @ENROLLMENT.parametrize()
 @FUZZ_SETTINGS
-def test_enrollment(case, seeded_databases):
+def test_enrollment(case, seeded_databases, in_process):
     TALLY["fuzz enrollment cases"] += 1
     for headers in CALLERS.values():
-        response = case.call(headers=headers)
+        response = case.call(headers=headers, session=in_process["enrollment"])
         record("enrollment", case.operation.label, response.status_code)
         case.validate_response(response, checks=CHECKS, headers=headers)
 
@@ -332,9 +334,16 @@ def _auth_cases(context, strategy):
     return mixed_in(strategy, _auth_input(context.operation.label))
 
 
+@pytest.fixture(scope="module")
+def in_process() -> Iterator[dict[str, InProcessSession]]:
+    """One in-process client per service for the module's calls."""
+    with InProcessSession(ENROLLMENT_APP) as enroll, InProcessSession(AUTH_APP) as auth:
+        yield {"enrollment": enroll, "auth": auth}
+
+
 @AUTH.parametrize()
 @FUZZ_SETTINGS
-def test_auth(case, seeded_databases):
+def test_auth(case, seeded_databases, in_process):
     TALLY["fuzz auth cases"] += 1
     sends = [{}]
     if case.operation.definition.raw.get("x-roles"):
@@ -342,7 +351,7 @@ def test_auth(case, seeded_databases):
         # (not only the token it carries) decides the answer.
         sends.append({"authorization": f"Bearer {TOKENS['rhenderson']['access_token']}"})
     for headers in sends:
-        response = case.call(headers=headers)
+        response = case.call(headers=headers, session=in_process["auth"])
         record("auth", case.operation.label, response.status_code)
         case.validate_response(response, checks=CHECKS, headers=headers)
 
