@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import FrameType
 
@@ -21,7 +22,8 @@ log = logging.getLogger("notifier")
 
 
 def lower_priority(priority: str) -> None:
-    """Take the CPU share `priority` names (Settings.cpu_priority) for this process."""
+    """Take the CPU share `priority` names (Settings.cpu_priority) for the calling thread (on
+    Linux a scheduling policy and a niceness are a thread's own)."""
     if priority == "idle":
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     elif priority == "low":
@@ -31,7 +33,6 @@ def lower_priority(priority: str) -> None:
 def main() -> int:
     logging.config.dictConfig(json.loads((ROOT / "etc" / "logging.json").read_text()))
     settings = load_settings()
-    lower_priority(settings.cpu_priority)  # seats before mail when the cores are busy
     notifier: Notifier | None = None
 
     def stop(signum: int, _frame: FrameType | None) -> None:
@@ -44,9 +45,18 @@ def main() -> int:
     hold_the_delivery_lock(settings.database)
     if settings.metrics_port is not None:
         start_http_server(settings.metrics_port, addr="127.0.0.1")
-    with httpx.Client(trust_env=False) as client:
+    # Seats before mail when the cores are busy: the messages are built and sent on a thread of
+    # lower priority. This thread, which marks each delivery holding the database's write lock,
+    # keeps the services' own: at SCHED_IDLE it was kept off the cores while holding the lock by
+    # the very writers waiting for it (priority inversion).
+    sender = ThreadPoolExecutor(
+        1, "sender", initializer=lower_priority, initargs=(settings.cpu_priority,)
+    )
+    with httpx.Client(trust_env=False) as client, sender:
         addresses = auth_addresses(settings, client)
-        notifier = Notifier(settings, addresses=addresses, prefetch=addresses.prefetch)
+        notifier = Notifier(
+            settings, addresses=addresses, prefetch=addresses.prefetch, sender=sender
+        )
         log.info(
             "notifier delivering from %s to %s:%s",
             settings.database,

@@ -20,6 +20,7 @@ import smtplib
 import ssl
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import Executor
 from contextlib import suppress
 from datetime import UTC, datetime
 from email.charset import QP, Charset
@@ -269,9 +270,14 @@ class Notifier:
         addresses: Addresses,
         prefetch: Callable[[Iterable[int]], None] | None = None,
         mailer: Mailer | None = None,
+        sender: Executor | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
+        # Where the messages are built and sent (the mail server's time and most of the CPU):
+        # the thread of `sender` when given (bin/notifier: one at Settings.cpu_priority), else
+        # this one. The outbox is read and marked here, holding the write lock for each mark.
+        self.sender = sender
         self.addresses = addresses
         self.prefetch = prefetch or (lambda user_ids: None)
         self.mailer = mailer or Mailer(settings)
@@ -302,8 +308,7 @@ class Notifier:
             try:
                 if event["user_id"] not in addresses:
                     addresses[event["user_id"]] = self.addresses(event["user_id"])
-                to = addresses[event["user_id"]]
-                self.mailer.send(build_message(self.settings, event, to))
+                self._send(event, addresses[event["user_id"]])
             except DeliveryFailed as failure:
                 self._failed(event, failure)
                 if failure.server_down:
@@ -317,6 +322,15 @@ class Notifier:
             self.mailer.close()  # idle: no connection held open for the server to time out
         self.update_gauges()
         return delivered
+
+    def _send(self, event: Row, to: str) -> None:
+        def send() -> None:
+            self.mailer.send(build_message(self.settings, event, to))
+
+        if self.sender is None:
+            send()
+        else:
+            self.sender.submit(send).result()  # its DeliveryFailed raised here
 
     def _failed(self, event: Row, failure: DeliveryFailed) -> None:
         FAILED.labels(failure.reason).inc()

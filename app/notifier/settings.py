@@ -56,12 +56,13 @@ class Settings(BaseSettings):
     The price: a registrar's change of address reaches the mail this much later."""
 
     cpu_priority: Literal["idle", "low", "normal"] = "idle"
-    """The notifier's share of the CPU beside the services on one host (set at start): `idle`
-    (Linux SCHED_IDLE: it runs only on a core nothing else wants), `low` (niceness 10) or
-    `normal`. Mail is background work: while a rush holds the cores it waits, and the seats do
-    not (bench.outbox: at the services' priority the rush ran 20-27% slower on 2 cores; at
-    niceness 10 still ~20%). The price is mail later during a rush; on a host of its own the
-    setting changes nothing."""
+    """The share of the CPU of the notifier's sending thread (building and sending each message)
+    beside the services on one host: `idle` (Linux SCHED_IDLE: it runs only on a core nothing
+    else wants), `low` (niceness 10) or `normal`. Mail is background work: while a rush holds
+    the cores it waits, and the seats do not (bench.outbox: at the services' priority the rush
+    ran 20-27% slower on 2 cores; at niceness 10 still ~20%). The price is mail later during a
+    rush; on a host of its own the setting changes nothing. The thread that marks deliveries,
+    holding the database's write lock, always runs at the services' priority."""
     backoff_first_seconds: float = Field(1.0, gt=0)
     backoff_max_seconds: float = Field(300.0, gt=0)
 

@@ -2,6 +2,7 @@
 the server accepted it, with a Message-ID from the event id; a mail server that is down or
 refuses gets the event again later (exponential backoff), and nothing is sent twice."""
 
+import os
 import socket
 import sqlite3
 from pathlib import Path
@@ -316,3 +317,44 @@ def test_a_line_break_in_a_subject_is_never_a_header_of_its_own(tmp_path, databa
     sent = build_message(settings, event, "user11@example.edu").as_bytes()
     assert b"Subject: Hi Bcc: victim@example.com\n" in sent
     assert b"\nBcc:" not in sent
+
+
+def test_mail_is_sent_at_idle_priority_and_marked_at_the_services_own(
+    tmp_path, database, monkeypatch
+):
+    """bin/notifier's split (app/notifier/__main__.py): each message built and sent on a thread
+    at SCHED_IDLE, each delivery marked (holding the database's write lock) on the notifier's
+    own thread at the normal priority, so a mark is never held up by the rush waiting on it;
+    a refusal met on the sending thread is handled as before."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from app.notifier import delivery
+    from app.notifier.__main__ import lower_priority
+
+    seen: dict[str, list[int]] = {"send": [], "mark": []}
+    send, mark = delivery.Mailer.send, queries.mark_delivered
+
+    def sending(self, message):
+        seen["send"].append(os.sched_getscheduler(0))
+        return send(self, message)
+
+    def marking(tx, **kwargs):
+        seen["mark"].append(os.sched_getscheduler(0))
+        return mark(tx, **kwargs)
+
+    monkeypatch.setattr(delivery.Mailer, "send", sending)
+    monkeypatch.setattr(queries, "mark_delivered", marking)
+    first, second = add_events(database, 11, 12)
+    with (
+        SmtpServer() as server,
+        ThreadPoolExecutor(1, initializer=lower_priority, initargs=("idle",)) as sender,
+    ):
+        server.data_replies = ["550 mailbox unavailable"]
+        settings = settings_for(tmp_path, database, server.port)
+        notifier = Notifier(settings, addresses=address, sender=sender)
+        assert notifier.run_once() == 1  # the first refused, the second sent
+        notifier.close()
+    assert seen == {"send": [os.SCHED_IDLE] * 2, "mark": [os.SCHED_OTHER]}
+    assert [m["To"] for m in server.accepted] == ["user12@example.edu"]
+    assert [row[1:3] for row in outbox(database)] == [(0, 1), (1, 0)]
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER  # the test's thread untouched
