@@ -16,7 +16,12 @@ from app.common.server import long_lived
 from app.enrollment.notifications import service as notify
 from app.enrollment.offers import sweeper
 from app.enrollment.people import directory
-from app.enrollment.relay import PrimaryPosition, ReplicaRelay, position_file
+from app.enrollment.relay import (
+    PrimaryPosition,
+    ReplicaPositions,
+    ReplicaRelay,
+    position_file,
+)
 from app.enrollment.routes import internal, router
 from app.enrollment.routing import body_limits
 from app.enrollment.settings import Settings, get_settings
@@ -63,10 +68,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # the primary's make its writes; the primary's tells it the position they reached.
     if settings.replica:
         app.add_middleware(
-            ReplicaRelay, primary_urls=settings.primary_urls, database=settings.database
+            ReplicaRelay,
+            primary_urls=settings.primary_urls,
+            database=settings.database,
+            acked_position_file=settings.acked_position_file,
         )
     elif position_file(settings.database).exists():
-        app.add_middleware(PrimaryPosition, database=settings.database)
+        replicas = None
+        if settings.ack == "replica":  # acknowledged means kept (docs/multihost.md)
+            replicas = ReplicaPositions(settings.ack_replicas, database=settings.database.name)
+        app.add_middleware(
+            PrimaryPosition,
+            database=settings.database,
+            replicas=replicas,
+            ack_seconds=settings.ack_seconds,
+        )
     app.add_middleware(BodySizeLimits, wider=body_limits(router.routes))
     observe(app)  # request ids, JSON log lines of refusals, /metrics
 

@@ -17,13 +17,22 @@ the auth service follows (app/auth/primary.py), for the same reasons.
   once its own copy holds that transaction (at most `CATCH_UP_SECONDS`), so the next page the
   client loads from this host shows what it has just done.
 
+- What the old primary acknowledged: a replica's instance keeps, in `acked_position_file`, the
+  highest primary position it has passed on to a client, for `bin/multihost promote` to refuse a
+  replica behind it.
+- Acknowledged means kept (ENROLL_ACK=replica): `PrimaryPosition` holds a write's answer until a
+  replica's LiteFS node holds its transaction (`ReplicaPositions`, from each replica's
+  `GET /events`), or answers 503 `not_replicated` after `ack_seconds`.
+
 Relayed requests carry RELAYED_HEADER; a replica that receives one answers 503 rather than relay
 it on (a primary URL that names a replica would otherwise loop). The gateway passes no such
 header from a client (it passes only the headers of each route's input_headers).
 """
 
 import asyncio
+import json
 import logging
+import os
 import time
 from collections.abc import Iterable
 from contextlib import suppress
@@ -87,11 +96,14 @@ class ReplicaRelay:
         *,
         primary_urls: Iterable[str],
         database: Path,
+        acked_position_file: Path | None = None,
         transport: httpx.AsyncBaseTransport | None = None,  # tests: the primary in process
     ) -> None:
         self.app = app
         self.primary_urls = tuple(primary_urls)
         self.database = database
+        self.acked_position_file = acked_position_file
+        self._acked = 0  # the highest primary TXID passed on to a client, kept in that file
         self.transport = transport
         self._clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
         self._next = 0  # the primary instance tried first, in turn
@@ -136,6 +148,7 @@ class ReplicaRelay:
             return
         position = reply.headers.get(POSITION_HEADER)
         if position is not None:
+            self._record_acked(position)
             await self._catch_up(position)
         if reply.status_code >= 400:  # the primary's code, in this instance's log line too
             with suppress(ValueError, KeyError, TypeError):
@@ -171,12 +184,25 @@ class ReplicaRelay:
                     return None  # it may have been made: never twice
         return None
 
+    def _record_acked(self, position: str) -> None:
+        """Keep `position`'s TXID in `acked_position_file` if it is the highest passed on yet
+        (written whole by a rename: a reader never sees half of it)."""
+        txid = _txid(position)
+        if self.acked_position_file is None or txid is None or txid <= self._acked:
+            return
+        self._acked = txid
+        partial = self.acked_position_file.with_name(self.acked_position_file.name + ".new")
+        try:
+            partial.write_text(f"{txid}\n")
+            os.replace(partial, self.acked_position_file)
+        except OSError as exc:
+            log.warning("cannot record the acknowledged position: %s", exc)
+
     async def _catch_up(self, position: str) -> None:
         """Wait until this node's copy holds the primary's transaction `position` (its TXID in
         hex), for at most CATCH_UP_SECONDS."""
-        try:
-            wanted = int(position.partition("/")[0], 16)
-        except ValueError:
+        wanted = _txid(position)
+        if wanted is None:
             return
         deadline = time.monotonic() + CATCH_UP_SECONDS
         pause = 0.001
@@ -234,35 +260,155 @@ class ReplicaRelay:
 class PrimaryPosition:
     """ASGI middleware of an instance on the LiteFS primary: a relayed request's answer carries
     the database's position once the request is done (its write committed), for the replica to
-    wait for (`ReplicaRelay._catch_up`)."""
+    wait for (`ReplicaRelay._catch_up`). Given `replicas` (ENROLL_ACK=replica), the answer to
+    every write, relayed or not, waits until one of them holds that position, or becomes 503
+    `not_replicated` after `ack_seconds`."""
 
-    def __init__(self, app: ASGIApp, *, database: Path) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        database: Path,
+        replicas: "ReplicaPositions | None" = None,
+        ack_seconds: float = 2.0,
+    ) -> None:
         self.app = app
         self.position = position_file(database)
+        self.replicas = replicas
+        self.ack_seconds = ack_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or _header(scope, RELAYED_HEADER.encode()) is None:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        relayed = _header(scope, RELAYED_HEADER.encode()) is not None
+        acked = self.replicas is not None and scope["method"] not in READING_METHODS
+        if not relayed and not acked:
+            await self.app(scope, receive, send)
+            return
+        replaced = False
 
         async def send_with_position(message: Message) -> None:
+            nonlocal replaced
+            if replaced:  # the app's answer is dropped: ours was sent instead
+                return
             if message["type"] == "http.response.start":
                 try:
                     position = self.position.read_bytes().strip()
                 except OSError:
                     position = b""
-                if position:
+                txid = _txid(position.decode())
+                if acked and not await self._kept(txid):
+                    replaced = True
+                    await _not_replicated(txid)(scope, _disconnected, send)
+                    return
+                if position and relayed:
                     headers = [*message.get("headers", []), (POSITION_HEADER.encode(), position)]
                     message = {**message, "headers": headers}
             await send(message)
 
         await self.app(scope, receive, send_with_position)
 
+    async def _kept(self, txid: int | None) -> bool:
+        """Whether a replica holds transaction `txid` within `ack_seconds`."""
+        if self.replicas is None or txid is None:
+            return True
+        return await self.replicas.wait_for(txid, self.ack_seconds)
+
+
+class ReplicaPositions:
+    """The position (TXID) each replica's LiteFS node of one database holds, followed from its
+    `GET /events` (a `tx` event per transaction it applies; its `litefs_db_txid` gauge at each
+    (re)connection), for `PrimaryPosition` to answer a write once one of them holds it."""
+
+    RECONNECT_SECONDS = 0.2
+
+    def __init__(self, litefs_urls: Iterable[str], *, database: str) -> None:
+        self.urls = tuple(litefs_urls)
+        self.database = database
+        self.held: dict[str, int] = {}
+        self._changed: asyncio.Event | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def _start(self) -> asyncio.Event:
+        if self._changed is None or any(task.done() for task in self._tasks):
+            for task in self._tasks:
+                task.cancel()
+            self._changed = asyncio.Event()
+            self._tasks = [asyncio.create_task(self._follow(url)) for url in self.urls]
+        return self._changed
+
+    async def wait_for(self, txid: int, seconds: float) -> bool:
+        """Whether a replica holds transaction `txid` within `seconds`."""
+        deadline = time.monotonic() + seconds
+        while max(self.held.values(), default=0) < txid:
+            changed = self._start()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            changed.clear()
+            with suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), left)
+        return True
+
+    def _note(self, url: str, txid: int) -> None:
+        if txid > self.held.get(url, 0):
+            self.held[url] = txid
+            if self._changed is not None:
+                self._changed.set()
+
+    async def _follow(self, url: str) -> None:
+        gauge = f'litefs_db_txid{{db="{self.database}"}} '
+        async with httpx.AsyncClient(trust_env=False, timeout=httpx.Timeout(2.0, read=None)) as c:
+            while True:
+                try:
+                    async with c.stream("GET", url + "/events") as events:
+                        metrics = await c.get(url + "/metrics")
+                        for line in metrics.text.splitlines():
+                            if line.startswith(gauge):
+                                self._note(url, int(float(line[len(gauge) :])))
+                        async for line in events.aiter_lines():
+                            with suppress(ValueError, KeyError, TypeError, AttributeError):
+                                event = json.loads(line)
+                                if event["type"] == "tx" and event["db"] == self.database:
+                                    self._note(url, _event_txid(event["data"]["txID"]))
+                except httpx.HTTPError as exc:
+                    log.debug("replica %s events: %s", url, exc)
+                await asyncio.sleep(self.RECONNECT_SECONDS)
+
 
 def _unavailable(detail: str) -> JSONResponse:
     return JSONResponse(
         error_body(detail, "primary_unavailable"), status_code=503, headers={"Retry-After": "2"}
     )
+
+
+def _not_replicated(txid: int | None) -> JSONResponse:
+    detail = (
+        f"the change was made on the primary (transaction {txid}) but no replica confirmed "
+        "holding it in time, so it is not yet safe from the primary's loss; retry with the same "
+        "Idempotency-Key to learn its outcome"
+    )
+    return JSONResponse(
+        error_body(detail, "not_replicated"), status_code=503, headers={"Retry-After": "2"}
+    )
+
+
+async def _disconnected() -> Message:
+    return {"type": "http.disconnect"}
+
+
+def _event_txid(value: str | int) -> int:
+    """A `tx` event's txID: hex text as LiteFS writes it (a number is taken as it is)."""
+    return int(value, 16) if isinstance(value, str) else int(value)
+
+
+def _txid(position: str) -> int | None:
+    """The TXID of a LiteFS position "TXID/CHECKSUM" (hex), or None."""
+    try:
+        return int(position.partition("/")[0], 16)
+    except ValueError:
+        return None
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:

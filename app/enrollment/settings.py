@@ -2,6 +2,7 @@
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -50,6 +51,25 @@ class Settings(BaseSettings):
     the enrollment instances of the primary's host (comma-separated base URLs). This instance then
     answers reads from its own copy and relays every write to them (app/enrollment/relay.py).
     Empty (one host, or the primary's): this instance writes its database itself."""
+
+    ack: Literal["local", "replica"] = "local"
+    """On the LiteFS primary (bin/multihost): when a write is answered. `local`: once it is
+    committed on the primary's copy, as on one host. `replica`: once a replica (`ack_replicas`)
+    also holds it, so that an answered write survives the primary's loss (app/enrollment/relay.py
+    `ReplicaAck`); slower, and a 503 `not_replicated` when no replica confirms within
+    `ack_seconds`. docs/multihost.md says why `local` is the default."""
+
+    ack_replicas: HttpUrls = ()
+    """With `ack=replica`: the LiteFS API of each replica node of this database (comma-separated
+    base URLs); the instance follows their `GET /events` for the transactions they hold."""
+
+    ack_seconds: float = Field(2.0, gt=0, le=30)
+    """With `ack=replica`: how long an answer waits for a replica to hold its write."""
+
+    acked_position_file: Path | None = None
+    """On a replica's instance: a file where it keeps the highest primary position (TXID) it
+    has passed on to a client, which `bin/multihost promote` reads: a replica behind it must not
+    become the primary."""
 
     writer_lock_file: Path | None = None
     """The file the instances of one database queue their writers on (app/common/db.py
