@@ -74,6 +74,7 @@ LITEFS_PORTS = {"enroll.db": LITEFS_ENROLL_PORT, "auth.db": LITEFS_AUTH_PORT}
 
 READY_SECONDS = 90.0  # for everything of every host to answer, on 2 busy cores
 KILL_ROUNDS = 100
+CATCH_UP_SECONDS = 10.0  # promote: for the new primary to reach a live old primary's position
 
 CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -166,6 +167,10 @@ class Multihost:
     run_dir: Path = RUN_DIR
     prefix: str = PREFIX
     instances: int = 2  # enrollment instances per host
+    primary: str = PRIMARY  # the host holding both primaries: h1 until a `promote`
+    # ENROLL_ACK of the primary's instances: "replica" (a write answered once a replica holds
+    # it, docs/multihost.md says why it is the default here) or "local"
+    ack: str = "replica"
     extra_env: dict[str, str] = field(default_factory=dict)  # for every auth and enrollment
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)  # started here
 
@@ -234,10 +239,11 @@ class Multihost:
             self._start_enroll_node(host)
         # Mounted is not yet writable: LiteFS takes the lease after it mounts, and until then
         # refuses writes as a replica would.
-        self._wait(lambda: self._is_primary(PRIMARY, "enroll.db"), f"{PRIMARY}'s enroll.db node")
+        primary = self.primary
+        self._wait(lambda: self._is_primary(primary, "enroll.db"), f"{primary}'s enroll.db node")
         # LiteFS replicates what is written through the primary's mount: the database is made
         # there, with the demo seed (the auth primary makes auth.db the same way, bin/auth-node).
-        init_db(self.database(PRIMARY, "enroll.db"))
+        init_db(self.database(primary, "enroll.db"))
         for host in HOSTS:
             self._start_auth_node(host)
         for host in HOSTS:
@@ -261,7 +267,13 @@ class Multihost:
         return time.monotonic() - started
 
     def _write_state(self) -> None:
-        state = {"prefix": self.prefix, "instances": self.instances, "hosts": ADDRESSES}
+        state = {
+            "prefix": self.prefix,
+            "instances": self.instances,
+            "primary": self.primary,
+            "ack": self.ack,
+            "hosts": ADDRESSES,
+        }
         (self.run_dir / "state.json").write_text(json.dumps(state, indent=2) + "\n")
 
     def _network(self) -> None:
@@ -296,19 +308,23 @@ class Multihost:
             shutil.copy2(keys / "private.jwks.json", var / "auth" / "private.jwks.json")
             shutil.copy2(keys / "jwks.json", var / "gateway" / "jwks.json")
             shutil.copy2(secret, var / "gateway.secret")
-            etc = self.host_dir(host) / "etc" / "litefs"
-            etc.mkdir(parents=True)
-            (etc / f"{AUTH_NODES[host]}.yml").write_text(self._auth_config(host))
-            (etc / "enroll.yml").write_text(self._enroll_config(host))
+            self._write_configs(host)
             own_checkout(self.host_dir(host))
+
+    def _write_configs(self, host: str) -> None:
+        """`host`'s LiteFS configs, naming the current primary (`self.primary`)."""
+        etc = self.host_dir(host) / "etc" / "litefs"
+        etc.mkdir(parents=True, exist_ok=True)
+        (etc / f"{AUTH_NODES[host]}.yml").write_text(self._auth_config(host))
+        (etc / "enroll.yml").write_text(self._enroll_config(host))
 
     def _lease(self, host: str, port: int) -> str:
         return (
             "lease:\n"
             "  type: static\n"
-            f"  candidate: {'true' if host == PRIMARY else 'false'}\n"
-            f"  hostname: {PRIMARY}\n"
-            f'  advertise-url: "{url(PRIMARY, port)}"\n'
+            f"  candidate: {'true' if host == self.primary else 'false'}\n"
+            f"  hostname: {self.primary}\n"
+            f'  advertise-url: "{url(self.primary, port)}"\n'
         )
 
     def _auth_config(self, host: str) -> str:
@@ -316,8 +332,8 @@ class Multihost:
         node = AUTH_NODES[host]
         base = self.host_dir(host) / "litefs-auth" / node
         serve = f"bin/auth-node serve --database {base / 'mnt' / 'auth.db'} --port {AUTH_PORT}"
-        if host != PRIMARY:
-            serve += f" --primary-url {url(PRIMARY, AUTH_PORT)}"
+        if host != self.primary:
+            serve += f" --primary-url {url(self.primary, AUTH_PORT)}"
         return (
             f"# The auth database's LiteFS node on {host} (harness/multihost.py).\n"
             f'fuse:\n  dir: "{base / "mnt"}"\n'
@@ -365,7 +381,7 @@ class Multihost:
             )
 
     def _start_enroll_node(self, host: str) -> None:
-        (self.host_dir(host) / "litefs-enroll").mkdir()
+        (self.host_dir(host) / "litefs-enroll").mkdir(exist_ok=True)
         config = self.host_dir(host) / "etc" / "litefs" / "enroll.yml"
         command = [str(ROOT / ".tools" / "bin" / "litefs"), "mount", "-config", str(config)]
         self._spawn(host, "litefs-enroll", command, self._env(host))
@@ -396,11 +412,18 @@ class Multihost:
             "ENROLL_AUTH_URLS": f"http://127.0.0.1:{AUTH_PORT}",
             **self.extra_env,
         }
-        if host != PRIMARY:
-            env["ENROLL_PRIMARY_URLS"] = ",".join(self.enroll_urls(PRIMARY))
+        if host != self.primary:
+            env["ENROLL_PRIMARY_URLS"] = ",".join(self.enroll_urls(self.primary))
+            acked = str(var / "enroll" / "primary-acked-{i}")
+        else:
+            replicas = [url(other, LITEFS_ENROLL_PORT) for other in HOSTS if other != host]
+            env["ENROLL_ACK"] = self.ack
+            env["ENROLL_ACK_REPLICAS"] = ",".join(replicas)
         for i in range(self.instances):
             port = ENROLL_PORT + i
             instance = env | {"PORT": str(port), "ENROLL_INSTANCE": f"{host}-enrollment-{i}"}
+            if host != self.primary:  # one file per instance: no two writers of one file
+                instance["ENROLL_ACKED_POSITION_FILE"] = acked.format(i=i)
             command = [sys.executable, str(ROOT / "bin" / "enrollment")]
             self._spawn(host, f"enrollment-{i}", command, instance)
 
@@ -420,7 +443,7 @@ class Multihost:
         }
         auth = common | {
             "GATEWAY_AUTH_PORT": str(AUTH_GATEWAY_PORT),
-            "GATEWAY_AUTH_PRIMARY": url(PRIMARY, AUTH_PORT),
+            "GATEWAY_AUTH_PRIMARY": url(self.primary, AUTH_PORT),
             # Every auth route goes to the "replicas" list: here, the host's own auth instance
             # (on h1 the primary itself), which relays what only the primary can do.
             "GATEWAY_AUTH_REPLICAS": f"http://127.0.0.1:{AUTH_PORT}",
@@ -469,17 +492,185 @@ class Multihost:
                     f" (logs under {self.run_dir}/h*/logs)"
                 )
 
+    # restart, promote
+
+    def restart(self, host: str) -> float:
+        """Start `host` again after a `kill` (or cut its power first if it runs), with configs
+        written afresh from the state: an old primary comes back as a replica of the current
+        one, whatever its own disk said. The seconds until its gateways answered."""
+        started = time.monotonic()
+        self._check_host(host)
+        if namespace_pids(self.namespace(host)):
+            self.kill(host)
+        self._start_backends(host)
+        self._wait_backends(host)
+        self._start_gateways(host)
+        for gateway in (self.enroll_gateway(host), self.auth_gateway(host)):
+            self._wait_http(host, gateway + "/health", f"{gateway} on {host}")
+        return time.monotonic() - started
+
+    def promote(self, host: str, *, force: bool = False) -> dict[str, Any]:
+        """Make `host` the primary of both databases, the old primary dead or alive (a live one
+        is stopped, then started again as a replica; docs/multihost.md, "promote"). Refuses,
+        unless `force`, a `host` whose copy of a database is behind what must be kept: a live old
+        primary's last transaction, or else the highest primary position a surviving host's
+        instance passed on to a client and every other surviving replica's position. What was
+        found and done, as a dict."""
+        started = time.monotonic()
+        self._check_host(host)
+        old = self.primary
+        if host == old:
+            raise MultihostError(f"{host} is the primary already")
+        if not namespace_pids(self.namespace(host)):
+            raise MultihostError(f"{host} is down: `bin/multihost restart {host}` first")
+        old_alive = bool(namespace_pids(self.namespace(old)))
+        required = self._stop_primary(old, host) if old_alive else self._must_hold(host, old)
+        held = {db: self._txid(host, db) for db in DATABASES}
+        behind = {db: (held[db], need) for db, need in required.items() if (held[db] or 0) < need}
+        if behind and not force:
+            said = "; ".join(f"{db} at {have} of {need}" for db, (have, need) in behind.items())
+            raise MultihostError(
+                f"{host} is behind what the old primary {old} acknowledged ({said}): promote "
+                "the host that is ahead (bin/multihost status), or --force to lose the rest"
+            )
+        if old_alive:
+            self.kill(old)
+        survivors = [h for h in HOSTS if h != old and namespace_pids(self.namespace(h))]
+        for other in survivors:
+            self._stop_backends(other)
+        self.primary = host
+        self._write_state()
+        for other in HOSTS:
+            self._write_configs(other)  # the old primary's too: it comes back as a replica
+            for acked in (self.host_dir(other) / "var" / "enroll").glob("primary-acked-*"):
+                acked.unlink()  # positions of the old primary's history
+        # The new primary alone first: writes resume as soon as its instances answer (through
+        # its own gateway), rather than once every host has started again on 2 busy cores.
+        self._start_backends(host)
+        self._wait_backends(host)
+        writable = time.monotonic() - started
+        replicas = [h for h in survivors if h != host]
+        for other in replicas:
+            self._start_backends(other)
+        for other in replicas:
+            self._wait_backends(other)
+        if old_alive:  # a planned switchover: the old primary serves on, as a replica
+            self.restart(old)
+        return {
+            "primary": host,
+            "old_primary": old,
+            "old_primary_was": "alive" if old_alive else "dead",
+            "required_txid": required,
+            "held_txid": held,
+            "forced": bool(behind),
+            "writable_after_seconds": round(writable, 2),
+            "seconds": round(time.monotonic() - started, 2),
+        }
+
+    def _check_host(self, host: str) -> None:
+        if host not in HOSTS:
+            raise MultihostError(f"no host {host!r}: the hosts are {', '.join(HOSTS)}")
+
+    def _txid(self, host: str, database: str) -> int | None:
+        """The TXID `host`'s node of `database` holds (its mount's `-pos`), None if unreadable."""
+        with suppress(OSError, ValueError):
+            pos = (self.mount(host, database) / f"{database}-pos").read_text()
+            return int(pos.partition("/")[0], 16)
+        return None
+
+    def _must_hold(self, host: str, dead: str) -> dict[str, int]:
+        """With the old primary `dead`: per database, the highest of the positions the other
+        surviving replicas hold and (enroll.db) of those the old primary put on answers that the
+        surviving hosts' instances passed on (their `primary-acked-*` files)."""
+        required = dict.fromkeys(DATABASES, 0)
+        for other in HOSTS:
+            if other in (host, dead) or not namespace_pids(self.namespace(other)):
+                continue
+            for db in DATABASES:
+                required[db] = max(required[db], self._txid(other, db) or 0)
+        for other in HOSTS:
+            if other == dead:
+                continue
+            for acked in (self.host_dir(other) / "var" / "enroll").glob("primary-acked-*"):
+                with suppress(OSError, ValueError):
+                    required["enroll.db"] = max(required["enroll.db"], int(acked.read_text()))
+        return required
+
+    def _stop_primary(self, old: str, host: str) -> dict[str, int]:
+        """A live old primary: its enrollment instances stopped (no more enrollment writes),
+        then its position of each database once `host` has held it for a moment (or after
+        CATCH_UP_SECONDS), which `host` must hold."""
+        for pid in namespace_pids(self.namespace(old)):
+            if any(part in _cmdline(pid) for part in ("bin/enrollment", "app.enrollment")):
+                with suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + CATCH_UP_SECONDS
+        steady = 0
+        while True:
+            final = {db: self._txid(old, db) or 0 for db in DATABASES}
+            caught_up = all((self._txid(host, db) or 0) >= final[db] for db in DATABASES)
+            steady = steady + 1 if caught_up else 0
+            if steady >= 3 or time.monotonic() > deadline:
+                return final
+            time.sleep(0.1)
+
+    def _stop_backends(self, host: str) -> None:
+        """End every process of `host` but its gateways (its LiteFS nodes, auth and enrollment
+        instances), and unmount its LiteFS mounts."""
+        for _ in range(KILL_ROUNDS):
+            pids = [
+                pid
+                for pid in namespace_pids(self.namespace(host))
+                if pid != os.getpid() and not any(
+                    part in _cmdline(pid) for part in ("krakend", "bin/gateway")
+                )
+            ]  # fmt: skip
+            if not pids:
+                break
+            for pid in pids:
+                with suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.02)
+        self._reap()
+        unmount_all(self.host_dir(host))
+
+    def _start_backends(self, host: str) -> None:
+        """`host`'s LiteFS nodes, auth and enrollment instances, with configs naming the current
+        primary; its LiteFS data (the databases) kept from before."""
+        self._write_configs(host)
+        self._start_enroll_node(host)
+        self._start_auth_node(host)
+        self._start_enrollment_when_mounted(host)
+
+    def _start_enrollment_when_mounted(self, host: str) -> None:
+        if host == self.primary:
+            self._wait(lambda: self._is_primary(host, "enroll.db"), f"{host}'s enroll.db node")
+        self._wait(lambda: self.database(host, "enroll.db").exists(), f"enroll.db on {host}")
+        self._start_enrollment(host)
+
+    def _wait_backends(self, host: str) -> None:
+        for base in self.enroll_urls(host, local=True):
+            self._wait_http(host, base + "/health", f"enrollment {base} on {host}")
+        self._wait_http(
+            host, f"http://127.0.0.1:{AUTH_PORT}/.well-known/jwks.json", f"auth on {host}"
+        )
+
     # kill, down
 
     def kill(self, host: str) -> int:
         """A power cut of `host`: every one of its processes SIGKILLed at once; its LiteFS
         mounts, dead, are unmounted (its disk, the data directories, stays). How many died."""
-        if host not in HOSTS:
-            raise MultihostError(f"no host {host!r}: the hosts are {', '.join(HOSTS)}")
+        self._check_host(host)
         killed = power_cut(self.namespace(host))
         self._reap()
         unmount_all(self.host_dir(host))
         return killed
+
+    def cut_off(self, host: str, *, cut: bool = True) -> None:
+        """Unplug `host` from the bridge (its processes run on, reaching nothing but itself;
+        connections to it stall), or plug it back in (`cut=False`)."""
+        self._check_host(host)
+        _ip("-n", self.bridge_namespace, "link", "set", host, "down" if cut else "up")
 
     def down(self) -> None:
         """Remove everything `up` made, whatever state it is in (see the module's docstring)."""
@@ -598,13 +789,23 @@ class Multihost:
     def from_state(cls, run_dir: Path = RUN_DIR, prefix: str = PREFIX) -> "Multihost":
         """The hosts a `bin/multihost up` started, from its state.json (defaults without it)."""
         state_file = run_dir / "state.json"
-        instances = 2
+        instances, primary, ack = 2, PRIMARY, "replica"
         if state_file.exists():
             with suppress(ValueError, OSError):
                 state = json.loads(state_file.read_text())
                 prefix = state.get("prefix", prefix)
                 instances = int(state.get("instances", instances))
-        return cls(run_dir=run_dir, prefix=prefix, instances=instances)
+                primary = state.get("primary", primary)
+                ack = state.get("ack", ack)
+        return cls(run_dir=run_dir, prefix=prefix, instances=instances, primary=primary, ack=ack)
+
+
+def _cmdline(pid: int) -> str:
+    """The command line of process `pid`, its arguments joined by spaces ("" once it ended)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
 
 
 def _sysctl(namespace: str, *settings: str) -> None:
