@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import httpx
 import jwt
@@ -38,6 +39,10 @@ PASSWORD = "multihost test passphrase 7"
 
 @pytest.fixture
 def hosts(tmp_path: Path) -> Iterator[Multihost]:
+    yield from hosts_up(tmp_path, PREFIX)
+
+
+def hosts_up(tmp_path: Path, prefix: str, **settings: Any) -> Iterator[Multihost]:
     """The three hosts, up; afterwards taken down by a Multihost that knows nothing but the
     prefix and the directory (as `bin/multihost down` after a crash of the one that went up),
     twice, and checked gone."""
@@ -49,20 +54,20 @@ def hosts(tmp_path: Path) -> Iterator[Multihost]:
         if not tool.exists():
             pytest.fail(f"{tool} is missing: run ./bin/test or ./bin/start, which build it")
     run_dir = tmp_path / "multihost"
-    stale = namespaces(PREFIX)
+    stale = namespaces(prefix)
     if stale:  # a test run killed before its teardown: its processes and namespaces
-        Multihost(run_dir=run_dir, prefix=PREFIX).down()
-    started = Multihost(run_dir=run_dir, prefix=PREFIX)
+        Multihost(run_dir=run_dir, prefix=prefix).down()
+    started = Multihost(run_dir=run_dir, prefix=prefix, **settings)
     try:
         seconds = started.up()
         print(f"multihost: 3 hosts up in {seconds:.1f} s")
         yield started
     finally:
         ended = time.monotonic()
-        Multihost(run_dir=run_dir, prefix=PREFIX).down()
+        Multihost(run_dir=run_dir, prefix=prefix).down()
         print(f"multihost: down in {time.monotonic() - ended:.1f} s")
         started.down()  # again, from the object that went up: nothing left to do
-    assert namespaces(PREFIX) == []
+    assert namespaces(prefix) == []
     assert litefs_mounts(run_dir) == []
     assert not run_dir.exists()
 

@@ -1,0 +1,292 @@
+"""Losing the primary host (issue 29): h1 killed in the middle of a rush, `promote`, h1 back as a
+replica; in each acknowledgement mode (ENROLL_ACK, docs/multihost.md), counting the seats
+answered 201 that the new primary does not have. Real processes only, as test_three_hosts.py.
+
+Left out of the default run: `.venv/bin/python -m pytest tests/multihost -m multihost`."""
+
+import asyncio
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from harness.auth_cluster import wait_for
+from harness.loadclient import Connection
+from harness.multihost import HOSTS, LITEFS_PORTS, Multihost, MultihostError, url
+from tests.multihost.test_three_hosts import API, bearer, hosts_up, signer
+
+pytestmark = [pytest.mark.multihost, pytest.mark.e2e]
+
+PREFIX = "mhf"  # neither bin/multihost's "mh" nor test_three_hosts.py's "mht"
+CLIENTS = 12  # requests in flight at once, spread over the three gateways
+RUSH_BEFORE_KILL = 2.0  # seconds
+RUSH_AFTER_KILL = 2.5
+REQUEST_TIMEOUT = 5.0
+WRITES_STOP_WITHIN = 2.0  # seconds, SPEC §7: a write with the primary gone answers 503 by then
+WRITES_RESUME_WITHIN = 10.0  # seconds from `promote` to a write answered 201
+
+
+@pytest.fixture(params=["local", "replica"])
+def hosts(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Multihost]:
+    yield from hosts_up(tmp_path, PREFIX, ack=request.param)
+
+
+@dataclass
+class Answer:
+    host: str
+    student: int
+    status: int  # 0: no answer (connection refused, reset, timed out)
+    code: str | None
+    started: float
+    seconds: float
+
+
+class Rush:
+    """Students enrolling in one section through the `gateways` (those of the three hosts by
+    default) in turn, CLIENTS at a time, from `client`'s network, until stopped; every answer
+    kept."""
+
+    def __init__(
+        self,
+        hosts: Multihost,
+        section_id: int,
+        *,
+        client: str = "h3",
+        gateways: tuple[str, ...] = HOSTS,
+        first_student: int = 20000,
+    ) -> None:
+        self.hosts = hosts
+        self.section_id = section_id
+        self.client = client
+        self.gateways = gateways
+        self.token = signer(hosts)
+        self.answers: list[Answer] = []
+        self.stopping = threading.Event()
+        self.next_student = first_student
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> "Rush":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopping.set()
+        self.thread.join(30)
+
+    def _run(self) -> None:
+        with self.hosts.in_host(self.client):
+            asyncio.run(self._clients())
+
+    async def _clients(self) -> None:
+        gateways = self.gateways
+        await asyncio.gather(*(self._client(gateways[i % len(gateways)]) for i in range(CLIENTS)))
+
+    async def _client(self, host: str) -> None:
+        connection = Connection(self.hosts.enroll_gateway(host))
+        while not self.stopping.is_set():
+            student = self.next_student
+            self.next_student += 1
+            headers = bearer(self.token(student, f"rush{student}", "student"))
+            path = f"{API}/users/{student}/enrollments"
+            started = time.monotonic()
+            status, code = 0, None
+            try:
+                reply = await asyncio.wait_for(
+                    connection.request("POST", path, headers, {"section_id": self.section_id}),
+                    REQUEST_TIMEOUT,
+                )
+                status = reply.status
+                if status >= 400:
+                    code = reply.json().get("code")
+            except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError):
+                await connection.close()
+            self.answers.append(
+                Answer(host, student, status, code, started, time.monotonic() - started)
+            )
+            if status in (0, 503):
+                await asyncio.sleep(0.05)
+        await connection.close()
+
+
+def enrolled_on(hosts: Multihost, host: str, section_id: int) -> set[int]:
+    """The students enrolled in the section in `host`'s copy of the enrollment database."""
+    database = hosts.database(host, "enroll.db")
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
+        rows = db.execute(
+            "SELECT user_id FROM enrollments WHERE section_id = ? AND status = 'enrolled'",
+            (section_id,),
+        ).fetchall()
+    return {user_id for (user_id,) in rows}
+
+
+def litefs_info(hosts: Multihost, host: str, database: str) -> dict:
+    with hosts.in_host(host):
+        return httpx.get(url(host, LITEFS_PORTS[database]) + "/info", timeout=2).json()
+
+
+def new_section(hosts: Multihost, number: int) -> int:
+    """A section with room for every student of a rush, made through h3's gateway."""
+    registrar = bearer(signer(hosts)(1, "rhenderson", "registrar"))
+    section = {"course_id": 4, "section_number": number, "instructor_id": 3, "capacity": 5000}
+    with hosts.in_host("h3"):
+        created = httpx.post(
+            hosts.enroll_gateway("h3") + API + "/sections", headers=registrar, json=section
+        )
+    assert created.status_code == 201, created.text
+    return int(created.json()["id"])
+
+
+def rejoins_as_replica(hosts: Multihost, old: str, primary: str, section_id: int) -> float:
+    """`old` restarted: its LiteFS nodes are replicas naming `primary`, and its copy becomes the
+    primary's (even where it held transactions the primary never had). Seconds to restart."""
+    restarted = hosts.restart(old)
+    for database in LITEFS_PORTS:
+        info = litefs_info(hosts, old, database)
+        assert info["isPrimary"] is False, info
+        assert info["primary"]["hostname"] == primary, info
+    assert wait_for(lambda: hosts.caught_up("enroll.db"), 10, interval=0.05) is not None
+    assert wait_for(lambda: hosts.caught_up("auth.db"), 10, interval=0.05) is not None
+    assert enrolled_on(hosts, old, section_id) == enrolled_on(hosts, primary, section_id)
+    assert hosts.status()["primary"] == {"enroll.db": primary, "auth.db": primary}
+    return restarted
+
+
+def test_primary_killed_mid_rush_then_promote(hosts: Multihost):
+    """h1 killed in the middle of a rush: reads go on on h2 and h3, writes answer 503
+    primary_unavailable within 2 s; promote (h2, or the replica that is ahead if h2 is refused
+    as behind); writes resume within 10 s; h1 restarted rejoins as a replica and catches up.
+    The seats answered 201 that the new primary lacks are counted: none with ENROLL_ACK=replica."""
+    token = signer(hosts)
+    registrar = bearer(token(1, "rhenderson", "registrar"))
+    section_id = new_section(hosts, 72)
+
+    with Rush(hosts, section_id) as rush:
+        time.sleep(RUSH_BEFORE_KILL)
+        hosts.kill("h1")
+        killed = time.monotonic()
+        time.sleep(RUSH_AFTER_KILL)
+        with hosts.in_host("h3"):
+            for host in ("h2", "h3"):
+                read = httpx.get(
+                    f"{hosts.enroll_gateway(host)}{API}/sections/{section_id}", headers=registrar
+                )
+                assert read.status_code == 200, (host, read.text)
+    answers = rush.answers
+    before = [a for a in answers if a.started < killed]
+    after = [a for a in answers if a.started > killed + 0.1 and a.host != "h1"]
+    granted = [a for a in answers if a.status == 201]
+    assert len([a for a in before if a.status == 201]) >= 20, "the rush hardly ran before the kill"
+    assert after, "no write was tried on h2 or h3 with h1 down"
+    assert {(a.status, a.code) for a in after} == {(503, "primary_unavailable")}
+    slowest = max(a.seconds for a in after)
+    assert slowest < WRITES_STOP_WITHIN, slowest
+
+    students = iter(range(40000, 50000))
+
+    def write_answers(host: str) -> bool:
+        student = next(students)
+        with hosts.in_host("h3"):
+            try:
+                reply = httpx.post(
+                    f"{hosts.enroll_gateway(host)}{API}/users/{student}/enrollments",
+                    headers=bearer(token(student, f"after{student}", "student")),
+                    json={"section_id": section_id},
+                    timeout=REQUEST_TIMEOUT,
+                )
+            except httpx.HTTPError:
+                return False
+        return reply.status_code == 201
+
+    first_write: list[float] = []
+    promote_done = threading.Event()
+
+    def writer() -> None:  # a client trying h2's and h3's gateways in turn, from promote on
+        for i in range(10_000):
+            if write_answers(("h2", "h3")[i % 2]):
+                first_write.append(time.monotonic())
+                return
+            if promote_done.wait(0.2) and i > 20:
+                return
+
+    promoting = time.monotonic()
+    trying = threading.Thread(target=writer, daemon=True)
+    trying.start()
+    promoted, refused = "h2", []
+    for candidate, force in (("h2", False), ("h3", False), ("h2", True)):
+        try:
+            report = hosts.promote(candidate, force=force)
+        except MultihostError as exc:
+            assert "behind" in str(exc), exc
+            refused.append(candidate)
+            continue
+        promoted = candidate
+        break
+    promote_seconds = time.monotonic() - promoting
+    promote_done.set()
+    trying.join(30)
+    if hosts.ack == "replica":
+        assert not report["forced"], report
+    assert first_write, "no write answered 201 after promote"
+    resumed = first_write[0] - promoting
+    assert resumed < WRITES_RESUME_WITHIN, (resumed, report)
+    for host in HOSTS:  # every gateway takes writes again, h1's aside (it is down)
+        assert host == "h1" or write_answers(host), host
+
+    kept = enrolled_on(hosts, promoted, section_id)
+    lost = sorted(a.student for a in granted if a.student not in kept)
+    print(
+        f"multihost failover (ENROLL_ACK={hosts.ack}): {len(granted)} seats answered 201, "
+        f"{len(before)} writes tried before the kill; with h1 down writes answered 503 within "
+        f"{slowest:.2f} s; promote {promoted} (refused: {refused or 'none'}) in "
+        f"{promote_seconds:.1f} s, writes answered again {resumed:.1f} s after it began; "
+        f"seats answered 201 and lost: {len(lost)} {lost[:10]}"
+    )
+    if hosts.ack == "replica":
+        assert lost == []
+
+    restarted = rejoins_as_replica(hosts, "h1", promoted, section_id)
+    print(f"multihost failover: h1 back as a replica of {promoted} in {restarted:.1f} s")
+
+
+def test_primary_cut_off_then_killed(hosts: Multihost):
+    """The case that loses answered writes in ENROLL_ACK=local: h1 goes on answering its own
+    clients (on its own network) while cut off from the replicas, then dies. The replicas agree
+    and nothing they saw says they are behind, so `promote h2` goes ahead, and every seat h1
+    answered 201 meanwhile is gone. With ENROLL_ACK=replica those writes answer 503
+    not_replicated instead, and no seat answered 201 is lost. h1 then rejoins as a replica,
+    its copy replaced by the new primary's."""
+    section_id = new_section(hosts, 73)
+    with Rush(hosts, section_id, client="h1", gateways=("h1",), first_student=30000) as rush:
+        time.sleep(1.0)
+        hosts.cut_off("h1")
+        cut = time.monotonic()
+        time.sleep(RUSH_AFTER_KILL)
+        hosts.kill("h1")
+    hosts.cut_off("h1", cut=False)
+    answers = rush.answers
+    granted = [a for a in answers if a.status == 201]
+    while_cut = [a for a in answers if a.started + a.seconds > cut + 0.1]  # answered after
+    report = hosts.promote("h2")
+    assert not report["forced"], report
+    kept = enrolled_on(hosts, "h2", section_id)
+    lost = sorted(a.student for a in granted if a.student not in kept)
+    outcomes = sorted({(a.status, a.code) for a in while_cut}, key=str)
+    print(
+        f"multihost, h1 cut off then killed (ENROLL_ACK={hosts.ack}): {len(granted)} seats "
+        f"answered 201, {len(while_cut)} writes answered while cut off: {outcomes}; "
+        f"promote h2 in {report['seconds']} s; seats answered 201 and lost: {len(lost)}"
+    )
+    assert len([a for a in granted if a.started < cut]) >= 10, "the rush hardly ran"
+    if hosts.ack == "replica":
+        assert lost == []
+        assert (503, "not_replicated") in outcomes, outcomes
+        assert {a.status for a in while_cut} <= {201, 503, 0}, outcomes
+    else:
+        assert lost, "h1 answered no write while cut off"
+    restarted = rejoins_as_replica(hosts, "h1", "h2", section_id)
+    print(f"multihost: h1 back as a replica of h2 in {restarted:.1f} s")
