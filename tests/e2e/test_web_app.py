@@ -160,6 +160,7 @@ def test_the_last_seat_the_waitlist_and_a_promotion_across_two_browsers(
     cluster: Cluster, open_browser, registrar: Browser
 ):
     label = create_section(registrar, new_code(), capacity=1)
+    registrar.screenshot(SHOTS / "sections.png")
     first = student(cluster, open_browser, "Fatima")
     second = student(cluster, open_browser, "Sam")
 
@@ -520,6 +521,7 @@ def test_the_registrar_sees_account_changes_on_the_audit_page(cluster: Cluster, 
 
     registrar.wait(filtered, message="the filtered account trail never showed")
     shown = rows_shown(registrar.driver)
+    registrar.screenshot(SHOTS / "audit.png")
     assert shown is not None and len(shown) == 1, shown
     cells = shown[0]
     assert cells[1:4] == ["1 (registrar)", "account.names", str(account["id"])]
