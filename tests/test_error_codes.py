@@ -13,6 +13,7 @@ A replica's relayed refusal (app/auth/primary.py `Relayed`) is the primary's ans
 route, sent on as it came: its codes are that route's own, found by the same walk.
 """
 
+import functools
 import inspect
 import pkgutil
 from collections.abc import Callable, Iterator
@@ -164,7 +165,8 @@ def app_functions() -> Iterator[Key]:
                         yield inspect.unwrap(fn), value
 
 
-def built_in(service: str) -> set[Answer]:
+@functools.cache  # two tests per service ask; walking all of app/ costs seconds
+def built_in(service: str) -> frozenset[Answer]:
     """The (status, code) of every domain error built in the service's code (and app/common)."""
     walker = Walker()
     answers: set[Answer] = set()
@@ -173,7 +175,7 @@ def built_in(service: str) -> set[Answer]:
             effects = walker.effects_of([key])
             assert not effects.problems, "codes that cannot be read from the code"
             answers |= effects.raised | walker.table[key].returned
-    return answers
+    return frozenset(answers)
 
 
 @pytest.mark.parametrize("service", SERVICES)
