@@ -290,3 +290,35 @@ def test_primary_cut_off_then_killed(hosts: Multihost):
         assert lost, "h1 answered no write while cut off"
     restarted = rejoins_as_replica(hosts, "h1", "h2", section_id)
     print(f"multihost: h1 back as a replica of h2 in {restarted:.1f} s")
+
+
+@pytest.fixture
+def default_hosts(tmp_path: Path) -> Iterator[Multihost]:
+    """The three hosts as `bin/multihost up` starts them (ENROLL_ACK=replica)."""
+    yield from hosts_up(tmp_path, PREFIX)
+
+
+def test_promote_refuses_a_replica_behind(default_hosts: Multihost):
+    """h2 cut off while h3's clients enroll (relayed to h1, held by h3), then h1 killed and h2
+    plugged back in: h2 lacks what h1 acknowledged through h3, so `promote h2` is refused and
+    nothing changes; `promote h3` keeps every seat answered 201, and h2, started again as h3's
+    replica, catches up."""
+    hosts = default_hosts
+    section_id = new_section(hosts, 74)
+    hosts.cut_off("h2")
+    with Rush(hosts, section_id, client="h3", gateways=("h3",), first_student=60000) as rush:
+        time.sleep(1.5)
+    hosts.kill("h1")
+    hosts.cut_off("h2", cut=False)
+    granted = [a for a in rush.answers if a.status == 201]
+    assert len(granted) >= 10, "the rush hardly ran"
+
+    with pytest.raises(MultihostError, match="behind") as refused:
+        hosts.promote("h2")
+    assert hosts.primary == "h1"
+    assert hosts.promote("h3")["forced"] is False
+    kept = enrolled_on(hosts, "h3", section_id)
+    assert [a.student for a in granted if a.student not in kept] == []
+    assert wait_for(lambda: hosts.caught_up("enroll.db"), 10, interval=0.05) is not None
+    assert enrolled_on(hosts, "h2", section_id) == kept
+    print(f"multihost: promote h2 refused ({refused.value}); h3 promoted, {len(granted)} kept")
