@@ -739,6 +739,9 @@ class Multihost:
             "hosts": hosts,
             "primary": {db: holders[0] if len(holders) == 1 else holders or None
                         for db, holders in primaries.items()},
+            # What the configs name (state.json): LiteFS's answer above differs while a host
+            # is down or a promote is under way.
+            "configured": {"primary": self.primary, "ack": self.ack},
         }  # fmt: skip
 
     def _node_status(self, host: str, database: str, port: int) -> dict[str, Any]:
