@@ -261,8 +261,9 @@ class PrimaryPosition:
     """ASGI middleware of an instance on the LiteFS primary: a relayed request's answer carries
     the database's position once the request is done (its write committed), for the replica to
     wait for (`ReplicaRelay._catch_up`). Given `replicas` (ENROLL_ACK=replica), the answer to
-    every write, relayed or not, waits until one of them holds that position, or becomes 503
-    `not_replicated` after `ack_seconds`."""
+    every write (a writing method, or any request a replica relayed: a GET is relayed only when
+    it writes) waits until one of them holds that position, or becomes 503 `not_replicated`
+    after `ack_seconds`."""
 
     def __init__(
         self,
@@ -282,7 +283,7 @@ class PrimaryPosition:
             await self.app(scope, receive, send)
             return
         relayed = _header(scope, RELAYED_HEADER.encode()) is not None
-        acked = self.replicas is not None and scope["method"] not in READING_METHODS
+        acked = self.replicas is not None and (relayed or scope["method"] not in READING_METHODS)
         if not relayed and not acked:
             await self.app(scope, receive, send)
             return
