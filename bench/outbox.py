@@ -46,7 +46,14 @@ from harness.procs import ROOT, cpu_seconds
 # The notifier as ./bin/start runs it: its own defaults, not MailStack's short test waits.
 NOTIFIER_DEFAULTS = {
     f"NOTIFIER_{name.upper()}": str(NotifierSettings.model_fields[name].default)
-    for name in ("poll_seconds", "backoff_first_seconds", "backoff_max_seconds", "cpu_priority")
+    for name in (
+        "poll_seconds",
+        "backoff_first_seconds",
+        "backoff_max_seconds",
+        "cpu_priority",
+        "defer_above_cpu_pressure",
+        "max_defer_seconds",
+    )
 }
 SIDES = (("on", True), ("off", False))
 

@@ -94,6 +94,7 @@ class MailStack:
             # At the services' priority: a test's bound on a mail's delay (5 s) is about the
             # notifier, not about how busy the suite's other workers keep the cores.
             "NOTIFIER_CPU_PRIORITY": "normal",
+            "NOTIFIER_DEFER_ABOVE_CPU_PRESSURE": "1",  # nor waiting for the cores to calm
             **notifier_env,
         }
         self.proc: subprocess.Popen | None = None

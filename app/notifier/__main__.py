@@ -14,7 +14,12 @@ from types import FrameType
 import httpx
 from prometheus_client import start_http_server
 
-from app.notifier.delivery import Notifier, auth_addresses, hold_the_delivery_lock
+from app.notifier.delivery import (
+    CpuPressure,
+    Notifier,
+    auth_addresses,
+    hold_the_delivery_lock,
+)
 from app.notifier.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,7 +60,11 @@ def main() -> int:
     with httpx.Client(trust_env=False) as client, sender:
         addresses = auth_addresses(settings, client)
         notifier = Notifier(
-            settings, addresses=addresses, prefetch=addresses.prefetch, sender=sender
+            settings,
+            addresses=addresses,
+            prefetch=addresses.prefetch,
+            sender=sender,
+            pressure=CpuPressure(),
         )
         log.info(
             "notifier delivering from %s to %s:%s",

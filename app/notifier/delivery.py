@@ -47,6 +47,9 @@ FAILED = Counter(
     "Delivery attempts that failed, by what failed",
     ["reason"],
 )
+DEFERRED = Counter(
+    "notification_deferrals_total", "Turns the notifier waited because the CPU was busy"
+)
 PENDING = Gauge("notifications_pending", "Notifications not delivered yet")
 FAILING = Gauge(
     "notifications_failing", "Notifications not delivered yet whose last attempt failed"
@@ -260,6 +263,30 @@ def backoff(settings: Settings, attempts: int) -> float:
     return base * random.uniform(0.8, 1.2)
 
 
+class CpuPressure:
+    """The share of the wall time since the last call in which some runnable task of the host
+    waited for a core (Linux PSI: /proc/pressure/cpu, `some total=` in microseconds); None on a
+    kernel that does not report it, or on the first call."""
+
+    def __init__(
+        self, path: Path = Path("/proc/pressure/cpu"), clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.path, self.clock = path, clock
+        self.last: tuple[float, int] | None = None
+
+    def __call__(self) -> float | None:
+        try:
+            some = next(line for line in self.path.read_text().splitlines() if line[:4] == "some")
+            total = int(some.rsplit("total=", 1)[1])
+        except (OSError, StopIteration, IndexError, ValueError):
+            return None
+        now, last = self.clock(), self.last
+        self.last = (now, total)
+        if last is None or now <= last[0]:
+            return None
+        return (total - last[1]) / ((now - last[0]) * 1e6)
+
+
 class Notifier:
     """Delivers due events in batches until told to stop."""
 
@@ -271,9 +298,11 @@ class Notifier:
         prefetch: Callable[[Iterable[int]], None] | None = None,
         mailer: Mailer | None = None,
         sender: Executor | None = None,
+        pressure: Callable[[], float | None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
+        self.pressure = pressure  # bin/notifier: CpuPressure(); None: never waits for the CPU
         # Where the messages are built and sent (the mail server's time and most of the CPU):
         # the thread of `sender` when given (bin/notifier: one at Settings.cpu_priority), else
         # this one. The outbox is read and marked here, holding the write lock for each mark.
@@ -299,6 +328,9 @@ class Notifier:
         if now < self.server_retry_at:
             return 0
         batch = queries.due(self.conn, now=now, limit=self.settings.batch_size)
+        if batch and self._cpu_busy(batch[0], now):
+            DEFERRED.inc()
+            return 0
         self.prefetch(event["user_id"] for event in batch)
         delivered = 0
         addresses: dict[int, str] = {}
@@ -322,6 +354,18 @@ class Notifier:
             self.mailer.close()  # idle: no connection held open for the server to time out
         self.update_gauges()
         return delivered
+
+    def _cpu_busy(self, oldest: Row, now: float) -> bool:
+        """Whether to leave the due events for a later turn: the host's CPU busier than
+        Settings.defer_above_cpu_pressure, and the oldest due event (the batch's first) not
+        waiting longer than Settings.max_defer_seconds yet."""
+        if self.pressure is None:
+            return False
+        pressure = self.pressure()  # looked at every turn, so that it covers the last one
+        if pressure is None or pressure <= self.settings.defer_above_cpu_pressure:
+            return False
+        waited = now - _event_time(oldest["created_at"]).timestamp()
+        return waited < self.settings.max_defer_seconds
 
     def _send(self, event: Row, to: str) -> None:
         def send() -> None:

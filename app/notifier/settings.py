@@ -63,6 +63,15 @@ class Settings(BaseSettings):
     ran 20-27% slower on 2 cores; at niceness 10 still ~20%). The price is mail later during a
     rush; on a host of its own the setting changes nothing. The thread that marks deliveries,
     holding the database's write lock, always runs at the services' priority."""
+    defer_above_cpu_pressure: float = Field(0.5, gt=0, le=1)
+    """Mail waits while the host's CPU is this busy: the share of the time since the notifier
+    last looked in which some runnable task waited for a core (Linux PSI, /proc/pressure/cpu
+    `some`; a kernel without it: never). A registration-day rush keeps it near 1; even at
+    SCHED_IDLE, delivering during the rush took 8-13% of its throughput on 2 cores (bench.outbox),
+    so the seats are handed out first and the mail goes once the rush eases. 1: never waits."""
+    max_defer_seconds: float = Field(60.0, ge=0)
+    """The longest an event due is kept waiting for the CPU to calm down: older, it is sent
+    however busy the host is."""
     backoff_first_seconds: float = Field(1.0, gt=0)
     backoff_max_seconds: float = Field(300.0, gt=0)
 

@@ -5,6 +5,7 @@ refuses gets the event again later (exponential backoff), and nothing is sent tw
 import os
 import socket
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -358,3 +359,50 @@ def test_mail_is_sent_at_idle_priority_and_marked_at_the_services_own(
     assert [m["To"] for m in server.accepted] == ["user12@example.edu"]
     assert [row[1:3] for row in outbox(database)] == [(0, 1), (1, 0)]
     assert os.sched_getscheduler(0) == os.SCHED_OTHER  # the test's thread untouched
+
+
+def test_mail_waits_while_the_cpu_is_busy_but_never_longer_than_the_most(tmp_path, database):
+    """A rush keeps every core wanted: the due events wait (nothing sent, nothing marked) while
+    the host's CPU pressure is over NOTIFIER_DEFER_ABOVE_CPU_PRESSURE, go once it eases, and go
+    anyway once the oldest has waited NOTIFIER_MAX_DEFER_SECONDS."""
+    add_events(database, 11, 12)
+    seen = {"pressure": 0.95}
+    clock = Clock()
+    clock.now = time.time()
+    deferred = REGISTRY.get_sample_value("notification_deferrals_total") or 0.0
+    with SmtpServer() as server:
+        settings = settings_for(tmp_path, database, server.port, max_defer_seconds=60)
+        notifier = Notifier(
+            settings, addresses=address, pressure=lambda: seen["pressure"], clock=clock
+        )
+        assert notifier.run_once() == 0  # busy, and the events only just due
+        assert not server.accepted and [row[1] for row in outbox(database)] == [0, 0]
+        clock.now += 61  # busy still, but the oldest has waited past the most
+        assert notifier.run_once() == 2
+        add_events(database, 13)
+        clock.now = time.time()
+        assert notifier.run_once() == 0
+        seen["pressure"] = 0.2  # the rush eased
+        assert notifier.run_once() == 1
+        notifier.close()
+    assert [m["To"] for m in server.accepted] == [address(11), address(12), address(13)]
+    assert REGISTRY.get_sample_value("notification_deferrals_total") == deferred + 2
+
+
+def test_cpu_pressure_is_the_share_of_time_some_task_waited_for_a_core(tmp_path):
+    from app.notifier.delivery import CpuPressure
+
+    psi = tmp_path / "cpu"
+    clock = Clock()
+    pressure = CpuPressure(psi, clock=lambda: clock.now)
+    assert pressure() is None  # no such file: a kernel without PSI never makes mail wait
+    psi.write_text(
+        "some avg10=0.00 avg60=0.00 avg300=0.00 total=1000000\n"
+        "full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n"
+    )
+    assert pressure() is None  # a first look: nothing to compare with
+    clock.now += 2.0
+    psi.write_text(psi.read_text().replace("total=1000000", "total=2500000"))
+    assert pressure() == pytest.approx(0.75)  # 1.5 s of waiting in 2 s
+    psi.write_text("some total=garbled\n")
+    assert pressure() is None
