@@ -27,7 +27,6 @@ wrote notifications. It prints a table and writes var/bench/outbox-<run>.json.
 """
 
 import argparse
-import json
 import sqlite3
 import statistics
 import sys
@@ -36,12 +35,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from app.notifier.settings import Settings as NotifierSettings
-from bench.run import Rush, bench_cluster
+from bench.run import Rush, bench_cluster, paired_rush_arguments, report_pairs
 from bench.rush import percentile
 from harness.auth_cluster import wait_for
 from harness.cluster import Cluster
 from harness.mail import MailStack
-from harness.procs import ROOT, cpu_seconds
+from harness.procs import cpu_seconds
 
 # The notifier as ./bin/start runs it: its own defaults, not MailStack's short test waits.
 NOTIFIER_DEFAULTS = {
@@ -260,12 +259,7 @@ def table(results: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--rounds", type=int, default=3, help="pairs of rushes, outbox on and off")
-    p.add_argument("--students", type=int, default=2000)
-    p.add_argument("--sections", type=int, default=40)
-    p.add_argument("--clients", type=int, default=200)
-    p.add_argument("--seconds", type=float, default=15.0, help="each rush's duration bound")
-    p.add_argument("--max-operations", type=int, default=100_000, help="each rush's count bound")
+    paired_rush_arguments(p, "outbox on and off")
     p.add_argument(
         "--drain-seconds",
         type=float,
@@ -299,14 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         cluster.close()
     results["rows"] = rows
     results |= compare(rows)
-    results["server_errors"] = sum(r["server_errors"] for r in rows)
-    results["invariant_violations"] = bench.rush.violations
-    results["failures"] = bench.rush.failures + bench.failures
-    out = ROOT / "var" / "bench" / f"outbox-{run}.json"
-    out.write_text(json.dumps(results, indent=2))
-    print(table(results))
-    print(f"results: {out.relative_to(ROOT)}")
-    return 1 if results["failures"] else 0
+    return report_pairs(results, bench.rush, bench.failures, "outbox", table)
 
 
 if __name__ == "__main__":

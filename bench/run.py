@@ -33,6 +33,7 @@ import statistics
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -129,8 +130,13 @@ class Rush:
             token = self.cluster.token(user_id, f"bench{user_id}", "student", exp=expires)
             headers["Authorization"] = f"Bearer {token}"
 
-    def _fresh(self) -> tuple[list[Student], list[int]]:
+    def restore(self) -> None:
+        """Put the enrollment database back to the seed (a page copy: bench/litefs_rush.py
+        copies rows instead, as a LiteFS mount needs)."""
         copy_database(self.seed, self.cluster.enrollment.db)
+
+    def _fresh(self) -> tuple[list[Student], list[int]]:
+        self.restore()
         sections = create_sections(self.cluster, self.args.sections)
         return [Student(u, h) for u, h in self.headers], sections
 
@@ -203,6 +209,32 @@ class Rush:
         )
         result = self._checked(name, samples, took, cpu, students)
         return result | {"offered_per_s": round(rate, 1), "idempotency_keys": keys}
+
+
+def paired_rush_arguments(p: argparse.ArgumentParser, sides: str) -> None:
+    """The options of a bench of paired rushes on one cluster (bench/outbox.py,
+    bench/litefs_rush.py): how many pairs of `sides`, and each rush's mix and bounds."""
+    p.add_argument("--rounds", type=int, default=3, help=f"pairs of rushes, {sides}")
+    p.add_argument("--students", type=int, default=2000)
+    p.add_argument("--sections", type=int, default=40)
+    p.add_argument("--clients", type=int, default=200)
+    p.add_argument("--seconds", type=float, default=15.0, help="each rush's duration bound")
+    p.add_argument("--max-operations", type=int, default=100_000, help="each rush's count bound")
+
+
+def report_pairs(
+    results: dict, rush: Rush, more_failures: list[str], stem: str, table: Callable[[dict], str]
+) -> int:
+    """The end of a bench of paired rushes (after `results |= compare(rows)`): its failures,
+    var/bench/<stem>-<run>.json, its table printed, and its exit status."""
+    results["server_errors"] = sum(r["server_errors"] for r in results["rows"])
+    results["invariant_violations"] = rush.violations
+    results["failures"] = rush.failures + more_failures
+    out = ROOT / "var" / "bench" / f"{stem}-{results['run']}.json"
+    out.write_text(json.dumps(results, indent=2))
+    print(table(results))
+    print(f"results: {out.relative_to(ROOT)}")
+    return 1 if results["failures"] else 0
 
 
 def ceiling_gateway(cluster: Cluster) -> Gateway:
