@@ -36,6 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         writer_lock_file=settings.writer_lock,
         on_connect=None if settings.notifications else notify.without_outbox,
         relays_writes=settings.replica,
+        one_transaction_a_turn=settings.one_transaction_a_turn,
     )
 
     @asynccontextmanager

@@ -76,6 +76,14 @@ class Settings(BaseSettings):
     `WriterLock`); by default beside the database. A LiteFS mount holds nothing but databases,
     so bin/multihost names one outside it."""
 
+    one_transaction_a_turn: bool = False
+    """Commit the writes an instance runs back to back in one write turn (app/common/db.py
+    `WriterLock.run`) as one transaction, each request in a savepoint of its own: one COMMIT a
+    turn rather than one a request, for a database whose commits are dear (a LiteFS mount: 1.6 ms
+    each, docs/multihost.md). A request that fails undoes its own savepoint only. If the COMMIT
+    fails, every request of the turn fails (`TurnNotCommitted`: a 500, the reason in the log).
+    Off: every request is its own transaction, as on one host."""
+
     notifications: bool = True
     """Write the notifications outbox (issue 27); off: no event is recorded and nobody is told,
     for an installation without mail (app/enrollment/notifications/service.py `without_outbox`)."""

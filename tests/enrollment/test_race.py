@@ -23,12 +23,17 @@ STUDENTS = 330
 CAPACITY, WAITLIST = 30, 15
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
+@pytest.fixture(
+    scope="module", params=[False, True], ids=["a transaction a write", "a transaction a turn"]
+)
+def cluster(request, tmp_path_factory):
     """Three enrollment instances on free ports sharing one database file (harness), each
-    started as the Procfile starts it."""
+    started as the Procfile starts it; every race is run twice: each write its own transaction
+    (the default), and the writes of a turn in one (ENROLL_ONE_TRANSACTION_A_TURN, each in a
+    savepoint of its own: its outcome must be the same)."""
     var: Path = tmp_path_factory.mktemp("race")
     instances = EnrollmentCluster(var, make_secret_file(var))
+    instances.env["ENROLL_ONE_TRANSACTION_A_TURN"] = "1" if request.param else "0"
     try:
         instances.start()
         yield {
