@@ -14,7 +14,9 @@ harness/cluster.py), then measures, all in the same run so the ratios are fair o
   5. scaling: closed-loop rushes over 25-400 clients, and in front of 1, 2 and 3 instances;
   6. auth through the auth gateway: register/s (LiteFS primary) and logins/s over the three nodes;
   7. the cost of Idempotency-Key: closed-loop rushes without keys and with them, in turns
-     (--key-rounds pairs), CPU per operation of each side compared.
+     (--key-rounds pairs), CPU per operation of each side compared;
+  8. multi-host: the rush of 1 through all three hosts' gateways of bin/multihost, on hosts of its
+     own (bench/multihost_rush.py; needs root, else the row says it was skipped).
 Every rush's writes carry an Idempotency-Key, a fresh one per request (the bench never retries),
 as the web app's do; only the keyless side of 7 leaves them out.
 Every rush starts from the same fresh catalog and ends with every SPEC §2 invariant checked on the
@@ -72,10 +74,11 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def create_sections(cluster: Cluster, count: int) -> list[int]:
-    registrar = bearer(cluster.token(1, "rhenderson", "registrar"))
+def create_sections(gateway: str, registrar_token: str, count: int) -> list[int]:
+    """`count` sections of a new course, made by the registrar through the enroll `gateway`."""
+    registrar = bearer(registrar_token)
     ids = []
-    base = cluster.enroll_gateway.url + PREFIX
+    base = gateway + PREFIX
     with httpx.Client(base_url=base, headers=registrar, timeout=30) as client:
         course = client.post(
             "/courses", json={"department_id": 1, "code": "CPSC 999", "title": "Bench Rush"}
@@ -89,15 +92,15 @@ def create_sections(cluster: Cluster, count: int) -> list[int]:
     return ids
 
 
-def announce_students(cluster: Cluster, user_ids: range) -> None:
+def announce_students(instance: str, secret: str, user_ids: range) -> None:
     """Record the students at the enrollment service as the auth primary does when it creates an
     account (PUT /internal/users/{id}, app/auth/announce.py): on registration day every student's
     account exists, and enrollment has known it since. Their tokens are signed here rather than
     issued by sign-ins (argon2 for thousands of accounts would take minutes), so their accounts
     are announced here too. `--new-students` leaves them out: every student new at the rush's
     start, as before accounts were announced."""
-    headers = {"X-Gateway-Secret": cluster.secret}
-    with httpx.Client(base_url=cluster.enrollment.urls[0], headers=headers, timeout=30) as client:
+    headers = {"X-Gateway-Secret": secret}
+    with httpx.Client(base_url=instance, headers=headers, timeout=30) as client:
         for user_id in user_ids:
             body = {"username": f"bench{user_id}", "first_name": "Bench",
                     "last_name": str(user_id), "roles": ["student"]}  # fmt: skip
@@ -115,7 +118,7 @@ class Rush:
         self.seed = cluster.var / "enroll-seed.db"
         user_ids = range(100_000, 100_000 + args.students)
         if not args.new_students:
-            announce_students(cluster, user_ids)
+            announce_students(cluster.enrollment.urls[0], cluster.secret, user_ids)
         copy_database(cluster.enrollment.db, self.seed)
         self.headers = [(u, {}) for u in user_ids]
         self.resign()
@@ -137,7 +140,8 @@ class Rush:
 
     def _fresh(self) -> tuple[list[Student], list[int]]:
         self.restore()
-        sections = create_sections(self.cluster, self.args.sections)
+        registrar = self.cluster.token(1, "rhenderson", "registrar")
+        sections = create_sections(self.cluster.enroll_gateway.url, registrar, self.args.sections)
         return [Student(u, h) for u, h in self.headers], sections
 
     def _cpu(self) -> tuple[float, float, float]:
@@ -426,6 +430,7 @@ def table(results: dict) -> str:
         *scaling.get("by_instances", []),
         *results.get("key_cost", {}).get("rows", []),
         *results["auth"],
+        *([results["multihost"]] if "ops_per_s" in results.get("multihost", {}) else []),
     ]
     for r in rows:
         rate = r.get("ops_per_s", r.get("requests_per_s"))
@@ -441,6 +446,8 @@ def table(results: dict) -> str:
         f" invariant violations {len(results['invariant_violations'])}"
     )
     lines.append(f"reasons this run fails: {'; '.join(results['failures']) or 'none'}")
+    if "skipped" in results.get("multihost", {}):
+        lines.append(f"{results['multihost']['name']}: skipped, {results['multihost']['skipped']}")
     lines.append(
         f"CPU per rush operation: instances {rush['instances_cpu_us_per_op']} µs,"
         f" enroll gateway {rush['gateway_cpu_us_per_op']} µs,"
@@ -497,6 +504,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--skip-scaling", action="store_true")
     p.add_argument(
+        "--skip-multihost",
+        action="store_true",
+        help="no rush through the three hosts of bin/multihost (about a minute more)",
+    )
+    p.add_argument(
         "--skip-prometheus",
         action="store_true",
         help="no Prometheus scraping the cluster (and no picture of the rush as it saw it)",
@@ -531,17 +543,27 @@ def main(argv: list[str] | None = None) -> int:
         if prometheus is not None:
             prometheus.stop()
         cluster.close()
+    if not args.skip_multihost:  # after the one-host cluster: the two never share the cores
+        from bench.multihost_rush import bench_multihost  # it takes this module's helpers
+
+        results["multihost"] = bench_multihost(args)
     scaling = results.get("scaling", {})
     rushes = [results["rush"], results["open_loop"], *scaling.get("by_clients", []),
               *scaling.get("by_instances", []),
-              *results.get("key_cost", {}).get("rows", [])]  # fmt: skip
+              *results.get("key_cost", {}).get("rows", []),
+              *([results["multihost"]] if "server_errors" in results.get("multihost", {})
+                else [])]  # fmt: skip
     results["server_errors"] = sum(r["server_errors"] for r in rushes)
     results["invariant_violations"] = rush.violations
-    results["failures"] = rush.failures + [
-        f"{r['name']}: {r['non_2xx']} non-2xx, {r['errors']} socket errors (wrk)"
-        for r in results["read_path"]
-        if r["non_2xx"] or r["errors"]
-    ]
+    results["failures"] = (
+        rush.failures
+        + results.get("multihost", {}).get("failures", [])
+        + [
+            f"{r['name']}: {r['non_2xx']} non-2xx, {r['errors']} socket errors (wrk)"
+            for r in results["read_path"]
+            if r["non_2xx"] or r["errors"]
+        ]
+    )
     for r, wanted in zip(results["auth"], ("201", "200"), strict=False):
         if set(r["statuses"]) != {wanted}:
             results["failures"].append(f"{r['name']}: answers {r['statuses']}, not all {wanted}")
