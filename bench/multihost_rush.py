@@ -21,6 +21,7 @@ from pathlib import Path
 import uvloop
 
 from app.auth.tokens import KeyRing
+from bench.litefs_rush import setting
 from bench.run import PREFIX, announce_students, bearer, create_sections
 from bench.rush import Student, failed, run_rush, summarise
 from harness.cluster import sign_token
@@ -31,13 +32,13 @@ from harness.procs import ROOT
 NAME = "rush through the 3 hosts' gateways"
 
 
-def bench_multihost(args) -> dict:
+def bench_multihost(args, extra_env: dict[str, str] | None = None) -> dict:
     """The rush through the three hosts (a bench/run.py result row, with `failures`), or a row
-    that says why it was not run (not root)."""
+    that says why it was not run (not root). `extra_env`: settings of every instance."""
     if os.geteuid() != 0:
         return {"name": NAME, "skipped": "needs root (network namespaces, LiteFS)", "failures": []}
     with tempfile.TemporaryDirectory(prefix="bench-multihost-", dir=ROOT / "var") as tmp:
-        hosts = Multihost(run_dir=Path(tmp) / "multihost", prefix="mhr")
+        hosts = Multihost(run_dir=Path(tmp) / "multihost", prefix="mhr", extra_env=extra_env or {})
         try:
             up_seconds = hosts.up()
             keys = KeyRing.from_file(hosts.private_jwks())
@@ -84,9 +85,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clients", type=int, default=200)
     p.add_argument("--seconds", type=float, default=15.0)
     p.add_argument("--max-operations", type=int, default=100_000)
+    p.add_argument(
+        "--env",
+        type=setting,
+        action="append",
+        default=[],
+        metavar="ENROLL_NAME=VALUE",
+        help="a setting of every enrollment instance (repeatable)",
+    )
     args = p.parse_args(argv)
     try:
-        result = bench_multihost(args)
+        result = bench_multihost(args, dict(args.env))
     except MultihostError as exc:
         sys.exit(f"bin/multihost: {exc}")
     if "skipped" in result:
