@@ -97,6 +97,20 @@ def without_volatile(value):
     return value
 
 
+def lookup_timed_out(reply, direct) -> bool:
+    """The two answers differ only in an email one of them lacks (null)."""
+    if reply.status_code != 200 or direct.status_code != 200:
+        return False
+    ours, theirs = reply.json(), direct.json()
+    if not isinstance(ours, dict) or not isinstance(theirs, dict) or ours == theirs:
+        return False
+    rest = {k: v for k, v in ours.items() if k != "email"}
+    return rest == {k: v for k, v in theirs.items() if k != "email"} and None in (
+        ours.get("email"),
+        theirs.get("email"),
+    )
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
@@ -177,6 +191,13 @@ def test_role_matrix(cluster: Cluster, seed: Path, in_process: TestClient, route
         direct = in_process.request(route["method"], path, headers=headers, json=body)
         assert "x-request-id" in reply.headers  # reached a backend, which echoes its request id
         assert reply.status_code == direct.status_code, reply.text
+        for _ in range(3):
+            if not (route["method"] == "GET" and lookup_timed_out(reply, direct)):
+                break
+            # GET /users/{id}'s email comes from the auth service within 0.5 s, else null
+            # (app/enrollment/people/directory.py): on a busy machine one side may miss it.
+            reply = through_gateway(cluster, route["method"], path, token, body)
+            direct = in_process.request(route["method"], path, headers=headers, json=body)
         if direct.content:
             assert without_volatile(reply.json()) == without_volatile(direct.json())
         else:
