@@ -5,6 +5,8 @@ savepoint only; a COMMIT that fails fails every write of the turn, and says so. 
 of SPEC §2 with it on: tests/enrollment/test_race.py runs every race in both modes."""
 
 import asyncio
+import fcntl
+import os
 import sqlite3
 
 from app.common.db import Database, TurnNotCommitted, connect, on_commit
@@ -95,3 +97,31 @@ def test_off_by_default_each_write_is_its_own_transaction(tmp_path):
 
     asyncio.run(turn())
     assert statements.count("BEGIN IMMEDIATE") == 3 and statements.count("COMMIT") == 3
+
+
+def test_an_action_after_the_commit_that_fails_is_logged_and_the_turn_lets_the_lock_go(
+    tmp_path, caplog
+):
+    """The turn runs what counts its changes after its COMMIT, with the lock file held: one of
+    them failing must not keep every instance's writes waiting. The writes are kept."""
+    db, _ = turn_database(tmp_path, "CREATE TABLE t (n INTEGER);")
+
+    def boom() -> None:
+        raise ValueError("a counter broke")
+
+    def insert(tx: sqlite3.Connection, n: int) -> int:
+        tx.execute("INSERT INTO t VALUES (?)", (n,))
+        on_commit(tx, boom)
+        return n
+
+    async def turn() -> list:
+        return await asyncio.gather(db.write(insert, 1), db.write(insert, 2))
+
+    assert asyncio.run(turn()) == [1, 2]
+    assert rows(db, "t") == [1, 2]
+    assert "an action after a write turn's commit failed" in caplog.text
+    fd = os.open(tmp_path / "x.db.writer-lock", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free: raises BlockingIOError if held
+    finally:
+        os.close(fd)

@@ -4,6 +4,7 @@ import asyncio
 import collections
 import contextvars
 import fcntl
+import logging
 import os
 import sqlite3
 import threading
@@ -18,6 +19,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from app.common import idempotency
 from app.common.observe import WRITER_LOCK_WAIT
 
+log = logging.getLogger(__name__)
 BUSY_TIMEOUT_MS = 30_000
 BATCH_SECONDS = 0.010  # the longest one process keeps the turn while others may wait
 T = TypeVar("T")
@@ -271,7 +273,10 @@ class _TurnTransaction:
             return [(done, None, raised or lost) for done, _, raised in ran]
         unsynced.add(conn.wal_file)  # type: ignore[attr-defined]  # a db.Connection's attribute
         for action in self.committed_actions:
-            action()
+            try:
+                action()
+            except Exception:  # the turn must go on to let the lock go: the writes are kept
+                log.exception("an action after a write turn's commit failed")
         return ran
 
 
