@@ -9,7 +9,8 @@ import fcntl
 import os
 import sqlite3
 
-from app.common.db import Database, TurnNotCommitted, connect, on_commit
+from app.common.db import Database, connect, on_commit
+from app.common.turn_transaction import TurnNotCommitted
 
 
 def turn_database(tmp_path, schema: str) -> tuple[Database, list[str]]:

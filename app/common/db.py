@@ -11,21 +11,25 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext, suppress
+from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from app.common import idempotency
 from app.common.observe import WRITER_LOCK_WAIT
+from app.common.turn_transaction import (
+    Ran,
+    TurnTransaction,
+    WriteOutsideItsTurn,
+    turn_transaction,
+)
 
 log = logging.getLogger(__name__)
 BUSY_TIMEOUT_MS = 30_000
 BATCH_SECONDS = 0.010  # the longest one process keeps the turn while others may wait
 T = TypeVar("T")
 P = ParamSpec("P")
-# A job run in a write turn: its answer-to-be, what it returned, what it raised.
-_Ran = tuple["asyncio.Future[Any]", object, BaseException | None]
 
 
 class WriterLock:
@@ -101,9 +105,9 @@ class WriterLock:
     async def _drain(self, batch: "_Batch") -> None:
         try:
             while batch.jobs:
-                ran: list[_Ran] = []
+                ran: list[Ran] = []
                 unsynced: set[str] = set()  # the WAL files this turn's jobs committed to
-                shared = _TurnTransaction() if self.one_transaction_a_turn else None
+                shared = TurnTransaction() if self.one_transaction_a_turn else None
                 try:
                     if self._fd is not None:
                         await self._flock_polling(self._fd)
@@ -194,96 +198,12 @@ _turn_commits: ContextVar[set[str] | None] = ContextVar("writer_turn_commits", d
 
 
 def _in_turn(
-    lock: WriterLock, unsynced: set[str], shared: "_TurnTransaction | None", job: Callable[[], T]
+    lock: WriterLock, unsynced: set[str], shared: "TurnTransaction | None", job: Callable[[], T]
 ) -> T:
     _turn_held.set(lock)  # in the job's own copy of its task's context
     _turn_commits.set(unsynced)
-    _turn_transaction.set(shared)
+    turn_transaction.set(shared)
     return job()
-
-
-class TurnNotCommitted(RuntimeError):
-    """The transaction a write turn's jobs shared did not commit (`one_transaction_a_turn`):
-    nothing of any of them was kept, whatever each answered inside it."""
-
-
-class _TurnTransaction:
-    """The one transaction of a write turn's jobs (`WriterLock.one_transaction_a_turn`): the
-    first `immediate` of the turn begins it, each `immediate` is a savepoint in it (what a job
-    raises rolls back its own savepoint only), and the turn commits it once, after its last job,
-    before any job is answered. Through LiteFS a commit costs 1.6 ms, mostly waiting
-    (docs/multihost.md): ten writes a commit made a writer nine times faster."""
-
-    def __init__(self) -> None:
-        self.conn: sqlite3.Connection | None = None  # the connection it was begun on
-        self.savepoints = 0
-        self.lost: BaseException | None = None  # why it ended before the turn's commit
-        self.committed_actions: list[Callable[[], None]] = []
-
-    @contextmanager
-    def savepoint(self, conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-        if self.lost is not None:
-            raise TurnNotCommitted(f"this turn's transaction was lost: {self.lost}")
-        if self.conn is None:
-            conn.execute("BEGIN IMMEDIATE")
-            self.conn = conn
-            conn.in_turn_transaction = True  # type: ignore[attr-defined]  # a db.Connection's
-        elif conn is not self.conn:
-            # A second connection would wait 30 s for the write lock the first one holds.
-            raise WriteOutsideItsTurn("two write connections in one turn's transaction")
-        self.savepoints += 1
-        name = f"write_{self.savepoints}"
-        conn.execute(f"SAVEPOINT {name}")
-        conn.committed_actions = []  # type: ignore[attr-defined]  # a db.Connection's attribute
-        try:
-            yield conn
-        except BaseException as exc:
-            conn.committed_actions = None  # type: ignore[attr-defined]  # as above
-            if conn.in_transaction:
-                conn.execute(f"ROLLBACK TO {name}")
-                conn.execute(f"RELEASE {name}")
-            else:  # SQLite rolled the whole transaction back (a full disk, an I/O error)
-                self.lost = exc
-            raise
-        conn.execute(f"RELEASE {name}")
-        self.committed_actions += conn.committed_actions  # type: ignore[attr-defined]  # idem
-        conn.committed_actions = None  # type: ignore[attr-defined]  # as above
-
-    def commit(self, ran: list[_Ran], unsynced: set[str]) -> list[_Ran]:
-        """COMMIT once for the turn; `ran` as each job is to be answered: as it ran if the
-        commit went through, else each one failed with TurnNotCommitted."""
-        conn = self.conn
-        if conn is None:
-            return ran  # no job wrote
-        conn.in_turn_transaction = False  # type: ignore[attr-defined]  # a db.Connection's
-        failed: BaseException | None = self.lost
-        if failed is None:
-            try:
-                conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                failed = exc
-        if failed is not None:
-            with suppress(sqlite3.Error):  # the COMMIT's error says what happened
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-            lost = TurnNotCommitted(
-                f"the write turn's transaction did not commit ({failed}): nothing of its"
-                f" {len(ran)} writes was kept"
-            )
-            return [(done, None, raised or lost) for done, _, raised in ran]
-        unsynced.add(conn.wal_file)  # type: ignore[attr-defined]  # a db.Connection's attribute
-        for action in self.committed_actions:
-            try:
-                action()
-            except Exception:  # the turn must go on to let the lock go: the writes are kept
-                log.exception("an action after a write turn's commit failed")
-        return ran
-
-
-# The transaction the current turn's jobs share, if the lock has one a turn.
-_turn_transaction: ContextVar[_TurnTransaction | None] = ContextVar(
-    "writer_turn_transaction", default=None
-)
 
 
 def _sync(wal_files: set[str]) -> None:
@@ -316,12 +236,6 @@ class CommitNotOnDisk(OSError):
     """A write job committed, but the WAL could not be synced: a power cut could undo it."""
 
 
-class WriteOutsideItsTurn(RuntimeError):
-    """A write transaction started on an event loop without the write turn (it would block the
-    loop, and every request on it, in a blocking flock), or a write on a connection lent for
-    reading. Write with `Database.write`."""
-
-
 class Connection(sqlite3.Connection):
     """A sqlite3 connection that knows which writer queue it joins."""
 
@@ -329,7 +243,7 @@ class Connection(sqlite3.Connection):
     wal_file: str
     # What runs once the current `immediate` transaction commits (None outside one).
     committed_actions: list[Callable[[], None]] | None
-    # Whether it holds the transaction a write turn's jobs share (`_TurnTransaction`).
+    # Whether it holds the transaction a write turn's jobs share (`TurnTransaction`).
     in_turn_transaction: bool
 
 
@@ -384,7 +298,7 @@ def immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
             "a write transaction on the event loop without the write turn: write with"
             " Database.write"
         )
-    shared = _turn_transaction.get() if has_turn else None
+    shared = turn_transaction.get() if has_turn else None
     if shared is not None:
         with shared.savepoint(conn):
             yield conn
@@ -527,7 +441,7 @@ class ConnectionPool:
 
     def give_back(self, conn: sqlite3.Connection) -> None:
         # Never hand a half-finished transaction to the next request; the one a write turn's
-        # jobs share is the turn's own to end (`_TurnTransaction.commit`).
+        # jobs share is the turn's own to end (`TurnTransaction.commit`).
         if conn.in_transaction and not getattr(conn, "in_turn_transaction", False):
             conn.execute("ROLLBACK")
         self._idle.append(conn)
