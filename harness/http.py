@@ -1,4 +1,4 @@
-"""httpx's one-request functions (get, post, put, patch, delete, request, stream) for the tests and
+"""httpx's one-request functions (get, post, put, patch, delete, request) for the tests and
 the benchmarks, with the same meaning: each request on a client of its own, so no connection,
 cookie or state is carried from one to the next.
 
@@ -20,11 +20,6 @@ def request(method: str, url: str, **kwargs: Any) -> httpx.Response:
     return httpx.request(method, url, **kwargs)
 
 
-def stream(method: str, url: str, **kwargs: Any):
-    kwargs.setdefault("verify", _TLS)
-    return httpx.stream(method, url, **kwargs)
-
-
 def get(url: str, **kwargs: Any) -> httpx.Response:
     return request("GET", url, **kwargs)
 
@@ -43,13 +38,3 @@ def patch(url: str, **kwargs: Any) -> httpx.Response:
 
 def delete(url: str, **kwargs: Any) -> httpx.Response:
     return request("DELETE", url, **kwargs)
-
-
-def head(url: str, **kwargs: Any) -> httpx.Response:
-    return request("HEAD", url, **kwargs)
-
-
-def client(**kwargs: Any) -> httpx.Client:
-    """An httpx.Client with the shared TLS context (a client made per test costs the same)."""
-    kwargs.setdefault("verify", _TLS)
-    return httpx.Client(**kwargs)

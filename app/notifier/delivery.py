@@ -327,8 +327,10 @@ class Notifier:
         now = self.clock()
         if now < self.server_retry_at:
             return 0
+        # Looked at every turn, so that it covers the last turn only (not an idle hour).
+        pressure = self.pressure() if self.pressure is not None else None
         batch = queries.due(self.conn, now=now, limit=self.settings.batch_size)
-        if batch and self._cpu_busy(batch[0], now):
+        if batch and self._cpu_busy(pressure, batch[0], now):
             DEFERRED.inc()
             return 0
         self.prefetch(event["user_id"] for event in batch)
@@ -355,13 +357,10 @@ class Notifier:
         self.update_gauges()
         return delivered
 
-    def _cpu_busy(self, oldest: Row, now: float) -> bool:
-        """Whether to leave the due events for a later turn: the host's CPU busier than
+    def _cpu_busy(self, pressure: float | None, oldest: Row, now: float) -> bool:
+        """Whether to leave the due events for a later turn: the host's CPU pressure busier than
         Settings.defer_above_cpu_pressure, and the oldest due event (the batch's first) not
         waiting longer than Settings.max_defer_seconds yet."""
-        if self.pressure is None:
-            return False
-        pressure = self.pressure()  # looked at every turn, so that it covers the last one
         if pressure is None or pressure <= self.settings.defer_above_cpu_pressure:
             return False
         waited = now - _event_time(oldest["created_at"]).timestamp()
