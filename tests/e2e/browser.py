@@ -154,7 +154,22 @@ class Browser:
         self.ready()
 
     def go(self, view: str) -> None:
+        """Open `view` from the menu and wait until it is drawn. The click changes the hash,
+        whose event comes after the click returns: until the menu marks `view` current (the
+        frame does so as it starts drawing it), the view before may still look ready."""
         self.driver.find_element(By.LINK_TEXT, view).click()
+
+        def current(driver) -> bool:
+            try:
+                return any(
+                    link.get_attribute("aria-current") == "page"
+                    for link in driver.find_elements(By.CSS_SELECTOR, "#nav a")
+                    if link.text.startswith(view)
+                )
+            except StaleElementReferenceException:  # the menu drawn anew as we read it
+                return False
+
+        self.wait(current, message=f"the menu never marked {view!r} as the current view")
         self.ready()
 
     def reload(self) -> None:
