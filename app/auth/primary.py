@@ -117,10 +117,14 @@ class Primary:
         # LiteFS puts `.primary` (holding the primary's name) in the mount on replicas only, and
         # only while connected to the primary; replicas therefore also set AUTH_READ_ONLY. Looked
         # at on every write: the file comes and goes with the connection.
-        marker = self.settings.database.parent / ".primary"
-        if marker.is_file():
-            primary = marker.read_text().strip() or "unknown"
-            return f"this node is a read replica (primary: {primary})"
+        # Read, not tested and then read: the file goes the moment the primary does (a replica
+        # asked just then raised FileNotFoundError, a 500 where a 503 was due).
+        try:
+            primary = (self.settings.database.parent / ".primary").read_text().strip()
+        except OSError:  # no file: the primary, or a replica just cut off from it
+            primary = None
+        if primary is not None:
+            return f"this node is a read replica (primary: {primary or 'unknown'})"
         if self.settings.read_only:
             return "this node is a read replica (AUTH_READ_ONLY)"
         return None

@@ -74,6 +74,30 @@ def test_a_litefs_replica_is_recognised_by_its_primary_file(client, settings):
     assert tokens_for(client, "ajohnson")["access_token"]
 
 
+def test_a_primary_file_gone_while_read_is_a_replica_cut_off_not_a_500(tmp_path, monkeypatch):
+    # LiteFS removes `.primary` the moment its primary goes: a register that opened the file
+    # then could not read it (FileNotFoundError from the FUSE mount, seen in CI) and was a 500.
+    settings = make_settings(tmp_path, read_only=True)
+    marker = settings.database.parent / ".primary"
+    marker.write_text("auth-primary\n")
+    real_read_text = type(marker).read_text
+
+    def vanishing(path, *args, **kwargs):
+        if path == marker:
+            marker.unlink(missing_ok=True)
+            raise FileNotFoundError(2, "No such file or directory", str(path))
+        return real_read_text(path, *args, **kwargs)
+
+    monkeypatch.setattr(type(marker), "read_text", vanishing)
+    with TestClient(create_app(settings)) as client:
+        reply = register(client)
+
+    assert not marker.exists()  # the fault was met
+    assert reply.status_code == 503
+    assert reply.json()["code"] == "read_replica"
+    assert user_count(settings) == 38
+
+
 def test_a_database_that_refuses_the_write_is_503_not_500(client, settings, monkeypatch):
     # A node that does not know it is a replica: SQLite itself reports the database read-only.
     real_connect = db.connect
