@@ -12,7 +12,10 @@ const PAGE = 50;
 
 // What the view shows again after a change redraws it: the last search and the open account.
 const search = { q: "", role: "", disabled: "" };
-let editing = null; // an account id
+// The open account as the write that last changed it answered: a re-read could reach the other
+// auth replica before that write does, and show the account as it was ("Active" just after
+// Disable).
+let editing = null;
 
 const fullName = (a) => `${a.first_name} ${a.last_name}`;
 
@@ -87,7 +90,7 @@ export async function accountsView() {
               type: "button",
               "aria-label": `Edit ${a.username}`,
               onclick: () => {
-                editing = a.id;
+                editing = a;
                 detail.replaceChildren(accountPanel(a));
                 $("#account-title").focus();
               },
@@ -133,14 +136,7 @@ export async function accountsView() {
     attempt(load);
   });
   await attempt(load);
-  if (editing !== null) {
-    // Drawn again after a change: the account as it is now.
-    try {
-      detail.replaceChildren(accountPanel(await api.auth(`/accounts/${editing}`)));
-    } catch {
-      editing = null;
-    }
-  }
+  if (editing !== null) detail.replaceChildren(accountPanel(editing)); // drawn again after a change
   return [heading("Accounts"), form, results, more, detail, h("div", { class: "forms" }, newAccountForm())];
 }
 
@@ -181,26 +177,24 @@ function newAccountForm() {
       };
       if (email.value.trim()) body.email = email.value.trim();
       const made = await api.auth("/register", { method: "POST", json: body, onRetry });
-      editing = made.id;
+      editing = { ...made, disabled: false };
       return `Created ${made.username} (${made.roles.join(", ")}), ${made.email}.`;
     },
   );
 }
 
 // One account's changes, each its own small form: names, email, roles, disable or enable,
-// password. A change redraws the view (the search kept, this panel open again).
+// password. A change draws this panel again from the account the change answered, and its row.
 function accountPanel(a) {
   const name = a.username;
   const change = async (form, control, body, done) => {
-    const patch = (onRetry) =>
-      api.auth(`/accounts/${a.id}`, { method: "PATCH", json: body, onRetry });
+    let changed; // the account as the primary answered the change
+    const patch = async (onRetry) =>
+      (changed = await api.auth(`/accounts/${a.id}`, { method: "PATCH", json: body, onRetry }));
     if (await act(control, form ? withFieldErrors(form, patch) : patch)) {
-      editing = a.id;
-      await attempt(async () => {
-        const fresh = await api.auth(`/accounts/${a.id}`);
-        $("#account-detail").replaceChildren(accountPanel(fresh));
-        refreshRow(fresh);
-      });
+      editing = changed;
+      $("#account-detail").replaceChildren(accountPanel(changed));
+      refreshRow(changed);
       notify(done);
     }
   };
