@@ -4,8 +4,9 @@ tests/multihost run it through `Multihost`.
 The network: each host is a network namespace (`<prefix>-h1`, -h2, -h3) whose only interfaces
 are loopback and eth0 with 198.18.0.1-3/24 (the benchmarking range); the eth0s are joined by a
 bridge in a namespace of its own (`<prefix>-net`), which has no address and no route. No host has
-a default route, so nothing in them can reach past the bridge; the machine's own namespace is not
-on it either (a client talks to the hosts from inside one of them: `in_host`). Processes are
+a default route, so nothing in them can reach past the bridge. The machine is on the bridge for
+its Prometheus alone (198.18.0.254, harness/multihost_watch.py); a client talks to the hosts from
+inside one of them (`in_host`), as a user of that network would. Processes are
 started with `nsenter --net`, never `ip netns exec`, whose private mount namespace would hide the
 FUSE mounts of LiteFS from every other process.
 
@@ -28,7 +29,6 @@ the prefix, unmounts every LiteFS mount under `run_dir`, deletes the namespaces,
 directory; so it also cleans up after a crash, and twice is the same as once.
 """
 
-import ctypes
 import json
 import os
 import shutil
@@ -47,9 +47,11 @@ import httpx
 from app.auth.init_db import init_keys
 from app.enrollment.init_db import init_db
 from bin.lib.litefs import litefs_mounts
+from harness import multihost_watch as watch
 from harness.cluster import own_checkout
 from harness.enroll_cluster import write_secret
 from harness.gateway import PLUGINS, clean_environ
+from harness.netns import in_namespace
 from harness.procs import ROOT
 
 PREFIX = "mh"
@@ -76,37 +78,9 @@ READY_SECONDS = 90.0  # for everything of every host to answer, on 2 busy cores
 KILL_ROUNDS = 100
 CATCH_UP_SECONDS = 10.0  # promote: for the new primary to reach a live old primary's position
 
-CLONE_NEWNET = 0x40000000
-_libc = ctypes.CDLL(None, use_errno=True)
-
 
 class MultihostError(RuntimeError):
     """Something `up` or `down` could not do, said in one sentence."""
-
-
-def _setns(fd: int) -> None:
-    if _libc.setns(fd, CLONE_NEWNET) != 0:
-        errno = ctypes.get_errno()
-        raise OSError(errno, f"setns: {os.strerror(errno)}")
-
-
-@contextmanager
-def in_namespace(name: str) -> Iterator[None]:
-    """Run the block with this thread in network namespace `name`: sockets opened in it (httpx,
-    asyncio) belong to that namespace, and stay there after the block."""
-    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-    try:
-        target = os.open(f"/run/netns/{name}", os.O_RDONLY)
-        try:
-            _setns(target)
-        finally:
-            os.close(target)
-        try:
-            yield
-        finally:
-            _setns(own)
-    finally:
-        os.close(own)
 
 
 def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -264,7 +238,20 @@ class Multihost:
             for host in HOSTS:
                 for gateway in (self.enroll_gateway(host), self.auth_gateway(host)):
                     self._wait_http(client, gateway + "/health", f"{gateway} from {client}")
+        self.procs.append(
+            watch.start(self.run_dir, self.bridge_namespace, self.scrape_targets()).proc
+        )  # type: ignore[arg-type]
         return time.monotonic() - started
+
+    def scrape_targets(self) -> dict[str, list[dict[str, Any]]]:
+        """What the machine's Prometheus scrapes on the hosts, job by job (multihost_watch)."""
+        ports = {
+            "enrollment": [ENROLL_PORT + i for i in range(self.instances)],
+            "auth": AUTH_PORT,
+            "litefs": LITEFS_PORTS,
+            "gateway": [ENROLL_GATEWAY_METRICS_PORT, AUTH_GATEWAY_METRICS_PORT],
+        }
+        return watch.scrape_targets(ADDRESSES, ports)
 
     def _write_state(self) -> None:
         state = {
@@ -293,6 +280,7 @@ class Multihost:
             _ip("-n", ns, "link", "set", "lo", "up")
             _ip("-n", ns, "link", "set", "eth0", "up")
         _sysctl(net, "net.ipv6.conf.all.disable_ipv6=1")
+        watch.address_bridge(net, SUBNET_BITS)  # where the machine's Prometheus scrapes from
 
     def _files(self) -> None:
         """Each host's var/: the same signing key and gateway secret (one installation), a copy
@@ -436,6 +424,7 @@ class Multihost:
         common = self._env(host) | {
             "VAR_DIR": str(var),
             "GATEWAY_LISTEN_IP": ADDRESSES[host],
+            "GATEWAY_METRICS_IP": ADDRESSES[host],  # where the machine's Prometheus scrapes
             "GATEWAY_JWKS_FILE": str(var / "gateway" / "jwks.json"),
             "GATEWAY_PLUGIN_DIR": str(PLUGINS),
         }
@@ -678,8 +667,7 @@ class Multihost:
     def down(self) -> None:
         """Remove everything `up` made, whatever state it is in (see the module's docstring)."""
         found = namespaces(self.prefix)
-        hosts = [ns for ns in found if ns != self.bridge_namespace]
-        for ns in hosts:
+        for ns in found:  # the hosts, and the bridge's namespace with the Prometheus
             power_cut(ns)
         self._reap()
         unmount_all(self.run_dir)
@@ -704,6 +692,7 @@ class Multihost:
         """The hosts, their addresses and processes, which node holds each primary, and each
         node's replication position (TXID, from LiteFS's `-pos` file of its mount)."""
         found = namespaces(self.prefix)
+        bridged = self.bridge_namespace in found
         hosts: dict[str, Any] = {}
         primaries: dict[str, list[str]] = {db: [] for db in DATABASES}
         for host in HOSTS:
@@ -738,13 +727,14 @@ class Multihost:
         return {
             "prefix": self.prefix,
             "run_dir": str(self.run_dir),
-            "bridge": self.bridge_namespace if self.bridge_namespace in found else None,
+            "bridge": self.bridge_namespace if bridged else None,
             "hosts": hosts,
             "primary": {db: holders[0] if len(holders) == 1 else holders or None
                         for db, holders in primaries.items()},
             # What the configs name (state.json): LiteFS's answer above differs while a host
             # is down or a promote is under way.
             "configured": {"primary": self.primary, "ack": self.ack},
+            "prometheus": watch.status(self.bridge_namespace) if bridged else None,
         }  # fmt: skip
 
     def _node_status(self, host: str, database: str, port: int) -> dict[str, Any]:

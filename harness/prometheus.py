@@ -7,6 +7,7 @@ import subprocess
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -17,11 +18,24 @@ CONFIG = ROOT / "etc" / "prometheus" / "prometheus.yml"
 SCRAPE_SECONDS = 1
 
 
+# A job's targets: host:port strings, or Prometheus static_configs (targets with labels).
+Targets = list[str] | list[dict[str, Any]]
+
+
 class Prometheus:
-    def __init__(self, var: Path, targets: dict[str, list[str]]) -> None:
-        """`targets`: for each job of the committed config, this run's host:port targets."""
+    def __init__(
+        self,
+        var: Path,
+        targets: dict[str, Targets],
+        *,
+        port: int | None = None,
+        every_job: bool = True,
+    ) -> None:
+        """`targets`: for each job of the committed config, this run's host:port targets, or
+        its static_configs. With `every_job` False a job not in `targets` is left out (the
+        three test hosts run no notifier); `port` is a free one unless given."""
         self.dir = var / "prometheus"
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = var / "prometheus.log"
         config = yaml.safe_load(CONFIG.read_text())
@@ -31,15 +45,23 @@ class Prometheus:
         }
         config["rule_files"] = [str(CONFIG.parent / name) for name in config["rule_files"]]
         jobs = {job["job_name"]: job for job in config["scrape_configs"]}
-        assert set(targets) | {"prometheus"} == set(jobs), f"jobs: {sorted(jobs)}"
+        unknown = set(targets) - set(jobs)
+        assert not unknown, f"no such job in {CONFIG.name}: {sorted(unknown)}"
+        if every_job:
+            assert set(targets) | {"prometheus"} == set(jobs), f"jobs: {sorted(jobs)}"
         targets = {**targets, "prometheus": [f"127.0.0.1:{self.port}"]}
-        for name, job in jobs.items():
-            job["static_configs"] = [{"targets": targets[name]}]
+        config["scrape_configs"] = [
+            job | {"static_configs": _static_configs(targets[name])}
+            for name, job in jobs.items()
+            if name in targets
+        ]
         self.config = var / "prometheus.yml"
         self.config.write_text(yaml.safe_dump(config))
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> None:
+    def start(self, *, detached: bool = False) -> None:
+        """Start it and wait until it is ready. `detached`: in a session of its own, to outlive
+        the caller (bin/multihost up), which then ends it by its pid (`self.proc.pid`)."""
         self.dir.mkdir(parents=True, exist_ok=True)
         command = [
             "prometheus", f"--config.file={self.config}",
@@ -47,7 +69,13 @@ class Prometheus:
             "--log.format=json",
         ]  # fmt: skip
         with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=detached,
+            )
         wait_http(self.url + "/-/ready", self.proc, status=200, log=self.log)
 
     def stop(self) -> None:
@@ -81,6 +109,12 @@ class Prometheus:
                 return
             time.sleep(0.2)
         raise TimeoutError(f"not every target was scraped within {timeout} s: {self.targets()}")
+
+
+def _static_configs(targets: Targets) -> list[dict[str, Any]]:
+    if all(isinstance(t, str) for t in targets):
+        return [{"targets": list(targets)}]
+    return [t for t in targets if isinstance(t, dict)]
 
 
 def _scraped_at(target: dict) -> float:

@@ -21,6 +21,7 @@ import pytest
 
 from app.auth.tokens import KeyRing
 from bin.lib.litefs import litefs_mounts
+from harness import multihost_watch as watch
 from harness.auth_cluster import LITEFS, wait_for
 from harness.cluster import sign_token
 from harness.gateway import KRAKEND
@@ -188,8 +189,31 @@ def test_register_on_h3_then_sign_in_on_h2_at_once(hosts: Multihost):
             assert mine.status_code == 200, mine.text
             assert [e["section_id"] for e in mine.json()] == [sections[0]["id"]]
 
+    # The machine's Prometheus scrapes every process of every host: 2 enrollment instances, the
+    # auth instance, 2 LiteFS nodes and 2 gateways on each (and itself).
+    assert wait_for(lambda: hosts.status()["prometheus"].get("targets_up") == 22, 15.0, 0.5), (
+        hosts.status()["prometheus"]
+    )
+    up = {
+        (s["metric"]["job"], s["metric"]["host"])
+        for s in watch.query(hosts.bridge_namespace, "up == 1")
+        if "host" in s["metric"]
+    }
+    assert up == {
+        (job, host) for job in ("enrollment", "auth", "litefs", "gateway") for host in HOSTS
+    }
+
     killed = hosts.kill("h2")
     assert killed > 0 and namespace_pids(hosts.namespace("h2")) == []
+    # ... and sees h2 go: each of its 7 targets down, the other hosts' up.
+    assert wait_for(
+        lambda: (
+            {s["metric"]["host"] for s in watch.query(hosts.bridge_namespace, "up == 0")} == {"h2"}
+            and len(watch.query(hosts.bridge_namespace, 'up{host="h2"} == 0')) == 7
+        ),
+        15.0,
+        0.5,
+    ), hosts.status()["prometheus"]
     with hosts.in_host("h3"):
         register_and_sign_in(hosts, registered_on="h3", signed_in_on="h1")
     status = hosts.status()

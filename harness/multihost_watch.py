@@ -1,0 +1,116 @@
+"""The machine's Prometheus, watching the three test hosts of harness/multihost.py from their
+network, as a monitoring server on their LAN would.
+
+It runs in the bridge's namespace (`<prefix>-net`), where the bridge gets one more address,
+198.18.0.254/24, and listens there on 127.0.0.1:9190: so two sets of hosts (bin/multihost's and
+a test's, each its own prefix) each have their own, and nothing in the machine's own namespace
+changes. It scrapes with the committed config and rules (etc/prometheus/), each job's targets
+being the hosts' processes on their addresses, labelled `host`: every enrollment instance, the
+auth instance, both LiteFS nodes (labelled `database`) and both gateways of each host. Its data
+lives in the run directory; `Multihost.down` ends it with everything else in the namespaces.
+Reach it with `nsenter --net=/run/netns/mh-net curl http://127.0.0.1:9190/api/v1/targets`.
+"""
+
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from harness import http
+from harness.netns import in_namespace
+from harness.prometheus import Prometheus
+
+MONITOR_ADDRESS = "198.18.0.254"
+PROMETHEUS_PORT = 9190
+FIRST_SCRAPE_SECONDS = 15.0
+
+
+def address_bridge(bridge_namespace: str, subnet_bits: int) -> None:
+    """Give the bridge MONITOR_ADDRESS, the one the Prometheus scrapes from."""
+    _ip("-n", bridge_namespace, "addr", "add", f"{MONITOR_ADDRESS}/{subnet_bits}", "dev", "br0")
+    _ip("-n", bridge_namespace, "link", "set", "lo", "up")
+
+
+def scrape_targets(hosts: dict[str, str], ports: dict[str, Any]) -> dict[str, list[dict]]:
+    """Each job's static_configs for `hosts` (name -> address). `ports`: "enrollment" (a list,
+    one port per instance), "auth", "litefs" ({database: port}) and "gateway" (a list)."""
+
+    def on(address: str, port: int) -> str:
+        return f"{address}:{port}"
+
+    return {
+        "enrollment": [
+            {"targets": [on(a, p) for p in ports["enrollment"]], "labels": {"host": h}}
+            for h, a in hosts.items()
+        ],
+        "auth": [
+            {"targets": [on(a, ports["auth"])], "labels": {"host": h}} for h, a in hosts.items()
+        ],
+        "litefs": [
+            {"targets": [on(a, port)], "labels": {"host": h, "database": database}}
+            for h, a in hosts.items()
+            for database, port in ports["litefs"].items()
+        ],
+        "gateway": [
+            {"targets": [on(a, p) for p in ports["gateway"]], "labels": {"host": h}}
+            for h, a in hosts.items()
+        ],
+    }
+
+
+def start(run_dir: Path, bridge_namespace: str, targets: dict[str, list[dict]]) -> Prometheus:
+    """Prometheus in `bridge_namespace` on 127.0.0.1:PROMETHEUS_PORT, in a session of its own
+    (it outlives `bin/multihost up`), ready when this returns."""
+    server = Prometheus(run_dir, dict(targets), port=PROMETHEUS_PORT, every_job=False)
+    expected = 1 + sum(len(group["targets"]) for job in targets.values() for group in job)
+    with in_namespace(bridge_namespace):  # the process, and the waits for it
+        server.start(detached=True)
+        # ... and for a first scrape of every target, so that `status` says at once what is up.
+        deadline = time.monotonic() + FIRST_SCRAPE_SECONDS
+        while time.monotonic() < deadline:
+            scraped = [t for t in server.targets() if t.get("health") in ("up", "down")]
+            if len(scraped) == expected:
+                break
+            time.sleep(0.2)
+    return server
+
+
+def status(bridge_namespace: str) -> dict[str, Any]:
+    """Whether the Prometheus answers, and which of its targets are up."""
+    found: dict[str, Any] = {
+        "namespace": bridge_namespace,
+        "url": f"http://127.0.0.1:{PROMETHEUS_PORT}",
+        "scrapes_from": MONITOR_ADDRESS,
+    }
+    try:
+        with in_namespace(bridge_namespace):
+            reply = http.get(found["url"] + "/api/v1/targets", timeout=2.0)
+        targets = reply.json()["data"]["activeTargets"]
+    except (OSError, httpx.HTTPError, ValueError, KeyError) as exc:
+        return found | {"running": False, "error": exc.__class__.__name__}
+    down = [t for t in targets if t.get("health") != "up"]
+    return found | {
+        "running": True,
+        "targets": len(targets),
+        "targets_up": len(targets) - len(down),
+        "down": sorted(f"{t['labels'].get('job')} {t['labels'].get('instance')}" for t in down),
+    }
+
+
+def _ip(*args: str) -> None:
+    done = subprocess.run(["ip", *args], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"ip {' '.join(args)}: {done.stderr.strip()}")
+
+
+def query(bridge_namespace: str, promql: str) -> list[dict[str, Any]]:
+    """The instant vector of `promql` now, from the Prometheus of `bridge_namespace`."""
+    with in_namespace(bridge_namespace):
+        reply = http.get(
+            f"http://127.0.0.1:{PROMETHEUS_PORT}/api/v1/query", params={"query": promql}, timeout=10
+        )
+    reply.raise_for_status()
+    result: list[dict[str, Any]] = reply.json()["data"]["result"]
+    return result
