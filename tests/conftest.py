@@ -3,6 +3,7 @@
 - The end-to-end tests (tests/e2e) run in four parts, each in one worker, one module after
   another: the modules of a part share its running clusters (tests/e2e/conftest.py), started
   once per worker.
+- The multihost tests (tests/multihost) run as one part: one set of test hosts at a time.
 - Every other test file runs whole in one worker: some files hold state for their own tests
   (tests/fuzz/test_openapi_fuzz.py checks the fuzz runs of the same session).
 
@@ -17,6 +18,7 @@ import pytest
 from tests.fuzz.helpers import TALLY
 
 E2E = "e2e"
+MULTIHOST = "multihost"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -48,12 +50,19 @@ E2E_BROWSER = {
     "test_people_web.py": "e2e browser staff",
 }
 
+# The long parts, longest first, in worker seconds of a run with three workers: e2e 200, the
+# multihost tests 170 (three hosts brought up for each of 7 tests), e2e browser 150, e2e browser
+# staff 130, e2e sessions 90.
+LONG_PARTS = [E2E, MULTIHOST, "e2e browser", "e2e browser staff", "e2e sessions"]
+
 
 def scope_of(nodeid: str) -> str:
     """The part of the suite a node belongs to, which runs whole in one worker, module after
     module: each test file, and the end-to-end tests in four parts (E2E_SESSIONS, the two of
     E2E_BROWSER and the rest), so that each part starts each cluster it needs once."""
     path = nodeid.split("::", 1)[0]
+    if path.startswith("tests/multihost/"):
+        return MULTIHOST  # one set of test hosts at a time: their prefix and addresses are fixed
     if not path.startswith("tests/e2e/"):
         return path
     module = path.rsplit("/", 1)[1]
@@ -68,10 +77,10 @@ def pytest_xdist_make_scheduler(config, log):
 
     class BySuitePart(LoadScopeScheduling):
         """xdist hands out the parts largest first by their number of tests, one at a time to
-        each worker as it runs low. The end-to-end parts, the longest by far in time (a few
-        minutes each, tests few), go first, one to each worker at the start: handed out after
-        files of many short tests, the last of them began a minute and a half late, and its
-        worker ended last."""
+        each worker as it runs low. The end-to-end parts and the multihost tests, the longest
+        by far in time (a few minutes each, tests few), go first, longest first (LONG_PARTS):
+        handed out after files of many short tests, the last of them began a minute and a half
+        late, and its worker ended last."""
 
         first_handed_out = False
 
@@ -81,8 +90,9 @@ def pytest_xdist_make_scheduler(config, log):
         def _assign_work_unit(self, node) -> None:
             if not self.first_handed_out:
                 self.first_handed_out = True
-                for part in [p for p in reversed(self.workqueue) if p.startswith(E2E)]:
-                    self.workqueue.move_to_end(part, last=False)
+                for part in reversed(LONG_PARTS):
+                    if part in self.workqueue:
+                        self.workqueue.move_to_end(part, last=False)
             super()._assign_work_unit(node)
 
     return BySuitePart(config, log)

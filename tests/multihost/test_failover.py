@@ -2,7 +2,7 @@
 replica; in each acknowledgement mode (ENROLL_ACK, docs/multihost.md), counting the seats
 answered 201 that the new primary does not have. Real processes only, as test_three_hosts.py.
 
-Left out of the default run: `.venv/bin/python -m pytest tests/multihost -m multihost`."""
+In the default run as root (as CI runs it); alone: `./bin/test -m multihost`."""
 
 import asyncio
 import sqlite3

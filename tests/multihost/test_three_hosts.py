@@ -4,7 +4,7 @@ instance and both gateways; h1 the primary of both databases. Real processes onl
 brings the hosts up and takes them down with the code of `bin/multihost up` and `down` (after
 which nothing of them is left: no process, mount, namespace or file).
 
-Left out of the default run (pytest's addopts: `not multihost`): `./bin/test -m multihost`."""
+In the default run as root (as CI runs it); alone: `./bin/test -m multihost`."""
 
 import asyncio
 import os
