@@ -18,6 +18,7 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
+import psutil
 import uvloop
 
 from app.auth.tokens import KeyRing
@@ -26,7 +27,7 @@ from bench.run import PREFIX, announce_students, bearer, create_sections
 from bench.rush import Student, failed, run_rush, summarise
 from harness.cluster import sign_token
 from harness.invariants import violations
-from harness.multihost import HOSTS, Multihost, MultihostError
+from harness.multihost import HOSTS, Multihost, MultihostError, namespace_pids
 from harness.procs import ROOT
 
 NAME = "rush through the 3 hosts' gateways"
@@ -51,6 +52,7 @@ def bench_multihost(args, extra_env: dict[str, str] | None = None) -> dict:
             with hosts.in_host("h3"):
                 announce_students(hosts.enroll_urls("h1")[0], secret, user_ids)
                 sections = create_sections(hosts.enroll_gateway("h3"), registrar, args.sections)
+                before = cpu_by_kind(hosts)
                 samples, took = uvloop.run(
                     run_rush(
                         [hosts.enroll_gateway(host) for host in HOSTS],
@@ -62,7 +64,12 @@ def bench_multihost(args, extra_env: dict[str, str] | None = None) -> dict:
                         prefix=PREFIX,
                     )
                 )
+                after = cpu_by_kind(hosts)
             result = summarise(NAME, samples, took)
+            result["cpu_us_per_op"] = {
+                key: round((after[key] - before.get(key, 0.0)) / max(len(samples), 1) * 1e6)
+                for key in sorted(after)
+            }
             acknowledged = [body for student in students for body in student.acknowledged]
             found = violations(hosts.database("h1", "enroll.db"), acknowledged)
         finally:
@@ -76,6 +83,37 @@ def bench_multihost(args, extra_env: dict[str, str] | None = None) -> dict:
         f"{NAME}: {n} × {why}" for why, n in result["failed_answers"].items()
     ]
     return result
+
+
+# What each process of a host is, by its command line (harness/multihost.py starts them).
+KINDS = (
+    ("litefs", "LiteFS"),
+    ("krakend", "gateways"),
+    ("app.auth.main", "auth"),
+    ("bin/auth-node", "auth"),
+    ("bin/enrollment", "enrollment"),
+    ("app.enrollment", "enrollment"),
+)
+
+
+def cpu_by_kind(hosts: Multihost) -> dict[str, float]:
+    """CPU seconds (user + system) used so far, per host and kind of process ("h1 LiteFS", "h2
+    enrollment", ...), and by this process, the load client ("client")."""
+    found: dict[str, float] = {}
+    for host in HOSTS:
+        for pid in namespace_pids(hosts.namespace(host)):
+            try:
+                proc = psutil.Process(pid)
+                cmdline = " ".join(proc.cmdline())
+                times = proc.cpu_times()
+            except psutil.Error:
+                continue
+            kind = next((name for part, name in KINDS if part in cmdline), "other")
+            key = f"{host} {kind}"
+            found[key] = found.get(key, 0.0) + times.user + times.system
+    own = psutil.Process().cpu_times()
+    found["client"] = own.user + own.system
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,6 +142,11 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{NAME}: {result['ops_per_s']} ops/s, p50 {result['p50_ms']} ms, p99"
         f" {result['p99_ms']} ms, {result['statuses']}; hosts up in {result['up_seconds']} s"
+    )
+    per_op = result["cpu_us_per_op"]
+    print(
+        f"CPU per operation, µs: {sum(per_op.values())} in all; "
+        + ", ".join(f"{key} {value}" for key, value in per_op.items())
     )
     print(f"reasons this run fails: {'; '.join(result['failures']) or 'none'}")
     return 1 if result["failures"] else 0
