@@ -29,6 +29,9 @@ ensure_debian_packages() {  # ensure_debian_packages [--browser]: also Chromium 
     command -v sqlite3 >/dev/null || missing+=(sqlite3)
     python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
     command -v prometheus >/dev/null || missing+=(prometheus)
+    # The multihost tests and bin/multihost: network namespaces (ip) and their sysctls.
+    command -v ip >/dev/null || missing+=(iproute2)
+    command -v sysctl >/dev/null || missing+=(procps)
     if [ ${#missing[@]} -gt 0 ]; then
         say "Installing Debian packages: ${missing[*]}"
         as_root apt-get update -q
