@@ -493,6 +493,25 @@ def test_defaults_are_the_spec_ports_and_the_init_jwks(renderer):
     assert register["backend"][0]["host"] == ["http://127.0.0.1:5101", "http://127.0.0.1:5102"]
 
 
+def metrics_exporter(config: dict) -> dict:
+    (exporter,) = config["extra_config"]["telemetry/opentelemetry"]["exporters"]["prometheus"]
+    return exporter
+
+
+@pytest.mark.parametrize("gateway", ["enroll", "auth"])
+def test_the_metrics_are_on_loopback_unless_an_address_is_given(renderer, gateway):
+    """bin/multihost gives each test host's address (GATEWAY_METRICS_IP), where the
+    Prometheus of the hosts' network scrapes; anything else than an IPv4 address is refused."""
+    env = {"GATEWAY_SECRET": SECRET}
+    assert metrics_exporter(rendered(renderer, gateway, env))["host"] == "127.0.0.1"
+    on_host = rendered(renderer, gateway, env | {"GATEWAY_METRICS_IP": "198.18.0.2"})
+    assert metrics_exporter(on_host)["host"] == "198.18.0.2"
+    for bad in ("localhost", "198.18.0", "198.18.0.2:9091", '1.2.3.4", "x'):
+        refused = renderer(gateway, env | {"GATEWAY_METRICS_IP": bad})
+        assert not refused.ok and refused.config is None, bad
+        assert "GATEWAY_METRICS_IP is not an IPv4 address" in refused.log, refused.log
+
+
 @pytest.mark.parametrize("gateway", ["enroll", "auth"])
 @pytest.mark.parametrize("secret", [None, "", "too-short"])
 def test_a_gateway_without_the_secret_does_not_start(renderer, gateway, secret):
