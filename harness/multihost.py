@@ -209,6 +209,10 @@ class Multihost:
         self._write_state()
         self._network()
         self._files()
+        # The machine's Prometheus first: its start overlaps the hosts' (harness/multihost_watch).
+        prometheus = watch.start(self.run_dir, self.bridge_namespace, self.scrape_targets())
+        if prometheus.proc is not None:
+            self.procs.append(prometheus.proc)
         for host in HOSTS:
             self._start_enroll_node(host)
         # Mounted is not yet writable: LiteFS takes the lease after it mounts, and until then
@@ -238,9 +242,7 @@ class Multihost:
             for host in HOSTS:
                 for gateway in (self.enroll_gateway(host), self.auth_gateway(host)):
                     self._wait_http(client, gateway + "/health", f"{gateway} from {client}")
-        self.procs.append(
-            watch.start(self.run_dir, self.bridge_namespace, self.scrape_targets()).proc
-        )  # type: ignore[arg-type]
+        watch.wait_up(self.bridge_namespace, self.scrape_targets())
         return time.monotonic() - started
 
     def scrape_targets(self) -> dict[str, list[dict[str, Any]]]:

@@ -62,19 +62,25 @@ def scrape_targets(hosts: dict[str, str], ports: dict[str, Any]) -> dict[str, li
 
 def start(run_dir: Path, bridge_namespace: str, targets: dict[str, list[dict]]) -> Prometheus:
     """Prometheus in `bridge_namespace` on 127.0.0.1:PROMETHEUS_PORT, in a session of its own
-    (it outlives `bin/multihost up`), ready when this returns."""
+    (it outlives `bin/multihost up`), ready when this returns. Started before the hosts, so
+    that its start overlaps theirs (it took half of `up` after them): `wait_up` then."""
     server = Prometheus(run_dir, dict(targets), port=PROMETHEUS_PORT, every_job=False)
-    expected = 1 + sum(len(group["targets"]) for job in targets.values() for group in job)
-    with in_namespace(bridge_namespace):  # the process, and the waits for it
+    with in_namespace(bridge_namespace):  # the process, and the wait for it
         server.start(detached=True)
-        # ... and for a first scrape of every target, so that `status` says at once what is up.
-        deadline = time.monotonic() + FIRST_SCRAPE_SECONDS
-        while time.monotonic() < deadline:
-            scraped = [t for t in server.targets() if t.get("health") in ("up", "down")]
-            if len(scraped) == expected:
-                break
-            time.sleep(0.2)
     return server
+
+
+def wait_up(bridge_namespace: str, targets: dict[str, list[dict]]) -> bool:
+    """Wait until Prometheus has seen every target up (at most FIRST_SCRAPE_SECONDS), so that
+    `status` says at once what is up; whether it did."""
+    expected = 1 + sum(len(group["targets"]) for job in targets.values() for group in job)
+    deadline = time.monotonic() + FIRST_SCRAPE_SECONDS
+    while time.monotonic() < deadline:
+        found = status(bridge_namespace)
+        if found.get("targets") == found.get("targets_up") == expected:
+            return True
+        time.sleep(0.2)
+    return False
 
 
 def status(bridge_namespace: str) -> dict[str, Any]:
