@@ -36,7 +36,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,7 +46,7 @@ import httpx
 
 from app.auth.init_db import init_keys
 from app.enrollment.init_db import init_db
-from bin.lib.litefs import litefs_mounts
+from bin.lib.litefs import abort_litefs_connections, litefs_mounts
 from harness import multihost_watch as watch
 from harness.cluster import own_checkout
 from harness.enroll_cluster import write_secret
@@ -103,18 +103,30 @@ def namespace_pids(name: str) -> list[int]:
     return [int(pid) for pid in listed if pid.isdigit()]
 
 
-def power_cut(name: str) -> int:
-    """SIGKILL every process in namespace `name`, again until none is left (a supervisor could
-    have started a child between the listing and its own end); how many were killed."""
+def power_cut(
+    name: str, *, fuse_under: Path | None = None, spare: Callable[[int], bool] | None = None
+) -> int:
+    """SIGKILL every process in namespace `name` (but those `spare` says to keep), again until
+    none is left (a supervisor could have started a child between the listing and its own end);
+    how many were killed. After the first round, the FUSE connections of the LiteFS mounts under
+    `fuse_under` are aborted: a process blocked on a mount whose LiteFS died mid-request would
+    otherwise never die (seen under load: a killed instance left in the D state for minutes)."""
     killed: set[int] = set()
-    for _ in range(KILL_ROUNDS):
-        pids = [pid for pid in namespace_pids(name) if pid != os.getpid()]
+    for round_ in range(KILL_ROUNDS):
+        pids = [
+            pid
+            for pid in namespace_pids(name)
+            if pid != os.getpid() and not (spare is not None and spare(pid))
+        ]
         if not pids:
             return len(killed)
         for pid in pids:
             with suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         killed.update(pids)
+        if round_ == 0 and fuse_under is not None:
+            time.sleep(0.05)  # LiteFS's own end first, as a machine losing its power
+            abort_litefs_connections(fuse_under)
         time.sleep(0.02)
     raise MultihostError(f"processes of {name} still run after {KILL_ROUNDS} rounds of SIGKILL")
 
@@ -611,20 +623,11 @@ class Multihost:
     def _stop_backends(self, host: str) -> None:
         """End every process of `host` but its gateways (its LiteFS nodes, auth and enrollment
         instances), and unmount its LiteFS mounts."""
-        for _ in range(KILL_ROUNDS):
-            pids = [
-                pid
-                for pid in namespace_pids(self.namespace(host))
-                if pid != os.getpid() and not any(
-                    part in _cmdline(pid) for part in ("krakend", "bin/gateway")
-                )
-            ]  # fmt: skip
-            if not pids:
-                break
-            for pid in pids:
-                with suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            time.sleep(0.02)
+        power_cut(
+            self.namespace(host),
+            fuse_under=self.host_dir(host),
+            spare=lambda pid: any(part in _cmdline(pid) for part in ("krakend", "bin/gateway")),
+        )
         self._reap()
         unmount_all(self.host_dir(host))
 
@@ -655,7 +658,7 @@ class Multihost:
         """A power cut of `host`: every one of its processes SIGKILLed at once; its LiteFS
         mounts, dead, are unmounted (its disk, the data directories, stays). How many died."""
         self._check_host(host)
-        killed = power_cut(self.namespace(host))
+        killed = power_cut(self.namespace(host), fuse_under=self.host_dir(host))
         self._reap()
         unmount_all(self.host_dir(host))
         return killed
@@ -670,7 +673,7 @@ class Multihost:
         """Remove everything `up` made, whatever state it is in (see the module's docstring)."""
         found = namespaces(self.prefix)
         for ns in found:  # the hosts, and the bridge's namespace with the Prometheus
-            power_cut(ns)
+            power_cut(ns, fuse_under=self.run_dir)
         self._reap()
         unmount_all(self.run_dir)
         for ns in found:
