@@ -3,10 +3,11 @@ tests/multihost run it through `Multihost`.
 
 The network: each host is a network namespace (`<prefix>-h1`, -h2, -h3) whose only interfaces
 are loopback and eth0 with 198.18.0.1-3/24 (the benchmarking range); the eth0s are joined by a
-bridge in a namespace of its own (`<prefix>-net`), which has no address and no route. No host has
-a default route, so nothing in them can reach past the bridge. The machine is on the bridge for
-its Prometheus alone (198.18.0.254, harness/multihost_watch.py); a client talks to the hosts from
-inside one of them (`in_host`), as a user of that network would. Processes are
+bridge in a namespace of its own (`<prefix>-net`), which has no route; its one address,
+198.18.0.254, is the one the Prometheus running in that namespace scrapes from
+(harness/multihost_watch.py). No host has a default route, so nothing in them can reach past the
+bridge; the machine's own namespace is not on it either (a client talks to the hosts from inside
+one of them: `in_host`). Processes are
 started with `nsenter --net`, never `ip netns exec`, whose private mount namespace would hide the
 FUSE mounts of LiteFS from every other process.
 
@@ -294,7 +295,9 @@ class Multihost:
             _ip("-n", ns, "link", "set", "lo", "up")
             _ip("-n", ns, "link", "set", "eth0", "up")
         _sysctl(net, "net.ipv6.conf.all.disable_ipv6=1")
-        watch.address_bridge(net, SUBNET_BITS)  # where the machine's Prometheus scrapes from
+        # The address the machine's Prometheus scrapes from, in this namespace (multihost_watch).
+        _ip("-n", net, "addr", "add", f"{watch.MONITOR_ADDRESS}/{SUBNET_BITS}", "dev", "br0")
+        _ip("-n", net, "link", "set", "lo", "up")
 
     def _files(self) -> None:
         """Each host's var/: the same signing key and gateway secret (one installation), a copy

@@ -11,7 +11,6 @@ lives in the run directory; `Multihost.down` ends it with everything else in the
 Reach it with `nsenter --net=/run/netns/mh-net curl http://127.0.0.1:9190/api/v1/targets`.
 """
 
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -25,12 +24,6 @@ from harness.prometheus import Prometheus
 MONITOR_ADDRESS = "198.18.0.254"
 PROMETHEUS_PORT = 9190
 FIRST_SCRAPE_SECONDS = 15.0
-
-
-def address_bridge(bridge_namespace: str, subnet_bits: int) -> None:
-    """Give the bridge MONITOR_ADDRESS, the one the Prometheus scrapes from."""
-    _ip("-n", bridge_namespace, "addr", "add", f"{MONITOR_ADDRESS}/{subnet_bits}", "dev", "br0")
-    _ip("-n", bridge_namespace, "link", "set", "lo", "up")
 
 
 def scrape_targets(hosts: dict[str, str], ports: dict[str, Any]) -> dict[str, list[dict]]:
@@ -103,12 +96,6 @@ def status(bridge_namespace: str) -> dict[str, Any]:
         "targets_up": len(targets) - len(down),
         "down": sorted(f"{t['labels'].get('job')} {t['labels'].get('instance')}" for t in down),
     }
-
-
-def _ip(*args: str) -> None:
-    done = subprocess.run(["ip", *args], capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"ip {' '.join(args)}: {done.stderr.strip()}")
 
 
 def query(bridge_namespace: str, promql: str) -> list[dict[str, Any]]:

@@ -1,6 +1,8 @@
 """Where LiteFS is mounted: for bin/auth-node (stale mounts of a crashed node) and the test
 harness (nothing left mounted after a test)."""
 
+import os
+import subprocess
 from pathlib import Path
 
 
@@ -26,9 +28,6 @@ def abort_litefs_connections(under: Path) -> list[int]:
     for, in the D state) does not die of SIGKILL: the kernel waits for LiteFS's answer until the
     connection is aborted, and then fails the request. Mounts fusectl (root) if it is not. Reads
     /proc/self/mountinfo for each mount's device, never the mount itself, which may hang."""
-    import os
-    import subprocess
-
     root = str(under)
     devices = []
     for line in Path("/proc/self/mountinfo").read_text().splitlines():
