@@ -135,17 +135,17 @@ def setting(text: str) -> tuple[str, str]:
     return key, value
 
 
+def settings_option(parser: argparse.ArgumentParser, flag: str, help: str) -> None:
+    """A repeatable `flag ENROLL_NAME=VALUE`, parsed into a list of (name, value)."""
+    parser.add_argument(
+        flag, type=setting, action="append", default=[], metavar="ENROLL_NAME=VALUE", help=help
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     paired_rush_arguments(p, "LiteFS and plain")
-    p.add_argument(
-        "--litefs-env",
-        type=setting,
-        action="append",
-        default=[],
-        metavar="ENROLL_NAME=VALUE",
-        help="a setting of the LiteFS side's instances only (repeatable)",
-    )
+    settings_option(p, "--litefs-env", "a setting of the LiteFS side's instances only (repeatable)")
     args = p.parse_args(argv)
     args.litefs_env = dict(args.litefs_env)
     args.new_students = False  # bench/run.py's Rush: the students' accounts announced first

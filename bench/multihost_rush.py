@@ -22,7 +22,7 @@ import psutil
 import uvloop
 
 from app.auth.tokens import KeyRing
-from bench.litefs_rush import setting
+from bench.litefs_rush import settings_option
 from bench.run import PREFIX, announce_students, bearer, create_sections
 from bench.rush import Student, failed, run_rush, summarise
 from harness.cluster import sign_token
@@ -125,14 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clients", type=int, default=200)
     p.add_argument("--seconds", type=float, default=15.0)
     p.add_argument("--max-operations", type=int, default=100_000)
-    p.add_argument(
-        "--env",
-        type=setting,
-        action="append",
-        default=[],
-        metavar="ENROLL_NAME=VALUE",
-        help="a setting of every enrollment instance (repeatable)",
-    )
+    settings_option(p, "--env", "a setting of every enrollment instance (repeatable)")
     args = p.parse_args(argv)
     try:
         result = bench_multihost(args, dict(args.env))
