@@ -1,14 +1,17 @@
 """Plain helper functions for the auth tests: a fresh database and keys, requests, token checks."""
 
+import functools
 import shutil
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import jwt
 from fastapi.testclient import TestClient
 from httpx import Response
 
 from app.auth.init_db import init_database, init_keys
+from app.auth.keys import generate_jwks, write_private_jwks
 from app.auth.main import create_app
 from app.auth.settings import Settings
 from app.auth.tokens import KeyRing, TokenUse, build_claims
@@ -29,11 +32,20 @@ ROOMY_LIMITS = {
 }
 
 
+@functools.cache
+def _test_jwks() -> dict[str, Any]:
+    """One private JWKS per test process: an RSA-2048 key takes about 45 ms of CPU to make, and
+    the tests that make settings (about 400 of them) need a key, not a new one each."""
+    return generate_jwks(["test-key"])
+
+
 def make_settings(root: Path, **overrides) -> Settings:
-    """A freshly initialised users database and key pair under `root`, and settings using them."""
+    """A freshly initialised users database and key files under `root` (the process's one key
+    pair, written as the service writes its own), and settings using them."""
     database = root / "users" / "auth.db"
     private_jwks = root / "auth" / "private.jwks.json"
     init_database(database)
+    write_private_jwks(private_jwks, _test_jwks())
     init_keys(private_jwks, root / "gateway" / "jwks.json", "test-key")
     return Settings(database=database, private_jwks=private_jwks, **(ROOMY_LIMITS | overrides))
 
