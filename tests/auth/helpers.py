@@ -1,6 +1,8 @@
 """Plain helper functions for the auth tests: a fresh database and keys, requests, token checks."""
 
+import base64
 import functools
+import hashlib
 import shutil
 import sqlite3
 from pathlib import Path
@@ -39,12 +41,35 @@ def _test_jwks() -> dict[str, Any]:
     return generate_jwks(["test-key"])
 
 
-def make_settings(root: Path, **overrides) -> Settings:
+# The seed's hashes take 600,000 PBKDF2 iterations, 80 ms of CPU a sign-in, and these in-process
+# tests sign seed users in some 250 times. Their copies here take 1,000: the same format and the
+# same code (a hash names its iterations). tests/auth/test_login.py checks the shipped ones.
+TEST_SEED_ITERATIONS = 1_000
+
+
+@functools.cache
+def _cheap_seed_hash() -> str:
+    salt = "tests-seed-salt"
+    digest = hashlib.pbkdf2_hmac(
+        "sha256", DEMO_PASSWORD.encode(), salt.encode(), TEST_SEED_ITERATIONS
+    )
+    return f"pbkdf2_sha256${TEST_SEED_ITERATIONS}${salt}${base64.b64encode(digest).decode()}"
+
+
+def make_settings(root: Path, *, shipped_seed_hashes: bool = False, **overrides) -> Settings:
     """A freshly initialised users database and key files under `root` (the process's one key
-    pair, written as the service writes its own), and settings using them."""
+    pair, written as the service writes its own), and settings using them. The seed users keep
+    the demo password, in hashes of TEST_SEED_ITERATIONS unless `shipped_seed_hashes`."""
     database = root / "users" / "auth.db"
     private_jwks = root / "auth" / "private.jwks.json"
     init_database(database)
+    if not shipped_seed_hashes:
+        with sqlite3.connect(database) as conn:
+            conn.execute(
+                "UPDATE users SET password_hash = ? WHERE password_hash LIKE 'pbkdf2_sha256$%'",
+                (_cheap_seed_hash(),),
+            )
+        conn.close()
     write_private_jwks(private_jwks, _test_jwks())
     init_keys(private_jwks, root / "gateway" / "jwks.json", "test-key")
     return Settings(database=database, private_jwks=private_jwks, **(ROOMY_LIMITS | overrides))

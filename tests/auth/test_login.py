@@ -15,6 +15,7 @@ from tests.auth.helpers import (
     DEMO_PASSWORD,
     GOOD_PASSWORD,
     login,
+    make_settings,
     register,
     stored_user,
     tokens_for,
@@ -64,7 +65,8 @@ def test_every_seed_person_is_in_the_database_with_the_same_id_and_roles(setting
         )
 
 
-def test_every_seed_users_stored_hash_accepts_the_demo_password(settings):
+def test_every_seed_users_stored_hash_accepts_the_demo_password(tmp_path):
+    settings = make_settings(tmp_path, shipped_seed_hashes=True)
     hashes = [stored_user(settings, person["username"])["password_hash"] for person in PEOPLE]
     assert all(h.startswith("pbkdf2_sha256$600000$") for h in hashes)
 
