@@ -100,9 +100,18 @@ ensure_python() {
         || die "Python 3.11 or newer is needed (found $(python3 --version 2>&1)); install it and rerun."
     local stamp="$VENV/.requirements.sha256" want
     want="$(sha256sum "$ROOT/requirements.txt" | cut -d' ' -f1)"
-    if [ -x "$VENV/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
-        return
+    if ! [ -x "$VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+        install_python_packages "$want"
     fi
+    # The checkout's own modules compiled too (__pycache__, ignored by git; only what changed
+    # since, 0.35 s from none): where PYTHONDONTWRITEBYTECODE is set, every service process would
+    # otherwise compile the app's modules again as it starts (importing both services: 1.01 s of
+    # CPU without, 0.85-0.94 s with; the multihost tests, 7 times 3 hosts: 159 -> 156 CPU-s).
+    "$VENV/bin/python" -m compileall -q -j 0 "$ROOT/app" "$ROOT/harness" "$ROOT/bench" >/dev/null
+}
+
+install_python_packages() {  # install_python_packages SHA256: requirements.txt into .venv
+    local stamp="$VENV/.requirements.sha256"
     ensure_uv
     say "Installing Python packages into .venv (requirements.txt, with uv)"
     if [ ! -x "$VENV/bin/python" ]; then
@@ -114,7 +123,7 @@ ensure_python() {
     # Compiled to bytecode at install, as pip does: every service and test process would otherwise
     # compile what it imports again (about 0.7 s of CPU each where PYTHONDONTWRITEBYTECODE is set).
     "$UV" pip install -q --compile-bytecode --python "$VENV/bin/python" -r "$ROOT/requirements.txt"
-    echo "$want" >"$stamp"
+    echo "$1" >"$stamp"
 }
 
 require_go() {  # require_go NAME: stop with one sentence unless Go >= GO_MIN is installed
