@@ -275,13 +275,29 @@ def connect(
     conn.execute("PRAGMA foreign_keys = ON")
     if not readonly:
         # WAL lets readers in the three instances run while one writer commits.
-        conn.execute("PRAGMA journal_mode = WAL")
+        _switch_to_wal(conn)
         conn.execute("PRAGMA synchronous = NORMAL")
     if query_only:
         conn.execute("PRAGMA query_only = ON")
     conn.wal_file = f"{path}-wal"
     conn.in_turn_transaction = False
     return conn
+
+
+def _switch_to_wal(conn: sqlite3.Connection) -> None:
+    """`PRAGMA journal_mode = WAL`, retried up to the busy timeout: switching a file still in
+    rollback mode needs an exclusive lock, and SQLite refuses it at once ("database is locked",
+    no busy handler) while another connection holds one (six threads opening such a file with
+    throttle.create_schema failed in 17 runs of 300)."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                raise
+        time.sleep(0.005)
 
 
 @contextmanager
