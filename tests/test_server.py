@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from app.common.observe import KEEP_ALIVE
 from app.common.server import OneWriteHttp
 from harness.procs import free_port
 
@@ -158,3 +159,12 @@ def test_a_client_that_expects_100_continue_gets_it_first(served):
             assert part, f"the connection closed early: {received!r}"
             received += part
     assert received.startswith(b"HTTP/1.1 200 OK\r\n")
+
+
+def test_the_services_clients_drop_an_idle_connection_before_uvicorn_closes_it():
+    """The services' clients of each other (the relay, the auth primary's, the announcements,
+    the directory, the notifier) let a kept-alive connection go before the server would: one
+    kept as long as uvicorn keeps it could carry a write just as it closed."""
+    served_for = uvicorn.Config(app=Starlette()).timeout_keep_alive  # the services set none
+    assert KEEP_ALIVE.keepalive_expiry is not None
+    assert KEEP_ALIVE.keepalive_expiry < served_for

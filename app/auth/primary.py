@@ -38,7 +38,7 @@ from app.auth.tokens import KeyRing
 from app.common import idempotency
 from app.common.db import ConnectionPool, immediate
 from app.common.errors import Conflict, DomainError, Invalid, Relayed, Unavailable
-from app.common.observe import PASS_ON_ID
+from app.common.observe import KEEP_ALIVE, PASS_ON_ID
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,7 @@ class Primary:
             timeout=PRIMARY_TIMEOUT,
             headers={REPLICA_HEADER: self.mark},
             event_hooks=PASS_ON_ID,
+            limits=KEEP_ALIVE,
         ) as client:
             self.client = client
             try:

@@ -19,6 +19,7 @@ import uuid
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
+import httpx
 from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
 from pythonjsonlogger.json import JsonFormatter
@@ -168,3 +169,7 @@ async def _with_request_id_async(request: "httpx.Request") -> None:
 # request across processes: httpx.Client(event_hooks=PASS_ON_ID), or ASYNC_PASS_ON_ID.
 PASS_ON_ID = {"request": [_with_request_id]}
 ASYNC_PASS_ON_ID = {"request": [_with_request_id_async]}
+# And they drop a kept-alive connection after 4 idle seconds, before uvicorn closes it (after 5):
+# one kept as long could carry a request just as the server closed it, and a write so lost can
+# never be sent again (the gateways' idle_connection_timeout is 4 s for the same reason).
+KEEP_ALIVE = httpx.Limits(keepalive_expiry=4.0)

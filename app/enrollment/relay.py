@@ -45,7 +45,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.common.db import WriteOnReplica
 from app.common.errors import error_body
-from app.common.observe import ASYNC_PASS_ON_ID, note_error
+from app.common.observe import ASYNC_PASS_ON_ID, KEEP_ALIVE, note_error
 
 log = logging.getLogger("enrollment.relay")
 
@@ -224,6 +224,7 @@ class ReplicaRelay:
                 trust_env=False,
                 timeout=PRIMARY_TIMEOUT,
                 event_hooks=ASYNC_PASS_ON_ID,
+                limits=KEEP_ALIVE,
                 transport=self.transport,
             )
         return client

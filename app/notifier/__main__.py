@@ -14,6 +14,7 @@ from types import FrameType
 import httpx
 from prometheus_client import start_http_server
 
+from app.common.observe import KEEP_ALIVE
 from app.notifier.delivery import (
     CpuPressure,
     Notifier,
@@ -57,7 +58,7 @@ def main() -> int:
     sender = ThreadPoolExecutor(
         1, "sender", initializer=lower_priority, initargs=(settings.cpu_priority,)
     )
-    with httpx.Client(trust_env=False) as client, sender:
+    with httpx.Client(trust_env=False, limits=KEEP_ALIVE) as client, sender:
         addresses = auth_addresses(settings, client)
         notifier = Notifier(
             settings,

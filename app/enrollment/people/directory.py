@@ -16,7 +16,7 @@ import httpx
 
 from app.common.db import Database
 from app.common.identity import GATEWAY_SECRET_HEADER
-from app.common.observe import ASYNC_PASS_ON_ID
+from app.common.observe import ASYNC_PASS_ON_ID, KEEP_ALIVE
 from app.enrollment.people import service
 from app.enrollment.settings import Settings
 
@@ -38,7 +38,9 @@ def _shared_client() -> httpx.AsyncClient:
     if client is None:
         for old in [known for known in _clients if known.is_closed()]:
             del _clients[old]  # a finished loop's (tests run one per app)
-        client = _clients[loop] = httpx.AsyncClient(trust_env=False, event_hooks=ASYNC_PASS_ON_ID)
+        client = _clients[loop] = httpx.AsyncClient(
+            trust_env=False, event_hooks=ASYNC_PASS_ON_ID, limits=KEEP_ALIVE
+        )
     return client
 
 
