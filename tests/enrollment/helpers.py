@@ -86,7 +86,12 @@ def assert_rush_outcome(replies: list, waitlist: list[dict], *, seats: int, plac
     `seats` seats and `places` waitlist places: exactly the seats taken, the waitlist full at
     positions 1..n in the order the service told each one, every other answer 409 waitlist_full;
     no 5xx. Returns the outcome counts. (That every instance served: `served`.)"""
-    assert not [r.status for r in replies if r.status >= 500], "a request failed with a 5xx"
+    failed = [
+        (r.status, r.text[:300] if hasattr(r, "text") else r.body[:300].decode(errors="replace"))
+        for r in replies
+        if r.status >= 500
+    ]
+    assert not failed, f"{len(failed)} requests failed with a 5xx, the first: {failed[0]}"
     outcomes = Counter(r.json()["status"] if r.status == 201 else r.status for r in replies)
     assert outcomes == {"enrolled": seats, "waitlisted": places, 409: len(replies) - seats - places}
     assert all(r.json()["code"] == "waitlist_full" for r in replies if r.status == 409)
