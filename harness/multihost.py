@@ -537,6 +537,8 @@ class Multihost:
         held = {db: self._txid(host, db) for db in DATABASES}
         behind = {db: (held[db], need) for db, need in required.items() if (held[db] or 0) < need}
         if behind and not force:
+            if old_alive:  # its instances were stopped above: it serves on as the primary
+                self.restart(old)
             said = "; ".join(f"{db} at {have} of {need}" for db, (have, need) in behind.items())
             raise MultihostError(
                 f"{host} is behind what the old primary {old} acknowledged ({said}): promote "
@@ -606,13 +608,25 @@ class Multihost:
         return required
 
     def _stop_primary(self, old: str, host: str) -> dict[str, int]:
-        """A live old primary: its enrollment instances stopped (no more enrollment writes),
-        then its position of each database once `host` has held it for a moment (or after
-        CATCH_UP_SECONDS), which `host` must hold."""
+        """A live old primary: its enrollment instances stopped and its auth instance frozen
+        (no more writes to either database), then its position of each database once `host`
+        has held it for a moment (or after CATCH_UP_SECONDS), which `host` must hold.
+
+        The auth instance is frozen (SIGSTOP), not killed: LiteFS runs it (its `exec`) and ends
+        with it, and this node's LiteFS must keep serving `host` its last transactions. Left
+        running, it could answer a registration between the last check here and the kill that
+        follows, a registration the new primary would never hold. Frozen, what it has not
+        committed it never answers; `kill` then ends it with the rest of the host."""
         for pid in namespace_pids(self.namespace(old)):
-            if any(part in _cmdline(pid) for part in ("bin/enrollment", "app.enrollment")):
+            cmdline = _cmdline(pid)
+            stop = None
+            if any(part in cmdline for part in ("bin/enrollment", "app.enrollment")):
+                stop = signal.SIGKILL
+            elif "app.auth" in cmdline:
+                stop = signal.SIGSTOP
+            if stop is not None:
                 with suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+                    os.kill(pid, stop)
         deadline = time.monotonic() + CATCH_UP_SECONDS
         steady = 0
         while True:

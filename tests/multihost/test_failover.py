@@ -29,6 +29,9 @@ RUSH_AFTER_KILL = 2.5
 REQUEST_TIMEOUT = 5.0
 WRITES_STOP_WITHIN = 2.0  # seconds, SPEC §7: a write with the primary gone answers 503 by then
 WRITES_RESUME_WITHIN = 10.0  # seconds from `promote` to a write answered 201
+# What a request in flight through a host as its processes are killed gets: no answer, or its
+# gateway's 500 `backend_failed` (the instance died a moment before the gateway did).
+IN_FLIGHT_AT_A_KILL = {0, 500}
 
 
 @pytest.fixture(params=["local", "replica"])
@@ -285,7 +288,8 @@ def test_primary_cut_off_then_killed(hosts: Multihost):
     if hosts.ack == "replica":
         assert lost == []
         assert (503, "not_replicated") in outcomes, outcomes
-        assert {a.status for a in while_cut} <= {201, 503, 0}, outcomes
+        assert {a.status for a in while_cut} <= {201, 503, *IN_FLIGHT_AT_A_KILL}, outcomes
+        assert {a.code for a in while_cut if a.status == 500} <= {"backend_failed"}, outcomes
     else:
         assert lost, "h1 answered no write while cut off"
     restarted = rejoins_as_replica(hosts, "h1", "h2", section_id)
@@ -322,3 +326,89 @@ def test_promote_refuses_a_replica_behind(default_hosts: Multihost):
     assert wait_for(lambda: hosts.caught_up("enroll.db"), 10, interval=0.05) is not None
     assert enrolled_on(hosts, "h2", section_id) == kept
     print(f"multihost: promote h2 refused ({refused.value}); h3 promoted, {len(granted)} kept")
+
+
+class Registrations:
+    """A registrar registering new students through the `gateways` (h1's and h3's auth gateways,
+    in turn) from h3's network, one request at a time in each of two threads, until stopped:
+    every answer kept as (username, status), status 0 for no answer."""
+
+    def __init__(self, hosts: Multihost, gateways: tuple[str, ...] = ("h1", "h3")) -> None:
+        self.hosts = hosts
+        self.gateways = gateways
+        self.registrar = bearer(signer(hosts)(1, "rhenderson", "registrar"))
+        self.answers: list[tuple[str, int]] = []
+        self.stopping = threading.Event()
+        self.threads = [
+            threading.Thread(target=self._run, args=(n,), daemon=True) for n in range(2)
+        ]
+
+    def __enter__(self) -> "Registrations":
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopping.set()
+        for thread in self.threads:
+            thread.join(30)
+
+    def _run(self, n: int) -> None:
+        with self.hosts.in_host("h3"), httpx.Client(timeout=REQUEST_TIMEOUT) as client:
+            sent = 0
+            while not self.stopping.is_set():
+                username = f"switch{n}x{sent}"
+                gateway = self.hosts.auth_gateway(self.gateways[sent % len(self.gateways)])
+                sent += 1
+                body = {"username": username, "password": "switchover pass 11",
+                        "first_name": "Planned", "last_name": "Switchover"}  # fmt: skip
+                try:
+                    status = client.post(
+                        gateway + "/auth_api/register", headers=self.registrar, json=body
+                    ).status_code
+                except httpx.HTTPError:
+                    status = 0
+                self.answers.append((username, status))
+                if status in (0, 503):
+                    time.sleep(0.05)
+
+
+def test_a_planned_switchover_keeps_every_registration_and_seat(default_hosts: Multihost):
+    """`promote h2` with h1 alive, while a registrar registers students through h1's and h3's
+    auth gateways and students enroll through all three hosts: every registration and every seat
+    answered 201 is in h2's copies afterwards, and h1 serves on as h2's replica. (h1's auth
+    instance is frozen before promote reads the position h2 must hold: one left running could
+    answer a registration after that, which h2 would never get.)"""
+    hosts = default_hosts
+    section_id = new_section(hosts, 75)
+    with (
+        Registrations(hosts) as registrations,
+        Rush(hosts, section_id, first_student=70000) as rush,
+    ):
+        time.sleep(1.5)
+        promoted = hosts.promote("h2")
+        time.sleep(1.5)
+    assert promoted["old_primary_was"] == "alive" and promoted["forced"] is False, promoted
+    registered = [username for username, status in registrations.answers if status == 201]
+    seats = [a.student for a in rush.answers if a.status == 201]
+    assert len(registered) >= 10 and len(seats) >= 10, "the traffic hardly ran"
+    # Nothing answered but a 201, a 503 while the primary moved, or what a request in flight on
+    # h1 gets as it is stopped.
+    assert {status for _, status in registrations.answers} <= {201, 503, *IN_FLIGHT_AT_A_KILL}
+    assert {a.status for a in rush.answers} <= {201, 503, *IN_FLIGHT_AT_A_KILL}
+    assert {a.code for a in rush.answers if a.status == 500} <= {"backend_failed"}
+
+    auth_copy = hosts.database("h2", "auth.db")
+    with sqlite3.connect(f"file:{auth_copy}?mode=ro", uri=True) as db:
+        held = {name for (name,) in db.execute("SELECT username FROM users")}
+    assert [name for name in registered if name not in held] == []
+    assert [s for s in seats if s not in enrolled_on(hosts, "h2", section_id)] == []
+    assert hosts.status()["primary"] == {"enroll.db": "h2", "auth.db": "h2"}
+    for database in LITEFS_PORTS:
+        assert litefs_info(hosts, "h1", database)["isPrimary"] is False
+    assert wait_for(lambda: hosts.caught_up("auth.db"), 10, interval=0.05) is not None
+    print(
+        f"multihost: planned switchover, writable after {promoted['writable_after_seconds']} s,"
+        f" done in {promoted['seconds']} s: {len(registered)}"
+        f" registrations and {len(seats)} seats answered 201, all on h2"
+    )
