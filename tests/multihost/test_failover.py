@@ -378,9 +378,29 @@ def test_a_planned_switchover_keeps_every_registration_and_seat(default_hosts: M
     auth gateways and students enroll through all three hosts: every registration and every seat
     answered 201 is in h2's copies afterwards, and h1 serves on as h2's replica. (h1's auth
     instance is frozen before promote reads the position h2 must hold: one left running could
-    answer a registration after that, which h2 would never get.)"""
+    answer a registration after that, which h2 would never get.) First, with h2 cut off and so
+    behind, `promote h2` is refused, and h1 serves writes again as the primary."""
     hosts = default_hosts
     section_id = new_section(hosts, 75)
+
+    def enroll_through_h1(student: int) -> int:
+        with hosts.in_host("h1"):
+            return httpx.post(
+                f"{hosts.enroll_gateway('h1')}{API}/users/{student}/enrollments",
+                headers=bearer(signer(hosts)(student, f"planned{student}", "student")),
+                json={"section_id": section_id},
+                timeout=REQUEST_TIMEOUT,
+            ).status_code
+
+    hosts.cut_off("h2")
+    assert enroll_through_h1(69998) == 201  # held by h3, not by h2
+    with pytest.raises(MultihostError, match="behind"):
+        hosts.promote("h2")
+    hosts.cut_off("h2", cut=False)
+    assert hosts.primary == "h1"
+    assert wait_for(lambda: enroll_through_h1(69999) == 201, 10, interval=0.2)
+    assert wait_for(lambda: hosts.caught_up("enroll.db"), 10, interval=0.05) is not None
+
     with (
         Registrations(hosts) as registrations,
         Rush(hosts, section_id, first_student=70000) as rush,
