@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from app.common import idempotency
+from app.common.errors import database_busy
 from app.common.observe import WRITER_LOCK_WAIT
 from app.common.turn_transaction import (
     Ran,
@@ -285,17 +286,16 @@ def connect(
 
 
 def _switch_to_wal(conn: sqlite3.Connection) -> None:
-    """`PRAGMA journal_mode = WAL`, retried up to the busy timeout: switching a file still in
-    rollback mode needs an exclusive lock, and SQLite refuses it at once ("database is locked",
-    no busy handler) while another connection holds one (six threads opening such a file with
-    throttle.create_schema failed in 17 runs of 300)."""
+    """`PRAGMA journal_mode = WAL`, retried up to the busy timeout: SQLite refuses to switch a
+    file still in rollback mode at once, without its busy handler, while another connection
+    holds a lock (throttle.create_schema in six threads: 17 failed runs of 300)."""
     deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
     while True:
         try:
             conn.execute("PRAGMA journal_mode = WAL")
             return
         except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+            if not database_busy(exc) or time.monotonic() > deadline:
                 raise
         time.sleep(0.005)
 
