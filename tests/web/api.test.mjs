@@ -203,6 +203,35 @@ describe("an outcome that is not known", () => {
 });
 
 describe("an access token that expired in between", () => {
+  test("is refreshed with the key kept in the session, which goes with the new tokens", async () => {
+    const token = accessToken();
+    answers = [401, [200, { access_token: token, refresh_token: "r2", expires_in: 900 }],
+      [201, { status: "enrolled" }]];  // prettier-ignore
+    await enroll(15);
+
+    assert.equal(sent[1].url, `${AUTH}/refresh`);
+    assert.match(sent[1].headers["Idempotency-Key"], UUID);
+    const now = JSON.parse(stored.get("registration.session"));
+    assert.equal(now.refresh, "r2");
+    assert.equal(now.refreshKey, undefined);
+  });
+
+  test("a refresh whose page was reloaded on its way is sent again with its key", async () => {
+    // The page before had saved its refresh's key with the session, then was reloaded before
+    // the answer came: the service has turned "r1" already, and only that key gets its answer.
+    const before = JSON.parse(stored.get("registration.session"));
+    stored.set("registration.session", JSON.stringify({ ...before, refreshKey: "key-of-the-page-before" }));
+    const token = accessToken();
+    answers = [401, [200, { access_token: token, refresh_token: "r2", expires_in: 900 }],
+      [201, { status: "enrolled" }]];  // prettier-ignore
+    await enroll(16);
+
+    assert.equal(sent[1].url, `${AUTH}/refresh`);
+    assert.equal(sent[1].headers["Idempotency-Key"], "key-of-the-page-before");
+    assert.equal(JSON.parse(sent[1].body).refresh_token, "r1");
+    assert.equal(JSON.parse(stored.get("registration.session")).refreshKey, undefined);
+  });
+
   test("is refreshed once and the write sent again with the same key", async () => {
     const token = accessToken();
     answers = [401, [200, { access_token: token, refresh_token: "r2", expires_in: 900 }],

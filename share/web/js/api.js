@@ -116,19 +116,28 @@ function refresh() {
 }
 
 async function refreshOnce() {
-  const current = session();
+  let current = session();
   if (!current) return false;
+  // The refresh's Idempotency-Key is kept with the session before it is sent: a page reloaded
+  // while it was on its way (its answer lost with the page) sends it again with the same key and
+  // gets the same new tokens, where the refresh token alone, used already, would end the session.
+  if (!current.refreshKey) {
+    current = { ...current, refreshKey: newKey() };
+    save(current);
+  }
   try {
     const body = await call(`${config.auth_api}/refresh`, {
       method: "POST",
       json: { refresh_token: current.refresh },
       auth: false,
+      key: current.refreshKey,
       onRetry: () => {}, // out of sight: the person is doing something else meanwhile
     });
     // Signed out (or signed in anew) while this refresh was on its way: its tokens are not
     // this tab's session any more, and saving them would sign the tab back in.
     if (session()?.refresh !== current.refresh) return false;
-    save(withAccess({ ...current, refresh: body.refresh_token }, body.access_token, body.expires_in));
+    const { refreshKey: _used, ...renewed } = current;
+    save(withAccess({ ...renewed, refresh: body.refresh_token }, body.access_token, body.expires_in));
     keepFresh();
     return true;
   } catch (error) {
@@ -187,8 +196,9 @@ export function onRetrying(fn) {
 }
 
 // One request, sent again after a cut connection or a 5xx (retry.js): a write carries an
-// Idempotency-Key, the same on every try. `onRetry({retry, retries, delayMs})` is told before each
-// retry, to say "Still trying…". A body is `json`, or `text` of the type `contentType` (a CSV).
+// Idempotency-Key, the same on every try (`key`, or one of its own). `onRetry({retry, retries,
+// delayMs})` is told before each retry, to say "Still trying…". A body is `json`, or `text` of
+// the type `contentType` (a CSV).
 async function call(url, options = {}) {
   const { method = "GET", json, text, contentType = "application/json", auth = true } = options;
   const { onRetry = retryShown } = options;
@@ -197,7 +207,7 @@ async function call(url, options = {}) {
   if (auth && !signedIn) throw new ApiError(FALLBACK[401], 401, "signed_out");
   const write = isWrite(method);
   const asked = write && auth ? `${signedIn.user.id} ${method} ${url} ${body ?? ""}` : null;
-  const key = write ? (unsettled.get(asked) ?? newKey()) : null;
+  const key = write ? (options.key ?? unsettled.get(asked) ?? newKey()) : null;
   let refreshed = false;
   const send = async () => {
     for (;;) {
